@@ -1,0 +1,212 @@
+// proxy/admin: the admin listener's sessions and endpoints, on one thread of its own.
+#include "proxy/admin.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <thread>
+
+namespace sg::proxy {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+
+namespace {
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::chrono::seconds admin_timeout{30};
+constexpr std::chrono::seconds readiness_timeout{1};
+
+using response_t = http::response<http::string_body>;
+
+response_t make_response(http::status status, std::string_view content_type, std::string body) {
+    response_t res{status, 11};
+    res.set(http::field::content_type, content_type);
+    res.set(http::field::cache_control, "no-store");
+    res.body() = std::move(body);
+    return res;
+}
+
+response_t json_response(http::status status, const nlohmann::json& j) {
+    return make_response(status, "application/json", j.dump() + "\n");
+}
+}  // namespace
+
+bool bearer_token_matches(std::string_view authorization, std::string_view token) {
+    static constexpr std::string_view prefix = "Bearer ";
+    if (token.empty() || authorization.size() != prefix.size() + token.size()) return false;
+    if (authorization.substr(0, prefix.size()) != prefix) return false;
+    unsigned char diff = 0;
+    for (std::size_t i = 0; i < token.size(); ++i) {
+        diff |= static_cast<unsigned char>(authorization[prefix.size() + i] ^ token[i]);
+    }
+    return diff == 0;
+}
+
+struct admin_server::impl {
+    impl(const config::config& c, metrics& mm) : cfg(c), m(mm), acceptor(ioc) {}
+
+    const config::config& cfg;
+    metrics& m;
+    asio::io_context ioc{1};
+    tcp::acceptor acceptor;
+    std::vector<tcp::endpoint> upstream;
+    std::thread thread;
+    std::atomic<bool> stopped{false};
+
+    awaitable<void> accept_loop();
+    awaitable<void> session(tcp::socket socket);
+    awaitable<response_t> route(const http::request<http::string_body>& req);
+    awaitable<bool> upstream_reachable();
+};
+
+awaitable<bool> admin_server::impl::upstream_reachable() {
+    beast::tcp_stream probe(ioc);
+    probe.expires_after(readiness_timeout);
+    auto [ec, ep] = co_await probe.async_connect(upstream, nothrow);
+    beast::error_code ignored;
+    probe.socket().close(ignored);
+    co_return !ec;
+}
+
+awaitable<response_t> admin_server::impl::route(const http::request<http::string_body>& req) {
+    const std::string_view target(req.target().data(), req.target().size());
+    const std::string_view path = target.substr(0, target.find('?'));
+    const bool get = req.method() == http::verb::get || req.method() == http::verb::head;
+
+    if (path == "/healthz" && get) {
+        co_return make_response(http::status::ok, "text/plain", "ok\n");
+    }
+    if (path == "/readyz" && get) {
+        bool ok = co_await upstream_reachable();
+        nlohmann::json j;
+        j["ready"] = ok;
+        j["upstream"] = cfg.v1.name;
+        j["upstream_reachable"] = ok;
+        co_return json_response(ok ? http::status::ok : http::status::service_unavailable, j);
+    }
+    if (path == "/metrics" && get) {
+        co_return make_response(http::status::ok, "text/plain; version=0.0.4",
+                                m.render(cfg.v1.name));
+    }
+    if (path.starts_with("/admin/")) {
+        // Everything under /admin/ needs the bearer token; with no token configured the admin
+        // API is closed rather than open.
+        if (cfg.admin.token.empty()) {
+            nlohmann::json j;
+            j["error"] = "admin_token_unset";
+            j["detail"] = "set " + cfg.admin.token_env + " to enable /admin/ endpoints";
+            co_return json_response(http::status::forbidden, j);
+        }
+        auto auth = req.find(http::field::authorization);
+        std::string_view auth_value =
+            auth == req.end() ? std::string_view{}
+                              : std::string_view(auth->value().data(), auth->value().size());
+        if (!bearer_token_matches(auth_value, cfg.admin.token)) {
+            nlohmann::json j;
+            j["error"] = "unauthorized";
+            j["detail"] = "missing or wrong bearer token";
+            auto res = json_response(http::status::unauthorized, j);
+            res.set(http::field::www_authenticate, "Bearer");
+            co_return res;
+        }
+        if (path == "/admin/config" && get) {
+            co_return make_response(http::status::ok, "application/json",
+                                    config::dump_json(cfg) + "\n");
+        }
+    }
+    nlohmann::json j;
+    j["error"] = "not_found";
+    j["detail"] = "no such admin endpoint";
+    co_return json_response(http::status::not_found, j);
+}
+
+awaitable<void> admin_server::impl::session(tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buf;
+    for (;;) {
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(8 * 1024);
+        parser.body_limit(64 * 1024);
+        stream.expires_after(admin_timeout);
+        auto [ec, n] = co_await http::async_read(stream, buf, parser, nothrow);
+        if (ec) break;
+        auto req = parser.release();
+        response_t res = co_await route(req);
+        res.keep_alive(req.keep_alive());
+        res.version(req.version());
+        res.prepare_payload();
+        if (req.method() == http::verb::head) res.body().clear();
+        auto [wec, wn] = co_await http::async_write(stream, res, nothrow);
+        if (wec || !res.keep_alive()) break;
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+awaitable<void> admin_server::impl::accept_loop() {
+    for (;;) {
+        auto [ec, socket] = co_await acceptor.async_accept(nothrow);
+        if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+        if (ec) continue;
+        asio::co_spawn(ioc, session(std::move(socket)), asio::detached);
+    }
+}
+
+admin_server::admin_server(const config::config& cfg, metrics& m)
+    : impl_(std::make_unique<impl>(cfg, m)) {
+    tcp::resolver resolver(impl_->ioc);
+    beast::error_code ec;
+    auto up = resolver.resolve(cfg.v1.address.host, std::to_string(cfg.v1.address.port), ec);
+    if (ec) throw std::runtime_error("cannot resolve upstream " + cfg.v1.address.host);
+    for (const auto& r : up) impl_->upstream.push_back(r.endpoint());
+
+    auto listen =
+        resolver.resolve(cfg.admin.listen.host, std::to_string(cfg.admin.listen.port), ec);
+    if (ec || listen.empty()) {
+        throw std::runtime_error("cannot resolve admin listen address " + cfg.admin.listen.host);
+    }
+    tcp::endpoint ep = listen.begin()->endpoint();
+    auto& acc = impl_->acceptor;
+    acc.open(ep.protocol(), ec);
+    if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acc.bind(ep, ec);
+    if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+        throw std::runtime_error("cannot listen on admin address " + cfg.admin.listen.host + ":" +
+                                 std::to_string(cfg.admin.listen.port) + ": " + ec.message());
+    }
+}
+
+admin_server::~admin_server() { stop(); }
+
+std::uint16_t admin_server::port() const {
+    beast::error_code ec;
+    return impl_->acceptor.local_endpoint(ec).port();
+}
+
+void admin_server::start() {
+    asio::co_spawn(impl_->ioc, impl_->accept_loop(), asio::detached);
+    impl_->thread = std::thread([this] { impl_->ioc.run(); });
+}
+
+void admin_server::stop() {
+    if (impl_->stopped.exchange(true)) return;
+    impl_->ioc.stop();
+    if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+}  // namespace sg::proxy

@@ -1,0 +1,36 @@
+// proxy/admin: the operator's listener (loopback by default): /healthz, /readyz, /metrics, and
+// token-protected /admin/* endpoints. It runs on its own thread so that a scrape or a slow admin
+// client never competes with the proxy's workers.
+#pragma once
+
+#include "config/config.hpp"
+#include "proxy/metrics.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+namespace sg::proxy {
+
+// True when `authorization` is exactly "Bearer <token>" for a non-empty configured token.
+// Compares in constant time so the token cannot be guessed byte by byte.
+bool bearer_token_matches(std::string_view authorization, std::string_view token);
+
+class admin_server {
+public:
+    // Binds the admin listen address; throws std::runtime_error on failure (start-up error).
+    admin_server(const config::config& cfg, metrics& m);
+    ~admin_server();
+    admin_server(const admin_server&) = delete;
+    admin_server& operator=(const admin_server&) = delete;
+
+    std::uint16_t port() const;
+    void start();
+    void stop();  // idempotent
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace sg::proxy

@@ -1,0 +1,121 @@
+// proxy/http_rules: hop-by-hop header handling, forwarding headers and error bodies.
+#include "proxy/http_rules.hpp"
+
+#include <boost/beast/core/string.hpp>
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <vector>
+
+namespace sg::proxy {
+
+namespace {
+
+// Splits a comma-separated header value into trimmed, non-empty tokens.
+std::vector<std::string> list_tokens(std::string_view value) {
+    std::vector<std::string> out;
+    std::size_t pos = 0;
+    while (pos <= value.size()) {
+        std::size_t comma = value.find(',', pos);
+        if (comma == std::string_view::npos) comma = value.size();
+        std::string_view tok = value.substr(pos, comma - pos);
+        while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
+        while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
+        if (!tok.empty()) out.emplace_back(tok);
+        pos = comma + 1;
+    }
+    return out;
+}
+
+}  // namespace
+
+void strip_hop_by_hop(http::fields& fields, bool keep_framing) {
+    // Fields named by Connection are hop-by-hop too; collect them before erasing Connection.
+    std::vector<std::string> named;
+    // Same-name fields need not be adjacent in the field list, so scan all of them.
+    for (const auto& f : fields) {
+        if (f.name() != http::field::connection) continue;
+        for (auto& tok : list_tokens(f.value())) named.push_back(std::move(tok));
+    }
+    for (const auto& name : named) {
+        if (keep_framing && (boost::beast::iequals(name, "transfer-encoding") ||
+                             boost::beast::iequals(name, "content-length"))) {
+            continue;
+        }
+        fields.erase(name);
+    }
+    static constexpr std::array always{http::field::connection, http::field::keep_alive,
+                                       http::field::proxy_connection, http::field::te,
+                                       http::field::trailer, http::field::upgrade};
+    for (auto f : always) fields.erase(f);
+    if (!keep_framing) fields.erase(http::field::transfer_encoding);
+}
+
+void append_forwarded_for(http::fields& fields, std::string_view client_ip) {
+    // Several X-Forwarded-For lines are one list (RFC 9110 §5.3): fold them, then append.
+    std::string merged;
+    for (const auto& f : fields) {
+        if (!boost::beast::iequals(f.name_string(), "X-Forwarded-For") || f.value().empty()) {
+            continue;
+        }
+        if (!merged.empty()) merged += ", ";
+        merged.append(f.value().data(), f.value().size());
+    }
+    if (!merged.empty()) merged += ", ";
+    merged += client_ip;
+    fields.set("X-Forwarded-For", merged);
+}
+
+std::string make_request_id(std::mt19937_64& rng) {
+    std::uint64_t hi = rng();
+    std::uint64_t lo = rng();
+    hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+    lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(36);
+    auto put = [&](std::uint64_t v, int nibbles) {
+        for (int i = nibbles - 1; i >= 0; --i) out.push_back(hex[(v >> (i * 4)) & 0xf]);
+    };
+    put(hi >> 32, 8);
+    out.push_back('-');
+    put(hi >> 16, 4);
+    out.push_back('-');
+    put(hi, 4);
+    out.push_back('-');
+    put(lo >> 48, 4);
+    out.push_back('-');
+    put(lo, 12);
+    return out;
+}
+
+std::string ensure_request_id(http::fields& fields, std::mt19937_64& rng) {
+    auto it = fields.find("X-Request-Id");
+    if (it != fields.end() && !it->value().empty()) return std::string(it->value());
+    std::string id = make_request_id(rng);
+    fields.set("X-Request-Id", id);
+    return id;
+}
+
+std::string error_body(std::string_view code, std::string_view detail,
+                       std::string_view request_id) {
+    nlohmann::json j;
+    j["error"] = code;
+    j["detail"] = detail;
+    j["request_id"] = request_id;
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+bool safe_to_retry(http::verb method) {
+    switch (method) {
+        case http::verb::get:
+        case http::verb::head:
+        case http::verb::options:
+        case http::verb::trace:
+            return true;
+        default:
+            return false;
+    }
+}
+
+}  // namespace sg::proxy

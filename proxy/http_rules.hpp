@@ -1,0 +1,46 @@
+// proxy/http_rules: the header rules a forwarding proxy applies (RFC 9110 §7.6), kept free of I/O so
+// they can be unit-tested: hop-by-hop removal, X-Forwarded-For, X-Request-Id, error bodies.
+#pragma once
+
+#include <boost/beast/http/fields.hpp>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <string_view>
+
+namespace sg::proxy {
+
+namespace http = boost::beast::http;
+
+// Removes the hop-by-hop fields: Connection and every field it names, Keep-Alive,
+// Proxy-Connection, TE, Trailer, Transfer-Encoding and Upgrade. Framing (Content-Length /
+// Transfer-Encoding) is re-established by the caller for the next hop.
+// With keep_framing = true, Transfer-Encoding and Content-Length are left alone (responses to
+// HEAD describe a body that is not there, so their framing fields must pass unchanged).
+void strip_hop_by_hop(http::fields& fields, bool keep_framing = false);
+
+// Appends the client address to X-Forwarded-For ("a, b" when one is already present).
+void append_forwarded_for(http::fields& fields, std::string_view client_ip);
+
+// Returns the request's X-Request-Id, adding a fresh one first when it has none (or an empty one).
+std::string ensure_request_id(http::fields& fields, std::mt19937_64& rng);
+
+// A random id in UUID v4 form.
+std::string make_request_id(std::mt19937_64& rng);
+
+// The small JSON body of an error shadowgate itself produces:
+// {"error": code, "detail": detail, "request_id": id}. Strings are JSON-escaped.
+std::string error_body(std::string_view code, std::string_view detail, std::string_view request_id);
+
+// 1..5 for a status code's class, 0 for anything outside 100..599.
+inline int status_class(unsigned status) {
+    return status >= 100 && status <= 599 ? static_cast<int>(status / 100) : 0;
+}
+
+// True for methods that may be retried on a fresh upstream connection when a reused one turned
+// out to be dead before any response byte arrived. PUT is excluded on purpose: v1 makes a new
+// commit for every PUT, so repeating one is visible.
+bool safe_to_retry(http::verb method);
+
+}  // namespace sg::proxy

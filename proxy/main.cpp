@@ -1,0 +1,147 @@
+// proxy/main: the shadowgate command line. `serve` runs the proxy and its admin listener; later
+// subcommands (migrate, reconcile, report, gate) join it here.
+#include "config/config.hpp"
+#include "proxy/admin.hpp"
+#include "proxy/metrics.hpp"
+#include "proxy/server.hpp"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/async.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+namespace {
+
+constexpr int exit_ok = 0;
+constexpr int exit_failure = 1;
+constexpr int exit_bad_config = 2;
+
+// Logs go through spdlog's async logger with overrun-oldest: a slow stderr never stalls a worker.
+void setup_logging(const std::string& level) {
+    spdlog::init_thread_pool(8192, 1);
+    auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    auto logger = std::make_shared<spdlog::async_logger>(
+        "shadowgate", sink, spdlog::thread_pool(), spdlog::async_overflow_policy::overrun_oldest);
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+    logger->set_level(spdlog::level::from_str(level));
+    logger->flush_on(spdlog::level::info);
+    spdlog::set_default_logger(logger);
+}
+
+// Writes {"proxy_port":..,"admin_port":..,"pid":..} atomically (temp file + rename), so that
+// scripts can wait for the file and then read a complete document.
+void write_ready_file(const std::string& path, std::uint16_t proxy_port, std::uint16_t admin_port) {
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << "{\"proxy_port\": " << proxy_port << ", \"admin_port\": " << admin_port
+            << ", \"pid\": " << ::getpid() << "}\n";
+    }
+    std::filesystem::rename(tmp, path);
+}
+
+int check_config(const std::string& path) {
+    auto result = sg::config::load_file(path);
+    if (!result.problems.empty()) {
+        std::cerr << path << ": " << result.problems.size() << " problem"
+                  << (result.problems.size() == 1 ? "" : "s") << "\n"
+                  << sg::config::format_problems(result.problems);
+        return exit_bad_config;
+    }
+    std::cout << path << ": ok\n";
+    return exit_ok;
+}
+
+int serve(const std::string& config_path, const std::string& ready_file) {
+    sg::config::load_result loaded = config_path.empty()
+                                         ? sg::config::parse("{}")
+                                         : sg::config::load_file(config_path);
+    if (!loaded.problems.empty()) {
+        std::cerr << (config_path.empty() ? "defaults" : config_path) << ": "
+                  << sg::config::format_problems(loaded.problems);
+        return exit_bad_config;
+    }
+    const sg::config::config cfg = *loaded.value;
+    std::signal(SIGPIPE, SIG_IGN);
+
+    // Block the stop signals before any thread starts (the logger's included) so that only
+    // sigwait() below sees them.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    setup_logging(cfg.log.level);
+
+    sg::proxy::metrics metrics;
+    try {
+        sg::proxy::server server(cfg, metrics);
+        sg::proxy::admin_server admin(cfg, metrics);
+        server.start();
+        admin.start();
+        spdlog::info("event=listening listener=proxy host={} port={} stage={} upstream={}:{}",
+                     cfg.proxy.listen.host, server.port(), sg::config::to_string(cfg.mode),
+                     cfg.v1.address.host, cfg.v1.address.port);
+        spdlog::info("event=listening listener=admin host={} port={} token={}",
+                     cfg.admin.listen.host, admin.port(),
+                     cfg.admin.token.empty() ? "unset" : "set");
+        if (!ready_file.empty()) write_ready_file(ready_file, server.port(), admin.port());
+
+        int sig = 0;
+        sigwait(&stop_signals, &sig);
+        spdlog::info("event=draining signal={} grace_ms={}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                     cfg.proxy.shutdown_grace.count());
+        server.begin_drain();
+        const bool drained = server.wait_drained(cfg.proxy.shutdown_grace);
+        server.stop();
+        admin.stop();
+        spdlog::info("event=stopped drained={} open_connections={}", drained,
+                     metrics.open_client_connections.load());
+    } catch (const std::exception& e) {
+        spdlog::critical("event=startup_failed error=\"{}\"", e.what());
+        spdlog::shutdown();
+        return exit_failure;
+    }
+    spdlog::shutdown();
+    return exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"shadowgate: moves a live API from v1 storage to Dolt behind a shadowing proxy"};
+    app.set_version_flag("--version", std::string("shadowgate ") + SHADOWGATE_VERSION);
+    app.require_subcommand(1);
+
+    auto* serve_cmd = app.add_subcommand("serve", "run the proxy and the admin listener");
+    std::string config_path;
+    std::string check_path;
+    std::string ready_file;
+    bool print_defaults = false;
+    serve_cmd->add_option("-c,--config", config_path, "config file (JSON, comments allowed)");
+    serve_cmd->add_option("--check-config", check_path,
+                          "validate this config file, print every problem and exit "
+                          "(0: valid, 2: invalid)");
+    serve_cmd->add_flag("--print-defaults", print_defaults,
+                        "print the default config document and exit");
+    serve_cmd->add_option("--ready-file", ready_file,
+                          "once listening, write the bound ports as JSON to this file");
+
+    CLI11_PARSE(app, argc, argv);
+
+    if (*serve_cmd) {
+        if (print_defaults) {
+            std::cout << sg::config::dump_json(sg::config::config{}) << "\n";
+            return exit_ok;
+        }
+        if (!check_path.empty()) return check_config(check_path);
+        return serve(config_path, ready_file);
+    }
+    return exit_failure;
+}
