@@ -22,6 +22,7 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <atomic>
 #include <optional>
 #include <stdexcept>
@@ -150,6 +151,7 @@ struct worker {
     void release(conn_ptr c);
     awaitable<upstream_result> exchange(request_t& req, bool head);
     awaitable<void> session(tcp::socket socket);
+    awaitable<void> linger(beast::tcp_stream& stream);
     awaitable<bool> handle_one(beast::tcp_stream& stream, beast::flat_buffer& buf,
                                const std::string& client_ip);
     awaitable<bool> send_own(beast::tcp_stream& stream, unsigned version, unsigned status,
@@ -263,7 +265,23 @@ awaitable<bool> worker::handle_one(beast::tcp_stream& stream, beast::flat_buffer
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(limits.header_limit_bytes));
     parser.body_limit(limits.body_limit_bytes);
-    stream.expires_after(limits.request_timeout);
+
+    // The whole request must arrive within request_timeout (slowloris). tcp_stream's own expiry
+    // would close the socket and lose the chance to answer 408, so a timer cancels the read
+    // instead; its state is shared because the handler may run after this frame is gone.
+    stream.expires_never();
+    struct read_watch {
+        tcp::socket* socket;  // cleared once reading is over: the handler must not touch it
+        bool timed_out = false;
+    };
+    auto watch = std::make_shared<read_watch>(read_watch{&stream.socket()});
+    asio::steady_timer read_deadline(ioc, limits.request_timeout);
+    read_deadline.async_wait([watch](beast::error_code ec) {
+        if (ec || watch->socket == nullptr) return;  // the request arrived in time
+        watch->timed_out = true;
+        beast::error_code ignored;
+        watch->socket->cancel(ignored);
+    });
 
     auto [hec, hn] = co_await http::async_read_header(stream, buf, parser, nothrow);
     if (!hec && !parser.is_done()) {
@@ -280,6 +298,9 @@ awaitable<bool> worker::handle_one(beast::tcp_stream& stream, beast::flat_buffer
         auto [bec, bn] = co_await http::async_read(stream, buf, parser, nothrow);
         hec = bec;
     }
+    watch->socket = nullptr;
+    read_deadline.cancel();
+    if (hec && watch->timed_out) hec = beast::error::timeout;
     if (hec) {
         auto failure = classify_read_error(hec);
         if (!failure) co_return false;
@@ -372,6 +393,7 @@ awaitable<void> worker::session(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buf;
     const auto idle = cfg.proxy.limits.idle_timeout;
+    bool peer_closed = false;
     while (!draining) {
         if (buf.size() == 0) {
             // Idle between requests: bounded by idle_timeout, and cancellable by a drain.
@@ -379,7 +401,10 @@ awaitable<void> worker::session(tcp::socket socket) {
             idle_clients.insert(&stream);
             auto [rec, n] = co_await stream.async_read_some(buf.prepare(16 * 1024), nothrow);
             idle_clients.erase(&stream);
-            if (rec) break;
+            if (rec) {
+                peer_closed = rec == asio::error::eof;
+                break;
+            }
             buf.commit(n);
         }
         m.in_flight_requests.fetch_add(1, relaxed);
@@ -388,7 +413,24 @@ awaitable<void> worker::session(tcp::socket socket) {
         if (!keep) break;
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (!peer_closed && !draining) co_await linger(stream);
     stream.close();
+}
+
+// Lingering close: after our FIN, read and discard what the client still sends for a moment.
+// Closing with unread input makes the kernel send RST, which can destroy the error response
+// (408, 413, 431) the client has not read yet.
+awaitable<void> worker::linger(beast::tcp_stream& stream) {
+    static constexpr std::size_t max_discard = 16 * 1024 * 1024;
+    std::array<char, 16 * 1024> sink;
+    std::size_t discarded = 0;
+    stream.expires_after(std::chrono::seconds(2));
+    while (discarded < max_discard) {
+        auto sink_buf = asio::buffer(sink);
+        auto [ec, n] = co_await stream.async_read_some(sink_buf, nothrow);
+        if (ec) break;
+        discarded += n;
+    }
 }
 
 void worker::drain() {

@@ -1,0 +1,446 @@
+// config: loads a JSON config document (comments allowed) into the structs of config.hpp, reporting
+// every problem with its JSON path.
+#include "config/config.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <span>
+
+namespace sg::config {
+namespace {
+
+// ordered_json keeps keys in document order, so problems come out in the order a reader sees them.
+using json = nlohmann::ordered_json;
+
+// Upper bounds catch typos (an extra zero, a value meant in another unit), not taste.
+constexpr std::int64_t max_port = 65535;
+constexpr std::int64_t max_threads = 256;
+constexpr std::int64_t max_timeout_ms = 3'600'000;  // one hour
+constexpr std::int64_t max_header_bytes = std::int64_t{1} << 20;
+constexpr std::int64_t max_body_bytes = std::int64_t{1} << 30;
+constexpr std::int64_t max_upstream_body_bytes = std::int64_t{4} << 30;
+constexpr std::int64_t max_connections = 1'000'000;
+constexpr std::int64_t max_idle_connections = 4096;
+
+constexpr std::string_view stage_names[] = {"off", "dualwrite", "shadow"};
+constexpr std::string_view log_levels[] = {"trace", "debug", "info", "warn", "error", "off"};
+
+std::string child_path(const std::string& parent, std::string_view key) {
+    const bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_';
+    });
+    if (plain) return parent + "." + std::string(key);
+    // Quoted so that a key with dots or spaces cannot be mistaken for a deeper path.
+    return parent + "[" +
+           json(std::string(key)).dump(-1, ' ', false, json::error_handler_t::replace) + "]";
+}
+
+std::string join(std::span<const std::string_view> names) {
+    std::string out;
+    for (auto n : names) out += (out.empty() ? "" : ", ") + std::string(n);
+    return out;
+}
+
+bool is_env_name(std::string_view s) {
+    if (s.empty() || (s.front() >= '0' && s.front() <= '9')) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               c == '_';
+    });
+}
+
+bool is_loopback(const std::string& host) {
+    std::string lower = host;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (lower == "localhost") return true;
+    in_addr v4{};
+    if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+    in6_addr v6{};
+    if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+        return std::memcmp(&v6, &in6addr_loopback, sizeof v6) == 0;
+    }
+    return false;
+}
+
+bool is_wildcard(const std::string& host) { return host == "0.0.0.0" || host == "::"; }
+
+using reader_fn = std::function<void(const json& value, const std::string& path)>;
+
+struct field {
+    std::string_view key;
+    reader_fn read;
+};
+
+// Walks a document against field tables; each reader writes its target only when the value is
+// valid, so a rejected value leaves the default in place and later cross-checks still make sense.
+class loader {
+public:
+    std::vector<problem> problems;
+
+    void add(const std::string& path, std::string message) {
+        problems.push_back({path, std::move(message)});
+    }
+
+    void object(const json& v, const std::string& path, std::span<const field> fields) {
+        if (!v.is_object()) {
+            add(path, std::string("expected an object, got ") + v.type_name());
+            return;
+        }
+        for (const auto& [key, value] : v.items()) {
+            const std::string p = child_path(path, key);
+            auto f = std::find_if(fields.begin(), fields.end(),
+                                  [&](const field& fd) { return fd.key == key; });
+            if (f != fields.end()) {
+                f->read(value, p);
+            } else if (key == "password" || key == "token" || key == "admin_token") {
+                // The env var name may be set later in the document: fill the message at the end.
+                secrets_.push_back({problems.size(), key == "password"});
+                add(p, "");
+            } else {
+                add(p, "unknown key");
+            }
+        }
+    }
+
+    std::optional<std::int64_t> integer(const json& v, const std::string& path, std::int64_t min,
+                                        std::int64_t max) {
+        if (!v.is_number_integer()) {
+            add(path, std::string("expected an integer, got ") + v.type_name());
+            return std::nullopt;
+        }
+        const bool too_big =
+            v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(max);
+        const std::int64_t n = too_big ? max : v.get<std::int64_t>();
+        if (too_big || n < min || n > max) {
+            add(path, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                          ", got " + v.dump());
+            return std::nullopt;
+        }
+        return n;
+    }
+
+    template <class T>
+    reader_fn number(T& target, std::int64_t min, std::int64_t max) {
+        return [this, &target, min, max](const json& v, const std::string& path) {
+            if (auto n = integer(v, path, min, max)) target = static_cast<T>(*n);
+        };
+    }
+
+    reader_fn duration(milliseconds& target) {
+        return [this, &target](const json& v, const std::string& path) {
+            if (auto n = integer(v, path, 1, max_timeout_ms)) target = milliseconds{*n};
+        };
+    }
+
+    reader_fn boolean(bool& target) {
+        return [this, &target](const json& v, const std::string& path) {
+            if (v.is_boolean()) {
+                target = v.get<bool>();
+            } else {
+                add(path, std::string("expected a boolean, got ") + v.type_name());
+            }
+        };
+    }
+
+    std::optional<std::string> string(const json& v, const std::string& path) {
+        if (!v.is_string()) {
+            add(path, std::string("expected a string, got ") + v.type_name());
+            return std::nullopt;
+        }
+        return v.get<std::string>();
+    }
+
+    reader_fn text(std::string& target, bool may_be_empty) {
+        return [this, &target, may_be_empty](const json& v, const std::string& path) {
+            if (auto s = string(v, path)) {
+                if (s->empty() && !may_be_empty) {
+                    add(path, "must not be empty");
+                } else {
+                    target = std::move(*s);
+                }
+            }
+        };
+    }
+
+    reader_fn host(std::string& target) {
+        return [this, &target](const json& v, const std::string& path) {
+            if (auto s = string(v, path)) {
+                const bool bad = std::any_of(s->begin(), s->end(),
+                                             [](unsigned char c) { return c <= ' ' || c == 0x7f; });
+                if (s->empty()) {
+                    add(path, "must not be empty");
+                } else if (bad) {
+                    add(path, "must not contain spaces or control characters");
+                } else {
+                    target = std::move(*s);
+                }
+            }
+        };
+    }
+
+    reader_fn env_name(std::string& target) {
+        return [this, &target](const json& v, const std::string& path) {
+            if (auto s = string(v, path)) {
+                if (is_env_name(*s)) {
+                    target = std::move(*s);
+                } else {
+                    add(path, "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+                }
+            }
+        };
+    }
+
+    // Reads one of `names` and hands its index to `store`.
+    reader_fn choice(std::span<const std::string_view> names,
+                     std::function<void(std::size_t)> store) {
+        return [this, names, store](const json& v, const std::string& path) {
+            auto s = string(v, path);
+            if (!s) return;
+            auto it = std::find(names.begin(), names.end(), *s);
+            if (it == names.end()) {
+                add(path, "must be one of " + join(names) + ", got \"" + *s + "\"");
+            } else {
+                store(static_cast<std::size_t>(it - names.begin()));
+            }
+        };
+    }
+
+    // A nested object read with its own field table.
+    reader_fn section(std::vector<field> fields) {
+        return [this, fields = std::move(fields)](const json& v, const std::string& path) {
+            object(v, path, fields);
+        };
+    }
+
+    // Listeners may use port 0 ("the OS picks", for tests); addresses we connect to may not.
+    reader_fn address(endpoint_address& target, std::int64_t min_port) {
+        return section(
+            {{"host", host(target.host)}, {"port", number(target.port, min_port, max_port)}});
+    }
+
+    void fill_secret_messages(const config& c) {
+        for (const auto& [index, is_password] : secrets_) {
+            problems[index].message = "secrets come from the environment: set " +
+                                      (is_password ? c.dolt.password_env : c.admin.token_env);
+        }
+    }
+
+private:
+    std::vector<std::pair<std::size_t, bool>> secrets_;  // problem index, is the Dolt password
+};
+
+reader_fn limits_fields(loader& l, limits_config& lim) {
+    return l.section({
+        {"header_limit_bytes", l.number(lim.header_limit_bytes, 1, max_header_bytes)},
+        {"body_limit_bytes", l.number(lim.body_limit_bytes, 1, max_body_bytes)},
+        {"upstream_body_limit_bytes",
+         l.number(lim.upstream_body_limit_bytes, 1, max_upstream_body_bytes)},
+        {"idle_timeout_ms", l.duration(lim.idle_timeout)},
+        {"request_timeout_ms", l.duration(lim.request_timeout)},
+        {"max_connections", l.number(lim.max_connections, 1, max_connections)},
+    });
+}
+
+reader_fn proxy_fields(loader& l, proxy_config& p) {
+    return l.section({
+        {"listen", l.address(p.listen, 0)},
+        {"threads", l.number(p.threads, 0, max_threads)},
+        {"reject_hostile_paths", l.boolean(p.reject_hostile_paths)},
+        {"shutdown_grace_ms", l.duration(p.shutdown_grace)},
+        {"limits", limits_fields(l, p.limits)},
+    });
+}
+
+reader_fn upstream_fields(loader& l, upstream_config& u) {
+    return l.section({
+        {"name", l.text(u.name, false)},
+        {"address", l.address(u.address, 1)},
+        {"connect_timeout_ms", l.duration(u.connect_timeout)},
+        {"response_timeout_ms", l.duration(u.response_timeout)},
+        {"max_idle_per_thread", l.number(u.max_idle_per_thread, 0, max_idle_connections)},
+        {"idle_keepalive_ms", l.duration(u.idle_keepalive)},
+    });
+}
+
+reader_fn admin_fields(loader& l, admin_config& a) {
+    return l.section({
+        {"listen", l.address(a.listen, 0)},
+        {"allow_remote", l.boolean(a.allow_remote)},
+        {"token_env", l.env_name(a.token_env)},
+    });
+}
+
+reader_fn dolt_fields(loader& l, dolt_config& d) {
+    return l.section({
+        {"host", l.host(d.host)},
+        {"port", l.number(d.port, 1, max_port)},
+        {"user", l.text(d.user, false)},
+        {"database", l.text(d.database, false)},
+        {"password_env", l.env_name(d.password_env)},
+        {"connect_timeout_ms", l.duration(d.connect_timeout)},
+        {"read_timeout_ms", l.duration(d.read_timeout)},
+        {"write_timeout_ms", l.duration(d.write_timeout)},
+    });
+}
+
+void read_document(loader& l, const json& doc, config& c) {
+    auto set_stage = [&c](std::size_t i) { c.mode = static_cast<stage>(i); };
+    auto set_level = [&c](std::size_t i) { c.log.level = std::string(log_levels[i]); };
+    l.section({
+        {"stage", l.choice(stage_names, set_stage)},
+        {"v1_data_dir", l.text(c.v1_data_dir, true)},
+        {"proxy", proxy_fields(l, c.proxy)},
+        {"v1", upstream_fields(l, c.v1)},
+        {"admin", admin_fields(l, c.admin)},
+        {"dolt", dolt_fields(l, c.dolt)},
+        {"log", l.section({{"level", l.choice(log_levels, set_level)}})},
+    })(doc, "$");
+}
+
+void cross_check(loader& l, const config& c) {
+    const auto& admin = c.admin;
+    if (!admin.allow_remote && !is_loopback(admin.listen.host)) {
+        l.add("$.admin.listen.host", "\"" + admin.listen.host +
+                                         "\" is not a loopback address; set admin.allow_remote to "
+                                         "true to expose the admin API");
+    }
+    if (admin.allow_remote && admin.token.empty()) {
+        l.add("$.admin.allow_remote", "a remote admin API needs a token: set " + admin.token_env);
+    }
+    const auto& proxy = c.proxy.listen;
+    const bool same_host = admin.listen.host == proxy.host || is_wildcard(admin.listen.host) ||
+                           is_wildcard(proxy.host);
+    if (admin.listen.port != 0 && admin.listen.port == proxy.port && same_host) {
+        l.add("$.admin.listen", "same endpoint as proxy.listen (" + proxy.host + ":" +
+                                    std::to_string(proxy.port) + ")");
+    }
+}
+
+json address_json(const endpoint_address& a) { return {{"host", a.host}, {"port", a.port}}; }
+
+}  // namespace
+
+std::string_view to_string(stage s) {
+    const auto i = static_cast<std::size_t>(s);
+    return i < std::size(stage_names) ? stage_names[i] : "unknown";
+}
+
+std::optional<std::string> process_env(const char* name) {
+    if (const char* v = std::getenv(name)) return std::string(v);
+    return std::nullopt;
+}
+
+load_result parse(std::string_view text, env_lookup env) {
+    load_result result;
+    try {
+        json doc;
+        try {
+            doc = json::parse(text.begin(), text.end(), nullptr, true, /*ignore_comments=*/true);
+        } catch (const json::parse_error& e) {
+            // Drop the "[json.exception.parse_error.101] " prefix: the rest has line and column.
+            std::string message = e.what();
+            if (auto end = message.find("] ");
+                message.starts_with("[json.") && end != message.npos) {
+                message.erase(0, end + 2);
+            }
+            result.problems.push_back({"$", std::move(message)});
+            return result;
+        }
+        config c;
+        loader l;
+        read_document(l, doc, c);
+        if (env != nullptr) {
+            if (auto t = env(c.admin.token_env.c_str())) c.admin.token = *t;
+            if (auto p = env(c.dolt.password_env.c_str())) c.dolt.password = *p;
+        }
+        cross_check(l, c);
+        l.fill_secret_messages(c);
+        result.problems = std::move(l.problems);
+        if (result.problems.empty()) result.value = std::move(c);
+    } catch (const std::exception& e) {
+        result.value.reset();
+        result.problems.push_back({"$", std::string("internal error: ") + e.what()});
+    }
+    return result;
+}
+
+load_result load_file(const std::string& path, env_lookup env) {
+    std::string text;
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    int err = f == nullptr ? errno : 0;
+    if (f != nullptr) {
+        char buf[8192];
+        std::size_t n = 0;
+        while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+        if (std::ferror(f)) err = errno != 0 ? errno : EIO;  // e.g. EISDIR for a directory
+        std::fclose(f);
+    }
+    if (err != 0) {
+        load_result result;
+        result.problems.push_back({"$", "cannot read " + path + ": " + std::strerror(err)});
+        return result;
+    }
+    return parse(text, env);
+}
+
+std::string dump_json(const config& c) {
+    const auto& p = c.proxy;
+    const auto& lim = c.proxy.limits;
+    const json doc = {
+        {"stage", to_string(c.mode)},
+        {"v1_data_dir", c.v1_data_dir},
+        {"proxy",
+         {{"listen", address_json(p.listen)},
+          {"threads", p.threads},
+          {"reject_hostile_paths", p.reject_hostile_paths},
+          {"shutdown_grace_ms", p.shutdown_grace.count()},
+          {"limits",
+           {{"header_limit_bytes", lim.header_limit_bytes},
+            {"body_limit_bytes", lim.body_limit_bytes},
+            {"upstream_body_limit_bytes", lim.upstream_body_limit_bytes},
+            {"idle_timeout_ms", lim.idle_timeout.count()},
+            {"request_timeout_ms", lim.request_timeout.count()},
+            {"max_connections", lim.max_connections}}}}},
+        {"v1",
+         {{"name", c.v1.name},
+          {"address", address_json(c.v1.address)},
+          {"connect_timeout_ms", c.v1.connect_timeout.count()},
+          {"response_timeout_ms", c.v1.response_timeout.count()},
+          {"max_idle_per_thread", c.v1.max_idle_per_thread},
+          {"idle_keepalive_ms", c.v1.idle_keepalive.count()}}},
+        {"admin",
+         {{"listen", address_json(c.admin.listen)},
+          {"allow_remote", c.admin.allow_remote},
+          {"token_env", c.admin.token_env}}},
+        {"dolt",
+         {{"host", c.dolt.host},
+          {"port", c.dolt.port},
+          {"user", c.dolt.user},
+          {"database", c.dolt.database},
+          {"password_env", c.dolt.password_env},
+          {"connect_timeout_ms", c.dolt.connect_timeout.count()},
+          {"read_timeout_ms", c.dolt.read_timeout.count()},
+          {"write_timeout_ms", c.dolt.write_timeout.count()}}},
+        {"log", {{"level", c.log.level}}},
+    };
+    return doc.dump(4, ' ', false, json::error_handler_t::replace);
+}
+
+std::string format_problems(const std::vector<problem>& problems) {
+    std::string out;
+    for (const auto& p : problems) out += p.path + ": " + p.message + "\n";
+    return out;
+}
+
+}  // namespace sg::config

@@ -1,0 +1,468 @@
+"""The real shadowgate binary over real sockets: transparency against the v1 reference service,
+limits, timeouts, upstream failures, admin endpoints and graceful shutdown."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import select
+import signal
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sg_harness import ScriptedUpstream, base_config, start_shadowgate
+from v1ref_harness import free_port, request, start_v1ref
+
+TOKEN = "test-admin-token-123"
+
+# Headers whose values legitimately differ between two answers to the same request.
+VOLATILE_HEADERS = {"date"}
+
+
+@pytest.fixture(scope="module")
+def v1():
+    data = Path(tempfile.mkdtemp(prefix="sg-v1-"))
+    ref = start_v1ref(data)
+    yield ref
+    ref.stop()
+
+
+@pytest.fixture(scope="module")
+def v1_twin():
+    """A second reference service that receives the same writes directly (for write replies)."""
+    data = Path(tempfile.mkdtemp(prefix="sg-v1twin-"))
+    ref = start_v1ref(data)
+    yield ref
+    ref.stop()
+
+
+@pytest.fixture(scope="module")
+def sg(v1):
+    cfg = base_config(v1.port, proxy={"limits": {"body_limit_bytes": 2 * 1024 * 1024,
+                                                 "header_limit_bytes": 8192}})
+    gate = start_shadowgate(cfg, env={"SHADOWGATE_ADMIN_TOKEN": TOKEN})
+    yield gate
+    gate.stop()
+
+
+@pytest.fixture(scope="module")
+def scripted():
+    up = ScriptedUpstream()
+    yield up
+    up.stop()
+
+
+@pytest.fixture(scope="module")
+def sg_scripted(scripted):
+    cfg = base_config(scripted.port,
+                      proxy={"limits": {"request_timeout_ms": 1000, "idle_timeout_ms": 1500,
+                                        "body_limit_bytes": 1024 * 1024}},
+                      v1={"response_timeout_ms": 800, "connect_timeout_ms": 500})
+    gate = start_shadowgate(cfg, env={"SHADOWGATE_ADMIN_TOKEN": TOKEN})
+    yield gate
+    gate.stop()
+
+
+def comparable_headers(headers: dict) -> dict:
+    return {k: v for k, v in headers.items() if k not in VOLATILE_HEADERS}
+
+
+def assert_same_answer(v1, sg, method, path, body_json=None, headers=None):
+    """The same request straight to v1 and through shadowgate gives the same answer."""
+    direct = request(method, v1.url + path, body_json, headers)
+    proxied = request(method, sg.url + path, body_json, headers)
+    assert proxied[0] == direct[0], (method, path)
+    assert proxied[2] == direct[2], (method, path)
+    assert comparable_headers(proxied[1]) == comparable_headers(direct[1]), (method, path)
+    return direct
+
+
+SHA = re.compile(r"\b[0-9a-f]{40}\b")
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00)?")
+
+
+def normalized(body: bytes) -> str:
+    return TIME.sub("<time>", SHA.sub("<sha>", body.decode()))
+
+
+def write_both(v1_twin, sg, method, path, body_json=None, twin_body_json=None):
+    """A write goes through shadowgate to one v1 and straight to its twin: same answer, shas and
+    times aside (they depend on the clock). Returns (proxied, direct)."""
+    direct = request(method, v1_twin.url + path,
+                     body_json if twin_body_json is None else twin_body_json)
+    proxied = request(method, sg.url + path, body_json)
+    assert proxied[0] == direct[0], (method, path, proxied, direct)
+    assert normalized(proxied[2]) == normalized(direct[2]), (method, path)
+    return proxied, direct
+
+
+def every_read(v1, sg, user, label, sha):
+    """Every read endpoint of the contract, compared byte for byte."""
+    for path in [f"/users/{user}/exists", f"/users/{user}/blocks",
+                 f"/users/{user}/blocks/diffs/counts", f"/users/{user}/blocks/{label}",
+                 f"/users/{user}/blocks/{label}/history", f"/users/{user}/blocks/{label}/history?limit=1",
+                 f"/users/{user}/blocks/{label}/versions/{sha}",
+                 f"/users/{user}/blocks/{label}/versions/{sha[:8]}",
+                 f"/users/{user}/blocks/{label}/diffs"]:
+        status, _, _ = assert_same_answer(v1, sg, "GET", path)
+        assert status == 200, path
+
+
+def test_every_endpoint_is_transparent(v1, v1_twin, sg):
+    user, label = "alice", "student"
+    write_both(v1_twin, sg, "POST", "/users/init", {"user_id": user, "name": "Alice"})
+    write_both(v1_twin, sg, "POST", "/users/init", {"user_id": user})  # idempotent: created false
+    first = write_both(v1_twin, sg, "PUT", f"/users/{user}/blocks/{label}",
+                       {"content": "---\ntitle: Me\n---\n\nHello, café ☕", "message": "first"})
+    sha1 = json.loads(first[0][2])["commit_sha"]
+    twin_sha1 = json.loads(first[1][2])["commit_sha"]
+    write_both(v1_twin, sg, "PUT", f"/users/{user}/blocks/{label}",
+               {"content": "Line one\r\nline two", "schema_ref": "college-essay/student"})
+    every_read(v1, sg, user, label, sha1)
+
+    write_both(v1_twin, sg, "POST", f"/users/{user}/blocks/{label}/restore", {"commit_sha": sha1},
+               {"commit_sha": twin_sha1})
+    every_read(v1, sg, user, label, sha1)
+
+    # Agents propose diffs straight into storage (not through the API), on both twins alike.
+    for ref in (v1, v1_twin):
+        for i, op in enumerate(["append", "full_replace", "append"]):
+            status, _, _ = ref.request("POST", f"/_test/users/{user}/diffs",
+                                       {"id": f"diff-{i}", "block_label": label, "operation": op,
+                                        "proposed_value": f"proposal {i}", "agent_id": "tutor",
+                                        "created_at": f"2026-01-0{i + 1}T10:00:00"})
+            assert status == 200
+    every_read(v1, sg, user, label, sha1)
+    write_both(v1_twin, sg, "POST", f"/users/{user}/blocks/{label}/diffs/diff-1/approve")
+    write_both(v1_twin, sg, "POST", f"/users/{user}/blocks/{label}/diffs/diff-2/reject?reason=no")
+    every_read(v1, sg, user, label, sha1)
+
+    # Errors pass through untouched: 404, 400, 422.
+    for method, path, body in [
+        ("GET", "/users/nobody/blocks", None),
+        ("GET", f"/users/{user}/blocks/missing", None),
+        ("GET", f"/users/{user}/blocks/{label}/versions/{'0' * 40}", None),
+        ("GET", f"/users/{user}/blocks/{label}/history?limit=101", None),
+        ("GET", f"/users/{user}/blocks/{label}/history?limit=abc", None),
+        ("POST", f"/users/{user}/blocks/{label}/diffs/nope/approve", None),
+        ("PUT", f"/users/{user}/blocks/{label}", {"message": "no content"}),
+        ("POST", f"/users/{user}/blocks/{label}/restore", {"commit_sha": "deadbeef"}),
+        ("GET", "/no/such/route", None),
+        ("DELETE", f"/users/{user}/blocks/{label}", None),
+    ]:
+        direct = request(method, v1.url + path, body)
+        proxied = request(method, sg.url + path, body)
+        assert (proxied[0], proxied[2]) == (direct[0], direct[2]), (method, path)
+        assert direct[0] >= 400, (method, path, direct[0])
+    m = sg.metrics()
+    assert m['shadowgate_requests_total{endpoint="get_version",code="2xx"}'] >= 4
+    assert m['shadowgate_requests_total{endpoint="approve_diff",code="2xx"}'] == 1
+    assert m['shadowgate_requests_total{endpoint="get_block",code="4xx"}'] >= 1
+
+
+def test_metrics_label_by_endpoint_never_by_path(sg):
+    request("GET", sg.url + "/users/secret-user-42/blocks")
+    status, headers, body = request("GET", sg.admin_url + "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    text = body.decode()
+    assert "secret-user-42" not in text
+    labels = set(re.findall(r'endpoint="([^"]+)"', text))
+    assert labels == {"user_init", "user_exists", "list_blocks", "diff_counts", "get_block",
+                      "put_block", "block_history", "get_version", "restore_version",
+                      "list_diffs", "approve_diff", "reject_diff", "passthrough"}
+    for series in ["shadowgate_request_duration_seconds_bucket", "shadowgate_upstream_errors_total",
+                   "shadowgate_open_connections", "shadowgate_upstream_duration_seconds_count"]:
+        assert series in text
+
+
+def test_large_bodies_both_ways(v1, sg):
+    request("POST", v1.url + "/users/init", {"user_id": "big"})
+    content = "x" * (1024 * 1024 + 17) + "\nend"
+    status, _, body = request("PUT", sg.url + "/users/big/blocks/huge", {"content": content})
+    assert status == 200, body
+    direct = assert_same_answer(v1, sg, "GET", "/users/big/blocks/huge")
+    assert json.loads(direct[2])["body"].endswith("\nend")
+    assert len(direct[2]) > 1024 * 1024
+
+
+def raw_exchange(port, data: bytes, *, read_timeout=5.0) -> bytes:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.settimeout(read_timeout)
+        s.sendall(data)
+        out = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except socket.timeout:
+            pass
+        return out
+
+
+def test_chunked_request_body_reaches_v1(v1, sg):
+    request("POST", v1.url + "/users/init", {"user_id": "chunky"})
+    payload = json.dumps({"content": "sent in chunks " * 100}).encode()
+    parts = [payload[:50], payload[50:300], payload[300:]]
+    body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+    req = (b"PUT /users/chunky/blocks/c HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + body)
+    out = raw_exchange(sg.port, req)
+    assert out.startswith(b"HTTP/1.1 200"), out[:200]
+    status, _, got = request("GET", v1.url + "/users/chunky/blocks/c")
+    assert status == 200 and json.loads(got)["body"] == "sent in chunks " * 100
+
+
+def test_chunked_and_head_answers(scripted, sg_scripted):
+    status, headers, body = request("GET", sg_scripted.url + "/chunked")
+    assert status == 200 and json.loads(body) == [1, 2, 3]
+    conn = http.client.HTTPConnection("127.0.0.1", sg_scripted.port, timeout=5)
+    conn.request("HEAD", "/big?n=5000")
+    res = conn.getresponse()
+    assert res.status == 200 and res.getheader("Content-Length") == "5000"
+    assert res.read() == b""
+    conn.request("GET", "/big?n=5000")  # same connection still usable after HEAD
+    res = conn.getresponse()
+    assert res.status == 200 and res.read() == b"x" * 5000
+    conn.close()
+
+
+def test_keep_alive_reuses_connections(v1, sg):
+    before = sg.metrics()
+    conn = http.client.HTTPConnection("127.0.0.1", sg.port, timeout=10)
+    for _ in range(50):
+        conn.request("GET", "/users/alice/exists")
+        res = conn.getresponse()
+        assert res.status == 200 and json.loads(res.read()) == {"exists": True}
+    conn.close()
+    after = sg.metrics()
+    key_c = 'shadowgate_upstream_connects_total{upstream="v1"}'
+    key_r = 'shadowgate_upstream_reuses_total{upstream="v1"}'
+    assert after[key_c] - before[key_c] <= 2  # one per worker thread at most
+    assert after[key_r] - before[key_r] >= 48
+    assert after["shadowgate_accepted_connections_total"] - before["shadowgate_accepted_connections_total"] == 1
+
+
+def test_many_concurrent_clients(v1, sg):
+    errors = []
+
+    def client(i):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", sg.port, timeout=20)
+            for _ in range(10):
+                conn.request("GET", "/users/alice/blocks/student")
+                res = conn.getresponse()
+                body = res.read()
+                if res.status != 200 or json.loads(body)["label"] != "student":
+                    errors.append((i, res.status))
+            conn.close()
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append((i, repr(e)))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_forwarding_headers(scripted, sg_scripted):
+    status, _, body = request("GET", sg_scripted.url + "/echo?q=1&r=%20x",
+                              headers={"X-User-Id": "u1", "Authorization": "Bearer abc",
+                                       "Connection": "X-Hop", "X-Hop": "secret",
+                                       "Keep-Alive": "timeout=5", "TE": "trailers",
+                                       "Upgrade": "websocket"})
+    assert status == 200
+    seen = json.loads(body)
+    names = {n.lower(): v for n, v in seen["headers"]}
+    assert seen["target"] == "/echo?q=1&r=%20x"
+    assert names["x-user-id"] == "u1" and names["authorization"] == "Bearer abc"
+    assert names["x-forwarded-for"] == "127.0.0.1"
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+                        names["x-request-id"])
+    for hop in ["x-hop", "keep-alive", "te", "upgrade"]:
+        assert hop not in names, hop
+    assert names.get("connection", "keep-alive").lower() != "x-hop"
+
+    _, _, body = request("GET", sg_scripted.url + "/echo",
+                         headers={"X-Forwarded-For": "10.0.0.1", "X-Request-Id": "given-id"})
+    names = {n.lower(): v for n, v in json.loads(body)["headers"]}
+    assert names["x-forwarded-for"] == "10.0.0.1, 127.0.0.1"
+    assert names["x-request-id"] == "given-id"
+
+
+def test_hostile_paths_never_reach_v1(scripted, sg_scripted):
+    before = len(scripted.requests)
+    for path in ["/users/..%2F..%2Fetc/blocks", "/users/%2e%2e/exists", "/users/.hidden/blocks",
+                 "/users/u1/blocks/a%5Cb", "/users/u1/blocks/%00x"]:
+        status, headers, body = request("GET", sg_scripted.url + path)
+        assert status == 400, path
+        j = json.loads(body)
+        assert j["error"] == "hostile_path" and j["request_id"] == headers["x-request-id"]
+    assert len(scripted.requests) == before
+
+
+def test_upstream_down_gives_502():
+    port = free_port()  # nothing listens there
+    with start_shadowgate(base_config(port)) as gate:
+        status, headers, body = request("GET", gate.url + "/users/u1/exists")
+        assert status == 502
+        j = json.loads(body)
+        assert j["error"] == "upstream_error" and j["request_id"] == headers["x-request-id"]
+        assert request("GET", gate.admin_url + "/readyz")[0] == 503
+        assert request("GET", gate.admin_url + "/healthz")[0] == 200
+        m = gate.metrics()
+        assert m['shadowgate_upstream_errors_total{upstream="v1",kind="connect_refused"}'] == 1
+
+
+def test_slow_and_broken_upstream(scripted, sg_scripted):
+    t0 = time.monotonic()
+    status, headers, body = request("GET", sg_scripted.url + "/hang")
+    elapsed = time.monotonic() - t0
+    assert status == 504 and json.loads(body)["error"] == "upstream_timeout"
+    assert 0.7 < elapsed < 5
+    status, _, _ = request("GET", sg_scripted.url + "/slow?ms=200")
+    assert status == 200  # under the 800 ms response timeout
+    status, _, body = request("GET", sg_scripted.url + "/garbage")
+    assert status == 502 and json.loads(body)["error"] == "upstream_error"
+    m = sg_scripted.metrics()
+    assert m['shadowgate_upstream_errors_total{upstream="v1",kind="response_timeout"}'] >= 1
+    assert m['shadowgate_upstream_errors_total{upstream="v1",kind="bad_response"}'] >= 1
+
+
+def test_upstream_closing_connection_is_not_reused(scripted, sg_scripted):
+    for _ in range(3):
+        status, _, body = request("GET", sg_scripted.url + "/close")
+        assert status == 200 and json.loads(body) == {"closing": True}
+        status, _, _ = request("GET", sg_scripted.url + "/echo")
+        assert status == 200
+
+
+def test_oversized_header_and_body(sg):
+    status, _, body = request("GET", sg.url + "/users/alice/exists", headers={"X-Big": "a" * 10000})
+    assert status == 431 and json.loads(body)["error"] == "header_too_large"
+    big = {"content": "y" * (3 * 1024 * 1024)}
+    status, _, body = request("PUT", sg.url + "/users/alice/blocks/student", big)
+    assert status == 413 and json.loads(body)["error"] == "body_too_large"
+    # chunked with no length announced is cut at the limit too
+    chunk = b"z" * 65536
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(40)) + b"0\r\n\r\n"
+    out = raw_exchange(sg.port, b"PUT /users/alice/blocks/student HTTP/1.1\r\nHost: x\r\n"
+                                b"Transfer-Encoding: chunked\r\n\r\n" + body)
+    assert out.startswith(b"HTTP/1.1 413"), out[:100]
+    m = sg.metrics()
+    assert m['shadowgate_rejected_requests_total{reason="header_too_large"}'] >= 1
+    assert m['shadowgate_rejected_requests_total{reason="body_too_large"}'] >= 2
+    status, _, _ = request("GET", sg.url + "/users/alice/exists")
+    assert status == 200
+
+
+def test_malformed_request_gets_400(sg):
+    out = raw_exchange(sg.port, b"THIS IS NOT HTTP\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400"), out[:100]
+
+
+def test_expect_100_continue(v1, sg):
+    payload = json.dumps({"content": "after continue"}).encode()
+    with socket.create_connection(("127.0.0.1", sg.port)) as s:
+        s.settimeout(5)
+        s.sendall(b"PUT /users/alice/blocks/expect HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(payload))
+        interim = s.recv(100)
+        assert interim.startswith(b"HTTP/1.1 100 Continue")
+        s.sendall(payload)
+        final = s.recv(65536)
+        assert final.startswith(b"HTTP/1.1 200"), final
+    assert json.loads(request("GET", v1.url + "/users/alice/blocks/expect")[2])["body"] == "after continue"
+
+
+def test_trickling_client_is_cut_off(sg_scripted):
+    with socket.create_connection(("127.0.0.1", sg_scripted.port)) as s:
+        s.settimeout(5)
+        t0 = time.monotonic()
+        s.sendall(b"GET /echo HTTP/1.1\r\n")
+        got = b""
+        try:
+            for _ in range(40):
+                s.sendall(b"X")  # a header line that never ends, one byte at a time
+                if select.select([s], [], [], 0.1)[0]:
+                    break  # the proxy answered
+        except OSError:
+            pass  # the proxy closed on us: that is the point
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        except (socket.timeout, ConnectionResetError):
+            pass
+        elapsed = time.monotonic() - t0
+    assert got.startswith(b"HTTP/1.1 408"), got[:100]
+    assert elapsed < 4.5
+
+
+def test_idle_keep_alive_connection_is_closed(sg_scripted):
+    with socket.create_connection(("127.0.0.1", sg_scripted.port)) as s:
+        s.settimeout(5)
+        t0 = time.monotonic()
+        assert s.recv(10) == b""  # closed by the proxy, nothing sent
+        assert 1.0 < time.monotonic() - t0 < 4
+
+
+def test_admin_token(sg):
+    assert request("GET", sg.admin_url + "/healthz")[0] == 200
+    assert request("GET", sg.admin_url + "/readyz")[0] == 200
+    status, headers, _ = request("GET", sg.admin_url + "/admin/config")
+    assert status == 401 and headers["www-authenticate"] == "Bearer"
+    assert request("GET", sg.admin_url + "/admin/config",
+                   headers={"Authorization": "Bearer wrong"})[0] == 401
+    status, _, body = request("GET", sg.admin_url + "/admin/config",
+                              headers={"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200 and json.loads(body)["admin"]["token_env"] == "SHADOWGATE_ADMIN_TOKEN"
+    assert TOKEN not in body.decode()
+    assert TOKEN not in sg.log()
+
+
+def test_admin_without_token_is_closed(scripted):
+    with start_shadowgate(base_config(scripted.port), env={"SHADOWGATE_ADMIN_TOKEN": ""}) as gate:
+        status, _, body = request("GET", gate.admin_url + "/admin/config",
+                                  headers={"Authorization": "Bearer "})
+        assert status == 403 and json.loads(body)["error"] == "admin_token_unset"
+
+
+def test_sigterm_drains_in_flight_requests(scripted):
+    gate = start_shadowgate(base_config(scripted.port, proxy={"shutdown_grace_ms": 5000}))
+    result = {}
+
+    def slow():
+        result["answer"] = request("GET", gate.url + "/slow?ms=1500")
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.4)  # the request is in flight upstream
+    idle = socket.create_connection(("127.0.0.1", gate.port))  # an idle keep-alive client
+    time.sleep(0.1)
+    gate.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    try:
+        late = socket.create_connection(("127.0.0.1", gate.port), timeout=1)
+    except ConnectionRefusedError:
+        late = None
+    assert late is None, "a new connection was accepted after SIGTERM"
+    idle.settimeout(3)
+    assert idle.recv(10) == b""  # idle connection closed by the drain
+    t.join(10)
+    status, headers, body = result["answer"]
+    assert status == 200 and json.loads(body)["target"] == "/slow?ms=1500"
+    assert gate.proc.wait(10) == 0
+    assert "drained=true" in gate.log()

@@ -1,0 +1,396 @@
+// tests/unit/test_config: loading and validating config documents, and the example config.
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+
+using namespace std::chrono_literals;
+using sg::config::load_result;
+using sg::config::parse;
+
+namespace {
+
+std::optional<std::string> no_env(const char*) { return std::nullopt; }
+
+std::optional<std::string> fake_env(const char* name) {
+    static const std::map<std::string, std::string> vars = {
+        {"SHADOWGATE_ADMIN_TOKEN", "admin-secret"},
+        {"SHADOWGATE_DOLT_PASSWORD", "dolt-secret"},
+        {"MY_TOKEN", "my-admin-secret"},
+        {"MY_PASSWORD", "my-dolt-secret"},
+    };
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+}
+
+std::vector<std::string> paths_of(const load_result& r) {
+    std::vector<std::string> out;
+    for (const auto& p : r.problems) out.push_back(p.path);
+    return out;
+}
+
+// The message of the only problem at `path`; fails the test when there is not exactly one.
+std::string message_at(const load_result& r, const std::string& path) {
+    std::string found;
+    int count = 0;
+    for (const auto& p : r.problems) {
+        if (p.path == path) {
+            found = p.message;
+            ++count;
+        }
+    }
+    INFO(sg::config::format_problems(r.problems));
+    CHECK(count == 1);
+    return found;
+}
+
+std::filesystem::path source_root() {
+    if (const char* src = std::getenv("SHADOWGATE_SRC")) return src;
+    return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
+}
+
+}  // namespace
+
+TEST_CASE("an empty document gives the struct defaults", "[config]") {
+    const auto r = parse("{}", no_env);
+    REQUIRE(r.problems.empty());
+    REQUIRE(r.value);
+    const auto& c = *r.value;
+    CHECK(c.mode == sg::config::stage::off);
+    CHECK(c.proxy.listen.host == "127.0.0.1");
+    CHECK(c.proxy.listen.port == 8080);
+    CHECK(c.proxy.threads == 0);
+    CHECK(c.proxy.limits.body_limit_bytes == 8 * 1024 * 1024);
+    CHECK(c.proxy.limits.idle_timeout == 60s);
+    CHECK(c.v1.address.port == 8000);
+    CHECK(c.admin.listen.port == 9090);
+    CHECK(c.admin.token.empty());
+    CHECK(c.dolt.password.empty());
+    CHECK(c.log.level == "info");
+    CHECK(sg::config::dump_json(c) == sg::config::dump_json(sg::config::config{}));
+}
+
+TEST_CASE("a full document sets every field", "[config]") {
+    const auto r = parse(R"({
+        "stage": "shadow",
+        "v1_data_dir": "/var/lib/youlab",
+        "proxy": {
+            "listen": {"host": "0.0.0.0", "port": 0},
+            "threads": 4,
+            "reject_hostile_paths": false,
+            "shutdown_grace_ms": 2500,
+            "limits": {
+                "header_limit_bytes": 8192,
+                "body_limit_bytes": 1048576,
+                "upstream_body_limit_bytes": 2097152,
+                "idle_timeout_ms": 30000,
+                "request_timeout_ms": 5000,
+                "max_connections": 100
+            }
+        },
+        "v1": {
+            "name": "youlab-v1",
+            "address": {"host": "v1.internal", "port": 8001},
+            "connect_timeout_ms": 500,
+            "response_timeout_ms": 20000,
+            "max_idle_per_thread": 0,
+            "idle_keepalive_ms": 3000
+        },
+        "admin": {
+            "listen": {"host": "10.0.0.5", "port": 9191},
+            "allow_remote": true,
+            "token_env": "MY_TOKEN"
+        },
+        "dolt": {
+            "host": "dolt", "port": 3307, "user": "sg", "database": "blocks",
+            "password_env": "MY_PASSWORD",
+            "connect_timeout_ms": 1000, "read_timeout_ms": 2000, "write_timeout_ms": 3000
+        },
+        "log": {"level": "debug"}
+    })",
+                         fake_env);
+    INFO(sg::config::format_problems(r.problems));
+    REQUIRE(r.value);
+    const auto& c = *r.value;
+    CHECK(c.mode == sg::config::stage::shadow);
+    CHECK(c.v1_data_dir == "/var/lib/youlab");
+    CHECK(c.proxy.listen.host == "0.0.0.0");
+    CHECK(c.proxy.listen.port == 0);
+    CHECK(c.proxy.threads == 4);
+    CHECK_FALSE(c.proxy.reject_hostile_paths);
+    CHECK(c.proxy.shutdown_grace == 2500ms);
+    CHECK(c.proxy.limits.header_limit_bytes == 8192);
+    CHECK(c.proxy.limits.body_limit_bytes == 1048576);
+    CHECK(c.proxy.limits.upstream_body_limit_bytes == 2097152);
+    CHECK(c.proxy.limits.idle_timeout == 30s);
+    CHECK(c.proxy.limits.request_timeout == 5s);
+    CHECK(c.proxy.limits.max_connections == 100);
+    CHECK(c.v1.name == "youlab-v1");
+    CHECK(c.v1.address.host == "v1.internal");
+    CHECK(c.v1.address.port == 8001);
+    CHECK(c.v1.connect_timeout == 500ms);
+    CHECK(c.v1.response_timeout == 20s);
+    CHECK(c.v1.max_idle_per_thread == 0);
+    CHECK(c.v1.idle_keepalive == 3s);
+    CHECK(c.admin.listen.host == "10.0.0.5");
+    CHECK(c.admin.listen.port == 9191);
+    CHECK(c.admin.allow_remote);
+    CHECK(c.admin.token_env == "MY_TOKEN");
+    CHECK(c.admin.token == "my-admin-secret");
+    CHECK(c.dolt.host == "dolt");
+    CHECK(c.dolt.port == 3307);
+    CHECK(c.dolt.user == "sg");
+    CHECK(c.dolt.database == "blocks");
+    CHECK(c.dolt.password_env == "MY_PASSWORD");
+    CHECK(c.dolt.password == "my-dolt-secret");
+    CHECK(c.dolt.connect_timeout == 1s);
+    CHECK(c.dolt.read_timeout == 2s);
+    CHECK(c.dolt.write_timeout == 3s);
+    CHECK(c.log.level == "debug");
+}
+
+TEST_CASE("comments are allowed", "[config]") {
+    const auto r = parse(R"(
+        // a line comment
+        {
+            /* a block
+               comment */
+            "stage": "dualwrite", // trailing comment
+            "log": {"level": /* inline */ "warn"}
+        }
+        // after the document
+    )",
+                         no_env);
+    INFO(sg::config::format_problems(r.problems));
+    REQUIRE(r.value);
+    CHECK(r.value->mode == sg::config::stage::dualwrite);
+    CHECK(r.value->log.level == "warn");
+}
+
+TEST_CASE("each invalid value is reported at its JSON path", "[config]") {
+    struct bad_case {
+        std::string document;
+        std::string path;
+        std::string message_part;
+    };
+    const std::vector<bad_case> cases = {
+        {R"({"proxy": {"listne": {}}})", "$.proxy.listne", "unknown key"},
+        {R"({"stages": "off"})", "$.stages", "unknown key"},
+        {R"({"proxy": {"limits": {"max_conn": 1}}})", "$.proxy.limits.max_conn", "unknown key"},
+        {R"({"proxy": {"listen": {"host": "h", "port": 1, "ipv6": true}}})", "$.proxy.listen.ipv6",
+         "unknown key"},
+        {R"({"log": {"a.b": 1}})", R"($.log["a.b"])", "unknown key"},
+        {R"({"proxy": {"threads": "4"}})", "$.proxy.threads", "expected an integer, got string"},
+        {R"({"proxy": {"threads": 1.5}})", "$.proxy.threads", "expected an integer, got number"},
+        {R"({"proxy": {"threads": null}})", "$.proxy.threads", "expected an integer, got null"},
+        {R"({"proxy": {"threads": 257}})", "$.proxy.threads", "between 0 and 256"},
+        {R"({"proxy": {"threads": -1}})", "$.proxy.threads", "between 0 and 256"},
+        {R"({"proxy": {"reject_hostile_paths": "yes"}})", "$.proxy.reject_hostile_paths",
+         "expected a boolean, got string"},
+        {R"({"proxy": {"listen": {"port": 65536}}})", "$.proxy.listen.port", "between 0 and 65535"},
+        {R"({"proxy": {"listen": {"port": 18446744073709551615}}})", "$.proxy.listen.port",
+         "between 0 and 65535"},
+        {R"({"proxy": {"listen": {"host": ""}}})", "$.proxy.listen.host", "must not be empty"},
+        {R"({"proxy": {"listen": {"host": "a b"}}})", "$.proxy.listen.host", "spaces"},
+        {R"({"proxy": {"listen": "127.0.0.1:8080"}})", "$.proxy.listen",
+         "expected an object, got string"},
+        {R"({"proxy": {"shutdown_grace_ms": 0}})", "$.proxy.shutdown_grace_ms", "between 1 and"},
+        {R"({"proxy": {"limits": {"idle_timeout_ms": 3600001}}})", "$.proxy.limits.idle_timeout_ms",
+         "between 1 and 3600000"},
+        {R"({"proxy": {"limits": {"body_limit_bytes": 0}}})", "$.proxy.limits.body_limit_bytes",
+         "between 1 and"},
+        {R"({"proxy": {"limits": {"header_limit_bytes": 1073741824}}})",
+         "$.proxy.limits.header_limit_bytes", "between 1 and 1048576"},
+        {R"({"proxy": {"limits": {"max_connections": 0}}})", "$.proxy.limits.max_connections",
+         "between 1 and"},
+        {R"({"v1": {"address": {"port": 0}}})", "$.v1.address.port", "between 1 and 65535"},
+        {R"({"v1": {"name": ""}})", "$.v1.name", "must not be empty"},
+        {R"({"v1": {"connect_timeout_ms": "2s"}})", "$.v1.connect_timeout_ms",
+         "expected an integer, got string"},
+        {R"({"v1": {"max_idle_per_thread": 5000}})", "$.v1.max_idle_per_thread", "between 0 and"},
+        {R"({"dolt": {"port": 0}})", "$.dolt.port", "between 1 and 65535"},
+        {R"({"dolt": {"password_env": "not a name"}})", "$.dolt.password_env",
+         "environment variable name"},
+        {R"({"admin": {"token_env": ""}})", "$.admin.token_env", "environment variable name"},
+        {R"({"stage": "shadowing"})", "$.stage", "must be one of off, dualwrite, shadow"},
+        {R"({"stage": 1})", "$.stage", "expected a string, got number"},
+        {R"({"log": {"level": "verbose"}})", "$.log.level", "must be one of trace, debug"},
+        {R"({"log": []})", "$.log", "expected an object, got array"},
+        {R"([])", "$", "expected an object, got array"},
+        {R"({"dolt": {"password": "hunter2"}})", "$.dolt.password",
+         "secrets come from the environment: set SHADOWGATE_DOLT_PASSWORD"},
+        {R"({"admin": {"token": "t"}})", "$.admin.token",
+         "secrets come from the environment: set SHADOWGATE_ADMIN_TOKEN"},
+        {R"({"admin_token": "t", "admin": {"token_env": "MY_TOKEN"}})", "$.admin_token",
+         "secrets come from the environment: set MY_TOKEN"},
+        {R"({"proxy": {"limits": {"password": "x"}}})", "$.proxy.limits.password",
+         "secrets come from the environment"},
+        {R"({"admin": {"listen": {"host": "0.0.0.0", "port": 9090}}})", "$.admin.listen.host",
+         "not a loopback address"},
+        {R"({"admin": {"listen": {"host": "192.168.1.2"}}})", "$.admin.listen.host",
+         "allow_remote"},
+        {R"({"admin": {"allow_remote": true}})", "$.admin.allow_remote",
+         "set SHADOWGATE_ADMIN_TOKEN"},
+        {R"({"admin": {"listen": {"port": 8080}}})", "$.admin.listen", "same endpoint"},
+        {R"({"proxy": {"listen": {"host": "0.0.0.0", "port": 9090}}})", "$.admin.listen",
+         "same endpoint"},
+        {R"({"proxy": {"threads": 4,}})", "$", "line 1, column"},
+        {R"({"proxy": )", "$", "line 1"},
+        {"", "$", "unexpected end of input"},
+        {"{\n  \"stage\": 'off'\n}", "$", "line 2, column"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.document);
+        const auto r = parse(c.document, no_env);
+        INFO(sg::config::format_problems(r.problems));
+        CHECK_FALSE(r.value);
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].path == c.path);
+        CHECK_THAT(r.problems[0].message, Catch::Contains(c.message_part));
+    }
+}
+
+TEST_CASE("loopback admin addresses and distinct endpoints are accepted", "[config]") {
+    for (const std::string host : {"127.0.0.1", "127.1.2.3", "::1", "localhost", "LocalHost"}) {
+        INFO(host);
+        const auto r = parse(R"({"admin": {"listen": {"host": ")" + host + R"("}}})", no_env);
+        INFO(sg::config::format_problems(r.problems));
+        CHECK(r.value);
+    }
+    // Both ports 0: the OS picks two different ones.
+    const auto zero =
+        parse(R"({"proxy": {"listen": {"port": 0}}, "admin": {"listen": {"port": 0}}})", no_env);
+    CHECK(zero.value);
+    // Same port on different concrete hosts is two endpoints.
+    const auto other =
+        parse(R"({"proxy": {"listen": {"host": "127.0.0.2", "port": 9090}}})", no_env);
+    CHECK(other.value);
+    // A remote admin API with its token present.
+    const auto remote =
+        parse(R"({"admin": {"listen": {"host": "0.0.0.0"}, "allow_remote": true}})", fake_env);
+    REQUIRE(remote.value);
+    CHECK(remote.value->admin.token == "admin-secret");
+}
+
+TEST_CASE("every problem in a document is reported, in document order", "[config]") {
+    const auto r = parse(R"({
+        "stage": "live",
+        "proxy": {
+            "listne": {"port": 1},
+            "threads": "many",
+            "limits": {"body_limit_bytes": -5, "idle_timeout": 100}
+        },
+        "v1": {"address": {"host": "", "port": 70000}},
+        "dolt": {"password": "x", "read_timeout_ms": 1.5},
+        "log": {"level": "loud"},
+        "extra": true
+    })",
+                         no_env);
+    const std::vector<std::string> expected = {
+        "$.stage",
+        "$.proxy.listne",
+        "$.proxy.threads",
+        "$.proxy.limits.body_limit_bytes",
+        "$.proxy.limits.idle_timeout",
+        "$.v1.address.host",
+        "$.v1.address.port",
+        "$.dolt.password",
+        "$.dolt.read_timeout_ms",
+        "$.log.level",
+        "$.extra",
+    };
+    INFO(sg::config::format_problems(r.problems));
+    CHECK_FALSE(r.value);
+    CHECK(paths_of(r) == expected);
+    CHECK(message_at(r, "$.proxy.threads") == "expected an integer, got string");
+    CHECK(message_at(r, "$.extra") == "unknown key");
+}
+
+TEST_CASE("secrets come from the injected environment", "[config]") {
+    const auto with = parse("{}", fake_env);
+    REQUIRE(with.value);
+    CHECK(with.value->admin.token == "admin-secret");
+    CHECK(with.value->dolt.password == "dolt-secret");
+
+    const auto renamed =
+        parse(R"({"admin": {"token_env": "MY_TOKEN"}, "dolt": {"password_env": "MY_PASSWORD"}})",
+              fake_env);
+    REQUIRE(renamed.value);
+    CHECK(renamed.value->admin.token == "my-admin-secret");
+    CHECK(renamed.value->dolt.password == "my-dolt-secret");
+
+    const auto missing = parse(R"({"admin": {"token_env": "UNSET_VAR"}})", fake_env);
+    REQUIRE(missing.value);
+    CHECK(missing.value->admin.token.empty());
+
+    // The dump never carries the secrets.
+    const auto dumped = sg::config::dump_json(*with.value);
+    CHECK_THAT(dumped, !Catch::Contains("admin-secret") && !Catch::Contains("dolt-secret"));
+}
+
+TEST_CASE("dump_json round-trips", "[config]") {
+    const sg::config::config defaults;
+    const auto r = parse(sg::config::dump_json(defaults), no_env);
+    INFO(sg::config::format_problems(r.problems));
+    REQUIRE(r.value);
+    CHECK(sg::config::dump_json(*r.value) == sg::config::dump_json(defaults));
+
+    sg::config::config changed;
+    changed.mode = sg::config::stage::dualwrite;
+    changed.v1_data_dir = "/data";
+    changed.proxy.listen.port = 0;
+    changed.proxy.limits.request_timeout = 1234ms;
+    changed.v1.address = {"v1", 9000};
+    changed.admin.token_env = "OTHER";
+    changed.dolt.port = 3310;
+    changed.log.level = "error";
+    const auto dumped = sg::config::dump_json(changed);
+    const auto again = parse(dumped, no_env);
+    INFO(sg::config::format_problems(again.problems));
+    REQUIRE(again.value);
+    CHECK(sg::config::dump_json(*again.value) == dumped);
+    CHECK(again.value->proxy.limits.request_timeout == 1234ms);
+    CHECK(again.value->mode == sg::config::stage::dualwrite);
+}
+
+TEST_CASE("stage names", "[config]") {
+    CHECK(sg::config::to_string(sg::config::stage::off) == "off");
+    CHECK(sg::config::to_string(sg::config::stage::dualwrite) == "dualwrite");
+    CHECK(sg::config::to_string(sg::config::stage::shadow) == "shadow");
+}
+
+TEST_CASE("load_file", "[config]") {
+    SECTION("the example config is valid and lists the defaults") {
+        const auto path = source_root() / "config" / "shadowgate.example.jsonc";
+        const auto r = sg::config::load_file(path.string(), no_env);
+        INFO(path.string() << "\n" << sg::config::format_problems(r.problems));
+        REQUIRE(r.problems.empty());
+        REQUIRE(r.value);
+        CHECK(sg::config::dump_json(*r.value) == sg::config::dump_json(sg::config::config{}));
+    }
+    SECTION("a missing file is one problem at $ naming the file") {
+        const auto r = sg::config::load_file("/nonexistent/shadowgate.jsonc", no_env);
+        CHECK_FALSE(r.value);
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].path == "$");
+        CHECK_THAT(r.problems[0].message, Catch::Contains("/nonexistent/shadowgate.jsonc") &&
+                                              Catch::Contains("No such file or directory"));
+    }
+    SECTION("a directory is one problem at $") {
+        const auto r = sg::config::load_file("/", no_env);
+        CHECK_FALSE(r.value);
+        REQUIRE(r.problems.size() == 1);
+        CHECK(r.problems[0].path == "$");
+        CHECK_THAT(r.problems[0].message, Catch::Contains("Is a directory"));
+    }
+}
+
+TEST_CASE("format_problems prints one line per problem", "[config]") {
+    const std::vector<sg::config::problem> problems = {{"$.a", "one"}, {"$.b[2]", "two"}};
+    CHECK(sg::config::format_problems(problems) == "$.a: one\n$.b[2]: two\n");
+}
