@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The main job on a self-contained default: installs what is missing, builds shadowgate, starts
+# the v1 reference service with a few users and shadowgate in front of it, sends traffic through
+# it and prints what passed. Usage: bash deploy/demo.sh [--users N] [--requests N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash deploy/setup.sh
+BUILD_DIR=${BUILD_DIR:-build}
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD_DIR" --target shadowgate -j"$(nproc)"
+SHADOWGATE_BIN="$PWD/$BUILD_DIR/proxy/shadowgate" exec /usr/bin/python3 deploy/demo.py "$@"
