@@ -158,7 +158,7 @@ def build(runs, env):
             notes.append(f"{t} at {c} conn{'s' if c != 1 else ''}: {r['up_established']} "
                          f"upstream connections held by it after the run; "
                          f"{r['up_time_wait']} connections to the backend closed during the run "
-                         f"(TIME-WAIT growth; 0 = keep-alive reuse)")
+                         f"(new TIME-WAIT sockets; 0 = keep-alive reuse)")
     for (t, c), r in sorted(runs.items()):
         if r["errors"]:
             notes.append(f"WARNING: {t} at {c} conns had errors ({error_text(r)}); "

@@ -273,12 +273,13 @@ run_wrk() {
 }
 
 # Sockets towards the backend in a TCP state: "established" right after a proxied run = the
-# proxy's idle upstream pool; growth of "time-wait" during a run = upstream connections closed
-# (should stay ~0 when the proxy reuses its keep-alive connections).
+# proxy's idle upstream pool; "time-wait" sockets that appear during a proxied run = upstream
+# connections closed (should stay 0 when the proxy reuses its keep-alive connections).
 upstream_sockets() {  # upstream_sockets time-wait | upstream_sockets established PID...
     local state="$1"; shift
-    if [[ "$state" == time-wait ]]; then
-        ss -Htan state time-wait "( dport = :$BACKEND_PORT or sport = :$BACKEND_PORT )" 2>/dev/null | wc -l
+    if [[ "$state" == time-wait ]]; then   # the set of such sockets, one "local peer" a line
+        ss -Htan state time-wait "( dport = :$BACKEND_PORT or sport = :$BACKEND_PORT )" 2>/dev/null \
+            | awk '{print $(NF-1), $NF}' | sort
         return
     fi
     local pat
@@ -294,15 +295,16 @@ run_one() {
     log "$target c=$conns: warm-up ${WARMUP}s"
     run_wrk -t"$threads" -c"$conns" -d"${WARMUP}s" "$url" >/dev/null
     log "$target c=$conns: measuring ${DURATION}s"
-    local t0 t1 tw0 tw1 est
-    tw0="$(upstream_sockets time-wait)"
+    local t0 t1 closed est
+    upstream_sockets time-wait >"$WORK/tw0"
     t0="$(cpu_ticks "$@")"
     run_wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency "$url" >"$raw"
     t1="$(cpu_ticks "$@")"
-    tw1="$(upstream_sockets time-wait)"
+    upstream_sockets time-wait >"$WORK/tw1"
+    closed="$(comm -13 "$WORK/tw0" "$WORK/tw1" | wc -l)"   # TIME-WAIT sockets new in this run
     est="$(upstream_sockets established "$@")"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$conns" "$((t1 - t0))" "$CLK_TCK" "$raw" \
-        "$est" "$((tw1 - tw0))" >>"$RESULTS"
+        "$est" "$closed" >>"$RESULTS"
 }
 
 nginx_pids() { echo "$NGINX_PID"; children_of "$NGINX_PID"; }
