@@ -60,6 +60,7 @@ struct upstream_conn {
     upstream_conn& operator=(const upstream_conn&) = delete;
 
     beast::tcp_stream stream;
+    beast::flat_buffer buffer;  // kept with the connection: its capacity is reused
     steady::time_point idle_since{};
 
 private:
@@ -147,7 +148,7 @@ struct worker {
     std::mt19937_64 rng;
     std::thread thread;
 
-    awaitable<acquire_result> acquire();
+    awaitable<acquire_result> acquire(bool probe_pooled);
     void release(conn_ptr c);
     awaitable<upstream_result> exchange(request_t& req, bool head);
     awaitable<void> session(tcp::socket socket);
@@ -159,12 +160,17 @@ struct worker {
     void drain();
 };
 
-awaitable<acquire_result> worker::acquire() {
+// probe_pooled: check a pooled connection with a non-blocking peek before using it. Requests that
+// may be resent (GET, HEAD...) skip that syscall, since a dead connection only costs them a retry;
+// writes pay it, because a write that meets a connection v1 closed (say, v1 restarted) cannot be
+// resent and would turn into a 502.
+awaitable<acquire_result> worker::acquire(bool probe_pooled) {
     const auto max_idle = cfg.v1.idle_keepalive;
     while (!pool.empty()) {
         conn_ptr c = std::move(pool.back());
         pool.pop_back();
-        if (steady::now() - c->idle_since > max_idle || !looks_alive(c->stream.socket())) {
+        if (steady::now() - c->idle_since > max_idle ||
+            (probe_pooled && !looks_alive(c->stream.socket()))) {
             continue;  // closed by the destructor
         }
         m.upstream_reuses.fetch_add(1, relaxed);
@@ -199,7 +205,7 @@ void worker::release(conn_ptr c) {
 awaitable<upstream_result> worker::exchange(request_t& req, bool head) {
     const bool may_retry = safe_to_retry(req.method());
     for (int attempt = 0;; ++attempt) {
-        acquire_result a = co_await acquire();
+        acquire_result a = co_await acquire(!may_retry);
         upstream_result out;
         if (!a.conn) {
             out.error = a.error;
@@ -222,7 +228,8 @@ awaitable<upstream_result> worker::exchange(request_t& req, bool head) {
         parser.header_limit(upstream_header_limit);
         parser.body_limit(cfg.proxy.limits.upstream_body_limit_bytes);
         if (head) parser.skip(true);
-        beast::flat_buffer ubuf;
+        auto& ubuf = a.conn->buffer;
+        ubuf.consume(ubuf.size());
         auto [rec, rn] = co_await http::async_read(stream, ubuf, parser, nothrow);
         if (rec) {
             const bool nothing_back = !parser.got_some() && ubuf.size() == 0;
