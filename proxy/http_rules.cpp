@@ -106,6 +106,62 @@ std::string error_body(std::string_view code, std::string_view detail,
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+namespace {
+
+void append_fields(std::string& out, const http::fields& f) {
+    for (const auto& field : f) {
+        auto name = field.name_string();
+        auto value = field.value();
+        out.append(name.data(), name.size());
+        out += ": ";
+        out.append(value.data(), value.size());
+        out += "\r\n";
+    }
+    out += "\r\n";
+}
+
+void append_version(std::string& out, unsigned version) {
+    out += "HTTP/";
+    out += static_cast<char>('0' + version / 10);
+    out += '.';
+    out += static_cast<char>('0' + version % 10);
+}
+
+}  // namespace
+
+std::string serialize_head(const http::request_header<>& h) {
+    std::string out;
+    out.reserve(256);
+    auto method = h.method_string();
+    auto target = h.target();
+    out.append(method.data(), method.size());
+    out += ' ';
+    out.append(target.data(), target.size());
+    out += ' ';
+    append_version(out, h.version());
+    out += "\r\n";
+    append_fields(out, h);
+    return out;
+}
+
+std::string serialize_head(const http::response_header<>& h) {
+    std::string out;
+    out.reserve(256);
+    append_version(out, h.version());
+    const unsigned code = h.result_int();
+    out += ' ';
+    out += static_cast<char>('0' + code / 100 % 10);
+    out += static_cast<char>('0' + code / 10 % 10);
+    out += static_cast<char>('0' + code % 10);
+    out += ' ';
+    auto reason = h.reason();
+    if (reason.empty()) reason = http::obsolete_reason(h.result());
+    out.append(reason.data(), reason.size());
+    out += "\r\n";
+    append_fields(out, h);
+    return out;
+}
+
 bool safe_to_retry(http::verb method) {
     switch (method) {
         case http::verb::get:

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/message.hpp>
 
 #include <cstdint>
 #include <random>
@@ -37,6 +38,12 @@ std::string error_body(std::string_view code, std::string_view detail, std::stri
 inline int status_class(unsigned status) {
     return status >= 100 && status <= 599 ? static_cast<int>(status / 100) : 0;
 }
+
+// The start line and header fields, ending with the empty line, exactly as they go on the wire.
+// A proxy writes these with the body in one gather write; Beast still does all the parsing.
+// The reason phrase is v1's own when it sent one, else the standard one for the status.
+std::string serialize_head(const http::request_header<>& h);
+std::string serialize_head(const http::response_header<>& h);
 
 // True for methods that may be retried on a fresh upstream connection when a reused one turned
 // out to be dead before any response byte arrived. PUT is excluded on purpose: v1 makes a new

@@ -1,23 +1,32 @@
 // proxy/server: client sessions and the upstream exchange, as Asio coroutines. Each worker thread
 // runs its own single-threaded io_context, so a connection (and its upstream pool) lives on one
 // thread: the io_context is the connection's strand and the pool needs no lock.
+//
+// The hot path is kept lean on purpose (see tests/bench): Beast's parser is fed by hand from a
+// buffer the connection keeps, headers are serialized once and written with the body in one
+// gather write, sockets and awaitables use the concrete io_context executor (no type erasure),
+// and deadlines are plain stores swept by one timer per worker instead of a timer per operation.
 #include "proxy/server.hpp"
 
 #include "adapters/v1/routes.hpp"
 #include "proxy/http_rules.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/basic_stream_socket.hpp>
+#include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <spdlog/spdlog.h>
 
 #include <sys/socket.h>
@@ -27,7 +36,6 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
-#include <unordered_set>
 #include <vector>
 
 namespace sg::proxy {
@@ -35,16 +43,24 @@ namespace sg::proxy {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
-using asio::awaitable;
 using steady = std::chrono::steady_clock;
+using executor_t = asio::io_context::executor_type;
+using socket_t = asio::basic_stream_socket<tcp, executor_t>;
+using acceptor_t = asio::basic_socket_acceptor<tcp, executor_t>;
+using timer_t = asio::basic_waitable_timer<steady, asio::wait_traits<steady>, executor_t>;
+template <class T>
+using task = asio::awaitable<T, executor_t>;
 using request_t = http::request<http::string_body>;
 using response_t = http::response<http::string_body>;
 
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable_t<executor_t>{});
 constexpr auto relaxed = std::memory_order_relaxed;
 constexpr std::size_t upstream_header_limit = 64 * 1024;
+constexpr std::size_t read_chunk = 16 * 1024;
+// How often a worker looks for expired deadlines: the precision of every timeout.
+constexpr std::chrono::milliseconds sweep_interval{50};
 
 double seconds_since(steady::time_point t0) {
     return std::chrono::duration<double>(steady::now() - t0).count();
@@ -52,14 +68,14 @@ double seconds_since(steady::time_point t0) {
 
 // A connection to the upstream; keeps the open-connections gauge honest however it dies.
 struct upstream_conn {
-    upstream_conn(beast::tcp_stream s, metrics& m) : stream(std::move(s)), m_(m) {
+    upstream_conn(socket_t s, metrics& m) : socket(std::move(s)), m_(m) {
         m_.open_upstream_connections.fetch_add(1, relaxed);
     }
     ~upstream_conn() { m_.open_upstream_connections.fetch_sub(1, relaxed); }
     upstream_conn(const upstream_conn&) = delete;
     upstream_conn& operator=(const upstream_conn&) = delete;
 
-    beast::tcp_stream stream;
+    socket_t socket;
     beast::flat_buffer buffer;  // kept with the connection: its capacity is reused
     steady::time_point idle_since{};
 
@@ -69,11 +85,31 @@ private:
 using conn_ptr = std::unique_ptr<upstream_conn>;
 
 // True when a pooled connection still looks usable: no EOF, no error, no stray bytes waiting.
-bool looks_alive(tcp::socket& s) {
+bool looks_alive(socket_t& s) {
     char c;
     ssize_t n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
+
+// A connection's current deadline. Setting one is a store; the worker's sweep cancels the
+// operations of `target` once `deadline` has passed and marks the watch timed out.
+struct deadline_watch {
+    socket_t* target = nullptr;
+    steady::time_point deadline = steady::time_point::max();
+    bool timed_out = false;
+    bool idle = false;  // waiting for the next request: a drain may close it
+    std::size_t slot = 0;
+
+    void arm(socket_t& s, steady::time_point at) {
+        target = &s;
+        deadline = at;
+        timed_out = false;
+    }
+    void disarm() {
+        target = nullptr;
+        deadline = steady::time_point::max();
+    }
+};
 
 struct upstream_result {
     std::optional<response_t> response;
@@ -86,8 +122,8 @@ struct acquire_result {
     upstream_error error = upstream_error::connect_refused;
 };
 
-upstream_error classify_exchange_error(const beast::error_code& ec) {
-    if (ec == beast::error::timeout) return upstream_error::response_timeout;
+upstream_error classify_exchange_error(const beast::error_code& ec, bool timed_out) {
+    if (timed_out) return upstream_error::response_timeout;
     if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
         ec == asio::error::eof || ec == asio::error::connection_reset ||
         ec == asio::error::broken_pipe || ec == asio::error::connection_aborted) {
@@ -104,7 +140,11 @@ struct read_failure {
 };
 
 // How to answer a request that could not be read; nullopt: the client is gone, just close.
-std::optional<read_failure> classify_read_error(const beast::error_code& ec) {
+std::optional<read_failure> classify_read_error(const beast::error_code& ec, bool timed_out) {
+    if (timed_out) {
+        return read_failure{408, reject_reason::request_timeout, "request_timeout",
+                            "the request did not arrive completely in time"};
+    }
     if (ec == http::error::end_of_stream || ec == asio::error::eof ||
         ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
         ec == http::error::partial_message || ec == asio::error::broken_pipe) {
@@ -118,10 +158,6 @@ std::optional<read_failure> classify_read_error(const beast::error_code& ec) {
         return read_failure{413, reject_reason::body_too_large, "body_too_large",
                             "request body exceeds the configured limit"};
     }
-    if (ec == beast::error::timeout) {
-        return read_failure{408, reject_reason::request_timeout, "request_timeout",
-                            "the request did not arrive completely in time"};
-    }
     return read_failure{400, reject_reason::bad_request, "bad_request",
                         "the request is not valid HTTP/1.1"};
 }
@@ -130,9 +166,40 @@ bool has_no_body(unsigned status) {
     return (status >= 100 && status < 200) || status == 204 || status == 304;
 }
 
+// Feeds `parser` from `buf`, reading more from `s` as needed, until the message is complete (or,
+// with header_only, until its header is). Bytes after the message stay in `buf`.
+template <class Parser>
+task<beast::error_code> read_message(socket_t& s, beast::flat_buffer& buf, Parser& parser,
+                                     bool header_only) {
+    for (;;) {
+        if (buf.size() > 0) {
+            beast::error_code ec;
+            std::size_t n = parser.put(buf.data(), ec);
+            buf.consume(n);
+            if (!ec) {
+                if (parser.is_done() || (header_only && parser.is_header_done())) co_return ec;
+                if (buf.size() > 0) continue;  // the parser stopped at an element boundary
+            } else if (ec != http::error::need_more) {
+                co_return ec;
+            }
+        }
+        auto [ec, n] = co_await s.async_read_some(buf.prepare(read_chunk), nothrow);
+        if (ec == asio::error::eof) {
+            if (!parser.got_some()) co_return http::error::end_of_stream;
+            if (!parser.is_header_done()) co_return http::error::partial_message;
+            beast::error_code eof_ec;
+            parser.put_eof(eof_ec);  // a body delimited by the end of the connection ends here
+            if (!eof_ec && parser.is_done()) co_return eof_ec;
+            co_return eof_ec ? eof_ec : beast::error_code(http::error::partial_message);
+        }
+        if (ec) co_return ec;
+        buf.commit(n);
+    }
+}
+
 }  // namespace
 
-// One thread, one io_context, one upstream pool.
+// One thread, one io_context, one upstream pool, one deadline sweep.
 struct worker {
     worker(const config::config& c, metrics& mm, const std::vector<tcp::endpoint>& upstream)
         : cfg(c), m(mm), upstream_endpoints(upstream), rng(std::random_device{}()) {}
@@ -140,37 +207,67 @@ struct worker {
     const config::config& cfg;
     metrics& m;
     asio::io_context ioc{1};
-    asio::executor_work_guard<asio::io_context::executor_type> guard{ioc.get_executor()};
+    asio::executor_work_guard<executor_t> guard{ioc.get_executor()};
     const std::vector<tcp::endpoint>& upstream_endpoints;
-    std::vector<conn_ptr> pool;                          // idle upstream connections, LIFO
-    std::unordered_set<beast::tcp_stream*> idle_clients;  // sessions waiting for a request
+    std::vector<conn_ptr> pool;               // idle upstream connections, LIFO
+    std::vector<deadline_watch*> watches;     // one per open client connection
     bool draining = false;
     std::mt19937_64 rng;
     std::thread thread;
 
-    awaitable<acquire_result> acquire(bool probe_pooled);
+    void watch(deadline_watch& w) {
+        w.slot = watches.size();
+        watches.push_back(&w);
+    }
+    void unwatch(deadline_watch& w) {
+        watches[w.slot] = watches.back();
+        watches[w.slot]->slot = w.slot;
+        watches.pop_back();
+    }
+    static steady::time_point after(std::chrono::milliseconds d) { return steady::now() + d; }
+
+    task<void> sweep();
+    task<acquire_result> acquire(deadline_watch& dw, bool probe_pooled);
     void release(conn_ptr c);
-    awaitable<upstream_result> exchange(request_t& req, bool head);
-    awaitable<void> session(tcp::socket socket);
-    awaitable<void> linger(beast::tcp_stream& stream);
-    awaitable<bool> handle_one(beast::tcp_stream& stream, beast::flat_buffer& buf,
-                               const std::string& client_ip);
-    awaitable<bool> send_own(beast::tcp_stream& stream, unsigned version, unsigned status,
-                             std::string body, const std::string& request_id, bool keep_alive);
+    task<upstream_result> exchange(deadline_watch& dw, request_t& req, bool head);
+    task<void> session(socket_t socket);
+    task<bool> handle_one(socket_t& client, deadline_watch& dw, beast::flat_buffer& buf,
+                          const std::string& client_ip, steady::time_point first_byte);
+    task<bool> write_response(socket_t& client, deadline_watch& dw, response_t& res);
+    task<bool> send_own(socket_t& client, deadline_watch& dw, unsigned version, unsigned status,
+                        std::string body, const std::string& request_id, bool keep_alive);
+    task<void> linger(socket_t& client, deadline_watch& dw);
     void drain();
 };
+
+task<void> worker::sweep() {
+    timer_t timer(ioc);
+    for (;;) {
+        timer.expires_after(sweep_interval);
+        auto [ec] = co_await timer.async_wait(nothrow);
+        if (ec) co_return;
+        const auto now = steady::now();
+        for (auto* w : watches) {
+            if (w->deadline > now) continue;
+            w->deadline = steady::time_point::max();
+            w->timed_out = true;
+            beast::error_code ignored;
+            if (w->target) w->target->cancel(ignored);
+        }
+    }
+}
 
 // probe_pooled: check a pooled connection with a non-blocking peek before using it. Requests that
 // may be resent (GET, HEAD...) skip that syscall, since a dead connection only costs them a retry;
 // writes pay it, because a write that meets a connection v1 closed (say, v1 restarted) cannot be
 // resent and would turn into a 502.
-awaitable<acquire_result> worker::acquire(bool probe_pooled) {
+task<acquire_result> worker::acquire(deadline_watch& dw, bool probe_pooled) {
     const auto max_idle = cfg.v1.idle_keepalive;
     while (!pool.empty()) {
         conn_ptr c = std::move(pool.back());
         pool.pop_back();
         if (steady::now() - c->idle_since > max_idle ||
-            (probe_pooled && !looks_alive(c->stream.socket()))) {
+            (probe_pooled && !looks_alive(c->socket))) {
             continue;  // closed by the destructor
         }
         m.upstream_reuses.fetch_add(1, relaxed);
@@ -179,17 +276,18 @@ awaitable<acquire_result> worker::acquire(bool probe_pooled) {
         r.reused = true;
         co_return r;
     }
-    beast::tcp_stream s(ioc);
-    s.expires_after(cfg.v1.connect_timeout);
-    auto [ec, ep] = co_await s.async_connect(upstream_endpoints, nothrow);
+    socket_t s(ioc);
+    dw.arm(s, after(cfg.v1.connect_timeout));
+    auto [ec, ep] = co_await asio::async_connect(s, upstream_endpoints, nothrow);
+    const bool timed_out = dw.timed_out;
+    dw.disarm();
     acquire_result r;
     if (ec) {
-        r.error = ec == beast::error::timeout ? upstream_error::connect_timeout
-                                              : upstream_error::connect_refused;
+        r.error = timed_out ? upstream_error::connect_timeout : upstream_error::connect_refused;
         co_return r;
     }
     beast::error_code ignored;
-    s.socket().set_option(tcp::no_delay(true), ignored);
+    s.set_option(tcp::no_delay(true), ignored);
     m.upstream_connects.fetch_add(1, relaxed);
     r.conn = std::make_unique<upstream_conn>(std::move(s), m);
     co_return r;
@@ -197,101 +295,99 @@ awaitable<acquire_result> worker::acquire(bool probe_pooled) {
 
 void worker::release(conn_ptr c) {
     if (draining || pool.size() >= cfg.v1.max_idle_per_thread) return;
-    c->stream.expires_never();
     c->idle_since = steady::now();
     pool.push_back(std::move(c));
 }
 
-awaitable<upstream_result> worker::exchange(request_t& req, bool head) {
+task<upstream_result> worker::exchange(deadline_watch& dw, request_t& req, bool head) {
     const bool may_retry = safe_to_retry(req.method());
+    const std::string req_head = serialize_head(req);
     for (int attempt = 0;; ++attempt) {
-        acquire_result a = co_await acquire(!may_retry);
+        acquire_result a = co_await acquire(dw, !may_retry);
         upstream_result out;
         if (!a.conn) {
             out.error = a.error;
             co_return out;
         }
-        auto& stream = a.conn->stream;
-        stream.expires_after(cfg.v1.response_timeout);
-        auto [wec, wn] = co_await http::async_write(stream, req, nothrow);
+        upstream_conn& conn = *a.conn;
+        dw.arm(conn.socket, after(cfg.v1.response_timeout));
+        std::array<asio::const_buffer, 2> wire{asio::buffer(req_head), asio::buffer(req.body())};
+        auto [wec, wn] = co_await asio::async_write(conn.socket, wire, nothrow);
         if (wec) {
+            dw.disarm();
             // A write that failed never delivered a whole request, so resending is safe for
             // any method; only a reused connection gets that second chance.
-            if (a.reused && attempt == 0) {
+            if (a.reused && attempt == 0 && !dw.timed_out) {
                 m.upstream_retries.fetch_add(1, relaxed);
                 continue;
             }
-            out.error = classify_exchange_error(wec);
+            out.error = classify_exchange_error(wec, dw.timed_out);
             co_return out;
         }
         http::response_parser<http::string_body> parser;
         parser.header_limit(upstream_header_limit);
         parser.body_limit(cfg.proxy.limits.upstream_body_limit_bytes);
+        parser.eager(true);
         if (head) parser.skip(true);
-        auto& ubuf = a.conn->buffer;
-        ubuf.consume(ubuf.size());
-        auto [rec, rn] = co_await http::async_read(stream, ubuf, parser, nothrow);
+        conn.buffer.consume(conn.buffer.size());
+        beast::error_code rec = co_await read_message(conn.socket, conn.buffer, parser, false);
+        const bool timed_out = dw.timed_out;
+        dw.disarm();
         if (rec) {
-            const bool nothing_back = !parser.got_some() && ubuf.size() == 0;
-            if (a.reused && attempt == 0 && may_retry && nothing_back &&
-                rec != beast::error::timeout) {
+            const bool nothing_back = !parser.got_some();
+            if (a.reused && attempt == 0 && may_retry && nothing_back && !timed_out) {
                 m.upstream_retries.fetch_add(1, relaxed);
                 continue;
             }
-            out.error = classify_exchange_error(rec);
+            out.error = classify_exchange_error(rec, timed_out);
             co_return out;
         }
-        out.response.emplace(parser.release());
         // Stray bytes after a complete answer mean the framing can't be trusted: don't reuse.
-        if (out.response->keep_alive() && ubuf.size() == 0) release(std::move(a.conn));
+        const bool reusable =
+            parser.keep_alive() && !parser.need_eof() && conn.buffer.size() == 0;
+        out.response.emplace(parser.release());
+        if (reusable) release(std::move(a.conn));
         co_return out;
     }
 }
 
-awaitable<bool> worker::send_own(beast::tcp_stream& stream, unsigned version, unsigned status,
-                                 std::string body, const std::string& request_id,
-                                 bool keep_alive) {
+task<bool> worker::write_response(socket_t& client, deadline_watch& dw, response_t& res) {
+    const std::string res_head = serialize_head(res);
+    dw.arm(client, after(cfg.proxy.limits.request_timeout));
+    std::array<asio::const_buffer, 2> wire{asio::buffer(res_head), asio::buffer(res.body())};
+    auto [ec, n] = co_await asio::async_write(client, wire, nothrow);
+    dw.disarm();
+    if (ec) m.client_write_errors.fetch_add(1, relaxed);
+    co_return !ec;
+}
+
+task<bool> worker::send_own(socket_t& client, deadline_watch& dw, unsigned version,
+                            unsigned status, std::string body, const std::string& request_id,
+                            bool keep_alive) {
     response_t res{static_cast<http::status>(status), version};
     res.set(http::field::content_type, "application/json");
     if (!request_id.empty()) res.set("X-Request-Id", request_id);
     res.body() = std::move(body);
     res.keep_alive(keep_alive && !draining);
-    res.prepare_payload();
-    stream.expires_after(cfg.proxy.limits.request_timeout);
-    auto [ec, n] = co_await http::async_write(stream, res, nothrow);
-    if (ec) m.client_write_errors.fetch_add(1, relaxed);
-    co_return !ec && res.keep_alive();
+    res.content_length(res.body().size());
+    bool ok = co_await write_response(client, dw, res);
+    co_return ok && res.keep_alive();
 }
 
 // Reads one request, forwards it, writes the answer. Returns whether the connection may carry
 // another request.
-awaitable<bool> worker::handle_one(beast::tcp_stream& stream, beast::flat_buffer& buf,
-                                   const std::string& client_ip) {
+task<bool> worker::handle_one(socket_t& client, deadline_watch& dw, beast::flat_buffer& buf,
+                              const std::string& client_ip, steady::time_point first_byte) {
     const auto t0 = steady::now();
     const auto& limits = cfg.proxy.limits;
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(limits.header_limit_bytes));
     parser.body_limit(limits.body_limit_bytes);
 
-    // The whole request must arrive within request_timeout (slowloris). tcp_stream's own expiry
-    // would close the socket and lose the chance to answer 408, so a timer cancels the read
-    // instead; its state is shared because the handler may run after this frame is gone.
-    stream.expires_never();
-    struct read_watch {
-        tcp::socket* socket;  // cleared once reading is over: the handler must not touch it
-        bool timed_out = false;
-    };
-    auto watch = std::make_shared<read_watch>(read_watch{&stream.socket()});
-    asio::steady_timer read_deadline(ioc, limits.request_timeout);
-    read_deadline.async_wait([watch](beast::error_code ec) {
-        if (ec || watch->socket == nullptr) return;  // the request arrived in time
-        watch->timed_out = true;
-        beast::error_code ignored;
-        watch->socket->cancel(ignored);
-    });
-
-    auto [hec, hn] = co_await http::async_read_header(stream, buf, parser, nothrow);
-    if (!hec && !parser.is_done()) {
+    // The whole request must arrive within request_timeout of its first byte (slowloris).
+    dw.arm(client, first_byte + limits.request_timeout);
+    beast::error_code ec = co_await read_message(client, buf, parser, /*header_only=*/true);
+    if (!ec && !parser.is_done()) {
         auto& head = parser.get();
         auto expect = head.find(http::field::expect);
         if (expect != head.end() && beast::iequals(expect->value(), "100-continue")) {
@@ -299,23 +395,22 @@ awaitable<bool> worker::handle_one(beast::tcp_stream& stream, beast::flat_buffer
             // to us first, within the limits above).
             static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
             auto cont_buf = asio::buffer(cont.data(), cont.size());
-            auto [cec, cn] = co_await asio::async_write(stream, cont_buf, nothrow);
+            auto [cec, cn] = co_await asio::async_write(client, cont_buf, nothrow);
             if (cec) co_return false;
         }
-        auto [bec, bn] = co_await http::async_read(stream, buf, parser, nothrow);
-        hec = bec;
+        parser.eager(true);
+        ec = co_await read_message(client, buf, parser, /*header_only=*/false);
     }
-    watch->socket = nullptr;
-    read_deadline.cancel();
-    if (hec && watch->timed_out) hec = beast::error::timeout;
-    if (hec) {
-        auto failure = classify_read_error(hec);
+    const bool read_timed_out = dw.timed_out;
+    dw.disarm();
+    if (ec) {
+        auto failure = classify_read_error(ec, read_timed_out);
         if (!failure) co_return false;
         m.count(failure->reason);
         std::string id = make_request_id(rng);
         unsigned version = parser.is_header_done() ? parser.get().version() : 11;
         std::string body = error_body(failure->code, failure->detail, id);
-        co_await send_own(stream, version, failure->status, std::move(body), id, false);
+        co_await send_own(client, dw, version, failure->status, std::move(body), id, false);
         m.count_request(v1::endpoint::passthrough, failure->status, seconds_since(t0));
         co_return false;
     }
@@ -324,6 +419,7 @@ awaitable<bool> worker::handle_one(beast::tcp_stream& stream, beast::flat_buffer
     const unsigned client_version = req.version();
     const bool client_keep_alive = req.keep_alive();
     const bool head = req.method() == http::verb::head;
+    const bool body_framed = req.chunked() || req.has_content_length();
     const v1::route route = v1::classify(std::string_view(req.method_string()),
                                          std::string_view(req.target()));
 
@@ -335,8 +431,8 @@ awaitable<bool> worker::handle_one(beast::tcp_stream& stream, beast::flat_buffer
     if (route.hostile_reason && cfg.proxy.reject_hostile_paths) {
         m.count(reject_reason::hostile_path);
         std::string body = error_body("hostile_path", *route.hostile_reason, request_id);
-        bool keep = co_await send_own(stream, client_version, 400, std::move(body), request_id,
-                                      client_keep_alive);
+        bool keep = co_await send_own(client, dw, client_version, 400, std::move(body),
+                                      request_id, client_keep_alive);
         m.count_request(route.ep, 400, seconds_since(t0));
         co_return keep;
     }
@@ -345,11 +441,11 @@ awaitable<bool> worker::handle_one(beast::tcp_stream& stream, beast::flat_buffer
         req.set(http::field::host, cfg.v1.address.host + ":" + std::to_string(cfg.v1.address.port));
     }
     req.version(11);
-    req.keep_alive(true);
-    req.prepare_payload();
+    // A chunked body was de-chunked while reading: announce its length instead.
+    if (body_framed) req.content_length(req.body().size());
 
     const auto t_up = steady::now();
-    upstream_result up = co_await exchange(req, head);
+    upstream_result up = co_await exchange(dw, req, head);
     m.upstream_seconds[static_cast<std::size_t>(route.ep)].observe(seconds_since(t_up));
 
     if (!up.response) {
@@ -360,8 +456,8 @@ awaitable<bool> worker::handle_one(beast::tcp_stream& stream, beast::flat_buffer
         std::string detail = cfg.v1.name + ": " + std::string(name(up.error));
         std::string body =
             error_body(timeout ? "upstream_timeout" : "upstream_error", detail, request_id);
-        bool keep = co_await send_own(stream, client_version, status, std::move(body), request_id,
-                                      client_keep_alive);
+        bool keep = co_await send_own(client, dw, client_version, status, std::move(body),
+                                      request_id, client_keep_alive);
         m.count_request(route.ep, status, seconds_since(t0));
         co_return keep;
     }
@@ -372,12 +468,9 @@ awaitable<bool> worker::handle_one(beast::tcp_stream& stream, beast::flat_buffer
     strip_hop_by_hop(res, /*keep_framing=*/bodiless);
     res.version(client_version);
     res.keep_alive(client_keep_alive && !draining);
-    if (!bodiless) res.prepare_payload();
+    if (!bodiless) res.content_length(res.body().size());
 
-    stream.expires_after(limits.request_timeout);
-    auto [wec, wn] = co_await http::async_write(stream, res, nothrow);
-    if (wec) {
-        m.client_write_errors.fetch_add(1, relaxed);
+    if (!co_await write_response(client, dw, res)) {
         m.count_request(route.ep, 0, seconds_since(t0));
         co_return false;
     }
@@ -385,29 +478,35 @@ awaitable<bool> worker::handle_one(beast::tcp_stream& stream, beast::flat_buffer
     co_return res.keep_alive();
 }
 
-awaitable<void> worker::session(tcp::socket socket) {
+task<void> worker::session(socket_t client) {
     m.open_client_connections.fetch_add(1, relaxed);
-    struct gauge_guard {
-        metrics& m;
-        ~gauge_guard() { m.open_client_connections.fetch_sub(1, relaxed); }
-    } guard{m};
+    deadline_watch dw;
+    watch(dw);
+    struct session_guard {
+        worker& w;
+        deadline_watch& dw;
+        ~session_guard() {
+            w.unwatch(dw);
+            w.m.open_client_connections.fetch_sub(1, relaxed);
+        }
+    } guard{*this, dw};
 
     beast::error_code ec;
-    socket.set_option(tcp::no_delay(true), ec);
-    auto remote = socket.remote_endpoint(ec);
+    client.set_option(tcp::no_delay(true), ec);
+    auto remote = client.remote_endpoint(ec);
     const std::string client_ip = ec ? std::string("unknown") : remote.address().to_string();
 
-    beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buf;
     const auto idle = cfg.proxy.limits.idle_timeout;
     bool peer_closed = false;
     while (!draining) {
         if (buf.size() == 0) {
             // Idle between requests: bounded by idle_timeout, and cancellable by a drain.
-            stream.expires_after(idle);
-            idle_clients.insert(&stream);
-            auto [rec, n] = co_await stream.async_read_some(buf.prepare(16 * 1024), nothrow);
-            idle_clients.erase(&stream);
+            dw.arm(client, after(idle));
+            dw.idle = true;
+            auto [rec, n] = co_await client.async_read_some(buf.prepare(read_chunk), nothrow);
+            dw.idle = false;
+            dw.disarm();
             if (rec) {
                 peer_closed = rec == asio::error::eof;
                 break;
@@ -415,35 +514,39 @@ awaitable<void> worker::session(tcp::socket socket) {
             buf.commit(n);
         }
         m.in_flight_requests.fetch_add(1, relaxed);
-        bool keep = co_await handle_one(stream, buf, client_ip);
+        bool keep = co_await handle_one(client, dw, buf, client_ip, steady::now());
         m.in_flight_requests.fetch_sub(1, relaxed);
         if (!keep) break;
     }
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-    if (!peer_closed && !draining) co_await linger(stream);
-    stream.close();
+    client.shutdown(tcp::socket::shutdown_send, ec);
+    if (!peer_closed && !draining) co_await linger(client, dw);
+    client.close(ec);
 }
 
 // Lingering close: after our FIN, read and discard what the client still sends for a moment.
 // Closing with unread input makes the kernel send RST, which can destroy the error response
 // (408, 413, 431) the client has not read yet.
-awaitable<void> worker::linger(beast::tcp_stream& stream) {
+task<void> worker::linger(socket_t& client, deadline_watch& dw) {
     static constexpr std::size_t max_discard = 16 * 1024 * 1024;
     std::array<char, 16 * 1024> sink;
     std::size_t discarded = 0;
-    stream.expires_after(std::chrono::seconds(2));
+    dw.arm(client, after(std::chrono::seconds(2)));
     while (discarded < max_discard) {
         auto sink_buf = asio::buffer(sink);
-        auto [ec, n] = co_await stream.async_read_some(sink_buf, nothrow);
+        auto [ec, n] = co_await client.async_read_some(sink_buf, nothrow);
         if (ec) break;
         discarded += n;
     }
+    dw.disarm();
 }
 
 void worker::drain() {
     draining = true;
     pool.clear();
-    for (auto* s : idle_clients) s->cancel();
+    for (auto* w : watches) {
+        beast::error_code ignored;
+        if (w->idle && w->target) w->target->cancel(ignored);
+    }
 }
 
 struct server::impl {
@@ -453,19 +556,18 @@ struct server::impl {
     metrics& m;
     std::vector<tcp::endpoint> upstream_endpoints;
     std::vector<std::unique_ptr<worker>> workers;
-    std::unique_ptr<tcp::acceptor> acceptor;  // lives on workers[0]
+    std::unique_ptr<acceptor_t> acceptor;  // lives on workers[0]
     std::size_t next_worker = 0;
     std::atomic<bool> stopped{false};
 
-    awaitable<void> accept_loop();
+    task<void> accept_loop();
 };
 
-awaitable<void> server::impl::accept_loop() {
-    asio::steady_timer backoff(workers[0]->ioc);
+task<void> server::impl::accept_loop() {
+    timer_t backoff(workers[0]->ioc);
     for (;;) {
         worker& target = *workers[next_worker++ % workers.size()];
-        asio::any_io_executor target_ex = target.ioc.get_executor();
-        auto [ec, socket] = co_await acceptor->async_accept(target_ex, nothrow);
+        auto [ec, socket] = co_await acceptor->async_accept(target.ioc.get_executor(), nothrow);
         if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
         if (ec) {
             // EMFILE and friends: count, pause briefly instead of spinning.
@@ -511,7 +613,7 @@ server::server(const config::config& cfg, metrics& m) : impl_(std::make_unique<i
         throw std::runtime_error("cannot resolve listen address " + cfg.proxy.listen.host);
     }
     tcp::endpoint ep = listen_results.begin()->endpoint();
-    auto acc = std::make_unique<tcp::acceptor>(impl_->workers[0]->ioc);
+    auto acc = std::make_unique<acceptor_t>(impl_->workers[0]->ioc);
     acc->open(ep.protocol(), ec);
     if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec) acc->bind(ep, ec);
@@ -534,6 +636,7 @@ void server::start() {
     asio::co_spawn(impl_->workers[0]->ioc, impl_->accept_loop(), asio::detached);
     for (auto& w : impl_->workers) {
         worker* wp = w.get();
+        asio::co_spawn(wp->ioc, wp->sweep(), asio::detached);
         w->thread = std::thread([wp] {
             try {
                 wp->ioc.run();
