@@ -4,7 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
 #include <regex>
+#include <sstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -184,4 +188,37 @@ TEST_CASE("histograms are cumulative and the exposition is well formed") {
         ++samples;
     }
     CHECK(samples > 100);
+}
+
+TEST_CASE("serialize_head writes what Beast's own serializer writes") {
+    http::request<http::string_body> req{http::verb::put, "/users/u1/blocks/a?x=%20y", 11};
+    req.set(http::field::host, "v1:8000");
+    req.insert("X-Custom", "a, b");
+    req.insert("x-custom", "c");
+    req.set(http::field::content_length, "5");
+    std::ostringstream beast_req;
+    beast_req << req.base();
+    CHECK(serialize_head(req) == beast_req.str());
+
+    http::request<http::string_body> odd;
+    odd.method_string("PROPFIND");
+    odd.target("/");
+    odd.version(10);
+    std::ostringstream beast_odd;
+    beast_odd << odd.base();
+    CHECK(serialize_head(odd) == beast_odd.str());
+    CHECK(serialize_head(odd).starts_with("PROPFIND / HTTP/1.0\r\n"));
+
+    http::response<http::string_body> res{http::status::not_found, 11};
+    res.set(http::field::content_type, "application/json");
+    std::ostringstream beast_res;
+    beast_res << res.base();
+    CHECK(serialize_head(res) == beast_res.str());
+    CHECK(serialize_head(res).starts_with("HTTP/1.1 404 Not Found\r\n"));
+
+    // v1's own reason phrase survives, and unknown codes keep their number.
+    res.result(499);
+    res.reason("Client Closed Request");
+    CHECK(serialize_head(res).starts_with("HTTP/1.1 499 Client Closed Request\r\n"));
+    CHECK(serialize_head(res).ends_with("\r\n\r\n"));
 }
