@@ -26,6 +26,20 @@ struct block_version {
     std::int64_t ordinal = 0;
 };
 
+// One commit of the user's repository (every commit reachable from HEAD, not only those that
+// touch a block), so that "the file at commit X" can be answered for any X, as v1 does.
+struct commit {
+    std::string sha;
+    std::vector<std::string> parents;  // in the commit's parent order
+    std::string message;               // full message, byte for byte
+    std::string author;                // the "Author:" footer value, or "unknown"
+    std::int64_t commit_time = 0;      // committer time, seconds since the epoch (UTC)
+    int commit_tz_offset_minutes = 0;
+    // Position in `git rev-list HEAD` order (0 = HEAD): a total order that reproduces git's
+    // even when commits share one second.
+    std::int64_t seq = 0;
+};
+
 // A block as it stands at HEAD.
 struct block {
     std::string label;
@@ -57,6 +71,7 @@ struct pending_diff {
 struct user_state {
     std::string user_id;
     std::string head;                     // HEAD commit sha ("" for an empty repository)
+    std::vector<commit> commits;          // every commit reachable from HEAD, by seq
     std::vector<block> blocks;            // at HEAD, sorted by label
     std::vector<block_version> versions;  // every version of every block (any order)
     std::vector<pending_diff> diffs;      // every file in pending_diffs/, sorted by id
