@@ -139,6 +139,9 @@ std::string metrics::render(std::string_view upstream) const {
     plain("shadowgate_client_write_errors_total", "counter",
           "Responses that could not be written because the client went away.",
           client_write_errors.load(relaxed));
+    plain("shadowgate_client_read_aborts_total", "counter",
+          "Requests the client abandoned before sending them completely.",
+          client_read_aborts.load(relaxed));
     plain("shadowgate_accepted_connections_total", "counter", "Client connections accepted.",
           accepted_connections.load(relaxed));
     plain("shadowgate_accept_errors_total", "counter", "Failed accept() calls.",

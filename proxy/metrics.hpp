@@ -66,6 +66,7 @@ struct metrics {
     std::atomic<std::uint64_t> upstream_connects{0};     // new connections opened to v1
     std::atomic<std::uint64_t> upstream_reuses{0};       // requests sent on a pooled connection
     std::atomic<std::uint64_t> client_write_errors{0};   // client gone before the answer was sent
+    std::atomic<std::uint64_t> client_read_aborts{0};    // client gone in the middle of a request
     std::atomic<std::uint64_t> accepted_connections{0};
     std::atomic<std::uint64_t> accept_errors{0};
     std::atomic<std::int64_t> open_client_connections{0};

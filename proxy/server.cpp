@@ -405,7 +405,10 @@ task<bool> worker::handle_one(socket_t& client, deadline_watch& dw, beast::flat_
     dw.disarm();
     if (ec) {
         auto failure = classify_read_error(ec, read_timed_out);
-        if (!failure) co_return false;
+        if (!failure) {
+            if (parser.got_some()) m.client_read_aborts.fetch_add(1, relaxed);
+            co_return false;
+        }
         m.count(failure->reason);
         std::string id = make_request_id(rng);
         unsigned version = parser.is_header_done() ? parser.get().version() : 11;
