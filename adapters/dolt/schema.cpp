@@ -1,0 +1,235 @@
+// adapters/dolt/schema: the migrations and the code that applies them.
+//
+// Portability notes (MariaDB 10.11 and Dolt both run every statement here):
+// - utf8mb4_bin on every table: Dolt's default utf8mb4_0900_bin does not exist on MariaDB.
+//   utf8mb4_bin is a PAD SPACE collation on both, so keys differing only by trailing spaces
+//   compare equal; v1 ids and labels with trailing spaces would collide (none are known).
+// - JSON is a real type on Dolt (it normalizes the text) and LONGTEXT with a json_valid CHECK on
+//   MariaDB (verbatim): read it as a value, never compare it as text. Exact bytes live in the
+//   LONGTEXT `source` / `raw_json` columns.
+// - ENGINE=InnoDB is ignored by Dolt and keeps MariaDB transactional whatever its default engine.
+// - Primary keys of three VARCHAR(255) utf8mb4 columns take 3060 bytes: under InnoDB's 3072.
+#include "adapters/dolt/schema.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <set>
+
+namespace sg::dolt {
+
+namespace {
+
+const std::vector<migration>& all_migrations() {
+    static const std::vector<migration> list{
+        {1,
+         "v1 mirror tables: users, commits, blocks, block_versions, pending_diffs, "
+         "mirror_watermarks",
+         {
+             // One row per mirrored v1 user: v1 knows users without blocks. `head` and
+             // `diffs_fingerprint` are the state the rows reflect (user_state.head and
+             // .diffs_fingerprint).
+             "CREATE TABLE IF NOT EXISTS users ("
+             " user_id VARCHAR(255) NOT NULL,"
+             " head VARCHAR(64) NOT NULL,"
+             " diffs_fingerprint VARCHAR(255) NOT NULL,"
+             " PRIMARY KEY (user_id)"
+             ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+
+             // Every commit reachable from the user's HEAD, so "the file at commit X" and git's
+             // order can be answered without git. committed_at is UTC; tz_offset (minutes east)
+             // gives back the commit's own zone; seq is `git rev-list HEAD` order (0 = HEAD).
+             "CREATE TABLE IF NOT EXISTS commits ("
+             " user_id VARCHAR(255) NOT NULL,"
+             " sha VARCHAR(64) NOT NULL,"
+             " seq BIGINT NOT NULL,"
+             " parents TEXT NOT NULL,"
+             " message LONGTEXT NOT NULL,"
+             " author VARCHAR(255) NOT NULL,"
+             " committed_at DATETIME NOT NULL,"
+             " tz_offset SMALLINT NOT NULL,"
+             " PRIMARY KEY (user_id, sha),"
+             " KEY commits_by_seq (user_id, seq)"
+             ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+
+             // The migration plan's table, plus `source` (the exact file v1 wrote) and
+             // `v1_commit` (the newest v1 commit that touched the file).
+             "CREATE TABLE IF NOT EXISTS blocks ("
+             " user_id VARCHAR(255) NOT NULL,"
+             " label VARCHAR(255) NOT NULL,"
+             " content LONGTEXT NOT NULL,"
+             " metadata JSON,"
+             " updated_at DATETIME(6),"
+             " source LONGTEXT NOT NULL,"
+             " v1_commit VARCHAR(64) NOT NULL,"
+             " PRIMARY KEY (user_id, label)"
+             ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+
+             // The plan keyed this by `id` (the commit sha) alone, but one commit can touch two
+             // block files: the key is (user_id, label, id). `message` stays the plan's
+             // VARCHAR(500) and holds the history summary (first line); `full_message` keeps the
+             // whole message byte for byte. created_at is UTC, created_tz_offset the commit's
+             // zone in minutes; ordinal is the position in the block's history (0 = newest)
+             // which reproduces git's order when commits share a second; deleted marks the
+             // commit that removed the file (source and content are then empty).
+             "CREATE TABLE IF NOT EXISTS block_versions ("
+             " id VARCHAR(255) NOT NULL,"
+             " user_id VARCHAR(255) NOT NULL,"
+             " label VARCHAR(255) NOT NULL,"
+             " content LONGTEXT NOT NULL,"
+             " metadata JSON,"
+             " author VARCHAR(255) NOT NULL,"
+             " message VARCHAR(500),"
+             " created_at DATETIME NOT NULL,"
+             " is_current BOOLEAN DEFAULT FALSE,"
+             " source LONGTEXT NOT NULL,"
+             " full_message LONGTEXT NOT NULL,"
+             " created_tz_offset SMALLINT NOT NULL,"
+             " ordinal BIGINT NOT NULL,"
+             " deleted BOOLEAN NOT NULL DEFAULT FALSE,"
+             " PRIMARY KEY (user_id, label, id),"
+             " KEY block_versions_history (user_id, label, ordinal)"
+             ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+
+             // The plan's columns, keyed per user (a diff id is a file name in one user's
+             // pending_diffs/), with reasoning and source_query widened to LONGTEXT (agents
+             // write what they like). created_at/reviewed_at are the parsed DATETIME(6) (NULL
+             // when v1's text is not a naive ISO time); the *_text columns keep v1's strings
+             // exactly; raw_json keeps the file byte for byte.
+             "CREATE TABLE IF NOT EXISTS pending_diffs ("
+             " id VARCHAR(255) NOT NULL,"
+             " user_id VARCHAR(255) NOT NULL,"
+             " agent_id VARCHAR(255) NOT NULL,"
+             " block_label VARCHAR(255) NOT NULL,"
+             " field VARCHAR(255),"
+             " operation ENUM('append','replace','llm_diff','full_replace') NOT NULL,"
+             " current_value LONGTEXT,"
+             " proposed_value LONGTEXT NOT NULL,"
+             " reasoning LONGTEXT NOT NULL,"
+             " confidence ENUM('low','medium','high') NOT NULL,"
+             " status ENUM('pending','approved','rejected','superseded','expired') NOT NULL,"
+             " source_query LONGTEXT,"
+             " created_at DATETIME(6),"
+             " reviewed_at DATETIME(6),"
+             " applied_commit VARCHAR(255),"
+             " created_at_text VARCHAR(64) NOT NULL,"
+             " reviewed_at_text VARCHAR(64),"
+             " raw_json LONGTEXT NOT NULL,"
+             " PRIMARY KEY (user_id, id),"
+             " KEY pending_diffs_by_block (user_id, block_label, status)"
+             ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+
+             // What the mirror last applied for a user, written in the same transaction as the
+             // data: the capture scan compares v1's HEAD and pending_diffs/ fingerprint to it.
+             // applied_at (UTC) changes only when the watermark does, so rewriting an unchanged
+             // user changes no row (and makes no Dolt commit).
+             "CREATE TABLE IF NOT EXISTS mirror_watermarks ("
+             " user_id VARCHAR(255) NOT NULL,"
+             " v1_commit VARCHAR(64) NOT NULL,"
+             " diffs_fingerprint VARCHAR(255) NOT NULL,"
+             " applied_at DATETIME(6) NOT NULL,"
+             " PRIMARY KEY (user_id)"
+             ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+         }},
+    };
+    return list;
+}
+
+constexpr std::string_view create_migrations_table =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version INT NOT NULL,"
+    " name VARCHAR(255) NOT NULL,"
+    " applied_at DATETIME(6) NOT NULL,"
+    " PRIMARY KEY (version)"
+    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+
+std::string now_datetime6() {
+    using namespace std::chrono;
+    const auto now = floor<microseconds>(system_clock::now());
+    const auto day = floor<days>(now);
+    const year_month_day ymd{day};
+    const hh_mm_ss hms{now - day};
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02u %02d:%02d:%02d.%06d",
+                  static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                  static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
+                  static_cast<int>(hms.minutes().count()),
+                  static_cast<int>(hms.seconds().count()),
+                  static_cast<int>(hms.subseconds().count()));
+    return buf;
+}
+
+std::mutex& migrate_mutex() {
+    static std::mutex m;
+    return m;
+}
+
+}  // namespace
+
+std::span<const migration> migrations() { return all_migrations(); }
+
+result<std::vector<int>> applied_migrations(connection& conn) {
+    // information_schema rather than a failing SELECT: a missing table is an answer here, not
+    // a failure to count.
+    auto exists = conn.query(
+        "SELECT COUNT(*) FROM information_schema.tables"
+        " WHERE table_schema = DATABASE() AND table_name = 'schema_migrations'");
+    if (!exists) {
+        return exists.error();
+    }
+    if (exists->data.empty() || !exists->data[0][0] || *exists->data[0][0] == "0") {
+        return std::vector<int>{};
+    }
+    auto rs = conn.query("SELECT version FROM schema_migrations ORDER BY version");
+    if (!rs) {
+        return rs.error();
+    }
+    std::vector<int> versions;
+    for (const auto& r : rs->data) {
+        versions.push_back(std::stoi(r[0].value_or("0")));
+    }
+    return versions;
+}
+
+result<std::vector<int>> migrate(connection& conn) {
+    if (conn.in_transaction()) {
+        // DDL would silently commit the caller's transaction.
+        return adapter_error("migrate called inside an open transaction", "25000");
+    }
+    const std::lock_guard lock(migrate_mutex());
+    if (auto r = conn.execute(create_migrations_table); !r) {
+        return r.error();
+    }
+    auto done = applied_migrations(conn);
+    if (!done) {
+        return done.error();
+    }
+    const std::set<int> applied(done->begin(), done->end());
+    std::vector<int> now_applied;
+    for (const migration& m : migrations()) {
+        if (applied.contains(m.version)) {
+            continue;
+        }
+        for (std::string_view stmt : m.statements) {
+            if (auto r = conn.execute(stmt); !r) {
+                error e = r.error();
+                e.message = "migration " + std::to_string(m.version) + ": " + e.message;
+                return e;
+            }
+        }
+        std::string record = "INSERT IGNORE INTO schema_migrations (version, name, applied_at) "
+                             "VALUES (" +
+                             std::to_string(m.version) + ", ";
+        conn.append_quoted(record, m.name);
+        record += ", ";
+        conn.append_quoted(record, now_datetime6());
+        record += ")";
+        if (auto r = conn.execute(record); !r) {
+            return r.error();
+        }
+        now_applied.push_back(m.version);
+    }
+    return now_applied;
+}
+
+}  // namespace sg::dolt

@@ -1,0 +1,625 @@
+// adapters/dolt/store: bulk replace of user states and the lossless read back.
+//
+// Round trips dominate a bulk import, so a batch costs a fixed handful of statements plus one
+// multi-row INSERT per few MiB of data: BEGIN, one SELECT of the old watermarks, one DELETE per
+// table, the INSERTs, COMMIT. Values are escaped client-side with mysql_real_escape_string
+// (prepared statements would need one round trip per row or MariaDB-only array binding).
+#include "adapters/dolt/store.hpp"
+
+#include "adapters/dolt/values.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <unordered_map>
+
+namespace sg::dolt {
+
+namespace {
+
+constexpr std::size_t default_statement_bytes = 4u << 20;
+// Room for the packet header and anything the server adds; max_allowed_packet bounds the whole
+// statement packet.
+constexpr std::size_t packet_headroom = 1024;
+
+// Accumulates rows of one table into multi-row INSERTs and sends each when it is full.
+class batched_insert {
+public:
+    batched_insert(connection& conn, std::string_view table, std::string_view columns,
+                   std::size_t soft_limit, std::size_t hard_limit, std::size_t max_rows,
+                   write_stats& stats)
+        : conn_(conn),
+          table_(table),
+          head_("INSERT INTO " + std::string(table) + " (" + std::string(columns) + ") VALUES "),
+          soft_(soft_limit),
+          hard_(hard_limit),
+          max_rows_(max_rows),
+          stats_(stats) {
+        stmt_ = head_;
+    }
+
+    // Opens a row and returns the statement to append its comma-separated values to.
+    std::string& begin_row() {
+        mark_ = stmt_.size();
+        stmt_ += rows_ == 0 ? "(" : ",(";
+        return stmt_;
+    }
+
+    // Closes the row; sends the statement first when the row made it too big.
+    result<void> end_row() {
+        stmt_ += ')';
+        const std::size_t start = rows_ == 0 ? mark_ : mark_ + 1;  // skip the ','
+        const std::size_t row_bytes = stmt_.size() - start;
+        if (head_.size() + row_bytes > hard_) {
+            return adapter_error("a row of " + std::to_string(row_bytes) + " bytes for table " +
+                                 table_ + " does not fit the server's max_allowed_packet");
+        }
+        if (rows_ > 0 && (stmt_.size() > soft_ || rows_ >= max_rows_)) {
+            std::string tail = stmt_.substr(start);
+            stmt_.resize(mark_);
+            if (auto r = flush(); !r) {
+                return r;
+            }
+            stmt_ += tail;
+        }
+        ++rows_;
+        return {};
+    }
+
+    result<void> flush() {
+        if (rows_ == 0) {
+            return {};
+        }
+        stats_.statements += 1;
+        stats_.bytes += stmt_.size();
+        stats_.rows += rows_;
+        auto r = conn_.execute(stmt_);
+        stmt_ = head_;
+        rows_ = 0;
+        if (!r) {
+            return r.error();
+        }
+        return {};
+    }
+
+private:
+    connection& conn_;
+    std::string table_;
+    std::string head_;
+    std::size_t soft_;
+    std::size_t hard_;
+    std::size_t max_rows_;
+    write_stats& stats_;
+    std::string stmt_;
+    std::size_t mark_ = 0;
+    std::size_t rows_ = 0;
+};
+
+// Appends values separated by commas; keeps the row-building code short.
+class row_writer {
+public:
+    row_writer(const connection& conn, std::string& out) : conn_(conn), out_(out) {}
+    row_writer& str(std::string_view s) {
+        sep();
+        conn_.append_quoted(out_, s);
+        return *this;
+    }
+    row_writer& opt(const std::optional<std::string>& s) {
+        if (s) {
+            return str(*s);
+        }
+        return null();
+    }
+    row_writer& num(std::int64_t v) {
+        sep();
+        out_ += std::to_string(v);
+        return *this;
+    }
+    row_writer& boolean(bool b) {
+        sep();
+        out_ += b ? "TRUE" : "FALSE";
+        return *this;
+    }
+    row_writer& null() {
+        sep();
+        out_ += "NULL";
+        return *this;
+    }
+
+private:
+    void sep() {
+        if (!first_) {
+            out_ += ',';
+        }
+        first_ = false;
+    }
+    const connection& conn_;
+    std::string& out_;
+    bool first_ = true;
+};
+
+std::string datetime6(std::chrono::system_clock::time_point tp) {
+    using namespace std::chrono;
+    const auto us = floor<microseconds>(tp);
+    const auto day = floor<days>(us);
+    const year_month_day ymd{day};
+    const hh_mm_ss hms{us - day};
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02u %02d:%02d:%02d.%06d",
+                  static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                  static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
+                  static_cast<int>(hms.minutes().count()),
+                  static_cast<int>(hms.seconds().count()),
+                  static_cast<int>(hms.subseconds().count()));
+    return buf;
+}
+
+result<std::string> commit_datetime(std::int64_t t, std::string_view user, std::string_view sha) {
+    auto s = utc_datetime(t);
+    if (!s) {
+        return adapter_error("commit " + std::string(sha) + " of user " + std::string(user) +
+                                 " has a time (" + std::to_string(t) +
+                                 ") outside DATETIME's range",
+                             "22008");
+    }
+    return *s;
+}
+
+std::optional<std::string> metadata_of(const write_options& opts, std::string_view source) {
+    if (!opts.metadata_json) {
+        return std::nullopt;
+    }
+    const auto fm = frontmatter_of(source);
+    if (!fm) {
+        return std::nullopt;
+    }
+    return opts.metadata_json(*fm);
+}
+
+// "('a','b',...)" for the users of the batch.
+std::string in_list(const connection& conn, const std::vector<const v1::user_state*>& users) {
+    std::string s = "(";
+    for (std::size_t i = 0; i < users.size(); ++i) {
+        if (i > 0) {
+            s += ',';
+        }
+        conn.append_quoted(s, users[i]->user_id);
+    }
+    s += ')';
+    return s;
+}
+
+struct old_watermark {
+    std::string v1_commit;
+    std::string fingerprint;
+    std::string applied_at;
+};
+
+result<void> write_batch(connection& conn, const std::vector<const v1::user_state*>& users,
+                         const write_options& opts, write_stats& stats) {
+    const std::size_t hard =
+        conn.max_allowed_packet() > packet_headroom * 2
+            ? static_cast<std::size_t>(conn.max_allowed_packet()) - packet_headroom
+            : default_statement_bytes;
+    const std::size_t soft = std::min(
+        hard, opts.max_statement_bytes ? opts.max_statement_bytes : default_statement_bytes);
+    const std::size_t max_rows = std::max<std::size_t>(1, opts.max_rows_per_statement);
+    const auto now = opts.now ? opts.now() : std::chrono::system_clock::now();
+    const std::string applied_now = datetime6(now);
+
+    auto run = [&](const std::string& sql) -> result<void> {
+        stats.statements += 1;
+        stats.bytes += sql.size();
+        auto r = conn.execute(sql);
+        if (!r) {
+            return r.error();
+        }
+        return {};
+    };
+
+    // Old watermarks, so that an unchanged user keeps its applied_at (no row changes at all).
+    // Sent in chunks of users: an IN list of 255-character ids must fit a statement too.
+    std::unordered_map<std::string, old_watermark> old;
+    std::vector<std::string> in_lists;
+    for (std::size_t i = 0; i < users.size();) {
+        std::vector<const v1::user_state*> chunk;
+        std::size_t bytes = 0;
+        while (i < users.size() && (chunk.empty() || bytes < soft / 4)) {
+            bytes += users[i]->user_id.size() * 2 + 4;
+            chunk.push_back(users[i++]);
+        }
+        in_lists.push_back(in_list(conn, chunk));
+    }
+    for (const auto& list : in_lists) {
+        const std::string sql =
+            "SELECT user_id, v1_commit, diffs_fingerprint, applied_at FROM mirror_watermarks"
+            " WHERE user_id IN " +
+            list;
+        stats.statements += 1;
+        stats.bytes += sql.size();
+        auto rs = conn.query(sql);
+        if (!rs) {
+            return rs.error();
+        }
+        for (auto& r : rs->data) {
+            old[r[0].value_or("")] = {r[1].value_or(""), r[2].value_or(""), r[3].value_or("")};
+        }
+    }
+    for (std::string_view table : {"users", "commits", "blocks", "block_versions",
+                                   "pending_diffs", "mirror_watermarks"}) {
+        for (const auto& list : in_lists) {
+            if (auto r = run("DELETE FROM " + std::string(table) + " WHERE user_id IN " + list);
+                !r) {
+                return r;
+            }
+        }
+    }
+
+    batched_insert ins_users(conn, "users", "user_id, head, diffs_fingerprint", soft, hard,
+                             max_rows, stats);
+    batched_insert ins_commits(
+        conn, "commits", "user_id, sha, seq, parents, message, author, committed_at, tz_offset",
+        soft, hard, max_rows, stats);
+    batched_insert ins_blocks(
+        conn, "blocks", "user_id, label, content, metadata, updated_at, source, v1_commit", soft,
+        hard, max_rows, stats);
+    batched_insert ins_versions(conn, "block_versions",
+                                "id, user_id, label, content, metadata, author, message, "
+                                "created_at, is_current, source, full_message, "
+                                "created_tz_offset, ordinal, deleted",
+                                soft, hard, max_rows, stats);
+    batched_insert ins_diffs(conn, "pending_diffs",
+                             "id, user_id, agent_id, block_label, field, operation, "
+                             "current_value, proposed_value, reasoning, confidence, status, "
+                             "source_query, created_at, reviewed_at, applied_commit, "
+                             "created_at_text, reviewed_at_text, raw_json",
+                             soft, hard, max_rows, stats);
+    batched_insert ins_marks(conn, "mirror_watermarks",
+                             "user_id, v1_commit, diffs_fingerprint, applied_at", soft, hard,
+                             max_rows, stats);
+
+    for (const v1::user_state* u : users) {
+        row_writer(conn, ins_users.begin_row())
+            .str(u->user_id)
+            .str(u->head)
+            .str(u->diffs_fingerprint);
+        if (auto r = ins_users.end_row(); !r) {
+            return r;
+        }
+
+        std::unordered_map<std::string_view, std::int64_t> commit_times;
+        for (const v1::commit& c : u->commits) {
+            commit_times.emplace(c.sha, c.commit_time);
+            auto when = commit_datetime(c.commit_time, u->user_id, c.sha);
+            if (!when) {
+                return when.error();
+            }
+            row_writer(conn, ins_commits.begin_row())
+                .str(u->user_id)
+                .str(c.sha)
+                .num(c.seq)
+                .str(join_parents(c.parents))
+                .str(c.message)
+                .str(c.author)
+                .str(*when)
+                .num(c.commit_tz_offset_minutes);
+            if (auto r = ins_commits.end_row(); !r) {
+                return r;
+            }
+        }
+        for (const v1::block_version& v : u->versions) {
+            commit_times.emplace(v.sha, v.commit_time);
+        }
+
+        for (const v1::block& b : u->blocks) {
+            std::optional<std::string> updated;
+            if (auto it = commit_times.find(b.commit); it != commit_times.end()) {
+                updated = utc_datetime(it->second);
+            }
+            row_writer(conn, ins_blocks.begin_row())
+                .str(u->user_id)
+                .str(b.label)
+                .str(body_of(b.source))
+                .opt(metadata_of(opts, b.source))
+                .opt(updated)
+                .str(b.source)
+                .str(b.commit);
+            if (auto r = ins_blocks.end_row(); !r) {
+                return r;
+            }
+        }
+
+        for (const v1::block_version& v : u->versions) {
+            auto when = commit_datetime(v.commit_time, u->user_id, v.sha);
+            if (!when) {
+                return when.error();
+            }
+            row_writer(conn, ins_versions.begin_row())
+                .str(v.sha)
+                .str(u->user_id)
+                .str(v.label)
+                .str(v.deleted ? std::string_view{} : body_of(v.source))
+                .opt(v.deleted ? std::nullopt : metadata_of(opts, v.source))
+                .str(v.author)
+                .str(summary_line(v.message))
+                .str(*when)
+                .boolean(v.ordinal == 0)
+                .str(v.source)
+                .str(v.message)
+                .num(v.commit_tz_offset_minutes)
+                .num(v.ordinal)
+                .boolean(v.deleted);
+            if (auto r = ins_versions.end_row(); !r) {
+                return r;
+            }
+        }
+
+        for (const v1::pending_diff& d : u->diffs) {
+            row_writer(conn, ins_diffs.begin_row())
+                .str(d.id)
+                .str(u->user_id)
+                .str(d.agent_id)
+                .str(d.block_label)
+                .opt(d.field)
+                .str(d.operation)
+                .opt(d.current_value)
+                .str(d.proposed_value)
+                .str(d.reasoning)
+                .str(d.confidence)
+                .str(d.status)
+                .opt(d.source_query)
+                .opt(iso_to_datetime6(d.created_at))
+                .opt(d.reviewed_at ? iso_to_datetime6(*d.reviewed_at) : std::nullopt)
+                .opt(d.applied_commit)
+                .str(d.created_at)
+                .opt(d.reviewed_at)
+                .str(d.raw_json);
+            if (auto r = ins_diffs.end_row(); !r) {
+                return r;
+            }
+        }
+
+        std::string applied = applied_now;
+        if (auto it = old.find(u->user_id); it != old.end() &&
+                                            it->second.v1_commit == u->head &&
+                                            it->second.fingerprint == u->diffs_fingerprint) {
+            applied = it->second.applied_at;
+        }
+        row_writer(conn, ins_marks.begin_row())
+            .str(u->user_id)
+            .str(u->head)
+            .str(u->diffs_fingerprint)
+            .str(applied);
+        if (auto r = ins_marks.end_row(); !r) {
+            return r;
+        }
+    }
+
+    for (batched_insert* b :
+         {&ins_users, &ins_commits, &ins_blocks, &ins_versions, &ins_diffs, &ins_marks}) {
+        if (auto r = b->flush(); !r) {
+            return r;
+        }
+    }
+    return {};
+}
+
+result<std::int64_t> to_int(const cell& c, std::string_view what) {
+    std::int64_t v = 0;
+    if (c) {
+        const char* end = c->data() + c->size();
+        auto [p, ec] = std::from_chars(c->data(), end, v);
+        if (ec == std::errc{} && p == end) {
+            return v;
+        }
+    }
+    return adapter_error("unexpected value in column " + std::string(what));
+}
+
+result<std::int64_t> to_epoch(const cell& c, std::string_view what) {
+    if (c) {
+        if (auto t = parse_utc_datetime(*c)) {
+            return *t;
+        }
+    }
+    return adapter_error("unexpected time in column " + std::string(what));
+}
+
+result<std::optional<v1::user_state>> read_user_in_tx(connection& conn,
+                                                      std::string_view user_id) {
+    const std::string where = " WHERE user_id = " + conn.quoted(user_id);
+    auto urs = conn.query("SELECT user_id, head, diffs_fingerprint FROM users" + where);
+    if (!urs) {
+        return urs.error();
+    }
+    // PAD SPACE: 'u ' = 'u' in SQL. Only the exact id is this user.
+    if (urs->data.empty() || urs->data[0][0].value_or("") != user_id) {
+        return std::optional<v1::user_state>{};
+    }
+    v1::user_state u;
+    u.user_id = std::string(user_id);
+    u.head = urs->data[0][1].value_or("");
+    u.diffs_fingerprint = urs->data[0][2].value_or("");
+
+    auto crs = conn.query(
+        "SELECT sha, parents, message, author, committed_at, tz_offset, seq FROM commits" +
+        where + " ORDER BY seq");
+    if (!crs) {
+        return crs.error();
+    }
+    for (auto& r : crs->data) {
+        v1::commit c;
+        c.sha = std::move(r[0]).value_or("");
+        c.parents = split_parents(r[1].value_or(""));
+        c.message = std::move(r[2]).value_or("");
+        c.author = std::move(r[3]).value_or("");
+        auto t = to_epoch(r[4], "commits.committed_at");
+        auto tz = to_int(r[5], "commits.tz_offset");
+        auto seq = to_int(r[6], "commits.seq");
+        if (!t || !tz || !seq) {
+            return !t ? t.error() : !tz ? tz.error() : seq.error();
+        }
+        c.commit_time = *t;
+        c.commit_tz_offset_minutes = static_cast<int>(*tz);
+        c.seq = *seq;
+        u.commits.push_back(std::move(c));
+    }
+
+    auto brs = conn.query("SELECT label, source, v1_commit FROM blocks" + where +
+                          " ORDER BY label");
+    if (!brs) {
+        return brs.error();
+    }
+    for (auto& r : brs->data) {
+        u.blocks.push_back(v1::block{std::move(r[0]).value_or(""), std::move(r[1]).value_or(""),
+                                     std::move(r[2]).value_or("")});
+    }
+
+    auto vrs = conn.query(
+        "SELECT id, label, source, deleted, full_message, author, created_at, "
+        "created_tz_offset, ordinal FROM block_versions" +
+        where + " ORDER BY label, ordinal");
+    if (!vrs) {
+        return vrs.error();
+    }
+    for (auto& r : vrs->data) {
+        v1::block_version v;
+        v.sha = std::move(r[0]).value_or("");
+        v.label = std::move(r[1]).value_or("");
+        v.source = std::move(r[2]).value_or("");
+        v.deleted = r[3].value_or("0") != "0";
+        v.message = std::move(r[4]).value_or("");
+        v.author = std::move(r[5]).value_or("");
+        auto t = to_epoch(r[6], "block_versions.created_at");
+        auto tz = to_int(r[7], "block_versions.created_tz_offset");
+        auto ord = to_int(r[8], "block_versions.ordinal");
+        if (!t || !tz || !ord) {
+            return !t ? t.error() : !tz ? tz.error() : ord.error();
+        }
+        v.commit_time = *t;
+        v.commit_tz_offset_minutes = static_cast<int>(*tz);
+        v.ordinal = *ord;
+        u.versions.push_back(std::move(v));
+    }
+
+    auto drs = conn.query(
+        "SELECT id, raw_json, agent_id, block_label, field, operation, current_value, "
+        "proposed_value, reasoning, confidence, status, source_query, created_at_text, "
+        "reviewed_at_text, applied_commit FROM pending_diffs" +
+        where + " ORDER BY id");
+    if (!drs) {
+        return drs.error();
+    }
+    for (auto& r : drs->data) {
+        v1::pending_diff d;
+        d.id = std::move(r[0]).value_or("");
+        d.raw_json = std::move(r[1]).value_or("");
+        d.agent_id = std::move(r[2]).value_or("");
+        d.block_label = std::move(r[3]).value_or("");
+        d.field = std::move(r[4]);
+        d.operation = std::move(r[5]).value_or("");
+        d.current_value = std::move(r[6]);
+        d.proposed_value = std::move(r[7]).value_or("");
+        d.reasoning = std::move(r[8]).value_or("");
+        d.confidence = std::move(r[9]).value_or("");
+        d.status = std::move(r[10]).value_or("");
+        d.source_query = std::move(r[11]);
+        d.created_at = std::move(r[12]).value_or("");
+        d.reviewed_at = std::move(r[13]);
+        d.applied_commit = std::move(r[14]);
+        u.diffs.push_back(std::move(d));
+    }
+    return std::optional<v1::user_state>(std::move(u));
+}
+
+}  // namespace
+
+result<write_stats> write_users(connection& conn, std::span<const v1::user_state> users,
+                                const write_options& opts) {
+    if (conn.in_transaction()) {
+        return adapter_error("write_users called inside an open transaction", "25000");
+    }
+    // The last state given for a user wins; keep first-appearance order for the rest.
+    std::unordered_map<std::string_view, std::size_t> last;
+    for (std::size_t i = 0; i < users.size(); ++i) {
+        last[users[i].user_id] = i;
+    }
+    std::vector<const v1::user_state*> batch;
+    batch.reserve(last.size());
+    for (std::size_t i = 0; i < users.size(); ++i) {
+        if (last[users[i].user_id] == i) {
+            batch.push_back(&users[i]);
+        }
+    }
+    write_stats stats;
+    stats.users = batch.size();
+    if (batch.empty()) {
+        return stats;
+    }
+
+    if (auto r = conn.begin(); !r) {
+        return r.error();
+    }
+    stats.statements += 1;
+    if (auto r = write_batch(conn, batch, opts, stats); !r) {
+        conn.rollback();
+        return r.error();
+    }
+    stats.statements += 1;
+    if (auto r = conn.commit(); !r) {
+        conn.rollback();
+        return r.error();
+    }
+    return stats;
+}
+
+result<std::optional<v1::user_state>> read_user(connection& conn, std::string_view user_id) {
+    const bool own = !conn.in_transaction();
+    if (own) {
+        if (auto r = conn.begin(); !r) {
+            return r.error();
+        }
+    }
+    auto u = read_user_in_tx(conn, user_id);
+    if (own) {
+        if (!u) {
+            conn.rollback();
+        } else if (auto r = conn.commit(); !r) {
+            return r.error();
+        }
+    }
+    return u;
+}
+
+result<std::vector<std::string>> list_users(connection& conn) {
+    auto rs = conn.query("SELECT user_id FROM users ORDER BY user_id");
+    if (!rs) {
+        return rs.error();
+    }
+    std::vector<std::string> ids;
+    ids.reserve(rs->data.size());
+    for (auto& r : rs->data) {
+        ids.push_back(std::move(r[0]).value_or(""));
+    }
+    return ids;
+}
+
+result<std::optional<watermark>> read_watermark(connection& conn, std::string_view user_id) {
+    auto rs = conn.query(
+        "SELECT user_id, v1_commit, diffs_fingerprint, applied_at FROM mirror_watermarks"
+        " WHERE user_id = " +
+        conn.quoted(user_id));
+    if (!rs) {
+        return rs.error();
+    }
+    if (rs->data.empty() || rs->data[0][0].value_or("") != user_id) {
+        return std::optional<watermark>{};
+    }
+    auto& r = rs->data[0];
+    return std::optional<watermark>(watermark{std::move(r[0]).value_or(""),
+                                              std::move(r[1]).value_or(""),
+                                              std::move(r[2]).value_or(""),
+                                              std::move(r[3]).value_or("")});
+}
+
+}  // namespace sg::dolt

@@ -1,0 +1,72 @@
+// adapters/dolt/store: writes v1 user states (adapters/v1/model.hpp) into the v2 tables and
+// reads them back, losslessly: every byte of sources, messages and pending-diff files, every
+// time and every order comes back as it was written. Writing replaces a user's rows wholesale,
+// in one transaction per batch together with the user's watermark, with multi-row INSERTs sized
+// to the server's max_allowed_packet; the bulk import and the mirror both use it.
+#pragma once
+
+#include "adapters/dolt/connection.hpp"
+#include "adapters/v1/model.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sg::dolt {
+
+struct write_options {
+    // Turns a block file's frontmatter YAML (frontmatter_of(source)) into the JSON text of the
+    // `metadata` column, nullopt for NULL. Unset: metadata stays NULL. v1's YAML rules (PyYAML
+    // safe_load, dates, invalid YAML gives {}) belong to adapters/v1, which supplies this.
+    std::function<std::optional<std::string>(std::string_view frontmatter_yaml)> metadata_json;
+    // Upper bound of one INSERT statement. 0: 4 MiB, and never more than the server's
+    // max_allowed_packet less headroom, which is also the hard limit for a single row.
+    std::size_t max_statement_bytes = 0;
+    std::size_t max_rows_per_statement = 2000;
+    // The clock for mirror_watermarks.applied_at (tests pin it).
+    std::function<std::chrono::system_clock::time_point()> now;
+};
+
+struct write_stats {
+    std::size_t users = 0;       // distinct users written
+    std::size_t rows = 0;        // rows inserted, all tables
+    std::size_t statements = 0;  // statements sent, transaction control included
+    std::size_t bytes = 0;       // SQL text sent
+};
+
+// Makes the tables hold exactly `users` for each user given (users, commits, blocks,
+// block_versions, pending_diffs, mirror_watermarks): their old rows are deleted and the new ones
+// inserted, all in one transaction that commits before this returns. Users not in the span are
+// untouched. Idempotent: writing the same states again leaves every row as it was, including
+// applied_at, which only moves when (head, diffs_fingerprint) changes. A user id given twice:
+// the last state wins. On any error the transaction is rolled back and nothing changed (retry
+// retryable errors with with_retry). Must not be called inside an open transaction. On Dolt the
+// caller then makes the Dolt commit (dolt_commit.hpp) according to its policy.
+result<write_stats> write_users(connection& conn, std::span<const v1::user_state> users,
+                                const write_options& opts = {});
+
+// The state written for user_id, exactly as it was given to write_users (commits by seq, blocks
+// by label, versions by label then ordinal, diffs by id); nullopt when the user was never
+// written. Reads in one transaction so the parts are consistent (unless the caller already has
+// one open, which is then used).
+result<std::optional<v1::user_state>> read_user(connection& conn, std::string_view user_id);
+
+// Every user id in the tables, ascending by byte value.
+result<std::vector<std::string>> list_users(connection& conn);
+
+struct watermark {
+    std::string user_id;
+    std::string v1_commit;          // the head of the state last applied
+    std::string diffs_fingerprint;  // the pending_diffs/ fingerprint of that state
+    std::string applied_at;         // UTC, "YYYY-MM-DD HH:MM:SS.ffffff"
+};
+
+// The watermark of user_id, nullopt when the user was never written.
+result<std::optional<watermark>> read_watermark(connection& conn, std::string_view user_id);
+
+}  // namespace sg::dolt

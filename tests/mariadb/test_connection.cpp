@@ -1,0 +1,222 @@
+// tests/mariadb/test_connection: the session against the real MariaDB server of the fixture:
+// connecting over TCP and the unix socket, result draining, error classification of real
+// failures (data too long, a killed session, a read timeout), reconnecting, with_retry, and that
+// the password never shows in an error.
+#include "adapters/dolt/connection.hpp"
+#include "adapters/dolt/schema.hpp"
+#include "adapters/dolt/store.hpp"
+#include "tests/mariadb/test_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+
+using namespace sg::dolt;
+using sg::dolt::testing::scratch_db;
+
+TEST_CASE("connects over TCP and the unix socket, utf8mb4 and strict", "[connection]") {
+    scratch_db db;
+    for (bool via_socket : {false, true}) {
+        INFO("socket: " << via_socket);
+        connection conn = db.connect(via_socket);
+        CHECK(conn.connected());
+        CHECK(conn.max_allowed_packet() >= 1024 * 1024);
+        CHECK(conn.thread_id() != 0);
+        auto rs = conn.query(
+            "SELECT @@character_set_connection, @@sql_mode, @@time_zone, DATABASE(), NULL, "
+            "'a\\0b'");
+        REQUIRE(rs);
+        REQUIRE(rs->data.size() == 1);
+        const auto& r = rs->data[0];
+        CHECK(r[0] == "utf8mb4");
+        CHECK(r[1]->find("STRICT_ALL_TABLES") != std::string::npos);
+        CHECK(r[2] == "+00:00");
+        CHECK(r[3] == db.name());
+        CHECK_FALSE(r[4].has_value());
+        CHECK(r[5] == std::string("a\0b", 3));  // lengths, not C strings
+        CHECK(conn.describe().find(db.name()) != std::string::npos);
+    }
+}
+
+TEST_CASE("a data error is permanent and leaves the session usable", "[connection][error]") {
+    scratch_db db;
+    connection conn = db.connect();
+    REQUIRE(migrate(conn));
+
+    auto user = testing::make_user(std::string(300, 'u'), 1, 1);  // user_id is VARCHAR(255)
+    auto r = write_users(conn, std::span(&user, 1));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == 1406);
+    CHECK(r.error().sqlstate == "22001");
+    CHECK(r.error().kind == error_kind::permanent);
+    CHECK_FALSE(r.error().retryable());
+    CHECK(conn.connected());
+    CHECK_FALSE(conn.in_transaction());
+    CHECK(conn.stats().permanent_errors == 1);
+
+    auto users = list_users(conn);
+    REQUIRE(users);
+    CHECK(users->empty());  // rolled back: not even the users row stayed
+
+    auto bad = conn.query("SELECT * FROM no_such_table");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().code == 1146);
+    CHECK(bad.error().kind == error_kind::permanent);
+
+    // A pending diff whose operation is outside the plan's ENUM: strict mode refuses it.
+    auto odd = testing::make_user("odd-diff", 1, 1);
+    odd.diffs[0].operation = "rewrite_everything";
+    auto e1 = write_users(conn, std::span(&odd, 1));
+    REQUIRE_FALSE(e1);
+    INFO(e1.error().to_string());
+    CHECK(e1.error().code == 1265);
+    CHECK(e1.error().kind == error_kind::permanent);
+
+    // Bytes that are not UTF-8 do not fit utf8mb4 columns (v1 writes UTF-8; see schema.cpp).
+    auto latin1 = testing::make_user("latin1", 1, 1);
+    latin1.blocks[0].source = "caf\xe9";
+    auto e2 = write_users(conn, std::span(&latin1, 1));
+    REQUIRE_FALSE(e2);
+    INFO(e2.error().to_string());
+    CHECK(e2.error().code == 1366);
+    CHECK(e2.error().kind == error_kind::permanent);
+    CHECK(conn.connected());
+}
+
+TEST_CASE("a killed session is retryable and reconnecting works", "[connection][error]") {
+    scratch_db db;
+    connection conn = db.connect();
+    REQUIRE(migrate(conn));
+    connection root(testing::root_options());
+    REQUIRE(root.connect());
+
+    auto kill = [&] {
+        REQUIRE(root.execute("KILL CONNECTION " + std::to_string(conn.thread_id())));
+    };
+
+    SECTION("explicit reconnect") {
+        kill();
+        auto r = conn.query("SELECT 1");
+        REQUIRE_FALSE(r);
+        INFO(r.error().to_string());
+        CHECK(r.error().kind == error_kind::connection_lost);
+        CHECK(r.error().retryable());
+        CHECK_FALSE(conn.connected());
+        CHECK(conn.stats().connection_lost == 1);
+
+        auto again = conn.ensure_connected();
+        REQUIRE(again);
+        CHECK(*again);  // a new session was opened: the caller learns its transaction is gone
+        CHECK(conn.stats().reconnects == 1);
+        auto ok = conn.query("SELECT 1");
+        REQUIRE(ok);
+        CHECK(ok->data[0][0] == "1");
+        auto still = conn.ensure_connected();
+        REQUIRE(still);
+        CHECK_FALSE(*still);
+    }
+
+    SECTION("killed inside a transaction: with_retry runs the whole transaction again") {
+        int attempts = 0;
+        auto user = testing::make_user("killed-mid-write", 2, 3);
+        auto r = with_retry(conn, retry_policy{3, std::chrono::milliseconds(10)},
+                            [&](connection& c) -> result<write_stats> {
+                                if (++attempts == 1) {
+                                    REQUIRE(c.begin());
+                                    kill();
+                                    auto lost = c.execute("DELETE FROM users");
+                                    REQUIRE_FALSE(lost);
+                                    CHECK_FALSE(c.in_transaction());
+                                    return lost.error();
+                                }
+                                return write_users(c, std::span(&user, 1));
+                            });
+        REQUIRE(r);
+        CHECK(attempts == 2);
+        CHECK(conn.stats().retries == 1);
+        CHECK(conn.stats().reconnects == 1);
+        auto back = read_user(conn, "killed-mid-write");
+        REQUIRE(back);
+        REQUIRE(back->has_value());
+        testing::require_same(user, **back);
+    }
+
+    SECTION("with_retry gives up at once on a permanent error") {
+        int attempts = 0;
+        auto r = with_retry(conn, retry_policy{}, [&](connection& c) {
+            ++attempts;
+            return c.execute("SELECT * FROM no_such_table");
+        });
+        REQUIRE_FALSE(r);
+        CHECK(attempts == 1);
+    }
+}
+
+TEST_CASE("the read timeout bounds a statement", "[connection][error]") {
+    scratch_db db;
+    options o = db.user_options();
+    o.read_timeout = std::chrono::seconds(1);
+    connection conn(o);
+    REQUIRE(conn.connect());
+    const auto start = std::chrono::steady_clock::now();
+    auto r = conn.query("SELECT SLEEP(5)");
+    const auto took = std::chrono::steady_clock::now() - start;
+    REQUIRE_FALSE(r);
+    INFO(r.error().to_string());
+    CHECK(r.error().kind == error_kind::connection_lost);
+    CHECK(took < std::chrono::milliseconds(4500));
+    CHECK_FALSE(conn.connected());
+}
+
+TEST_CASE("the password never appears in errors", "[connection][error]") {
+    scratch_db db;
+    const std::string real = testing::env().password;
+
+    SECTION("wrong password") {
+        options o = db.user_options();
+        o.password = "Wr0ng-Pa55word-d0-not-print";
+        connection conn(o);
+        auto r = conn.connect();
+        REQUIRE_FALSE(r);
+        const std::string text = r.error().to_string();
+        INFO(text);
+        CHECK(r.error().code == 1045);
+        CHECK(r.error().kind == error_kind::permanent);
+        CHECK(text.find(o.password) == std::string::npos);
+        CHECK(text.find("Access denied") != std::string::npos);
+        CHECK(conn.describe().find(o.password) == std::string::npos);
+        CHECK(conn.stats().connect_failures == 1);
+    }
+    SECTION("unreachable server") {
+        options o = db.user_options();
+        o.port = 1;  // nothing listens there
+        connection conn(o);
+        auto r = conn.connect();
+        REQUIRE_FALSE(r);
+        INFO(r.error().to_string());
+        CHECK(r.error().kind == error_kind::connection_lost);
+        CHECK(r.error().to_string().find(real) == std::string::npos);
+    }
+    SECTION("a statement that echoes the password is scrubbed") {
+        connection conn = db.connect();
+        auto r = conn.query("SELEC '" + real + "'");
+        REQUIRE_FALSE(r);
+        INFO(r.error().to_string());
+        CHECK(r.error().code == 1064);
+        CHECK(r.error().to_string().find(real) == std::string::npos);
+        CHECK(r.error().message.find("***") != std::string::npos);
+    }
+}
+
+TEST_CASE("a CALL's results are drained", "[connection]") {
+    scratch_db db;
+    connection conn = db.connect();
+    REQUIRE(conn.execute("CREATE PROCEDURE two_sets() BEGIN SELECT 1; SELECT 2; END"));
+    auto r = conn.query("CALL two_sets()");
+    REQUIRE(r);
+    REQUIRE(r->data.size() == 1);
+    CHECK(r->data[0][0] == "1");
+    auto next = conn.query("SELECT 3");  // would be error 2014 had the results not been drained
+    REQUIRE(next);
+    CHECK(next->data[0][0] == "3");
+}

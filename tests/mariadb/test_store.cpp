@@ -1,0 +1,452 @@
+// tests/mariadb/test_store: migrations and the write/read round trip of v1 user states against
+// the real MariaDB server of the fixture, one scratch database per test case.
+#include "adapters/dolt/schema.hpp"
+#include "adapters/dolt/store.hpp"
+#include "adapters/dolt/values.hpp"
+#include "tests/mariadb/test_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+
+using namespace sg::dolt;
+using sg::dolt::testing::require_same;
+using sg::dolt::testing::scratch_db;
+namespace v1 = sg::v1;
+
+namespace {
+
+std::string scalar(connection& conn, const std::string& sql) {
+    auto rs = conn.query(sql);
+    if (!rs) {
+        FAIL(sql << ": " << rs.error().to_string());
+    }
+    REQUIRE(rs->data.size() == 1);
+    return rs->data[0][0].value_or("NULL");
+}
+
+// Every row of every table, as text: what "nothing changed" compares.
+std::map<std::string, std::vector<row>> dump(connection& conn) {
+    std::map<std::string, std::vector<row>> out;
+    const std::pair<const char*, const char*> tables[] = {
+        {"users", "user_id"},
+        {"commits", "user_id, sha"},
+        {"blocks", "user_id, label"},
+        {"block_versions", "user_id, label, id"},
+        {"pending_diffs", "user_id, id"},
+        {"mirror_watermarks", "user_id"},
+    };
+    for (const auto& [table, key] : tables) {
+        auto rs = conn.query(std::string("SELECT * FROM ") + table + " ORDER BY " + key);
+        REQUIRE(rs);
+        out[table] = rs->data;
+    }
+    return out;
+}
+
+// A user exercising every edge the model can hold.
+v1::user_state tricky_user() {
+    v1::user_state u;
+    u.user_id = "user-ünïcödé-\xF0\x9F\x98\x80";
+    u.diffs_fingerprint = "sha256:0f3c";
+    const std::string emoji = "\xF0\x9F\x98\x80\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD";  // with modifier
+    const std::string rtl = "\xD7\xA9\xD7\x9C\xD7\x95\xD7\x9D \xD8\xB3\xD9\x84\xD8\xA7\xD9\x85";
+    std::string big(1024 * 1024, 'x');  // a 1 MiB block
+    for (std::size_t i = 0; i < big.size(); i += 64) {
+        big[i] = '\n';
+    }
+    big.replace(100, 8, "'\\\"\r\n\x1a\x01");
+
+    // Commits, newest first; c2 and c3 share a second (and c1 too), so only seq orders them.
+    const std::int64_t t = 1768328823;
+    struct spec {
+        std::string sha;
+        std::string message;
+        std::string author;
+        std::int64_t time;
+        int tz;
+    };
+    const std::vector<spec> specs{
+        {"f000000000000000000000000000000000000004",
+         "Delete notes\n\nAuthor: agent:cleaner", "agent:cleaner", t + 1, -300},
+        {"a000000000000000000000000000000000000003",
+         "It's \"quoted\" \\ back\\slash\r\nCRLF line \x01\x02 " + emoji + "\n\nAuthor: user",
+         "user", t, 330},
+        {"e000000000000000000000000000000000000002", "Update big\n\nAuthor: user", "user", t, 330},
+        {"b000000000000000000000000000000000000001", "", "unknown", t, 0},  // empty message
+    };
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        v1::commit c;
+        c.sha = specs[i].sha;
+        if (i + 1 < specs.size()) {
+            c.parents = {specs[i + 1].sha};
+        }
+        c.message = specs[i].message;
+        c.author = specs[i].author;
+        c.commit_time = specs[i].time;
+        c.commit_tz_offset_minutes = specs[i].tz;
+        c.seq = static_cast<std::int64_t>(i);
+        u.commits.push_back(c);
+    }
+    u.commits[0].parents.push_back("c000000000000000000000000000000000000009");  // a merge
+    u.head = u.commits[0].sha;
+
+    const std::string student = "---\r\nblock: student\r\n---\r\n\r\n" + rtl + " " + emoji +
+                                "\r\nline two\r\n";
+    u.blocks = {
+        v1::block{"big", big, specs[2].sha},
+        v1::block{"empty", "", specs[1].sha},
+        v1::block{"student", student, specs[1].sha},
+    };
+
+    auto version = [&](const std::string& label, const spec& s, std::string source,
+                       std::int64_t ordinal, bool deleted = false) {
+        v1::block_version v;
+        v.sha = s.sha;
+        v.label = label;
+        v.source = std::move(source);
+        v.deleted = deleted;
+        v.message = s.message;
+        v.author = s.author;
+        v.commit_time = s.time;
+        v.commit_tz_offset_minutes = s.tz;
+        v.ordinal = ordinal;
+        return v;
+    };
+    u.versions = {
+        version("big", specs[2], big, 0),
+        version("big", specs[3], "---\nblock: big\n---\n\nsmall", 1),
+        version("empty", specs[1], "", 0),
+        version("notes", specs[0], "", 0, true),  // deleted by the newest commit
+        version("notes", specs[3], "notes\n", 1),
+        // One commit touching two files: same sha under two labels.
+        version("student", specs[1], student, 0),
+        version("student", specs[3], "first", 1),
+    };
+
+    v1::pending_diff full;
+    full.id = "329eb558-05c4-4223-a985-3225ac49d6af";
+    full.raw_json = "{\n  \"id\": \"329eb558\",\n  \"reasoning\": \"\\u00e9 \\\"q\\\"\"\n}\n";
+    full.agent_id = "tutor";
+    full.block_label = "student";
+    full.field = "body";
+    full.operation = "llm_diff";
+    full.current_value = student;
+    full.proposed_value = emoji + " it's";
+    full.reasoning = "Suggest \\ change";
+    full.confidence = "low";
+    full.status = "approved";
+    full.source_query = "what's next?";
+    full.created_at = "2026-11-22T04:16:24";  // no fraction: Python omits zero microseconds
+    full.reviewed_at = "2026-11-22T04:16:24.393080";
+    full.applied_commit = specs[1].sha;
+
+    v1::pending_diff nulls;
+    nulls.id = "a05aa388-c4a6-4223-a985-3225ac49d6af";
+    nulls.raw_json = "{\"id\":\"a05aa388\",\"field\":null}";
+    nulls.agent_id = "tutor";
+    nulls.block_label = "gone";
+    nulls.operation = "replace";
+    nulls.proposed_value = "";
+    nulls.reasoning = "";
+    nulls.confidence = "medium";
+    nulls.status = "pending";
+    nulls.created_at = "not a time";  // kept as text, parsed column NULL
+    u.diffs = {full, nulls};
+    return u;
+}
+
+}  // namespace
+
+TEST_CASE("migrations create the tables once and are idempotent", "[schema]") {
+    scratch_db db;
+    connection conn = db.connect();
+    auto before = applied_migrations(conn);
+    REQUIRE(before);
+    CHECK(before->empty());
+
+    auto first = migrate(conn);
+    REQUIRE(first);
+    CHECK(*first == std::vector<int>{1});
+    auto second = migrate(conn);
+    REQUIRE(second);
+    CHECK(second->empty());
+    auto applied = applied_migrations(conn);
+    REQUIRE(applied);
+    CHECK(*applied == std::vector<int>{1});
+    CHECK(scalar(conn, "SELECT COUNT(*) FROM schema_migrations") == "1");
+    CHECK(scalar(conn, "SELECT name FROM schema_migrations WHERE version = 1").find("users") !=
+          std::string::npos);
+
+    auto tables = conn.query(
+        "SELECT table_name, table_collation, engine FROM information_schema.tables"
+        " WHERE table_schema = DATABASE() ORDER BY table_name");
+    REQUIRE(tables);
+    std::vector<std::string> names;
+    for (const auto& r : tables->data) {
+        names.push_back(*r[0]);
+        INFO(*r[0]);
+        CHECK(r[1] == "utf8mb4_bin");
+        CHECK(r[2] == "InnoDB");
+    }
+    std::sort(names.begin(), names.end());  // information_schema collates case-insensitively
+    CHECK(names == std::vector<std::string>{"block_versions", "blocks", "commits",
+                                            "mirror_watermarks", "pending_diffs",
+                                            "schema_migrations", "users"});
+    CHECK(scalar(conn,
+                 "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = "
+                 "DATABASE() AND index_name = 'block_versions_history'") == "3");
+
+    // Inside a transaction, DDL would commit the caller's work: refused.
+    REQUIRE(conn.begin());
+    auto inside = migrate(conn);
+    REQUIRE_FALSE(inside);
+    conn.rollback();
+}
+
+TEST_CASE("a user state round-trips byte for byte", "[store]") {
+    scratch_db db;
+    connection conn = db.connect();
+    REQUIRE(migrate(conn));
+    const v1::user_state u = tricky_user();
+
+    write_options opts;
+    opts.metadata_json = [](std::string_view yaml) -> std::optional<std::string> {
+        // Stand-in for adapters/v1's YAML->JSON: enough to check the column is filled.
+        return "{\"yaml_bytes\": " + std::to_string(yaml.size()) + "}";
+    };
+    auto w = write_users(conn, std::span(&u, 1), opts);
+    REQUIRE(w);
+    CHECK(w->users == 1);
+    CHECK(w->rows == 1 + 4 + 3 + 7 + 2 + 1);
+
+    auto back = read_user(conn, u.user_id);
+    REQUIRE(back);
+    REQUIRE(back->has_value());
+    require_same(u, **back);
+    CHECK((*back)->commits[0].parents.size() == 2);
+    CHECK((*back)->versions.size() == 7);
+
+    SECTION("derived columns") {
+        const std::string uid = conn.quoted(u.user_id);
+        CHECK(scalar(conn, "SELECT content FROM blocks WHERE label = 'big'") ==
+              u.blocks[0].source);  // no frontmatter: the whole file is the body
+        CHECK(scalar(conn, "SELECT metadata FROM blocks WHERE label = 'big'") == "NULL");
+        CHECK(scalar(conn, "SELECT content FROM block_versions WHERE label = 'big' AND "
+                           "ordinal = 1") == "small");
+        CHECK(scalar(conn, "SELECT JSON_VALUE(metadata, '$.yaml_bytes') FROM block_versions "
+                           "WHERE label = 'big' AND ordinal = 1") == "10");
+        CHECK(scalar(conn, "SELECT updated_at FROM blocks WHERE label = 'big'") ==
+              "2026-01-13 18:27:03.000000");
+        CHECK(scalar(conn, "SELECT message FROM block_versions WHERE label = 'student' AND "
+                           "ordinal = 0") == std::string(summary_line(u.commits[1].message)));
+        CHECK(scalar(conn, "SELECT COUNT(*) FROM block_versions WHERE is_current") == "4");
+        CHECK(scalar(conn, "SELECT created_at FROM block_versions WHERE label = 'notes' AND "
+                           "ordinal = 0") == "2026-01-13 18:27:04");
+        CHECK(scalar(conn, "SELECT created_at FROM pending_diffs WHERE status = 'approved'") ==
+              "2026-11-22 04:16:24.000000");
+        CHECK(scalar(conn, "SELECT reviewed_at FROM pending_diffs WHERE status = 'approved'") ==
+              "2026-11-22 04:16:24.393080");
+        CHECK(scalar(conn, "SELECT created_at FROM pending_diffs WHERE status = 'pending'") ==
+              "NULL");
+        CHECK(scalar(conn, "SELECT user_id FROM pending_diffs LIMIT 1") == u.user_id);
+        CHECK(scalar(conn, "SELECT COUNT(*) FROM commits WHERE user_id = " + uid) == "4");
+    }
+    SECTION("unknown users read as nullopt") {
+        auto none = read_user(conn, "nobody");
+        REQUIRE(none);
+        CHECK_FALSE(none->has_value());
+        // PAD SPACE would match 'u ' to 'u' in SQL; the reader insists on the exact id.
+        auto padded = read_user(conn, u.user_id + " ");
+        REQUIRE(padded);
+        CHECK_FALSE(padded->has_value());
+        auto mark = read_watermark(conn, "nobody");
+        REQUIRE(mark);
+        CHECK_FALSE(mark->has_value());
+    }
+}
+
+TEST_CASE("users without blocks, and the generated users, round-trip", "[store]") {
+    scratch_db db;
+    connection conn = db.connect();
+    REQUIRE(migrate(conn));
+
+    v1::user_state empty_repo;  // v1 knows it exists; no commit at all
+    empty_repo.user_id = "empty-repo";
+    std::vector<v1::user_state> users{empty_repo, testing::make_user("no-blocks", 0, 0),
+                                      testing::make_user("four-by-ten", 4, 10),
+                                      testing::make_user("seven-by-three", 7, 3)};
+    REQUIRE(write_users(conn, users));
+    for (const auto& u : users) {
+        INFO(u.user_id);
+        auto back = read_user(conn, u.user_id);
+        REQUIRE(back);
+        REQUIRE(back->has_value());
+        require_same(u, **back);
+    }
+    auto ids = list_users(conn);
+    REQUIRE(ids);
+    CHECK(*ids == std::vector<std::string>{"empty-repo", "four-by-ten", "no-blocks",
+                                           "seven-by-three"});
+    auto mark = read_watermark(conn, "four-by-ten");
+    REQUIRE(mark);
+    REQUIRE(mark->has_value());
+    CHECK((*mark)->v1_commit == users[2].head);
+    CHECK((*mark)->diffs_fingerprint == users[2].diffs_fingerprint);
+}
+
+TEST_CASE("rewriting replaces a user's rows and is idempotent", "[store]") {
+    scratch_db db;
+    connection conn = db.connect();
+    REQUIRE(migrate(conn));
+    auto clock_at = [](std::int64_t s) {
+        return [s] { return std::chrono::system_clock::time_point(std::chrono::seconds(s)); };
+    };
+    write_options opts;
+    opts.now = clock_at(1768328823);
+
+    std::vector<v1::user_state> users{testing::make_user("alice", 4, 5),
+                                      testing::make_user("bob", 2, 2)};
+    REQUIRE(write_users(conn, users, opts));
+    const auto first = dump(conn);
+    auto mark1 = read_watermark(conn, "alice");
+    REQUIRE(mark1);
+    REQUIRE(mark1->has_value());
+    CHECK((*mark1)->applied_at == "2026-01-13 18:27:03.000000");
+
+    SECTION("the same states again change nothing, applied_at included") {
+        opts.now = clock_at(1768329999);
+        REQUIRE(write_users(conn, users, opts));
+        CHECK(dump(conn) == first);
+    }
+    SECTION("a new state replaces the old rows of that user only") {
+        opts.now = clock_at(1768329999);
+        const v1::user_state smaller = testing::make_user("alice", 1, 1);
+        REQUIRE(write_users(conn, std::span(&smaller, 1), opts));
+        auto back = read_user(conn, "alice");
+        REQUIRE(back);
+        REQUIRE(back->has_value());
+        require_same(smaller, **back);
+        CHECK(scalar(conn, "SELECT COUNT(*) FROM block_versions WHERE user_id = 'alice'") ==
+              "1");
+        auto bob = read_user(conn, "bob");
+        REQUIRE(bob);
+        REQUIRE(bob->has_value());
+        require_same(users[1], **bob);
+        auto mark2 = read_watermark(conn, "alice");
+        REQUIRE(mark2);
+        CHECK((*mark2)->applied_at == "2026-01-13 18:46:39.000000");
+        CHECK((*mark2)->v1_commit == smaller.head);
+    }
+    SECTION("a user given twice in one batch: the last state wins") {
+        std::vector<v1::user_state> twice{testing::make_user("carol", 3, 3),
+                                          testing::make_user("carol", 1, 2)};
+        auto w = write_users(conn, twice, opts);
+        REQUIRE(w);
+        CHECK(w->users == 1);
+        auto back = read_user(conn, "carol");
+        REQUIRE(back);
+        REQUIRE(back->has_value());
+        require_same(twice[1], **back);
+    }
+}
+
+TEST_CASE("statements are split to the byte budget; a row over the packet limit fails cleanly",
+          "[store]") {
+    scratch_db db;
+    connection conn = db.connect();
+    REQUIRE(migrate(conn));
+
+    std::vector<v1::user_state> users;
+    for (int i = 0; i < 20; ++i) {
+        users.push_back(testing::make_user("split-" + std::to_string(i), 3, 4));
+    }
+    write_options small;
+    small.max_statement_bytes = 4096;
+    auto w = write_users(conn, users, small);
+    REQUIRE(w);
+    CHECK(w->statements > 50);
+    for (const auto& u : users) {
+        auto back = read_user(conn, u.user_id);
+        REQUIRE(back);
+        REQUIRE(back->has_value());
+        require_same(u, **back);
+    }
+
+    // source and content of one block row together exceed max_allowed_packet.
+    v1::user_state huge = testing::make_user("huge", 1, 1);
+    huge.blocks[0].source.assign(static_cast<std::size_t>(conn.max_allowed_packet() / 2 + 1024),
+                                 'h');
+    const std::uint64_t statements_before = conn.stats().statements;
+    auto r = write_users(conn, std::span(&huge, 1));
+    REQUIRE_FALSE(r);
+    INFO(r.error().to_string());
+    CHECK(r.error().code == 0);
+    CHECK(r.error().kind == error_kind::permanent);
+    CHECK(r.error().message.find("max_allowed_packet") != std::string::npos);
+    CHECK(conn.connected());
+    CHECK_FALSE(conn.in_transaction());
+    CHECK(conn.stats().statements > statements_before);
+    auto none = read_user(conn, "huge");
+    REQUIRE(none);
+    CHECK_FALSE(none->has_value());
+}
+
+TEST_CASE("500 small users in one call", "[store][bench]") {
+    scratch_db db;
+    connection conn = db.connect();
+    REQUIRE(migrate(conn));
+    std::vector<v1::user_state> users;
+    for (int i = 0; i < 500; ++i) {
+        char id[32];
+        std::snprintf(id, sizeof id, "bulk-%04d", i);
+        users.push_back(testing::make_user(id, 4, 10));
+    }
+    const auto start = std::chrono::steady_clock::now();
+    auto w = write_users(conn, users);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    REQUIRE(w);
+    WARN("write_users: 500 users x 4 blocks x 10 versions in " << seconds << " s = "
+         << static_cast<int>(500 / seconds) << " users/s (" << w->rows << " rows, "
+         << w->statements << " statements, " << w->bytes / 1024 << " KiB)");
+    CHECK(w->users == 500);
+    CHECK(w->statements < 100);  // multi-row INSERTs, not one statement per row
+    auto ids = list_users(conn);
+    REQUIRE(ids);
+    CHECK(ids->size() == 500);
+    auto back = read_user(conn, "bulk-0321");
+    REQUIRE(back);
+    REQUIRE(back->has_value());
+    require_same(users[321], **back);
+}
+
+// Hidden (run with `dolt_tests "[.bench]"`): the backfill goal of design.md §6, 10,000 users of
+// 4 blocks and 10 versions into MariaDB in under a minute. Prints, never asserts a time.
+TEST_CASE("10,000 users in batches of 500", "[.bench]") {
+    scratch_db db;
+    connection conn = db.connect();
+    REQUIRE(migrate(conn));
+    double write_seconds = 0;
+    std::size_t bytes = 0;
+    for (int batch = 0; batch < 20; ++batch) {
+        std::vector<v1::user_state> users;
+        for (int i = 0; i < 500; ++i) {
+            char id[32];
+            std::snprintf(id, sizeof id, "bench-%05d", batch * 500 + i);
+            users.push_back(testing::make_user(id, 4, 10));
+        }
+        const auto start = std::chrono::steady_clock::now();
+        auto w = write_users(conn, users);
+        write_seconds +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        REQUIRE(w);
+        bytes += w->bytes;
+    }
+    WARN("write_users: 10000 users x 4 blocks x 10 versions in " << write_seconds << " s = "
+         << static_cast<int>(10000 / write_seconds) << " users/s, " << bytes / (1024 * 1024)
+         << " MiB of SQL");
+}
