@@ -75,7 +75,8 @@ struct user_state {
     std::vector<block> blocks;            // at HEAD, sorted by label
     std::vector<block_version> versions;  // every version of every block (any order)
     std::vector<pending_diff> diffs;      // every file in pending_diffs/, sorted by id
-    std::string diffs_fingerprint;        // hash over pending_diffs/ (names, sizes, contents)
+    std::string diffs_fingerprint;        // hash over pending_diffs/ metadata: names, types,
+                                          // sizes, mtimes, ctimes (adapters/git/pending_diffs)
 };
 
 }  // namespace sg::v1
