@@ -2,7 +2,9 @@
 // subcommands (migrate, reconcile, report, gate) join it here.
 #include "config/config.hpp"
 #include "proxy/admin.hpp"
+#include "proxy/inspect.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/migrate.hpp"
 #include "proxy/server.hpp"
 
 #include <CLI/CLI.hpp>
@@ -133,7 +135,65 @@ int main(int argc, char** argv) {
     serve_cmd->add_option("--ready-file", ready_file,
                           "once listening, write the bound ports as JSON to this file");
 
+    auto* migrate_cmd = app.add_subcommand(
+        "migrate", "copy v1 storage (every user, block, version, pending diff) into Dolt");
+    std::string migrate_config;
+    sg::proxy::migrate_options mopts;
+    std::string commit_policy = "once_per_run";
+    migrate_cmd->add_option("-c,--config", migrate_config, "config file (v1_data_dir, dolt.*)")
+        ->required();
+    migrate_cmd->add_option("--user", mopts.users, "only these users (repeatable)");
+    migrate_cmd->add_flag("--dry-run", mopts.dry_run,
+                          "read v1 storage and print per-table counts; write nothing");
+    migrate_cmd->add_flag("--verify", mopts.verify,
+                          "afterwards re-read every user from Dolt and compare with v1 storage");
+    migrate_cmd->add_option("--batch-size", mopts.batch_size, "users per transaction")
+        ->check(CLI::Range(1, 100000));
+    migrate_cmd->add_option("--readers", mopts.readers, "git reader threads")
+        ->check(CLI::Range(1, 64));
+    migrate_cmd
+        ->add_option("--dolt-commit", commit_policy,
+                     "Dolt commits: per_user_import, once_per_run or off (no-op on MariaDB)")
+        ->check(CLI::IsMember({"per_user_import", "once_per_run", "off"}));
+
+    auto* render_cmd = app.add_subcommand(
+        "render", "print what Dolt answers to v1 GET requests, rendered in v1's shape");
+    std::string render_config;
+    std::string render_tz = "utc";
+    std::vector<std::string> render_targets;
+    render_cmd->add_option("-c,--config", render_config, "config file (dolt.*)")->required();
+    render_cmd->add_option("--tz", render_tz,
+                           "v1's time zone for history times: utc, local or +HH:MM");
+    render_cmd->add_option("targets", render_targets, "request targets, e.g. /users/u1/blocks")
+        ->required();
+
     CLI11_PARSE(app, argc, argv);
+
+    if (*render_cmd) {
+        auto loaded = sg::config::load_file(render_config);
+        if (!loaded.problems.empty()) {
+            std::cerr << render_config << ": " << sg::config::format_problems(loaded.problems);
+            return exit_bad_config;
+        }
+        auto tz = sg::proxy::parse_time_zone(render_tz);
+        if (!tz) {
+            std::cerr << "--tz: expected utc, local or +HH:MM, got " << render_tz << "\n";
+            return exit_bad_config;
+        }
+        return sg::proxy::run_render(*loaded.value, *tz, render_targets, std::cout);
+    }
+
+    if (*migrate_cmd) {
+        auto loaded = sg::config::load_file(migrate_config);
+        if (!loaded.problems.empty()) {
+            std::cerr << migrate_config << ": " << sg::config::format_problems(loaded.problems);
+            return exit_bad_config;
+        }
+        mopts.commit_policy = *sg::dolt::parse_commit_policy(commit_policy);
+        auto report = sg::proxy::run_migrate(*loaded.value, mopts, stderr);
+        std::cout << sg::proxy::format_report(report, mopts);
+        return sg::proxy::exit_code(report);
+    }
 
     if (*serve_cmd) {
         if (print_defaults) {

@@ -1,0 +1,8 @@
+# adapters/v1/model.cmake: the v1 storage model's pure code (frontmatter, PyYAML-compatible YAML to
+# JSON, rendering v1's JSON answers). Included from adapters/CMakeLists.txt.
+add_library(sg_v1_model
+    ${CMAKE_CURRENT_SOURCE_DIR}/v1/frontmatter.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/v1/yaml_json.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/v1/render.cpp)
+target_include_directories(sg_v1_model PUBLIC ${PROJECT_SOURCE_DIR})
+target_link_libraries(sg_v1_model PUBLIC sg_adapters_v1 yaml-cpp nlohmann_json::nlohmann_json)

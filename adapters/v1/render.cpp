@@ -1,0 +1,843 @@
+// adapters/v1/render: v1's read answers from the storage model. See the header for the contract;
+// comments here say which line of v1 (youlab_server/server/blocks.py, storage/git.py,
+// storage/diffs.py, FastAPI/pydantic) each rule copies.
+#include "adapters/v1/render.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <limits>
+#include <new>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
+
+#include "adapters/v1/frontmatter.hpp"
+#include "adapters/v1/yaml_json.hpp"
+
+namespace sg::v1 {
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+rendered json_answer(unsigned status, std::string body) {
+    return {status, std::string(json_content_type), std::move(body)};
+}
+
+rendered detail(unsigned status, std::string_view text_utf8) {
+    return json_answer(status, "{\"detail\":" + python_json_string(text_utf8) + "}");
+}
+
+// A path identifier as the Python str v1 sees (uvicorn unquotes with errors="replace").
+std::string as_python_str(std::string_view bytes) { return utf8_decode_replace(bytes); }
+
+// Python int() of a str, as pydantic 1's int_validator calls it on a query value. nullopt where it
+// raises (then: type_error.integer). `huge_negative`/`huge_positive` flag values beyond int64.
+struct query_int {
+    std::int64_t value = 0;
+    bool below_int64 = false;
+    bool above_int64 = false;
+};
+
+constexpr std::array<char32_t, 66> decimal_zeros = {
+    0x30,    0x660,   0x6f0,   0x7c0,   0x966,   0x9e6,   0xa66,   0xae6,   0xb66,   0xbe6,
+    0xc66,   0xce6,   0xd66,   0xde6,   0xe50,   0xed0,   0xf20,   0x1040,  0x1090,  0x17e0,
+    0x1810,  0x1946,  0x19d0,  0x1a80,  0x1a90,  0x1b50,  0x1bb0,  0x1c40,  0x1c50,  0xa620,
+    0xa8d0,  0xa900,  0xa9d0,  0xa9f0,  0xaa50,  0xabf0,  0xff10,  0x104a0, 0x10d30, 0x11066,
+    0x110f0, 0x11136, 0x111d0, 0x112f0, 0x11450, 0x114d0, 0x11650, 0x116c0, 0x11730, 0x118e0,
+    0x11950, 0x11c50, 0x11d50, 0x11da0, 0x16a60, 0x16ac0, 0x16b50, 0x1d7ce, 0x1d7d8, 0x1d7e2,
+    0x1d7ec, 0x1d7f6, 0x1e140, 0x1e2f0, 0x1e950, 0x1fbf0};
+
+// Unicode category Nd (Python 3.11, Unicode 14): every decimal digit run starts at one of these.
+int unicode_decimal(char32_t c) {
+    for (const char32_t z : decimal_zeros)
+        if (c >= z && c < z + 10) return static_cast<int>(c - z);
+    return -1;
+}
+
+std::vector<char32_t> code_points(std::string_view utf8) {
+    std::vector<char32_t> out;
+    for (std::size_t i = 0; i < utf8.size();) {
+        const auto b = static_cast<unsigned char>(utf8[i]);
+        char32_t c;
+        int n;
+        if (b < 0x80)
+            c = b, n = 1;
+        else if (b < 0xE0)
+            c = b & 0x1F, n = 2;
+        else if (b < 0xF0)
+            c = b & 0x0F, n = 3;
+        else
+            c = b & 0x07, n = 4;
+        for (int k = 1; k < n && i + static_cast<std::size_t>(k) < utf8.size(); ++k)
+            c = (c << 6) |
+                (static_cast<unsigned char>(utf8[i + static_cast<std::size_t>(k)]) & 0x3F);
+        out.push_back(c);
+        i += static_cast<std::size_t>(n);
+    }
+    return out;
+}
+
+std::optional<query_int> python_int_of_query(std::string_view raw_bytes) {
+    const std::string s = as_python_str(raw_bytes);
+    std::vector<char32_t> cps = code_points(s);
+    if (cps.size() > 4300) return std::nullopt;  // pydantic's max_str_int guard
+    std::size_t b = 0, e = cps.size();
+    while (b < e && is_python_space(cps[b])) ++b;
+    while (e > b && is_python_space(cps[e - 1])) --e;
+    bool neg = false;
+    if (b < e && (cps[b] == '+' || cps[b] == '-')) {
+        neg = cps[b] == '-';
+        ++b;
+    }
+    if (b >= e) return std::nullopt;
+    query_int q;
+    bool prev_digit = false;
+    std::uint64_t mag = 0;
+    bool overflow = false;
+    for (std::size_t i = b; i < e; ++i) {
+        if (cps[i] == '_') {
+            if (!prev_digit || i + 1 >= e) return std::nullopt;
+            prev_digit = false;
+            continue;
+        }
+        const int d = unicode_decimal(cps[i]);
+        if (d < 0) return std::nullopt;
+        prev_digit = true;
+        const auto ud = static_cast<std::uint64_t>(d);
+        if (overflow || mag > (std::numeric_limits<std::uint64_t>::max() - ud) / 10) {
+            overflow = true;
+        } else {
+            mag = mag * 10 + ud;
+        }
+    }
+    if (!prev_digit) return std::nullopt;
+    const auto lim = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    if (neg) {
+        if (overflow || mag > lim + 1)
+            q.below_int64 = true;
+        else
+            q.value = mag == lim + 1 ? std::numeric_limits<std::int64_t>::min()
+                                     : -static_cast<std::int64_t>(mag);
+    } else {
+        if (overflow || mag > lim)
+            q.above_int64 = true;
+        else
+            q.value = static_cast<std::int64_t>(mag);
+    }
+    return q;
+}
+
+// How many commits `git rev-list --max-count=N` lists for the N v1 passes: git reads N with
+// atoi(), i.e. strtol (clamped to the long range) truncated to int; a negative count is no limit.
+std::optional<std::size_t> git_max_count(const query_int& q) {
+    std::int64_t l = q.below_int64 ? std::numeric_limits<std::int64_t>::min() : q.value;
+    const auto as_int = static_cast<std::int32_t>(
+        static_cast<std::uint32_t>(static_cast<std::uint64_t>(l) & 0xFFFFFFFFu));
+    if (as_int < 0) return std::nullopt;
+    return static_cast<std::size_t>(as_int);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Pending diffs as v1's PendingDiffStore sees them.
+
+constexpr std::array<std::string_view, 15> diff_fields = {
+    "id",           "user_id",       "agent_id",       "block_label", "field",
+    "operation",    "current_value", "proposed_value", "reasoning",   "confidence",
+    "source_query", "status",        "created_at",     "reviewed_at", "applied_commit"};
+
+// PendingDiff(**json.loads(text)), or nullopt where that raises (v1 skips such files).
+std::optional<ojson> load_diff(const pending_diff& d) {
+    if (d.raw_json.empty()) {
+        // Built by hand (tests, or a model without the file text): the extracted fields.
+        ojson j = ojson::object();
+        auto opt = [](const std::optional<std::string>& v) {
+            return v ? ojson(*v) : ojson(nullptr);
+        };
+        j["id"] = d.id;
+        j["agent_id"] = d.agent_id;
+        j["block_label"] = d.block_label;
+        j["field"] = opt(d.field);
+        j["operation"] = d.operation;
+        j["current_value"] = opt(d.current_value);
+        j["proposed_value"] = d.proposed_value;
+        j["reasoning"] = d.reasoning;
+        j["confidence"] = d.confidence;
+        j["source_query"] = opt(d.source_query);
+        j["status"] = d.status;
+        j["created_at"] = d.created_at;
+        j["reviewed_at"] = opt(d.reviewed_at);
+        j["applied_commit"] = opt(d.applied_commit);
+        return j;
+    }
+    // json.loads refuses a str starting with a BOM (nlohmann would skip it); read_text() keeps it.
+    if (d.raw_json.rfind("\xEF\xBB\xBF", 0) == 0) return std::nullopt;
+    // read_text() translates newlines first; outside strings that changes nothing JSON cares about
+    // and inside strings a raw control character is an error either way.
+    ojson j;
+    try {
+        j = ojson::parse(d.raw_json);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+    if (!j.is_object()) return std::nullopt;
+    for (const auto& [k, v] : j.items())
+        if (std::find(diff_fields.begin(), diff_fields.end(), k) == diff_fields.end())
+            return std::nullopt;  // unexpected keyword argument
+    for (const auto f : diff_fields) {
+        if (f == "reviewed_at" || f == "applied_commit") continue;  // have defaults
+        if (!j.contains(std::string(f))) return std::nullopt;       // missing argument
+    }
+    return j;
+}
+
+struct python_raised {};
+
+bool is_number(const ojson& v) { return v.is_number() || v.is_boolean(); }
+
+double number_of(const ojson& v) {
+    if (v.is_boolean()) return v.get<bool>() ? 1 : 0;
+    return v.get<double>();
+}
+
+// list_pending(block_label): the pending diffs (optionally of one block), sorted by created_at,
+// newest first, stably. Throws python_raised where sorted() would (created_at values that do not
+// compare).
+std::vector<ojson> list_pending(const user_state& state, std::optional<std::string_view> label) {
+    std::vector<ojson> out;
+    for (const auto& d : state.diffs) {
+        auto j = load_diff(d);
+        if (!j) continue;
+        const ojson& status = (*j)["status"];
+        if (!status.is_string() || status.get_ref<const std::string&>() != "pending") continue;
+        if (label) {
+            const ojson& bl = (*j)["block_label"];
+            if (!bl.is_string() || bl.get_ref<const std::string&>() != *label) continue;
+        }
+        out.push_back(std::move(*j));
+    }
+    if (out.size() < 2) return out;
+    const bool all_str = std::all_of(out.begin(), out.end(),
+                                     [](const ojson& j) { return j["created_at"].is_string(); });
+    const bool all_num = std::all_of(out.begin(), out.end(),
+                                     [](const ojson& j) { return is_number(j["created_at"]); });
+    if (all_str) {
+        std::stable_sort(out.begin(), out.end(), [](const ojson& a, const ojson& b) {
+            return a["created_at"].get_ref<const std::string&>() >
+                   b["created_at"].get_ref<const std::string&>();
+        });
+    } else if (all_num) {
+        std::stable_sort(out.begin(), out.end(), [](const ojson& a, const ojson& b) {
+            return number_of(a["created_at"]) > number_of(b["created_at"]);
+        });
+    } else {
+        throw python_raised{};  // '<' not supported between instances of ...
+    }
+    return out;
+}
+
+// The identity of a JSON scalar as a Python dict key (1 == 1.0 == True), for count_pending.
+std::string json_key_identity(const ojson& v) {
+    if (v.is_string()) return "s:" + v.get<std::string>();
+    if (v.is_null()) return "N";
+    if (v.is_boolean()) return v.get<bool>() ? "n:1" : "n:0";
+    if (v.is_number_integer()) return "n:" + v.dump();
+    if (v.is_number_float()) {
+        const double d = v.get<double>();
+        if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9.2e18)
+            return "n:" + std::to_string(static_cast<std::int64_t>(d));
+        return "f:" + python_float_repr(d);
+    }
+    throw python_raised{};  // unhashable type: 'list' / 'dict'
+}
+
+struct pending_count {
+    ojson key;  // the first block_label value seen for this key
+    std::int64_t count = 0;
+};
+
+// count_pending(): {block_label: n} in first-seen order of list_pending().
+std::vector<pending_count> count_pending(const user_state& state) {
+    std::vector<pending_count> out;
+    std::unordered_map<std::string, std::size_t> where;
+    for (const auto& d : list_pending(state, std::nullopt)) {
+        const ojson& bl = d["block_label"];
+        const auto id = json_key_identity(bl);
+        const auto it = where.find(id);
+        if (it == where.end()) {
+            where.emplace(id, out.size());
+            out.push_back({bl, 1});
+        } else {
+            ++out[it->second].count;
+        }
+    }
+    return out;
+}
+
+std::int64_t pending_for(const std::vector<pending_count>& counts, std::string_view label) {
+    for (const auto& c : counts)
+        if (c.key.is_string() && c.key.get_ref<const std::string&>() == label) return c.count;
+    return 0;
+}
+
+// pydantic 1's str_validator on a JSON value (str fields of DiffSummary, dict[str, int] keys).
+std::string pydantic_str(const ojson& v) {
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_boolean()) return v.get<bool>() ? "True" : "False";
+    if (v.is_number_integer()) return v.dump();
+    if (v.is_number_float()) return python_float_repr(v.get<double>());
+    throw python_raised{};  // none is not an allowed value / str type expected
+}
+
+// ------------------------------------------------------------------------------------------------
+// Metadata through pydantic: BlockDetail.metadata is Dict[str, Any].
+
+std::optional<std::pair<std::size_t, std::size_t>> as_pair(py_graph& g, std::size_t i) {
+    const py_object o = g.at(i);  // copy: g grows below
+    switch (o.kind) {
+        case py_kind::list:
+        case py_kind::tuple:
+        case py_kind::set:
+        case py_kind::dict: {
+            const std::size_t step = o.kind == py_kind::dict ? 2 : 1;  // a dict iterates its keys
+            if (o.items.size() != 2 * step) return std::nullopt;
+            return std::make_pair(o.items[0], o.items[step]);
+        }
+        case py_kind::string: {
+            if (python_len(o.text) != 2) return std::nullopt;
+            std::size_t cut = 1;
+            while (cut < o.text.size() && (static_cast<unsigned char>(o.text[cut]) & 0xC0) == 0x80)
+                ++cut;
+            py_object a, b;
+            a.kind = b.kind = py_kind::string;
+            a.text = o.text.substr(0, cut);
+            b.text = o.text.substr(cut);
+            const std::size_t ia = g.add(std::move(a));
+            return std::make_pair(ia, g.add(std::move(b)));
+        }
+        case py_kind::bytes: {
+            if (o.text.size() != 2) return std::nullopt;
+            py_object a, b;
+            a.kind = b.kind = py_kind::integer;
+            a.text = std::to_string(static_cast<unsigned char>(o.text[0]));
+            b.text = std::to_string(static_cast<unsigned char>(o.text[1]));
+            const std::size_t ia = g.add(std::move(a));
+            return std::make_pair(ia, g.add(std::move(b)));
+        }
+        default:
+            return std::nullopt;  // not iterable
+    }
+}
+
+// dict_validator (dict(v) for a non-dict) then the str key validator: the metadata dict v1's
+// BlockDetail holds, as a new root of `g`. nullopt where pydantic fails (v1 answers 500).
+std::optional<std::size_t> pydantic_metadata(py_graph& g) {
+    std::vector<std::size_t> items;  // key, value, ...
+    const py_object root = g.root_object();
+    if (root.kind == py_kind::dict) {
+        items = root.items;
+    } else {
+        if (root.kind != py_kind::list && root.kind != py_kind::tuple && root.kind != py_kind::set)
+            return std::nullopt;  // dict(42), dict("text") ... raise
+        std::unordered_map<std::string, std::size_t> where;
+        for (const std::size_t e : root.items) {
+            auto p = as_pair(g, e);
+            if (!p) return std::nullopt;
+            const py_kind kk = g.at(p->first).kind;
+            if (kk == py_kind::list || kk == py_kind::dict || kk == py_kind::set)
+                return std::nullopt;  // unhashable
+            const auto id = python_key_identity(g, p->first);
+            const auto it = where.find(id);
+            if (it == where.end()) {
+                where.emplace(id, items.size());
+                items.push_back(p->first);
+                items.push_back(p->second);
+            } else {
+                items[it->second + 1] = p->second;
+            }
+        }
+    }
+    py_object out;
+    out.kind = py_kind::dict;
+    std::unordered_map<std::string, std::size_t> where;
+    for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+        const py_object& k = g.at(items[i]);
+        std::string key;
+        switch (k.kind) {
+            case py_kind::string:
+                key = k.text;
+                break;
+            case py_kind::boolean:
+                key = k.boolean ? "True" : "False";
+                break;
+            case py_kind::integer:
+                if (k.text.empty()) return std::nullopt;  // str() raises ValueError
+                key = k.text;
+                break;
+            case py_kind::floating:
+                key = std::isnan(k.number)   ? "nan"
+                      : std::isinf(k.number) ? (k.number < 0 ? "-inf" : "inf")
+                                             : python_float_repr(k.number);
+                break;
+            case py_kind::bytes:
+                if (!is_valid_utf8(k.text)) return std::nullopt;
+                key = k.text;
+                break;
+            default:
+                return std::nullopt;  // None, dates: str type expected
+        }
+        const std::size_t value = items[i + 1];
+        const auto it = where.find(key);
+        if (it != where.end()) {
+            out.items[it->second + 1] = value;
+            continue;
+        }
+        py_object ko;
+        ko.kind = py_kind::string;
+        ko.text = key;
+        const std::size_t ki = g.add(std::move(ko));
+        where.emplace(std::move(key), out.items.size());
+        out.items.push_back(ki);
+        out.items.push_back(value);
+    }
+    return g.add(std::move(out));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Revisions (GitPython's rev_parse on "{sha}^0") and file contents at a commit.
+
+struct commit_index {
+    std::unordered_map<std::string, std::size_t> by_sha;
+};
+
+commit_index index_commits(const user_state& state) {
+    commit_index ix;
+    for (std::size_t i = 0; i < state.commits.size(); ++i)
+        ix.by_sha.emplace(state.commits[i].sha, i);
+    return ix;
+}
+
+bool is_hex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
+
+// name_to_object: a 4..40 hex string resolves as a (unique) object id, else a ref ("HEAD").
+std::optional<std::size_t> name_to_commit(const user_state& state, const commit_index& ix,
+                                          std::string_view name) {
+    const bool hexish =
+        name.size() >= 4 && name.size() <= 40 && std::all_of(name.begin(), name.end(), is_hex);
+    if (hexish) {
+        std::string low(name);
+        for (auto& c : low) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (low.size() == 40) {
+            const auto it = ix.by_sha.find(low);
+            if (it == ix.by_sha.end()) return std::nullopt;  // new_from_sha raises; no ref lookup
+            return it->second;
+        }
+        std::optional<std::size_t> found;
+        bool ambiguous = false;
+        for (std::size_t i = 0; i < state.commits.size(); ++i) {
+            if (state.commits[i].sha.compare(0, low.size(), low) == 0) {
+                if (found) ambiguous = true;
+                found = i;
+            }
+        }
+        if (found && !ambiguous) return found;
+        // short_to_long failed: GitPython tries the name as a ref next.
+    }
+    if (name == "HEAD" && !state.head.empty()) {
+        const auto it = ix.by_sha.find(state.head);
+        if (it != ix.by_sha.end()) return it->second;
+    }
+    return std::nullopt;
+}
+
+std::optional<std::size_t> parent_of(const user_state& state, const commit_index& ix, std::size_t c,
+                                     std::size_t n) {
+    const auto& parents = state.commits[c].parents;
+    if (n >= parents.size()) return std::nullopt;
+    const auto it = ix.by_sha.find(parents[n]);
+    if (it == ix.by_sha.end()) return std::nullopt;
+    return it->second;
+}
+
+std::optional<std::size_t> resolve_with(const user_state& state, const commit_index& ix,
+                                        std::string_view given) {
+    const std::string rev = std::string(given) + "^0";  // repo.commit(rev) = rev_parse(rev + "^0")
+    if (rev.rfind(":/", 0) == 0) return std::nullopt;
+    std::optional<std::size_t> obj;
+    std::size_t start = 0, parsed_to = 0;
+    const std::size_t lr = rev.size();
+    while (start < lr) {
+        const char token = rev[start];
+        if (token != '^' && token != '~' && token != ':' && token != '@') {
+            ++start;
+            continue;
+        }
+        if (!obj) {
+            if (start == 0 || token == '@')
+                return std::nullopt;  // HEAD's ref / reflog: unsupported
+            obj = name_to_commit(state, ix, std::string_view(rev).substr(0, start));
+            if (!obj) return std::nullopt;
+        }
+        ++start;
+        if (start < lr && rev[start] == '{') {
+            const auto end = rev.find('}', start);
+            if (end == std::string::npos) return std::nullopt;
+            const std::string type = rev.substr(start + 1, end - start - 1);
+            if (type != "commit" && !type.empty())
+                return std::nullopt;  // tree/blob/@{n}: no commit
+            start = end + 1;
+            parsed_to = start;
+            continue;
+        }
+        std::size_t num = 0;
+        if (token != ':') {
+            bool found_digit = false;
+            while (start < lr && rev[start] >= '0' && rev[start] <= '9') {
+                num = num * 10 + static_cast<std::size_t>(rev[start] - '0');
+                if (num > state.commits.size() + 1) num = state.commits.size() + 1;
+                ++start;
+                found_digit = true;
+            }
+            if (!found_digit) num = 1;
+        }
+        parsed_to = start;
+        if (token == '~') {
+            for (std::size_t k = 0; k < num && obj; ++k) obj = parent_of(state, ix, *obj, 0);
+            if (!obj) return std::nullopt;
+        } else if (token == '^') {
+            if (num) obj = parent_of(state, ix, *obj, num - 1);
+            if (!obj) return std::nullopt;
+        } else {
+            return std::nullopt;  // ':' (a path; "^0" then names no file) or '@' after a name
+        }
+    }
+    if (parsed_to != lr) return std::nullopt;
+    return obj;
+}
+
+std::optional<std::string_view> source_at(const user_state& state, const commit_index& ix,
+                                          std::string_view label, std::size_t commit) {
+    std::unordered_map<std::string_view, const block_version*> touched;
+    for (const auto& v : state.versions)
+        if (v.label == label) touched.emplace(v.sha, &v);
+    // Walk first parents until a commit that touched the file: v1's history is linear, and a
+    // commit that did not touch the file has its parent's copy.
+    std::optional<std::size_t> c = commit;
+    for (std::size_t steps = 0; c && steps <= state.commits.size(); ++steps) {
+        const auto it = touched.find(state.commits[*c].sha);
+        if (it != touched.end()) {
+            if (it->second->deleted) return std::nullopt;
+            return std::string_view(it->second->source);
+        }
+        c = parent_of(state, ix, *c, 0);
+    }
+    return std::nullopt;
+}
+
+// The message as GitPython decodes it, and v1's _extract_author of it.
+std::string author_of(const std::string& message) {
+    const std::string_view stripped = python_strip(message);
+    std::size_t pos = 0;
+    while (pos <= stripped.size()) {
+        const auto nl = stripped.find('\n', pos);
+        const std::string_view line =
+            stripped.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        if (line.rfind("Author: ", 0) == 0) {
+            // line.replace("Author: ", ""): every occurrence goes.
+            std::string out;
+            std::size_t i = 0;
+            while (i < line.size()) {
+                if (line.compare(i, 8, "Author: ") == 0) {
+                    i += 8;
+                } else {
+                    out += line[i++];
+                }
+            }
+            return out;
+        }
+        if (nl == std::string_view::npos) break;
+        pos = nl + 1;
+    }
+    return "unknown";
+}
+
+// GET block runs a few Python frames deeper than GET versions, so Python's recursion limit ends
+// its deep metadata one level earlier (measured on the v1 reference).
+yaml_limits get_block_limits() {
+    yaml_limits l;
+    --l.max_depth;
+    --l.max_encode_depth;
+    return l;
+}
+
+const block* find_block(const user_state& state, std::string_view label) {
+    for (const auto& b : state.blocks)
+        if (b.label == label) return &b;
+    return nullptr;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------
+
+std::optional<std::string> time_zone::naive_iso(std::int64_t epoch_seconds) const {
+    int year, month, day, hour, minute, second;
+    if (k == kind::process_local) {
+        const auto t = static_cast<std::time_t>(epoch_seconds);
+        std::tm tm{};
+        if (!localtime_r(&t, &tm)) return std::nullopt;
+        year = tm.tm_year + 1900;
+        month = tm.tm_mon + 1;
+        day = tm.tm_mday;
+        hour = tm.tm_hour;
+        minute = tm.tm_min;
+        second = tm.tm_sec;
+    } else {
+        const std::int64_t s = epoch_seconds + std::int64_t{offset_minutes} * 60;
+        std::int64_t days = s / 86400, rem = s % 86400;
+        if (rem < 0) rem += 86400, --days;
+        // civil_from_days (Howard Hinnant)
+        const std::int64_t z = days + 719468;
+        const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+        const auto doe = static_cast<unsigned>(z - era * 146097);
+        const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        const unsigned mp = (5 * doy + 2) / 153;
+        day = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+        month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+        const std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400 + (month <= 2);
+        if (y < 1 || y > 9999) return std::nullopt;
+        year = static_cast<int>(y);
+        hour = static_cast<int>(rem / 3600);
+        minute = static_cast<int>(rem % 3600 / 60);
+        second = static_cast<int>(rem % 60);
+    }
+    if (year < 1 || year > 9999) return std::nullopt;
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", year, month, day, hour, minute,
+                  second);
+    return std::string(buf);
+}
+
+rendered render_internal_error() {
+    return {500, std::string(plain_text_content_type), "Internal Server Error"};
+}
+
+rendered render_unknown_user(std::string_view user_id) {
+    return detail(404, "User " + as_python_str(user_id) + " not found");
+}
+
+rendered render_exists(bool exists) {
+    return json_answer(200, exists ? "{\"exists\":true}" : "{\"exists\":false}");
+}
+
+rendered render_list_blocks(const user_state& state) {
+    try {
+        const auto counts = count_pending(state);
+        std::vector<const block*> blocks;
+        for (const auto& b : state.blocks) blocks.push_back(&b);
+        std::sort(blocks.begin(), blocks.end(),
+                  [](const block* a, const block* b) { return a->label < b->label; });
+        std::string out = "[";
+        for (const block* b : blocks) {
+            if (out.size() > 1) out += ',';
+            const std::string label = as_python_str(b->label);
+            out += "{\"label\":" + python_json_string(label) +
+                   ",\"pending_diffs\":" + std::to_string(pending_for(counts, label)) + "}";
+        }
+        out += ']';
+        return json_answer(200, std::move(out));
+    } catch (const python_raised&) {
+        return render_internal_error();
+    } catch (const std::bad_alloc&) {
+        return render_internal_error();
+    }
+}
+
+rendered render_diff_counts(const user_state& state) {
+    try {
+        // The endpoint's return annotation dict[str, int] is its response model: pydantic turns
+        // each key into a str (1 -> "1", True -> "True"; None fails) and merges equal results.
+        std::vector<std::pair<std::string, std::int64_t>> out;
+        for (const auto& c : count_pending(state)) {
+            std::string key = pydantic_str(c.key);
+            const auto it =
+                std::find_if(out.begin(), out.end(), [&](const auto& p) { return p.first == key; });
+            if (it != out.end()) {
+                it->second = c.count;
+            } else {
+                out.emplace_back(std::move(key), c.count);
+            }
+        }
+        std::string body = "{";
+        for (const auto& [k, n] : out) {
+            if (body.size() > 1) body += ',';
+            body += python_json_string(k) + ":" + std::to_string(n);
+        }
+        body += '}';
+        return json_answer(200, std::move(body));
+    } catch (const python_raised&) {
+        return render_internal_error();
+    } catch (const std::bad_alloc&) {
+        return render_internal_error();
+    }
+}
+
+rendered render_get_block(const user_state& state, std::string_view label_bytes) {
+    try {
+        const std::string label = as_python_str(label_bytes);
+        const block* b = find_block(state, label);
+        if (!b) return detail(404, "Block " + label + " not found");
+        // Path.read_text(): UTF-8 (a decode error is a 500), universal newlines.
+        if (!is_valid_utf8(b->source)) return render_internal_error();
+        const std::string content = universal_newlines(b->source);
+        const yaml_limits limits = get_block_limits();
+        auto fm = parse_frontmatter(content, limits);
+        if (fm.outcome == frontmatter_outcome::crash ||
+            fm.outcome == frontmatter_outcome::too_large)
+            return render_internal_error();
+        const auto counts = count_pending(state);
+        const auto meta_root = pydantic_metadata(fm.metadata);
+        if (!meta_root) return render_internal_error();
+        const auto meta = python_json(fm.metadata, *meta_root, limits);
+        if (meta.outcome != yaml_outcome::ok) return render_internal_error();
+        std::string out = "{\"label\":" + python_json_string(label);
+        out += ",\"content\":" + python_json_string(content);
+        out += ",\"body\":" + python_json_string(fm.body);
+        out += ",\"metadata\":" + meta.text;
+        out += ",\"pending_diffs\":" + std::to_string(pending_for(counts, label)) + "}";
+        return json_answer(200, std::move(out));
+    } catch (const python_raised&) {
+        return render_internal_error();
+    } catch (const std::bad_alloc&) {
+        return render_internal_error();
+    }
+}
+
+std::optional<rendered> check_history_limit(std::optional<std::string_view> raw_limit) {
+    if (!raw_limit) return std::nullopt;
+    const auto q = python_int_of_query(*raw_limit);
+    if (!q) {
+        return json_answer(422,
+                           "{\"detail\":[{\"loc\":[\"query\",\"limit\"],\"msg\":\"value is not a "
+                           "valid integer\",\"type\":\"type_error.integer\"}]}");
+    }
+    if (q->above_int64 || (!q->below_int64 && q->value > 100)) {
+        return json_answer(422,
+                           "{\"detail\":[{\"loc\":[\"query\",\"limit\"],\"msg\":\"ensure this "
+                           "value is less than or equal to 100\",\"type\":\"value_error.number."
+                           "not_le\",\"ctx\":{\"limit_value\":100}}]}");
+    }
+    return std::nullopt;
+}
+
+rendered render_history(const user_state& state, std::string_view label_bytes,
+                        std::optional<std::string_view> raw_limit, const time_zone& tz) {
+    try {
+        if (auto bad = check_history_limit(raw_limit)) return *bad;
+        std::optional<std::size_t> max_count = 20;
+        if (raw_limit) max_count = git_max_count(*python_int_of_query(*raw_limit));
+        const std::string label = as_python_str(label_bytes);
+        if (!find_block(state, label)) return json_answer(200, "[]");
+        std::vector<const block_version*> versions;
+        for (const auto& v : state.versions)
+            if (v.label == label) versions.push_back(&v);
+        std::stable_sort(
+            versions.begin(), versions.end(),
+            [](const block_version* a, const block_version* b) { return a->ordinal < b->ordinal; });
+        if (max_count && versions.size() > *max_count) versions.resize(*max_count);
+        std::string out = "[";
+        for (std::size_t i = 0; i < versions.size(); ++i) {
+            const auto* v = versions[i];
+            const std::string message = utf8_decode_replace(v->message);
+            const auto ts = tz.naive_iso(v->commit_time);
+            if (!ts) return render_internal_error();  // fromtimestamp raises
+            if (i) out += ',';
+            out += "{\"sha\":" + python_json_string(v->sha);
+            out += ",\"message\":" + python_json_string(message.substr(0, message.find('\n')));
+            out += ",\"author\":" + python_json_string(author_of(message));
+            out += ",\"timestamp\":" + python_json_string(*ts);
+            out += i == 0 ? ",\"is_current\":true}" : ",\"is_current\":false}";
+        }
+        out += ']';
+        return json_answer(200, std::move(out));
+    } catch (const std::bad_alloc&) {
+        return render_internal_error();
+    }
+}
+
+std::optional<std::size_t> resolve_commit(const user_state& state, std::string_view rev) {
+    try {
+        return resolve_with(state, index_commits(state), rev);
+    } catch (const std::bad_alloc&) {
+        return std::nullopt;
+    }
+}
+
+std::optional<std::string_view> block_source_at(const user_state& state, std::string_view label,
+                                                std::size_t commit_index) {
+    if (commit_index >= state.commits.size()) return std::nullopt;
+    try {
+        return source_at(state, index_commits(state), label, commit_index);
+    } catch (const std::bad_alloc&) {
+        return std::nullopt;
+    }
+}
+
+rendered render_get_version(const user_state& state, std::string_view label_bytes,
+                            std::string_view sha_bytes) {
+    try {
+        const std::string label = as_python_str(label_bytes);
+        const std::string sha = as_python_str(sha_bytes);
+        const auto ix = index_commits(state);
+        const auto c = resolve_with(state, ix, sha);
+        std::optional<std::string_view> source;
+        if (c) source = source_at(state, ix, label, *c);
+        // blob.data_stream.read().decode("utf-8") inside v1's try: failure is "not found" too.
+        if (!source || !is_valid_utf8(*source)) return detail(404, "Version not found");
+        auto fm = parse_frontmatter(*source);
+        if (fm.outcome == frontmatter_outcome::crash ||
+            fm.outcome == frontmatter_outcome::too_large)
+            return render_internal_error();
+        const auto meta = python_json(fm.metadata, fm.metadata.root);
+        if (meta.outcome != yaml_outcome::ok) return render_internal_error();
+        std::string out = "{\"content\":" + python_json_string(*source);
+        out += ",\"body\":" + python_json_string(fm.body);
+        out += ",\"metadata\":" + meta.text;
+        out += ",\"sha\":" + python_json_string(sha) + "}";
+        return json_answer(200, std::move(out));
+    } catch (const std::bad_alloc&) {
+        return render_internal_error();
+    }
+}
+
+rendered render_list_diffs(const user_state& state, std::string_view label_bytes) {
+    try {
+        const std::string label = as_python_str(label_bytes);
+        std::string out = "[";
+        for (const auto& d : list_pending(state, label)) {
+            if (out.size() > 1) out += ',';
+            auto str = [&](const char* name) { return python_json_string(pydantic_str(d[name])); };
+            out += "{\"id\":" + str("id");
+            out += ",\"block\":" + str("block_label");
+            out += ",\"field\":" + (d["field"].is_null() ? std::string("null") : str("field"));
+            out += ",\"operation\":" + str("operation");
+            out += ",\"reasoning\":" + str("reasoning");
+            out += ",\"confidence\":" + str("confidence");
+            out += ",\"created_at\":" + str("created_at");
+            out += ",\"agent_id\":" + str("agent_id");
+            out += ",\"old_value\":null,\"new_value\":null}";
+        }
+        out += ']';
+        return json_answer(200, std::move(out));
+    } catch (const python_raised&) {
+        return render_internal_error();
+    } catch (const std::bad_alloc&) {
+        return render_internal_error();
+    }
+}
+
+}  // namespace sg::v1
