@@ -4,6 +4,7 @@
 #include "adapters/dolt/connection.hpp"
 #include "adapters/dolt/store.hpp"
 #include "adapters/v1/routes.hpp"
+#include "proxy/dolt_session.hpp"
 #include "proxy/v2_render.hpp"
 
 #include <nlohmann/json.hpp>
@@ -30,13 +31,7 @@ std::optional<v1::time_zone> parse_time_zone(std::string_view s) {
 
 int run_render(const config::config& cfg, const v1::time_zone& tz,
                const std::vector<std::string>& targets, std::ostream& out) {
-    dolt::options o;
-    o.host = cfg.dolt.host;
-    o.port = cfg.dolt.port;
-    o.user = cfg.dolt.user;
-    o.password = cfg.dolt.password;
-    o.database = cfg.dolt.database;
-    dolt::connection conn(o);
+    dolt::connection conn(dolt_options(cfg));
     if (auto c = conn.connect(); !c) {
         std::cerr << "render: cannot connect to " << conn.describe() << ": "
                   << c.error().to_string() << "\n";

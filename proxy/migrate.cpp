@@ -6,6 +6,7 @@
 #include "adapters/dolt/store.hpp"
 #include "adapters/git/reader.hpp"
 #include "adapters/v1/state_diff.hpp"
+#include "proxy/dolt_session.hpp"
 #include "proxy/metadata.hpp"
 #include "proxy/progress.hpp"
 
@@ -76,22 +77,6 @@ private:
     std::size_t capacity_;
     int producers_ = 0;
 };
-
-dolt::options dolt_options(const config::config& cfg) {
-    dolt::options o;
-    o.host = cfg.dolt.host;
-    o.port = cfg.dolt.port;
-    o.user = cfg.dolt.user;
-    o.password = cfg.dolt.password;
-    o.database = cfg.dolt.database;
-    auto secs = [](std::chrono::milliseconds ms) {
-        return std::max(std::chrono::seconds(1), std::chrono::ceil<std::chrono::seconds>(ms));
-    };
-    o.connect_timeout = secs(cfg.dolt.connect_timeout);
-    o.read_timeout = secs(cfg.dolt.read_timeout);
-    o.write_timeout = secs(cfg.dolt.write_timeout);
-    return o;
-}
 
 using watermarks = std::map<std::string, std::pair<std::string, std::string>, std::less<>>;
 

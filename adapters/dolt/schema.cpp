@@ -11,6 +11,8 @@
 // - Primary keys of three VARCHAR(255) utf8mb4 columns take 3060 bytes: under InnoDB's 3072.
 #include "adapters/dolt/schema.hpp"
 
+#include "adapters/dolt/values.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -143,21 +145,6 @@ constexpr std::string_view create_migrations_table =
     " PRIMARY KEY (version)"
     ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
-std::string now_datetime6() {
-    using namespace std::chrono;
-    const auto now = floor<microseconds>(system_clock::now());
-    const auto day = floor<days>(now);
-    const year_month_day ymd{day};
-    const hh_mm_ss hms{now - day};
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%04d-%02u-%02u %02d:%02d:%02d.%06d",
-                  static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                  static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
-                  static_cast<int>(hms.minutes().count()),
-                  static_cast<int>(hms.seconds().count()),
-                  static_cast<int>(hms.subseconds().count()));
-    return buf;
-}
 
 std::mutex& migrate_mutex() {
     static std::mutex m;
@@ -222,7 +209,7 @@ result<std::vector<int>> migrate(connection& conn) {
                              std::to_string(m.version) + ", ";
         conn.append_quoted(record, m.name);
         record += ", ";
-        conn.append_quoted(record, now_datetime6());
+        conn.append_quoted(record, datetime6(std::chrono::system_clock::now()));
         record += ")";
         if (auto r = conn.execute(record); !r) {
             return r.error();

@@ -138,21 +138,6 @@ private:
     bool first_ = true;
 };
 
-std::string datetime6(std::chrono::system_clock::time_point tp) {
-    using namespace std::chrono;
-    const auto us = floor<microseconds>(tp);
-    const auto day = floor<days>(us);
-    const year_month_day ymd{day};
-    const hh_mm_ss hms{us - day};
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%04d-%02u-%02u %02d:%02d:%02d.%06d",
-                  static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                  static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
-                  static_cast<int>(hms.minutes().count()),
-                  static_cast<int>(hms.seconds().count()),
-                  static_cast<int>(hms.subseconds().count()));
-    return buf;
-}
 
 result<std::string> commit_datetime(std::int64_t t, std::string_view user, std::string_view sha) {
     auto s = utc_datetime(t);

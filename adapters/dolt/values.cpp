@@ -172,4 +172,20 @@ std::vector<std::string> split_parents(std::string_view joined) {
     return out;
 }
 
+std::string datetime6(std::chrono::system_clock::time_point tp) {
+    using namespace std::chrono;
+    const auto us = floor<microseconds>(tp);
+    const auto day = floor<days>(us);
+    const year_month_day ymd{day};
+    const hh_mm_ss hms{us - day};
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02u %02d:%02d:%02d.%06d",
+                  static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                  static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
+                  static_cast<int>(hms.minutes().count()),
+                  static_cast<int>(hms.seconds().count()),
+                  static_cast<int>(hms.subseconds().count()));
+    return buf;
+}
+
 }  // namespace sg::dolt

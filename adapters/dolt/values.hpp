@@ -3,6 +3,8 @@
 // history summary line, parent lists. No I/O; shared by the writer, the reader and the tests.
 #pragma once
 
+#include <chrono>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,6 +29,9 @@ std::optional<std::int64_t> parse_utc_datetime(std::string_view s);
 // ("2026-11-22 04:16:24.125199"). nullopt for anything else (an offset, a date alone, garbage):
 // the exact text is stored beside it anyway.
 std::optional<std::string> iso_to_datetime6(std::string_view s);
+
+// A time point as a DATETIME(6) literal in UTC: "YYYY-MM-DD HH:MM:SS.ffffff".
+std::string datetime6(std::chrono::system_clock::time_point tp);
 
 // v1's parse_frontmatter split (v1-contract §3): the frontmatter is the match of
 // `^---\n(.*?)\n---\n` (dot matches newline). Returns its YAML text, nullopt without a match.
