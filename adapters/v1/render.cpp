@@ -622,6 +622,19 @@ std::optional<std::string> time_zone::naive_iso(std::int64_t epoch_seconds) cons
     return std::string(buf);
 }
 
+// Runs a renderer body the way FastAPI runs an endpoint: a Python exception modelled as
+// python_raised, or running out of memory, becomes the plain 500 FastAPI answers with.
+template <class F>
+rendered answer_or_500(F&& body) {
+    try {
+        return body();
+    } catch (const python_raised&) {
+        return render_internal_error();
+    } catch (const std::bad_alloc&) {
+        return render_internal_error();
+    }
+}
+
 rendered render_internal_error() {
     return {500, std::string(plain_text_content_type), "Internal Server Error"};
 }
@@ -635,7 +648,7 @@ rendered render_exists(bool exists) {
 }
 
 rendered render_list_blocks(const user_state& state) {
-    try {
+    return answer_or_500([&]() -> rendered {
         const auto counts = count_pending(state);
         std::vector<const block*> blocks;
         for (const auto& b : state.blocks) blocks.push_back(&b);
@@ -650,15 +663,11 @@ rendered render_list_blocks(const user_state& state) {
         }
         out += ']';
         return json_answer(200, std::move(out));
-    } catch (const python_raised&) {
-        return render_internal_error();
-    } catch (const std::bad_alloc&) {
-        return render_internal_error();
-    }
+    });
 }
 
 rendered render_diff_counts(const user_state& state) {
-    try {
+    return answer_or_500([&]() -> rendered {
         // The endpoint's return annotation dict[str, int] is its response model: pydantic turns
         // each key into a str (1 -> "1", True -> "True"; None fails) and merges equal results.
         std::vector<std::pair<std::string, std::int64_t>> out;
@@ -679,15 +688,11 @@ rendered render_diff_counts(const user_state& state) {
         }
         body += '}';
         return json_answer(200, std::move(body));
-    } catch (const python_raised&) {
-        return render_internal_error();
-    } catch (const std::bad_alloc&) {
-        return render_internal_error();
-    }
+    });
 }
 
 rendered render_get_block(const user_state& state, std::string_view label_bytes) {
-    try {
+    return answer_or_500([&]() -> rendered {
         const std::string label = as_python_str(label_bytes);
         const block* b = find_block(state, label);
         if (!b) return detail(404, "Block " + label + " not found");
@@ -710,11 +715,7 @@ rendered render_get_block(const user_state& state, std::string_view label_bytes)
         out += ",\"metadata\":" + meta.text;
         out += ",\"pending_diffs\":" + std::to_string(pending_for(counts, label)) + "}";
         return json_answer(200, std::move(out));
-    } catch (const python_raised&) {
-        return render_internal_error();
-    } catch (const std::bad_alloc&) {
-        return render_internal_error();
-    }
+    });
 }
 
 std::optional<rendered> check_history_limit(std::optional<std::string_view> raw_limit) {
@@ -736,7 +737,7 @@ std::optional<rendered> check_history_limit(std::optional<std::string_view> raw_
 
 rendered render_history(const user_state& state, std::string_view label_bytes,
                         std::optional<std::string_view> raw_limit, const time_zone& tz) {
-    try {
+    return answer_or_500([&]() -> rendered {
         if (auto bad = check_history_limit(raw_limit)) return *bad;
         std::optional<std::size_t> max_count = 20;
         if (raw_limit) max_count = git_max_count(*python_int_of_query(*raw_limit));
@@ -764,9 +765,7 @@ rendered render_history(const user_state& state, std::string_view label_bytes,
         }
         out += ']';
         return json_answer(200, std::move(out));
-    } catch (const std::bad_alloc&) {
-        return render_internal_error();
-    }
+    });
 }
 
 std::optional<std::size_t> resolve_commit(const user_state& state, std::string_view rev) {
@@ -789,7 +788,7 @@ std::optional<std::string_view> block_source_at(const user_state& state, std::st
 
 rendered render_get_version(const user_state& state, std::string_view label_bytes,
                             std::string_view sha_bytes) {
-    try {
+    return answer_or_500([&]() -> rendered {
         const std::string label = as_python_str(label_bytes);
         const std::string sha = as_python_str(sha_bytes);
         const auto ix = index_commits(state);
@@ -809,13 +808,11 @@ rendered render_get_version(const user_state& state, std::string_view label_byte
         out += ",\"metadata\":" + meta.text;
         out += ",\"sha\":" + python_json_string(sha) + "}";
         return json_answer(200, std::move(out));
-    } catch (const std::bad_alloc&) {
-        return render_internal_error();
-    }
+    });
 }
 
 rendered render_list_diffs(const user_state& state, std::string_view label_bytes) {
-    try {
+    return answer_or_500([&]() -> rendered {
         const std::string label = as_python_str(label_bytes);
         std::string out = "[";
         for (const auto& d : list_pending(state, label)) {
@@ -833,11 +830,7 @@ rendered render_list_diffs(const user_state& state, std::string_view label_bytes
         }
         out += ']';
         return json_answer(200, std::move(out));
-    } catch (const python_raised&) {
-        return render_internal_error();
-    } catch (const std::bad_alloc&) {
-        return render_internal_error();
-    }
+    });
 }
 
 }  // namespace sg::v1
