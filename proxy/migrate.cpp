@@ -4,6 +4,7 @@
 #include "adapters/dolt/connection.hpp"
 #include "adapters/dolt/schema.hpp"
 #include "adapters/dolt/store.hpp"
+#include "adapters/dolt/values.hpp"
 #include "adapters/git/reader.hpp"
 #include "adapters/v1/state_diff.hpp"
 #include "proxy/dolt_session.hpp"
@@ -20,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 
 namespace sg::proxy {
 
@@ -27,12 +29,31 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
+using metadata_cache = std::unordered_map<std::string, std::optional<std::string>>;
+
 // What a reader hands the writer for one user.
 struct item {
     std::string user_id;
     std::optional<v1::user_state> state;  // empty: unchanged (skipped) or failed
     std::string failure;                  // set when the user could not be read
+    metadata_cache metadata;              // frontmatter YAML -> metadata JSON, for its sources
 };
+
+// The metadata column needs a PyYAML-exact parse of every version's frontmatter; doing it on the
+// reader threads keeps it off the single writer thread, which the database waits on.
+metadata_cache precompute_metadata(const v1::user_state& state) {
+    metadata_cache out;
+    auto add = [&](const std::string& source) {
+        auto fm = dolt::frontmatter_of(source);
+        if (!fm) return;
+        std::string key(*fm);
+        if (out.count(key)) return;
+        out.emplace(std::move(key), metadata_json_of_frontmatter(*fm));
+    };
+    for (const auto& b : state.blocks) add(b.source);
+    for (const auto& v : state.versions) add(v.source);
+    return out;
+}
 
 // A bounded single-consumer queue: readers block when the writer falls behind, so memory stays
 // flat however many users there are.
@@ -191,7 +212,7 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
     for (int i = 0; i < reader_count; ++i) {
         readers.emplace_back([&] {
             for (std::size_t k; (k = next.fetch_add(1)) < users.size();) {
-                item it{users[k], std::nullopt, ""};
+                item it{users[k], std::nullopt, "", {}};
                 if (auto mark = marks.find(users[k]); mark != marks.end()) {
                     auto hf = reader->head_and_fingerprint(users[k]);
                     if (hf && !hf->diffs.racy && hf->head == mark->second.first &&
@@ -202,6 +223,7 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
                 }
                 auto read = reader->read_user(users[k]);
                 if (read) {
+                    it.metadata = precompute_metadata(read->state);
                     it.state = std::move(read->state);
                 } else {
                     it.failure = std::string(git::name(read.error().kind)) + ": " +
@@ -213,8 +235,13 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
         });
     }
 
+    metadata_cache batch_metadata;  // what the readers computed for the users in `batch`
     dolt::write_options wopts;
-    wopts.metadata_json = metadata_json_of_frontmatter;
+    wopts.metadata_json = [&](std::string_view yaml) -> std::optional<std::string> {
+        auto found = batch_metadata.find(std::string(yaml));
+        if (found != batch_metadata.end()) return found->second;
+        return metadata_json_of_frontmatter(yaml);
+    };
     const std::size_t batch_size =
         opts.commit_policy == dolt::commit_policy::per_user_import ? 1 : opts.batch_size;
     std::vector<v1::user_state> batch;
@@ -266,6 +293,7 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
             }
         }
         states.clear();
+        batch_metadata.clear();
     };
 
     while (auto it = queue.pop()) {
@@ -277,6 +305,7 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
             ++report.users_unchanged;
         } else {
             batch.push_back(std::move(*it->state));
+            batch_metadata.merge(it->metadata);
         }
         // Flush a full batch, or a partial one when the readers are behind, so progress and
         // resumability never wait on a slow reader.
