@@ -34,11 +34,6 @@ std::string make_request_id(std::mt19937_64& rng);
 // {"error": code, "detail": detail, "request_id": id}. Strings are JSON-escaped.
 std::string error_body(std::string_view code, std::string_view detail, std::string_view request_id);
 
-// 1..5 for a status code's class, 0 for anything outside 100..599.
-inline int status_class(unsigned status) {
-    return status >= 100 && status <= 599 ? static_cast<int>(status / 100) : 0;
-}
-
 // The start line and header fields, ending with the empty line, exactly as they go on the wire.
 // A proxy writes these with the body in one gather write; Beast still does all the parsing.
 // The reason phrase is v1's own when it sent one, else the standard one for the status.

@@ -8,11 +8,6 @@ namespace sg::proxy {
 namespace {
 constexpr auto relaxed = std::memory_order_relaxed;
 
-// 1..5 for a status code's class, 0 for "no status" (the client went away first).
-std::size_t status_class_index(unsigned status) {
-    return status >= 100 && status <= 599 ? status / 100 : 0;
-}
-
 void header(std::string& out, std::string_view name, std::string_view type,
             std::string_view help) {
     fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
@@ -71,7 +66,7 @@ std::string_view name(upstream_error e) {
 
 void metrics::count_request(v1::endpoint ep, unsigned status, double seconds) {
     auto i = static_cast<std::size_t>(ep);
-    requests[i][status_class_index(status)].fetch_add(1, relaxed);
+    requests[i][status_class(status)].fetch_add(1, relaxed);
     request_seconds[i].observe(seconds);
 }
 

@@ -13,6 +13,12 @@
 
 namespace sg::proxy {
 
+// 1..5 for a status code's class, 0 for anything outside 100..599 (the client went away before
+// an answer): the index of shadowgate_requests_total's `code` label.
+inline std::size_t status_class(unsigned status) {
+    return status >= 100 && status <= 599 ? status / 100 : 0;
+}
+
 // A cumulative histogram with fixed latency buckets (seconds).
 class histogram {
 public:
