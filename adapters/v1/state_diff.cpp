@@ -73,6 +73,15 @@ void diff_keyed(const std::vector<T>& expected, const std::vector<T>& actual, co
     }
 }
 
+// The fields a version shares with the commit that made it.
+template <class T>
+void compare_commit_fields(const T& a, const T& b, field_notes& n) {
+    n.text("message", a.message, b.message);
+    n.text("author", a.author, b.author);
+    n.value("commit_time", a.commit_time, b.commit_time);
+    n.value("commit_tz_offset_minutes", a.commit_tz_offset_minutes, b.commit_tz_offset_minutes);
+}
+
 std::string join(const std::vector<std::string>& v) {
     std::string out;
     for (const auto& s : v) out += (out.empty() ? "" : " ") + s;
@@ -93,11 +102,7 @@ std::vector<drift> diff_states(const user_state& expected, const user_state& act
         expected.commits, actual.commits, "commit", [](const commit& c) { return c.sha; },
         [](const commit& a, const commit& b, field_notes& n) {
             n.text("parents", join(a.parents), join(b.parents));
-            n.text("message", a.message, b.message);
-            n.text("author", a.author, b.author);
-            n.value("commit_time", a.commit_time, b.commit_time);
-            n.value("commit_tz_offset_minutes", a.commit_tz_offset_minutes,
-                    b.commit_tz_offset_minutes);
+            compare_commit_fields(a, b, n);
             n.value("seq", a.seq, b.seq);
         },
         out);
@@ -114,11 +119,7 @@ std::vector<drift> diff_states(const user_state& expected, const user_state& act
         [](const block_version& a, const block_version& b, field_notes& n) {
             n.text("source", a.source, b.source);
             n.value("deleted", a.deleted, b.deleted);
-            n.text("message", a.message, b.message);
-            n.text("author", a.author, b.author);
-            n.value("commit_time", a.commit_time, b.commit_time);
-            n.value("commit_tz_offset_minutes", a.commit_tz_offset_minutes,
-                    b.commit_tz_offset_minutes);
+            compare_commit_fields(a, b, n);
             n.value("ordinal", a.ordinal, b.ordinal);
         },
         out);
