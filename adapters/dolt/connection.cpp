@@ -93,7 +93,8 @@ connection::connection(connection&& other) noexcept
       ever_connected_(other.ever_connected_),
       in_transaction_(std::exchange(other.in_transaction_, false)),
       is_dolt_(other.is_dolt_),
-      max_allowed_packet_(other.max_allowed_packet_) {}
+      max_allowed_packet_(other.max_allowed_packet_),
+      statements_(std::move(other.statements_)) {}
 
 connection& connection::operator=(connection&& other) noexcept {
     if (this != &other) {
@@ -106,11 +107,20 @@ connection& connection::operator=(connection&& other) noexcept {
         in_transaction_ = std::exchange(other.in_transaction_, false);
         is_dolt_ = other.is_dolt_;
         max_allowed_packet_ = other.max_allowed_packet_;
+        statements_ = std::move(other.statements_);
     }
     return *this;
 }
 
+void connection::drop_statements() {
+    for (auto& c : statements_) {
+        mysql_stmt_close(c.stmt);  // on a lost session this only frees the handle
+    }
+    statements_.clear();
+}
+
 void connection::close() {
+    drop_statements();
     if (handle_ != nullptr) {
         mysql_close(handle_);
         handle_ = nullptr;
@@ -147,9 +157,20 @@ error connection::last_error(std::string_view context) const {
     return e;
 }
 
+error connection::stmt_error(MYSQL_STMT* stmt) const {
+    error e;
+    e.code = mysql_stmt_errno(stmt);
+    e.sqlstate = mysql_stmt_sqlstate(stmt);
+    e.message = mysql_stmt_error(stmt);
+    e.kind = classify(e.code, e.sqlstate, e.message);
+    scrub(e.message, opts_.password);
+    return e;
+}
+
 error connection::fail(error e) {
     stats_->count(e);
     if (e.kind == error_kind::connection_lost) {
+        drop_statements();
         broken_ = true;
         in_transaction_ = false;  // the server rolled it back when the session ended
         is_dolt_.reset();
@@ -292,6 +313,74 @@ result<std::uint64_t> connection::execute(std::string_view sql) {
         return r.error();
     }
     return r->affected;
+}
+
+result<MYSQL_STMT*> connection::prepared(const std::string& sql) {
+    for (auto it = statements_.begin(); it != statements_.end(); ++it) {
+        if (it->sql == sql) {
+            statements_.splice(statements_.begin(), statements_, it);
+            return it->stmt;
+        }
+    }
+    MYSQL_STMT* stmt = mysql_stmt_init(handle_);
+    if (stmt == nullptr) {
+        return fail(adapter_error("mysql_stmt_init failed: out of memory"));
+    }
+    stats_->statements.fetch_add(1, std::memory_order_relaxed);
+    if (mysql_stmt_prepare(stmt, sql.data(), sql.size()) != 0) {
+        error e = stmt_error(stmt);
+        mysql_stmt_close(stmt);
+        return fail(std::move(e));
+    }
+    if (statements_.size() >= statement_cache_size) {
+        mysql_stmt_close(statements_.back().stmt);
+        statements_.pop_back();
+    }
+    statements_.push_front({sql, stmt});
+    return stmt;
+}
+
+result<std::uint64_t> connection::execute_prepared(const std::string& sql,
+                                                   std::span<const param> params) {
+    if (handle_ == nullptr || broken_) {
+        return fail(adapter_error("not connected", "08003", error_kind::connection_lost));
+    }
+    auto stmt = prepared(sql);
+    if (!stmt) {
+        return stmt.error();
+    }
+    if (mysql_stmt_param_count(*stmt) != params.size()) {
+        return fail(adapter_error("prepared statement takes " +
+                                  std::to_string(mysql_stmt_param_count(*stmt)) +
+                                  " values, given " + std::to_string(params.size())));
+    }
+    static char empty = 0;
+    std::vector<MYSQL_BIND> binds(params.size());
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        MYSQL_BIND& b = binds[i];
+        const param& p = params[i];
+        switch (p.t) {
+            case param::type::null:
+                b.buffer_type = MYSQL_TYPE_NULL;
+                break;
+            case param::type::text:
+                b.buffer_type = MYSQL_TYPE_STRING;
+                b.buffer = p.text.empty() ? &empty : const_cast<char*>(p.text.data());
+                b.buffer_length = p.text.size();
+                break;
+            case param::type::integer:
+                b.buffer_type = MYSQL_TYPE_LONGLONG;
+                b.buffer = const_cast<std::int64_t*>(&p.integer);
+                break;
+        }
+    }
+    stats_->statements.fetch_add(1, std::memory_order_relaxed);
+    if (mysql_stmt_bind_param(*stmt, binds.data()) != 0 || mysql_stmt_execute(*stmt) != 0) {
+        return fail(stmt_error(*stmt));
+    }
+    const auto affected = mysql_stmt_affected_rows(*stmt);
+    mysql_stmt_free_result(*stmt);
+    return static_cast<std::uint64_t>(affected);
 }
 
 result<void> connection::begin() {

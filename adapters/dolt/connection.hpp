@@ -16,12 +16,15 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
-struct st_mysql;  // MYSQL from <mysql.h>; kept out of this header
+struct st_mysql;       // MYSQL from <mysql.h>; kept out of this header
+struct st_mysql_stmt;  // MYSQL_STMT
 
 namespace sg::dolt {
 
@@ -62,6 +65,24 @@ struct counters {
 using cell = std::optional<std::string>;  // NULL is nullopt; bytes are exact (NULs kept)
 using row = std::vector<cell>;
 
+// A value bound to a placeholder of a prepared statement. Text is sent as it is, length-prefixed
+// in the binary protocol: no escaping, and the server does not lex it (for multi-MiB bulk inserts
+// that lexing was the server's biggest cost). The viewed bytes must outlive the call.
+struct param {
+    enum class type : unsigned char { null, text, integer };
+    type t = type::null;
+    std::string_view text;
+    std::int64_t integer = 0;
+
+    static param null_value() { return {}; }
+    static param of(std::string_view s) { return {type::text, s, 0}; }
+    static param of(const char* s) { return of(std::string_view(s)); }
+    static param of(std::int64_t v) { return {type::integer, {}, v}; }
+    // Not an overload of of(): a string literal would convert to bool before string_view.
+    static param flag(bool b) { return {type::integer, {}, b ? 1 : 0}; }
+    std::size_t wire_bytes() const { return t == type::text ? text.size() + 9 : 9; }
+};
+
 struct rows {
     std::vector<row> data;       // the first result set (empty for statements without one)
     std::uint64_t affected = 0;  // affected rows of the last statement (INSERT, DELETE, ...)
@@ -93,6 +114,12 @@ public:
     // query() for statements whose result set is not needed; returns affected rows.
     result<std::uint64_t> execute(std::string_view sql);
 
+    // Runs one statement with `?` placeholders bound to `params` (as many as the statement has),
+    // through a server-side prepared statement kept per session for reuse (a small cache keyed
+    // by the SQL text; a lost session forgets them). Returns affected rows. Not for statements
+    // that return rows.
+    result<std::uint64_t> execute_prepared(const std::string& sql, std::span<const param> params);
+
     // START TRANSACTION / COMMIT / ROLLBACK, tracking whether one is open (a lost session closes
     // it). rollback() never fails: it is the cleanup path; a failure is counted.
     result<void> begin();
@@ -121,7 +148,16 @@ public:
 
 private:
     error last_error(std::string_view context) const;
+    error stmt_error(st_mysql_stmt* stmt) const;
     error fail(error e);  // counts e, marks the session broken when it was lost
+    void drop_statements();
+    result<st_mysql_stmt*> prepared(const std::string& sql);
+
+    struct cached_statement {
+        std::string sql;
+        st_mysql_stmt* stmt;
+    };
+    static constexpr std::size_t statement_cache_size = 32;
 
     options opts_;
     std::shared_ptr<counters> stats_;
@@ -131,6 +167,7 @@ private:
     bool in_transaction_ = false;
     std::optional<bool> is_dolt_;
     std::uint64_t max_allowed_packet_ = 0;
+    std::list<cached_statement> statements_;  // most recently used first
 };
 
 // mysql_real_escape_string as for a utf8mb4 session with backslash escapes (every server's

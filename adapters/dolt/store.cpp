@@ -1,9 +1,11 @@
 // adapters/dolt/store: bulk replace of user states and the lossless read back.
 //
 // Round trips dominate a bulk import, so a batch costs a fixed handful of statements plus one
-// multi-row INSERT per few MiB of data: BEGIN, one SELECT of the old watermarks, one DELETE per
-// table, the INSERTs, COMMIT. Values are escaped client-side with mysql_real_escape_string
-// (prepared statements would need one round trip per row or MariaDB-only array binding).
+// multi-row INSERT per few hundred rows: BEGIN, one SELECT of the old watermarks, one DELETE per
+// table, the INSERTs, COMMIT. The INSERTs are prepared statements with many rows of placeholders
+// each, reused across batches: values travel length-prefixed in the binary protocol, so neither
+// side escapes or lexes them (lexing multi-MiB literals was MariaDB's biggest cost in the bulk
+// import, ahead of storing the rows).
 #include "adapters/dolt/store.hpp"
 
 #include "adapters/dolt/values.hpp"
@@ -11,6 +13,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <deque>
 #include <unordered_map>
 
 namespace sg::dolt {
@@ -21,8 +24,13 @@ constexpr std::size_t default_statement_bytes = 4u << 20;
 // Room for the packet header and anything the server adds; max_allowed_packet bounds the whole
 // statement packet.
 constexpr std::size_t packet_headroom = 1024;
+// A prepared statement takes at most 65,535 placeholders.
+constexpr std::size_t max_placeholders = 65535;
 
-// Accumulates rows of one table into multi-row INSERTs and sends each when it is full.
+// Accumulates rows of one table and sends them as multi-row INSERTs through prepared statements
+// (values bound, never lexed by the server). Statements carry `rows_per_statement` rows, so the
+// same few prepared shapes are reused for a whole import; a statement is sent earlier when its
+// values would pass the byte limit, and the rest of a batch goes out at flush().
 class batched_insert {
 public:
     batched_insert(connection& conn, std::string_view table, std::string_view columns,
@@ -31,38 +39,50 @@ public:
         : conn_(conn),
           table_(table),
           head_("INSERT INTO " + std::string(table) + " (" + std::string(columns) + ") VALUES "),
+          columns_(1 + static_cast<std::size_t>(std::count(columns.begin(), columns.end(), ','))),
           soft_(soft_limit),
           hard_(hard_limit),
-          max_rows_(max_rows),
+          max_rows_(std::clamp<std::size_t>(max_rows, 1, max_placeholders / columns_)),
           stats_(stats) {
-        stmt_ = head_;
+        row_ = "(?";
+        for (std::size_t i = 1; i < columns_; ++i) {
+            row_ += ",?";
+        }
+        row_ += ')';
     }
 
-    // Opens a row and returns the statement to append its comma-separated values to.
-    std::string& begin_row() {
-        mark_ = stmt_.size();
-        stmt_ += rows_ == 0 ? "(" : ",(";
-        return stmt_;
+    // Opens a row: append exactly one value per column, then call end_row().
+    std::vector<param>& begin_row() {
+        mark_ = params_.size();
+        return params_;
     }
 
-    // Closes the row; sends the statement first when the row made it too big.
+    // Closes the row; sends the rows before it first when this one would make the statement too
+    // big, and sends everything when the statement is full.
     result<void> end_row() {
-        stmt_ += ')';
-        const std::size_t start = rows_ == 0 ? mark_ : mark_ + 1;  // skip the ','
-        const std::size_t row_bytes = stmt_.size() - start;
-        if (head_.size() + row_bytes > hard_) {
+        if (params_.size() - mark_ != columns_) {
+            return adapter_error("internal: a row for table " + table_ + " has " +
+                                 std::to_string(params_.size() - mark_) + " values, not " +
+                                 std::to_string(columns_));
+        }
+        std::size_t row_bytes = 0;
+        for (std::size_t i = mark_; i < params_.size(); ++i) {
+            row_bytes += params_[i].wire_bytes();
+        }
+        if (head_.size() + row_.size() + row_bytes > hard_) {
             return adapter_error("a row of " + std::to_string(row_bytes) + " bytes for table " +
                                  table_ + " does not fit the server's max_allowed_packet");
         }
-        if (rows_ > 0 && (stmt_.size() > soft_ || rows_ >= max_rows_)) {
-            std::string tail = stmt_.substr(start);
-            stmt_.resize(mark_);
-            if (auto r = flush(); !r) {
+        if (rows_ > 0 && bytes_ + row_bytes > soft_) {
+            if (auto r = send(rows_); !r) {
                 return r;
             }
-            stmt_ += tail;
         }
         ++rows_;
+        bytes_ += row_bytes;
+        if (rows_ >= max_rows_) {
+            return send(rows_);
+        }
         return {};
     }
 
@@ -70,72 +90,98 @@ public:
         if (rows_ == 0) {
             return {};
         }
+        return send(rows_);
+    }
+
+private:
+    // Sends the first n rows held and keeps the rest.
+    result<void> send(std::size_t n) {
+        std::string sql = head_;
+        sql.reserve(head_.size() + n * (row_.size() + 1));
+        for (std::size_t i = 0; i < n; ++i) {
+            if (i > 0) {
+                sql += ',';
+            }
+            sql += row_;
+        }
+        const std::size_t values = n * columns_;
+        std::size_t sent_bytes = sql.size();
+        for (std::size_t i = 0; i < values; ++i) {
+            sent_bytes += params_[i].wire_bytes();
+        }
         stats_.statements += 1;
-        stats_.bytes += stmt_.size();
-        stats_.rows += rows_;
-        auto r = conn_.execute(stmt_);
-        stmt_ = head_;
-        rows_ = 0;
+        stats_.bytes += sent_bytes;
+        stats_.rows += n;
+        auto r = conn_.execute_prepared(sql, std::span<const param>(params_.data(), values));
+        params_.erase(params_.begin(), params_.begin() + static_cast<std::ptrdiff_t>(values));
+        rows_ -= n;
+        bytes_ = 0;
+        for (const param& p : params_) {
+            bytes_ += p.wire_bytes();
+        }
         if (!r) {
             return r.error();
         }
         return {};
     }
 
-private:
     connection& conn_;
     std::string table_;
     std::string head_;
+    std::size_t columns_;
+    std::string row_;  // "(?,?,...)"
     std::size_t soft_;
     std::size_t hard_;
     std::size_t max_rows_;
     write_stats& stats_;
-    std::string stmt_;
+    std::vector<param> params_;
     std::size_t mark_ = 0;
     std::size_t rows_ = 0;
+    std::size_t bytes_ = 0;
 };
 
-// Appends values separated by commas; keeps the row-building code short.
+// Appends a row's values; strings computed for the row are kept in `owned` (a deque: its
+// elements never move) until the batch has been sent.
 class row_writer {
 public:
-    row_writer(const connection& conn, std::string& out) : conn_(conn), out_(out) {}
+    row_writer(std::vector<param>& out, std::deque<std::string>& owned)
+        : out_(out), owned_(owned) {}
     row_writer& str(std::string_view s) {
-        sep();
-        conn_.append_quoted(out_, s);
+        out_.push_back(param::of(s));
         return *this;
     }
+    row_writer& own(std::string s) {
+        owned_.push_back(std::move(s));
+        return str(owned_.back());
+    }
     row_writer& opt(const std::optional<std::string>& s) {
+        if (s) {
+            return own(*s);
+        }
+        return null();
+    }
+    row_writer& opt_view(const std::optional<std::string>& s) {
         if (s) {
             return str(*s);
         }
         return null();
     }
     row_writer& num(std::int64_t v) {
-        sep();
-        out_ += std::to_string(v);
+        out_.push_back(param::of(v));
         return *this;
     }
     row_writer& boolean(bool b) {
-        sep();
-        out_ += b ? "TRUE" : "FALSE";
+        out_.push_back(param::flag(b));
         return *this;
     }
     row_writer& null() {
-        sep();
-        out_ += "NULL";
+        out_.push_back(param::null_value());
         return *this;
     }
 
 private:
-    void sep() {
-        if (!first_) {
-            out_ += ',';
-        }
-        first_ = false;
-    }
-    const connection& conn_;
-    std::string& out_;
-    bool first_ = true;
+    std::vector<param>& out_;
+    std::deque<std::string>& owned_;
 };
 
 
@@ -240,6 +286,7 @@ result<void> write_batch(connection& conn, const std::vector<const v1::user_stat
         }
     }
 
+    std::deque<std::string> owned;  // strings computed for rows not yet sent
     batched_insert ins_users(conn, "users", "user_id, head, diffs_fingerprint", soft, hard,
                              max_rows, stats);
     batched_insert ins_commits(
@@ -264,7 +311,7 @@ result<void> write_batch(connection& conn, const std::vector<const v1::user_stat
                              max_rows, stats);
 
     for (const v1::user_state* u : users) {
-        row_writer(conn, ins_users.begin_row())
+        row_writer(ins_users.begin_row(), owned)
             .str(u->user_id)
             .str(u->head)
             .str(u->diffs_fingerprint);
@@ -279,14 +326,14 @@ result<void> write_batch(connection& conn, const std::vector<const v1::user_stat
             if (!when) {
                 return when.error();
             }
-            row_writer(conn, ins_commits.begin_row())
+            row_writer(ins_commits.begin_row(), owned)
                 .str(u->user_id)
                 .str(c.sha)
                 .num(c.seq)
-                .str(join_parents(c.parents))
+                .own(join_parents(c.parents))
                 .str(c.message)
                 .str(c.author)
-                .str(*when)
+                .own(std::move(*when))
                 .num(c.commit_tz_offset_minutes);
             if (auto r = ins_commits.end_row(); !r) {
                 return r;
@@ -301,7 +348,7 @@ result<void> write_batch(connection& conn, const std::vector<const v1::user_stat
             if (auto it = commit_times.find(b.commit); it != commit_times.end()) {
                 updated = utc_datetime(it->second);
             }
-            row_writer(conn, ins_blocks.begin_row())
+            row_writer(ins_blocks.begin_row(), owned)
                 .str(u->user_id)
                 .str(b.label)
                 .str(body_of(b.source))
@@ -319,7 +366,7 @@ result<void> write_batch(connection& conn, const std::vector<const v1::user_stat
             if (!when) {
                 return when.error();
             }
-            row_writer(conn, ins_versions.begin_row())
+            row_writer(ins_versions.begin_row(), owned)
                 .str(v.sha)
                 .str(u->user_id)
                 .str(v.label)
@@ -327,7 +374,7 @@ result<void> write_batch(connection& conn, const std::vector<const v1::user_stat
                 .opt(v.deleted ? std::nullopt : metadata_of(opts, v.source))
                 .str(v.author)
                 .str(summary_line(v.message))
-                .str(*when)
+                .own(std::move(*when))
                 .boolean(v.ordinal == 0)
                 .str(v.source)
                 .str(v.message)
@@ -340,24 +387,24 @@ result<void> write_batch(connection& conn, const std::vector<const v1::user_stat
         }
 
         for (const v1::pending_diff& d : u->diffs) {
-            row_writer(conn, ins_diffs.begin_row())
+            row_writer(ins_diffs.begin_row(), owned)
                 .str(d.id)
                 .str(u->user_id)
                 .str(d.agent_id)
                 .str(d.block_label)
-                .opt(d.field)
+                .opt_view(d.field)
                 .str(d.operation)
-                .opt(d.current_value)
+                .opt_view(d.current_value)
                 .str(d.proposed_value)
                 .str(d.reasoning)
                 .str(d.confidence)
                 .str(d.status)
-                .opt(d.source_query)
+                .opt_view(d.source_query)
                 .opt(iso_to_datetime6(d.created_at))
                 .opt(d.reviewed_at ? iso_to_datetime6(*d.reviewed_at) : std::nullopt)
-                .opt(d.applied_commit)
+                .opt_view(d.applied_commit)
                 .str(d.created_at)
-                .opt(d.reviewed_at)
+                .opt_view(d.reviewed_at)
                 .str(d.raw_json);
             if (auto r = ins_diffs.end_row(); !r) {
                 return r;
@@ -370,11 +417,11 @@ result<void> write_batch(connection& conn, const std::vector<const v1::user_stat
                                             it->second.fingerprint == u->diffs_fingerprint) {
             applied = it->second.applied_at;
         }
-        row_writer(conn, ins_marks.begin_row())
+        row_writer(ins_marks.begin_row(), owned)
             .str(u->user_id)
             .str(u->head)
             .str(u->diffs_fingerprint)
-            .str(applied);
+            .own(applied);
         if (auto r = ins_marks.end_row(); !r) {
             return r;
         }

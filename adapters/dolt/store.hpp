@@ -27,7 +27,8 @@ struct write_options {
     // Upper bound of one INSERT statement. 0: 4 MiB, and never more than the server's
     // max_allowed_packet less headroom, which is also the hard limit for a single row.
     std::size_t max_statement_bytes = 0;
-    std::size_t max_rows_per_statement = 2000;
+    // Rows per prepared INSERT (also capped by 65,535 placeholders per statement).
+    std::size_t max_rows_per_statement = 256;
     // The clock for mirror_watermarks.applied_at (tests pin it).
     std::function<std::chrono::system_clock::time_point()> now;
 };
@@ -36,7 +37,7 @@ struct write_stats {
     std::size_t users = 0;       // distinct users written
     std::size_t rows = 0;        // rows inserted, all tables
     std::size_t statements = 0;  // statements sent, transaction control included
-    std::size_t bytes = 0;       // SQL text sent
+    std::size_t bytes = 0;       // SQL text and bound values sent
 };
 
 // Makes the tables hold exactly `users` for each user given (users, commits, blocks,

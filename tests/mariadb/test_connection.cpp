@@ -220,3 +220,76 @@ TEST_CASE("a CALL's results are drained", "[connection]") {
     REQUIRE(next);
     CHECK(next->data[0][0] == "3");
 }
+
+TEST_CASE("prepared statements bind text, integers and NULL exactly, and are reused",
+          "[connection][prepared]") {
+    scratch_db db;
+    connection conn = db.connect();
+    REQUIRE(conn.execute("CREATE TABLE p (k INT NOT NULL PRIMARY KEY, t LONGTEXT, n BIGINT)"
+                         " DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"));
+    const std::string nasty = std::string("quote ' \" back \\ nul \0 end", 26) +
+                              " \xc3\xa9\xe2\x9c\x93 \r\n?";
+    const std::string big(2 * 1024 * 1024, 'x');
+    const std::string sql = "INSERT INTO p (k, t, n) VALUES (?,?,?),(?,?,?),(?,?,?)";
+    const std::vector<param> rows{
+        param::of(std::int64_t{1}), param::of(nasty),            param::of(std::int64_t{-9}),
+        param::of(std::int64_t{2}), param::null_value(),         param::flag(true),
+        param::of(std::int64_t{3}), param::of(std::string_view{}), param::of(std::int64_t{1} << 62),
+    };
+    auto n = conn.execute_prepared(sql, rows);
+    REQUIRE(n);
+    CHECK(*n == 3);
+    const auto statements = conn.stats().statements.load();
+    const std::vector<param> more{param::of(std::int64_t{4}), param::of(big), param::null_value(),
+                                  param::of(std::int64_t{5}), param::of("?"), param::null_value(),
+                                  param::of(std::int64_t{6}), param::of("'),(7,'x"),
+                                  param::null_value()};
+    REQUIRE(conn.execute_prepared(sql, more));
+    CHECK(conn.stats().statements == statements + 1);  // executed again, not prepared again
+
+    auto rs = conn.query("SELECT k, t, n FROM p ORDER BY k");
+    REQUIRE(rs);
+    REQUIRE(rs->data.size() == 6);
+    CHECK(rs->data[0][1] == nasty);
+    CHECK(rs->data[0][2] == "-9");
+    CHECK_FALSE(rs->data[1][1].has_value());
+    CHECK(rs->data[1][2] == "1");
+    CHECK(rs->data[2][1] == std::string());
+    CHECK(rs->data[2][2] == "4611686018427387904");
+    CHECK(rs->data[3][1] == big);
+    CHECK(rs->data[4][1] == "?");
+    CHECK(rs->data[5][1] == "'),(7,'x");  // a value, never SQL
+
+    SECTION("the wrong number of values is an error, nothing is sent") {
+        auto bad = conn.execute_prepared(sql, std::span(rows.data(), 4));
+        REQUIRE_FALSE(bad);
+        CHECK(bad.error().kind == error_kind::permanent);
+        CHECK(bad.error().message.find("takes 9 values, given 4") != std::string::npos);
+        CHECK(conn.connected());
+    }
+    SECTION("a duplicate key is a permanent error and the session stays usable") {
+        auto dup = conn.execute_prepared(sql, rows);
+        REQUIRE_FALSE(dup);
+        CHECK(dup.error().code == 1062);
+        CHECK(dup.error().kind == error_kind::permanent);
+        CHECK(conn.connected());
+        CHECK(conn.query("SELECT 1"));
+    }
+    SECTION("a lost session forgets its statements; after reconnecting they are prepared anew") {
+        connection root(testing::root_options());
+        REQUIRE(root.connect());
+        REQUIRE(root.execute("KILL CONNECTION " + std::to_string(conn.thread_id())));
+        const std::vector<param> one{param::of(std::int64_t{10}), param::of("a"),
+                                     param::null_value()};
+        const std::string single = "INSERT INTO p (k, t, n) VALUES (?,?,?)";
+        auto lost = conn.execute_prepared(sql, rows);
+        REQUIRE_FALSE(lost);
+        CHECK(lost.error().kind == error_kind::connection_lost);
+        REQUIRE(conn.ensure_connected());
+        REQUIRE(conn.execute_prepared(single, one));
+        auto back = conn.query("SELECT t FROM p WHERE k = 10");
+        REQUIRE(back);
+        REQUIRE(back->data.size() == 1);
+        CHECK(back->data[0][0] == "a");
+    }
+}
