@@ -33,6 +33,9 @@ constexpr std::int64_t max_idle_connections = 4096;
 
 constexpr std::string_view stage_names[] = {"off", "dualwrite", "shadow"};
 constexpr std::string_view log_levels[] = {"trace", "debug", "info", "warn", "error", "off"};
+constexpr std::string_view migrate_commit_policies[] = {"per_user_import", "once_per_run", "off"};
+constexpr std::string_view mirror_commit_policies[] = {"per_v1_commit", "interval", "off"};
+
 
 std::string child_path(const std::string& parent, std::string_view key) {
     const bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
@@ -201,6 +204,24 @@ public:
         };
     }
 
+    reader_fn time_zone(std::string& target) {
+        return [this, &target](const json& v, const std::string& path) {
+            if (auto s = string(v, path)) {
+                if (parse_time_zone(*s)) {
+                    target = std::move(*s);
+                } else {
+                    add(path, "must be \"UTC\", \"local\" or an offset like \"+02:00\" (at most 14 hours), got \"" +
+                                  *s + "\"");
+                }
+            }
+        };
+    }
+
+    // Reads one of `names` into `target`.
+    reader_fn one_of(std::span<const std::string_view> names, std::string& target) {
+        return choice(names, [names, &target](std::size_t i) { target = std::string(names[i]); });
+    }
+
     // Reads one of `names` and hands its index to `store`.
     reader_fn choice(std::span<const std::string_view> names,
                      std::function<void(std::size_t)> store) {
@@ -270,6 +291,7 @@ reader_fn upstream_fields(loader& l, upstream_config& u) {
         {"response_timeout_ms", l.duration(u.response_timeout)},
         {"max_idle_per_thread", l.number(u.max_idle_per_thread, 0, max_idle_connections)},
         {"idle_keepalive_ms", l.duration(u.idle_keepalive)},
+        {"time_zone", l.time_zone(u.time_zone)},
     });
 }
 
@@ -294,6 +316,26 @@ reader_fn dolt_fields(loader& l, dolt_config& d) {
     });
 }
 
+reader_fn migrate_fields(loader& l, migrate_config& m) {
+    return l.section({
+        {"dolt_commit", l.one_of(migrate_commit_policies, m.dolt_commit)},
+        {"batch_size", l.number(m.batch_size, 1, 100'000)},
+        {"readers", l.number(m.readers, 1, 64)},
+    });
+}
+
+reader_fn mirror_fields(loader& l, mirror_config& m) {
+    return l.section({
+        {"dolt_commit", l.one_of(mirror_commit_policies, m.dolt_commit)},
+        {"dolt_commit_interval_ms", l.duration(m.dolt_commit_interval)},
+        {"scan_interval_ms", l.duration(m.scan_interval)},
+        {"retry_initial_ms", l.duration(m.retry_initial)},
+        {"retry_max_ms", l.duration(m.retry_max)},
+        {"breaker_threshold", l.number(m.breaker_threshold, 1, 1000)},
+        {"breaker_cooldown_ms", l.duration(m.breaker_cooldown)},
+    });
+}
+
 void read_document(loader& l, const json& doc, config& c) {
     auto set_stage = [&c](std::size_t i) { c.mode = static_cast<stage>(i); };
     auto set_level = [&c](std::size_t i) { c.log.level = std::string(log_levels[i]); };
@@ -304,6 +346,8 @@ void read_document(loader& l, const json& doc, config& c) {
         {"v1", upstream_fields(l, c.v1)},
         {"admin", admin_fields(l, c.admin)},
         {"dolt", dolt_fields(l, c.dolt)},
+        {"migrate", migrate_fields(l, c.migrate)},
+        {"mirror", mirror_fields(l, c.mirror)},
         {"log", l.section({{"level", l.choice(log_levels, set_level)}})},
     })(doc, "$");
 }
@@ -317,6 +361,10 @@ void cross_check(loader& l, const config& c) {
     }
     if (admin.allow_remote && admin.token.empty()) {
         l.add("$.admin.allow_remote", "a remote admin API needs a token: set " + admin.token_env);
+    }
+    if (c.mirror.retry_initial > c.mirror.retry_max) {
+        l.add("$.mirror.retry_initial_ms", "must not exceed mirror.retry_max_ms (" +
+                                               std::to_string(c.mirror.retry_max.count()) + ")");
     }
     const auto& proxy = c.proxy.listen;
     const bool same_host = admin.listen.host == proxy.host || is_wildcard(admin.listen.host) ||
@@ -334,6 +382,21 @@ json address_json(const endpoint_address& a) { return {{"host", a.host}, {"port"
 std::string_view to_string(stage s) {
     const auto i = static_cast<std::size_t>(s);
     return i < std::size(stage_names) ? stage_names[i] : "unknown";
+}
+
+std::optional<zone> parse_time_zone(std::string_view s) {
+    if (s == "UTC" || s == "utc") return zone{zone::kind::utc, 0};
+    if (s == "local") return zone{zone::kind::local, 0};
+    auto digit = [&](std::size_t i) { return s[i] >= '0' && s[i] <= '9'; };
+    if (s.size() != 6 || (s[0] != '+' && s[0] != '-') || s[3] != ':' || !digit(1) || !digit(2) ||
+        !digit(4) || !digit(5)) {
+        return std::nullopt;
+    }
+    const int hours = (s[1] - '0') * 10 + (s[2] - '0');
+    const int minutes = (s[4] - '0') * 10 + (s[5] - '0');
+    if (hours > 14 || minutes > 59) return std::nullopt;  // UTC+14:00 is the furthest zone
+    const int total = hours * 60 + minutes;
+    return zone{zone::kind::fixed, s[0] == '-' ? -total : total};
 }
 
 std::optional<std::string> process_env(const char* name) {
@@ -418,7 +481,8 @@ std::string dump_json(const config& c) {
           {"connect_timeout_ms", c.v1.connect_timeout.count()},
           {"response_timeout_ms", c.v1.response_timeout.count()},
           {"max_idle_per_thread", c.v1.max_idle_per_thread},
-          {"idle_keepalive_ms", c.v1.idle_keepalive.count()}}},
+          {"idle_keepalive_ms", c.v1.idle_keepalive.count()},
+          {"time_zone", c.v1.time_zone}}},
         {"admin",
          {{"listen", address_json(c.admin.listen)},
           {"allow_remote", c.admin.allow_remote},
@@ -432,6 +496,18 @@ std::string dump_json(const config& c) {
           {"connect_timeout_ms", c.dolt.connect_timeout.count()},
           {"read_timeout_ms", c.dolt.read_timeout.count()},
           {"write_timeout_ms", c.dolt.write_timeout.count()}}},
+        {"migrate",
+         {{"dolt_commit", c.migrate.dolt_commit},
+          {"batch_size", c.migrate.batch_size},
+          {"readers", c.migrate.readers}}},
+        {"mirror",
+         {{"dolt_commit", c.mirror.dolt_commit},
+          {"dolt_commit_interval_ms", c.mirror.dolt_commit_interval.count()},
+          {"scan_interval_ms", c.mirror.scan_interval.count()},
+          {"retry_initial_ms", c.mirror.retry_initial.count()},
+          {"retry_max_ms", c.mirror.retry_max.count()},
+          {"breaker_threshold", c.mirror.breaker_threshold},
+          {"breaker_cooldown_ms", c.mirror.breaker_cooldown.count()}}},
         {"log", {{"level", c.log.level}}},
     };
     return doc.dump(4, ' ', false, json::error_handler_t::replace);

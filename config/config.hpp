@@ -49,6 +49,9 @@ struct upstream_config {
     std::size_t max_idle_per_thread = 64;   // pooled keep-alive connections per proxy thread
     milliseconds idle_keepalive{4'000};     // pooled connections older than this are closed
                                             // (uvicorn closes idle ones after 5 s)
+    // The zone v1 prints history times in (its server's local zone): "UTC", "local" (this
+    // machine's zone) or a fixed offset "+HH:MM" / "-HH:MM". Used when rendering from Dolt.
+    std::string time_zone = "UTC";
 };
 
 struct admin_config {
@@ -70,6 +73,32 @@ struct dolt_config {
     milliseconds write_timeout{10'000};
 };
 
+// `shadowgate migrate` defaults (its command-line flags override them).
+struct migrate_config {
+    std::string dolt_commit = "once_per_run";  // per_user_import, once_per_run, off
+    std::size_t batch_size = 100;              // users per transaction
+    int readers = 2;                           // git reader threads
+};
+
+// The mirror of the dualwrite and shadow stages (v1 writes copied into Dolt).
+struct mirror_config {
+    // Dolt commits of mirrored writes: per_v1_commit (one per v1 commit, with its author, date
+    // and message), interval (one per dolt_commit_interval when something changed), off.
+    // Nothing is committed on MariaDB.
+    std::string dolt_commit = "per_v1_commit";
+    milliseconds dolt_commit_interval{10'000};
+    // Capture scan: every user's HEAD and pending_diffs/ compared with Dolt's watermark.
+    milliseconds scan_interval{30'000};
+    // Back-off of a user whose apply failed with a retryable error: doubles from retry_initial
+    // up to retry_max, with jitter.
+    milliseconds retry_initial{250};
+    milliseconds retry_max{30'000};
+    // Circuit breaker: after this many consecutive failures to reach Dolt, stop trying for
+    // breaker_cooldown (doubling up to retry_max while Dolt stays unreachable).
+    int breaker_threshold = 3;
+    milliseconds breaker_cooldown{2'000};
+};
+
 struct log_config {
     std::string level = "info";  // trace, debug, info, warn, error, off
 };
@@ -81,8 +110,18 @@ struct config {
     upstream_config v1;
     admin_config admin;
     dolt_config dolt;
+    migrate_config migrate;
+    mirror_config mirror;
     log_config log;
 };
+
+// A time zone as v1.time_zone and `render --tz` spell it: "UTC" (or "utc"), "local", or a fixed
+// offset "+HH:MM" / "-HH:MM" of at most 14 hours; nullopt for anything else.
+struct zone {
+    enum class kind { utc, local, fixed } k = kind::utc;
+    int offset_minutes = 0;  // east of UTC, for kind::fixed
+};
+std::optional<zone> parse_time_zone(std::string_view s);
 
 // One problem found in a config document, with the JSON path it concerns ("$.proxy.listen.port").
 struct problem {

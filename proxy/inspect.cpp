@@ -15,18 +15,17 @@
 namespace sg::proxy {
 
 std::optional<v1::time_zone> parse_time_zone(std::string_view s) {
-    if (s == "utc" || s == "UTC") return v1::time_zone::utc();
-    if (s == "local") return v1::time_zone::local();
-    if (s.size() == 6 && (s[0] == '+' || s[0] == '-') && s[3] == ':') {
-        auto digit = [&](std::size_t i) { return s[i] >= '0' && s[i] <= '9'; };
-        if (!digit(1) || !digit(2) || !digit(4) || !digit(5)) return std::nullopt;
-        const int hours = (s[1] - '0') * 10 + (s[2] - '0');
-        const int minutes = (s[4] - '0') * 10 + (s[5] - '0');
-        if (hours > 14 || minutes > 59) return std::nullopt;
-        const int total = hours * 60 + minutes;
-        return v1::time_zone::fixed(s[0] == '-' ? -total : total);
+    const auto z = config::parse_time_zone(s);
+    if (!z) return std::nullopt;
+    switch (z->k) {
+        case config::zone::kind::utc:
+            return v1::time_zone::utc();
+        case config::zone::kind::local:
+            return v1::time_zone::local();
+        case config::zone::kind::fixed:
+            break;
     }
-    return std::nullopt;
+    return v1::time_zone::fixed(z->offset_minutes);
 }
 
 int run_render(const config::config& cfg, const v1::time_zone& tz,

@@ -139,31 +139,38 @@ int main(int argc, char** argv) {
         "migrate", "copy v1 storage (every user, block, version, pending diff) into Dolt");
     std::string migrate_config;
     sg::proxy::migrate_options mopts;
-    std::string commit_policy = "once_per_run";
-    migrate_cmd->add_option("-c,--config", migrate_config, "config file (v1_data_dir, dolt.*)")
+    std::string commit_policy;
+    migrate_cmd
+        ->add_option("-c,--config", migrate_config, "config file (v1_data_dir, dolt.*, migrate.*)")
         ->required();
     migrate_cmd->add_option("--user", mopts.users, "only these users (repeatable)");
     migrate_cmd->add_flag("--dry-run", mopts.dry_run,
                           "read v1 storage and print per-table counts; write nothing");
     migrate_cmd->add_flag("--verify", mopts.verify,
                           "afterwards re-read every user from Dolt and compare with v1 storage");
-    migrate_cmd->add_option("--batch-size", mopts.batch_size, "users per transaction")
-        ->check(CLI::Range(1, 100000));
-    migrate_cmd->add_option("--readers", mopts.readers, "git reader threads")
-        ->check(CLI::Range(1, 64));
+    auto* batch_opt = migrate_cmd
+                          ->add_option("--batch-size", mopts.batch_size,
+                                       "users per transaction (default: migrate.batch_size, 100)")
+                          ->check(CLI::Range(1, 100000));
+    auto* readers_opt = migrate_cmd
+                            ->add_option("--readers", mopts.readers,
+                                         "git reader threads (default: migrate.readers, 2)")
+                            ->check(CLI::Range(1, 64));
     migrate_cmd
         ->add_option("--dolt-commit", commit_policy,
-                     "Dolt commits: per_user_import, once_per_run or off (no-op on MariaDB)")
+                     "Dolt commits: per_user_import, once_per_run or off (no-op on MariaDB; "
+                     "default: migrate.dolt_commit, once_per_run)")
         ->check(CLI::IsMember({"per_user_import", "once_per_run", "off"}));
 
     auto* render_cmd = app.add_subcommand(
         "render", "print what Dolt answers to v1 GET requests, rendered in v1's shape");
     std::string render_config;
-    std::string render_tz = "utc";
+    std::string render_tz;
     std::vector<std::string> render_targets;
     render_cmd->add_option("-c,--config", render_config, "config file (dolt.*)")->required();
     render_cmd->add_option("--tz", render_tz,
-                           "v1's time zone for history times: utc, local or +HH:MM");
+                           "v1's time zone for history times: utc, local or +HH:MM "
+                           "(default: v1.time_zone of the config, UTC)");
     render_cmd->add_option("targets", render_targets, "request targets, e.g. /users/u1/blocks")
         ->required();
 
@@ -175,6 +182,7 @@ int main(int argc, char** argv) {
             std::cerr << render_config << ": " << sg::config::format_problems(loaded.problems);
             return exit_bad_config;
         }
+        if (render_tz.empty()) render_tz = loaded.value->v1.time_zone;
         auto tz = sg::proxy::parse_time_zone(render_tz);
         if (!tz) {
             std::cerr << "--tz: expected utc, local or +HH:MM, got " << render_tz << "\n";
@@ -189,6 +197,10 @@ int main(int argc, char** argv) {
             std::cerr << migrate_config << ": " << sg::config::format_problems(loaded.problems);
             return exit_bad_config;
         }
+        const auto& mc = loaded.value->migrate;
+        if (commit_policy.empty()) commit_policy = mc.dolt_commit;
+        if (batch_opt->count() == 0) mopts.batch_size = mc.batch_size;
+        if (readers_opt->count() == 0) mopts.readers = mc.readers;
         mopts.commit_policy = *sg::dolt::parse_commit_policy(commit_policy);
         auto report = sg::proxy::run_migrate(*loaded.value, mopts, stderr);
         std::cout << sg::proxy::format_report(report, mopts);

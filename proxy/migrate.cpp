@@ -369,6 +369,8 @@ std::string format_report(const migrate_report& r, const migrate_options& opts) 
     line("migrate{}: {} users in {:.1f} s ({:.0f} users/s)", opts.dry_run ? " (dry run)" : "",
          group_thousands(r.users_seen), r.seconds,
          r.seconds > 0 ? static_cast<double>(r.users_seen) / r.seconds : 0.0);
+    line("  options:  batches of {} users, {} reader{}, Dolt commits {}", opts.batch_size,
+         opts.readers, opts.readers == 1 ? "" : "s", dolt::name(opts.commit_policy));
     line("  users:    {} {}, {} unchanged, {} failed", group_thousands(r.users_written),
          opts.dry_run ? "to write" : "written", group_thousands(r.users_unchanged),
          group_thousands(r.users_failed));

@@ -170,6 +170,75 @@ def test_dolt_renders_the_final_snapshot(setup):
                        "/users/U/blocks/L/diffs"}, covered
 
 
+def test_config_time_zone_shifts_history_times(setup, tmp_path):
+    """render's default zone is v1.time_zone from the config; --tz overrides it."""
+    shadowgate(setup, "migrate", "-c", str(setup["cfg"]))
+    step = next(s for s in final_snapshot_steps()
+                if "/history" in s["path"] and s["status"] == 200 and s["response"])
+    cfg = json.loads(setup["cfg"].read_text())
+    cfg["v1"] = {"time_zone": "+05:30"}
+    shifted_cfg = tmp_path / "tz.json"
+    shifted_cfg.write_text(json.dumps(cfg))
+
+    def history(*args):
+        res = shadowgate(setup, "render", *args, step["path"])
+        return json.loads(json.loads(res.stdout.splitlines()[0])["body"])
+
+    utc = history("-c", str(setup["cfg"]))
+    assert utc == step["response"]  # the recording's zone is UTC, the default
+    shifted = history("-c", str(shifted_cfg))
+    assert history("-c", str(shifted_cfg), "--tz", "utc") == utc
+    assert len(shifted) == len(utc)
+    for a, b in zip(utc, shifted):
+        # Naive local strings, as v1 prints them: 5 h 30 min later, same everything else.
+        t_utc = time.mktime(time.strptime(a["timestamp"][:19], "%Y-%m-%dT%H:%M:%S"))
+        t_ist = time.mktime(time.strptime(b["timestamp"][:19], "%Y-%m-%dT%H:%M:%S"))
+        assert t_ist - t_utc == 5.5 * 3600, (a, b)
+        assert {**b, "timestamp": a["timestamp"]} == a
+    cfg["v1"] = {"time_zone": "Asia/Kolkata"}
+    shifted_cfg.write_text(json.dumps(cfg))
+    bad = shadowgate(setup, "render", "-c", str(shifted_cfg), step["path"], check=False)
+    assert bad.returncode == 2
+    assert "$.v1.time_zone" in bad.stderr
+
+
+def test_config_migrate_section_sets_the_defaults(setup, tmp_path):
+    """migrate.batch_size and .readers come from the config unless a flag overrides them."""
+    cfg = json.loads(setup["cfg"].read_text())
+    name = setup["name"] + "_cfgdefaults"
+    db = setup["db"]
+    admin_sql(db, f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}; "
+                  f"GRANT ALL ON {name}.* TO '{db['SG_MARIADB_USER']}'@'%'; "
+                  f"GRANT ALL ON {name}.* TO '{db['SG_MARIADB_USER']}'@'localhost'")
+    try:
+        cfg["dolt"]["database"] = name
+        cfg["migrate"] = {"batch_size": 1, "readers": 1, "dolt_commit": "off"}
+        path = tmp_path / "m.json"
+        path.write_text(json.dumps(cfg))
+        users = expected_counts(setup["data"])["users"]
+        one = shadowgate(setup, "migrate", "-c", str(path), "--dry-run")
+        assert "options:  batches of 1 users, 1 reader, Dolt commits off" in one.stdout, \
+            one.stdout
+        # With batches of one user, every user is a transaction of its own: a SELECT of the old
+        # watermark, six DELETEs, BEGIN and COMMIT at least, so statements >= 9 per user.
+        res = shadowgate(setup, "migrate", "-c", str(path))
+        stmts = int(re.search(r"in ([\d,]+) statements", res.stdout)[1].replace(",", ""))
+        assert stmts >= 9 * users, res.stdout
+        admin_sql(db, f"DROP DATABASE {name}; CREATE DATABASE {name}; "
+                      f"GRANT ALL ON {name}.* TO '{db['SG_MARIADB_USER']}'@'%'; "
+                      f"GRANT ALL ON {name}.* TO '{db['SG_MARIADB_USER']}'@'localhost'")
+        res = shadowgate(setup, "migrate", "-c", str(path), "--batch-size", "100")
+        fewer = int(re.search(r"in ([\d,]+) statements", res.stdout)[1].replace(",", ""))
+        assert fewer < 9 * users, res.stdout
+        cfg["migrate"] = {"dolt_commit": "per_commit"}
+        path.write_text(json.dumps(cfg))
+        bad = shadowgate(setup, "migrate", "-c", str(path), check=False)
+        assert bad.returncode == 2
+        assert "$.migrate.dolt_commit" in bad.stderr
+    finally:
+        admin_sql(db, f"DROP DATABASE IF EXISTS {name}")
+
+
 def test_planted_drift_is_reported(setup):
     shadowgate(setup, "migrate", "-c", str(setup["cfg"]))
     name = setup["name"]

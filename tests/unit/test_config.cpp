@@ -99,7 +99,8 @@ TEST_CASE("a full document sets every field", "[config]") {
             "connect_timeout_ms": 500,
             "response_timeout_ms": 20000,
             "max_idle_per_thread": 0,
-            "idle_keepalive_ms": 3000
+            "idle_keepalive_ms": 3000,
+            "time_zone": "-05:30"
         },
         "admin": {
             "listen": {"host": "10.0.0.5", "port": 9191},
@@ -110,6 +111,12 @@ TEST_CASE("a full document sets every field", "[config]") {
             "host": "dolt", "port": 3307, "user": "sg", "database": "blocks",
             "password_env": "MY_PASSWORD",
             "connect_timeout_ms": 1000, "read_timeout_ms": 2000, "write_timeout_ms": 3000
+        },
+        "migrate": {"dolt_commit": "per_user_import", "batch_size": 7, "readers": 3},
+        "mirror": {
+            "dolt_commit": "interval", "dolt_commit_interval_ms": 60000,
+            "scan_interval_ms": 5000, "retry_initial_ms": 100, "retry_max_ms": 9000,
+            "breaker_threshold": 4, "breaker_cooldown_ms": 1500
         },
         "log": {"level": "debug"}
     })",
@@ -151,7 +158,35 @@ TEST_CASE("a full document sets every field", "[config]") {
     CHECK(c.dolt.connect_timeout == 1s);
     CHECK(c.dolt.read_timeout == 2s);
     CHECK(c.dolt.write_timeout == 3s);
+    CHECK(c.v1.time_zone == "-05:30");
+    CHECK(c.migrate.dolt_commit == "per_user_import");
+    CHECK(c.migrate.batch_size == 7);
+    CHECK(c.migrate.readers == 3);
+    CHECK(c.mirror.dolt_commit == "interval");
+    CHECK(c.mirror.dolt_commit_interval == 60s);
+    CHECK(c.mirror.scan_interval == 5s);
+    CHECK(c.mirror.retry_initial == 100ms);
+    CHECK(c.mirror.retry_max == 9s);
+    CHECK(c.mirror.breaker_threshold == 4);
+    CHECK(c.mirror.breaker_cooldown == 1500ms);
     CHECK(c.log.level == "debug");
+}
+
+TEST_CASE("time zones", "[config]") {
+    using sg::config::parse_time_zone;
+    using kind = sg::config::zone::kind;
+    CHECK(parse_time_zone("UTC")->k == kind::utc);
+    CHECK(parse_time_zone("utc")->k == kind::utc);
+    CHECK(parse_time_zone("local")->k == kind::local);
+    CHECK(parse_time_zone("+02:00")->offset_minutes == 120);
+    CHECK(parse_time_zone("-05:30")->offset_minutes == -330);
+    CHECK(parse_time_zone("+14:00")->offset_minutes == 840);
+    CHECK(parse_time_zone("-00:00")->k == kind::fixed);
+    for (const char* bad : {"", "Utc", "+2:00", "+02:60", "+15:00", "02:00", "+02:00 ", "+0a:00",
+                            "Europe/Paris"}) {
+        INFO(bad);
+        CHECK_FALSE(parse_time_zone(bad));
+    }
 }
 
 TEST_CASE("comments are allowed", "[config]") {
@@ -220,6 +255,20 @@ TEST_CASE("each invalid value is reported at its JSON path", "[config]") {
         {R"({"stage": "shadowing"})", "$.stage", "must be one of off, dualwrite, shadow"},
         {R"({"stage": 1})", "$.stage", "expected a string, got number"},
         {R"({"log": {"level": "verbose"}})", "$.log.level", "must be one of trace, debug"},
+        {R"({"v1": {"time_zone": "CET"}})", "$.v1.time_zone", "\"UTC\", \"local\" or an offset"},
+        {R"({"v1": {"time_zone": "+15:00"}})", "$.v1.time_zone", "at most 14 hours"},
+        {R"({"migrate": {"dolt_commit": "per_commit"}})", "$.migrate.dolt_commit",
+         "must be one of per_user_import, once_per_run, off"},
+        {R"({"migrate": {"batch_size": 0}})", "$.migrate.batch_size", "between 1 and 100000"},
+        {R"({"migrate": {"readers": 65}})", "$.migrate.readers", "between 1 and 64"},
+        {R"({"mirror": {"dolt_commit": "per_user_import"}})", "$.mirror.dolt_commit",
+         "must be one of per_v1_commit, interval, off"},
+        {R"({"mirror": {"scan_interval_ms": 0}})", "$.mirror.scan_interval_ms", "between 1 and"},
+        {R"({"mirror": {"breaker_threshold": 0}})", "$.mirror.breaker_threshold",
+         "between 1 and 1000"},
+        {R"({"mirror": {"retry_initial_ms": 5000, "retry_max_ms": 1000}})",
+         "$.mirror.retry_initial_ms", "must not exceed mirror.retry_max_ms (1000)"},
+        {R"({"mirror": {"scan": 1}})", "$.mirror.scan", "unknown key"},
         {R"({"log": []})", "$.log", "expected an object, got array"},
         {R"([])", "$", "expected an object, got array"},
         {R"({"dolt": {"password": "hunter2"}})", "$.dolt.password",
