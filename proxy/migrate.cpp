@@ -36,6 +36,7 @@ struct item {
     std::string user_id;
     std::optional<v1::user_state> state;  // empty: unchanged (skipped) or failed
     std::string failure;                  // set when the user could not be read
+    std::vector<std::string> warnings;    // what the reader skipped or found odd
     metadata_cache metadata;              // frontmatter YAML -> metadata JSON, for its sources
 };
 
@@ -212,7 +213,7 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
     for (int i = 0; i < reader_count; ++i) {
         readers.emplace_back([&] {
             for (std::size_t k; (k = next.fetch_add(1)) < users.size();) {
-                item it{users[k], std::nullopt, "", {}};
+                item it{users[k], std::nullopt, "", {}, {}};
                 if (auto mark = marks.find(users[k]); mark != marks.end()) {
                     auto hf = reader->head_and_fingerprint(users[k]);
                     if (hf && !hf->diffs.racy && hf->head == mark->second.first &&
@@ -223,6 +224,10 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
                 }
                 auto read = reader->read_user(users[k]);
                 if (read) {
+                    for (const auto& w : read->warnings) {
+                        it.warnings.push_back(std::string(git::name(w.kind)) + ": " + w.subject +
+                                              ": " + w.message);
+                    }
                     it.metadata = precompute_metadata(read->state);
                     it.state = std::move(read->state);
                 } else {
@@ -298,6 +303,7 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
 
     while (auto it = queue.pop()) {
         ++done;
+        for (auto& w : it->warnings) report.warnings.emplace_back(it->user_id, std::move(w));
         if (!it->failure.empty()) {
             ++report.users_failed;
             report.failures.emplace_back(it->user_id, it->failure);
@@ -390,6 +396,15 @@ std::string format_report(const migrate_report& r, const migrate_options& opts) 
     if (!r.failures.empty()) {
         line("  failed users ({}):", r.failures.size());
         for (const auto& [user, why] : r.failures) line("    {}: {}", user, why);
+    }
+    if (!r.warnings.empty()) {
+        constexpr std::size_t shown = 50;
+        line("  warnings ({}): skipped or odd storage, the rest of each user was migrated",
+             r.warnings.size());
+        for (std::size_t i = 0; i < r.warnings.size() && i < shown; ++i) {
+            line("    {}: {}", r.warnings[i].first, r.warnings[i].second);
+        }
+        if (r.warnings.size() > shown) line("    ... and {} more", r.warnings.size() - shown);
     }
     if (opts.verify) {
         line("  verify: {} users compared, {} differences", group_thousands(r.users_verified),

@@ -38,6 +38,7 @@ struct migrate_report {
     std::size_t statements = 0;  // SQL statements sent
     std::size_t dolt_commits = 0;
     std::vector<std::pair<std::string, std::string>> failures;  // user, why
+    std::vector<std::pair<std::string, std::string>> warnings;  // user, what was skipped
     std::vector<std::pair<std::string, std::string>> drift;     // user, difference (--verify)
     // What Dolt holds afterwards for the users considered (the same on a re-run that wrote
     // nothing): users, commits, blocks, versions, diffs. Unset on a dry run.

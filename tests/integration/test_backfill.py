@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -68,6 +69,30 @@ def setup(tmp_path_factory):
     env = {**os.environ, "SHADOWGATE_DOLT_PASSWORD": db["SG_MARIADB_PASSWORD"]}
     yield {"db": db, "name": name, "data": data, "cfg": cfg_path, "env": env}
     admin_sql(db, f"DROP DATABASE IF EXISTS {name}")
+
+
+def fresh_database(setup, suffix: str) -> str:
+    """(Re)creates the database <module db>_<suffix>, usable by the test user; returns its name.
+    The module fixture's teardown does not know it: drop it with drop_database."""
+    db, name = setup["db"], f"{setup['name']}_{suffix}"
+    admin_sql(db, f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}; "
+                  f"GRANT ALL ON {name}.* TO '{db['SG_MARIADB_USER']}'@'%'; "
+                  f"GRANT ALL ON {name}.* TO '{db['SG_MARIADB_USER']}'@'localhost'")
+    return name
+
+
+def drop_database(setup, name: str) -> None:
+    admin_sql(setup["db"], f"DROP DATABASE IF EXISTS {name}")
+
+
+def config_for(setup, tmp_path: Path, database: str, **changes) -> Path:
+    """The module's config with another database (and top-level keys replaced), as a file."""
+    cfg = json.loads(Path(setup["cfg"]).read_text())
+    cfg["dolt"]["database"] = database
+    cfg.update(changes)
+    path = tmp_path / f"{database}.json"
+    path.write_text(json.dumps(cfg))
+    return path
 
 
 def shadowgate(setup, *args, check=True):
@@ -204,17 +229,10 @@ def test_config_time_zone_shifts_history_times(setup, tmp_path):
 
 def test_config_migrate_section_sets_the_defaults(setup, tmp_path):
     """migrate.batch_size and .readers come from the config unless a flag overrides them."""
-    cfg = json.loads(setup["cfg"].read_text())
-    name = setup["name"] + "_cfgdefaults"
-    db = setup["db"]
-    admin_sql(db, f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}; "
-                  f"GRANT ALL ON {name}.* TO '{db['SG_MARIADB_USER']}'@'%'; "
-                  f"GRANT ALL ON {name}.* TO '{db['SG_MARIADB_USER']}'@'localhost'")
+    name = fresh_database(setup, "cfgdefaults")
     try:
-        cfg["dolt"]["database"] = name
-        cfg["migrate"] = {"batch_size": 1, "readers": 1, "dolt_commit": "off"}
-        path = tmp_path / "m.json"
-        path.write_text(json.dumps(cfg))
+        path = config_for(setup, tmp_path, name,
+                          migrate={"batch_size": 1, "readers": 1, "dolt_commit": "off"})
         users = expected_counts(setup["data"])["users"]
         one = shadowgate(setup, "migrate", "-c", str(path), "--dry-run")
         assert "options:  batches of 1 users, 1 reader, Dolt commits off" in one.stdout, \
@@ -224,19 +242,85 @@ def test_config_migrate_section_sets_the_defaults(setup, tmp_path):
         res = shadowgate(setup, "migrate", "-c", str(path))
         stmts = int(re.search(r"in ([\d,]+) statements", res.stdout)[1].replace(",", ""))
         assert stmts >= 9 * users, res.stdout
-        admin_sql(db, f"DROP DATABASE {name}; CREATE DATABASE {name}; "
-                      f"GRANT ALL ON {name}.* TO '{db['SG_MARIADB_USER']}'@'%'; "
-                      f"GRANT ALL ON {name}.* TO '{db['SG_MARIADB_USER']}'@'localhost'")
+        fresh_database(setup, "cfgdefaults")
         res = shadowgate(setup, "migrate", "-c", str(path), "--batch-size", "100")
         fewer = int(re.search(r"in ([\d,]+) statements", res.stdout)[1].replace(",", ""))
         assert fewer < 9 * users, res.stdout
-        cfg["migrate"] = {"dolt_commit": "per_commit"}
-        path.write_text(json.dumps(cfg))
+        path = config_for(setup, tmp_path, name, migrate={"dolt_commit": "per_commit"})
         bad = shadowgate(setup, "migrate", "-c", str(path), check=False)
         assert bad.returncode == 2
         assert "$.migrate.dolt_commit" in bad.stderr
     finally:
-        admin_sql(db, f"DROP DATABASE IF EXISTS {name}")
+        drop_database(setup, name)
+
+
+def test_hostile_data_dir(setup, tmp_path):
+    """Symlinks out of the data dir, '..' in a name, a corrupt repository, a pending_diffs/ that
+    is a symlink and a non-JSON diff file: each reported, nothing read outside the data dir, every
+    other user migrated."""
+    data = tmp_path / "hostile"
+    with tarfile.open(TARBALL) as tar:
+        tar.extractall(data)
+    good = sorted(p.name for p in data.iterdir() if (p / ".git").is_dir())
+    assert len(good) >= 6
+    outside = tmp_path / "outside-secret"
+    outside.mkdir()
+    subprocess.run(["git", "init", "-q", str(outside)], check=True)
+    (outside / "memory-blocks").mkdir()
+    (outside / "memory-blocks" / "student.md").write_text("TOP-SECRET-OUTSIDE")
+    git(outside, "add", "-A")
+    git(outside, "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-qm", "secret")
+
+    (data / "evil-etc").symlink_to("/etc")                # a user dir that is a symlink
+    (data / "evil-repo").symlink_to(outside)              # ... to a real repository outside
+    dotdot = data / "a..b"                                # '..' in the name
+    subprocess.run(["git", "init", "-q", str(dotdot)], check=True)
+    # A corrupt repository: HEAD's commit object overwritten with garbage.
+    corrupt = data / good[0]
+    head = git(corrupt, "rev-parse", "HEAD").strip()
+    obj = corrupt / ".git" / "objects" / head[:2] / head[2:]
+    assert obj.exists(), "the fixture keeps loose objects"
+    obj.chmod(0o644)
+    obj.write_bytes(b"garbage, not zlib")
+    # pending_diffs/ replaced by a symlink to /etc.
+    linked = data / good[1]
+    shutil.rmtree(linked / "pending_diffs", ignore_errors=True)
+    (linked / "pending_diffs").symlink_to("/etc")
+    # A diff file that is not JSON, beside real ones.
+    junk_user = next(u for u in good[2:] if (data / u / "pending_diffs").is_dir()
+                     and list((data / u / "pending_diffs").glob("*.json")))
+    (data / junk_user / "pending_diffs" / "junk.json").write_text("{not json")
+    # A block file in the working tree that is a symlink to /etc/passwd (never committed: v1
+    # reads blocks from the working tree, shadowgate from git, which never saw this file).
+    (data / good[3] / "memory-blocks" / "passwd.md").symlink_to("/etc/passwd")
+    time.sleep(2.1)  # past the pending-diffs racy window
+
+    name = fresh_database(setup, "hostile")
+    try:
+        path = config_for(setup, tmp_path, name, v1_data_dir=str(data))
+        res = shadowgate(setup, "migrate", "-c", str(path), "--verify", check=False)
+        assert res.returncode == 1, res.stdout
+        out = res.stdout
+        failed = dict(re.findall(r"^    (\S+): (.*)$", out.split("failed users")[1]
+                                 .split("verify:")[0].split("warnings")[0], re.M))
+        assert set(failed) == {"evil-etc", "evil-repo", "a..b", good[0], good[1]}, out
+        assert "symlink" in failed["evil-etc"] and "symlink" in failed["evil-repo"], failed
+        assert "corrupt" in failed[good[0]], failed
+        assert "symlink" in failed[good[1]] or "unsafe" in failed[good[1]], failed
+        ok = len(good) - 2
+        assert f"users:    {ok} written, 0 unchanged, 5 failed" in out, out
+        assert re.search(rf"^    {re.escape(junk_user)}: malformed_diff: .*junk\.json", out, re.M), out
+        assert f"verify: {ok} users compared, 0 differences" in out, out
+        # Nothing from outside the data dir reached the database.
+        dump = admin_sql(setup["db"],
+                         f"SELECT CONCAT_WS('|', user_id, source) FROM {name}.blocks UNION ALL "
+                         f"SELECT CONCAT_WS('|', user_id, source) FROM {name}.block_versions "
+                         f"UNION ALL SELECT raw_json FROM {name}.pending_diffs")
+        assert "root:x:0:0" not in dump and "TOP-SECRET-OUTSIDE" not in dump
+        users = set(admin_sql(setup["db"], f"SELECT user_id FROM {name}.users").split())
+        assert users == set(good[2:]), users
+    finally:
+        drop_database(setup, name)
 
 
 def test_planted_drift_is_reported(setup):
@@ -342,16 +426,8 @@ def test_round_trip_of_unusual_storage(setup, tmp_path):
     try:
         build_edge_storage(v1, data)
         time.sleep(2.1)  # past the pending-diffs racy window (see the module fixture)
-        cfg = json.loads(Path(setup["cfg"]).read_text())
-        cfg["v1_data_dir"] = str(data)
-        name = setup["name"] + "_edge"
-        db = setup["db"]
-        admin_sql(db, f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}; "
-                      f"GRANT ALL ON {name}.* TO '{db['SG_MARIADB_USER']}'@'%'; "
-                      f"GRANT ALL ON {name}.* TO '{db['SG_MARIADB_USER']}'@'localhost'")
-        cfg["dolt"]["database"] = name
-        cfg_path = tmp_path / "edge.json"
-        cfg_path.write_text(json.dumps(cfg))
+        name = fresh_database(setup, "edge")
+        cfg_path = config_for(setup, tmp_path, name, v1_data_dir=str(data))
         res = shadowgate(setup, "migrate", "-c", str(cfg_path), "--verify")
         assert "0 differences" in res.stdout and "0 failed" in res.stdout, res.stdout
 
@@ -384,7 +460,7 @@ def test_round_trip_of_unusual_storage(setup, tmp_path):
                 assert answer["body"].encode() == body, (path, answer["body"][:300], body[:300])
     finally:
         v1.stop()
-        admin_sql(setup["db"], f"DROP DATABASE IF EXISTS {setup['name']}_edge")
+        drop_database(setup, f"{setup['name']}_edge")
 
 
 def test_sigkill_halfway_then_resume(setup, tmp_path):
@@ -397,15 +473,8 @@ def test_sigkill_halfway_then_resume(setup, tmp_path):
                    capture_output=True, timeout=300)
     time.sleep(2.1)  # past the pending-diffs racy window
     db = setup["db"]
-    name = setup["name"] + "_kill"
-    admin_sql(db, f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}; "
-                  f"GRANT ALL ON {name}.* TO '{db['SG_MARIADB_USER']}'@'%'; "
-                  f"GRANT ALL ON {name}.* TO '{db['SG_MARIADB_USER']}'@'localhost'")
-    cfg = json.loads(Path(setup["cfg"]).read_text())
-    cfg["v1_data_dir"] = str(data)
-    cfg["dolt"]["database"] = name
-    cfg_path = tmp_path / "kill.json"
-    cfg_path.write_text(json.dumps(cfg))
+    name = fresh_database(setup, "kill")
+    cfg_path = config_for(setup, tmp_path, name, v1_data_dir=str(data))
     try:
         dry = shadowgate(setup, "migrate", "-c", str(cfg_path), "--dry-run").stdout
         expected = {k: int(re.search(rf"{k}:\s+([\d,]+)", dry).group(1).replace(",", ""))
