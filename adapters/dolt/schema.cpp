@@ -133,6 +133,38 @@ const std::vector<migration>& all_migrations() {
              " PRIMARY KEY (user_id)"
              ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
          }},
+        // commits.seq and block_versions.ordinal were counted from the newest (0 = HEAD, 0 = the
+        // newest version), so every new v1 commit renumbered every row of the user. Counted
+        // from the oldest, new history only appends rows: the mirror rewrites what changed and
+        // Dolt's history keeps one row per change. (The model still counts from the newest; the
+        // store converts.)
+        {2,
+         "commits.seq and block_versions.ordinal counted from the oldest",
+         {
+             "UPDATE commits c JOIN (SELECT user_id, MAX(seq) AS top FROM commits"
+             " GROUP BY user_id) m ON c.user_id = m.user_id SET c.seq = m.top - c.seq",
+             "UPDATE block_versions v JOIN (SELECT user_id, label, MAX(ordinal) AS top"
+             " FROM block_versions GROUP BY user_id, label) m"
+             " ON v.user_id = m.user_id AND v.label = m.label SET v.ordinal = m.top - v.ordinal",
+         },
+         /*transactional=*/true},
+        // What would have been Dolt commits, on a server that is not Dolt (MariaDB): the mirror
+        // records each one here instead (author and date as DOLT_COMMIT would take them), so the
+        // commit policy can be checked on either server. Never written on Dolt.
+        {3,
+         "mirror_commit_log: the Dolt commits a non-Dolt server could not make",
+         {
+             "CREATE TABLE IF NOT EXISTS mirror_commit_log ("
+             " id BIGINT NOT NULL AUTO_INCREMENT,"
+             " made_at DATETIME(6) NOT NULL,"
+             " author VARCHAR(600) NOT NULL,"
+             " commit_date VARCHAR(32) NOT NULL,"
+             " message LONGTEXT NOT NULL,"
+             " user_id VARCHAR(255),"
+             " v1_commit VARCHAR(64),"
+             " PRIMARY KEY (id)"
+             ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+         }},
     };
     return list;
 }
@@ -197,13 +229,11 @@ result<std::vector<int>> migrate(connection& conn) {
         if (applied.contains(m.version)) {
             continue;
         }
-        for (std::string_view stmt : m.statements) {
-            if (auto r = conn.execute(stmt); !r) {
-                error e = r.error();
-                e.message = "migration " + std::to_string(m.version) + ": " + e.message;
-                return e;
-            }
-        }
+        auto failed = [&](error e) {
+            e.message = "migration " + std::to_string(m.version) + ": " + e.message;
+            if (conn.in_transaction()) conn.rollback();
+            return e;
+        };
         std::string record = "INSERT IGNORE INTO schema_migrations (version, name, applied_at) "
                              "VALUES (" +
                              std::to_string(m.version) + ", ";
@@ -211,10 +241,23 @@ result<std::vector<int>> migrate(connection& conn) {
         record += ", ";
         conn.append_quoted(record, datetime6(std::chrono::system_clock::now()));
         record += ")";
-        if (auto r = conn.execute(record); !r) {
+        bool run = true;
+        if (m.transactional) {
+            if (auto r = conn.begin(); !r) return failed(r.error());
+            auto claimed = conn.execute(record);
+            if (!claimed) return failed(claimed.error());
+            run = *claimed == 1;  // 0: another process applied it meanwhile
+        }
+        for (std::string_view stmt : m.statements) {
+            if (!run) break;
+            if (auto r = conn.execute(stmt); !r) return failed(r.error());
+        }
+        if (m.transactional) {
+            if (auto r = conn.commit(); !r) return failed(r.error());
+        } else if (auto r = conn.execute(record); !r) {
             return r.error();
         }
-        now_applied.push_back(m.version);
+        if (run) now_applied.push_back(m.version);
     }
     return now_applied;
 }

@@ -15,6 +15,10 @@ struct migration {
     int version;                              // 1, 2, ...: applied in order, never renumbered
     std::string_view name;                    // what it does, stored with the version
     std::vector<std::string_view> statements;
+    // Data migrations (DML only) that must not run twice (a renumbering flipped twice undoes
+    // itself): run in one transaction that first inserts the version row, so an interrupted one
+    // rolls back whole and a racing process waits and then skips it.
+    bool transactional = false;
 };
 
 // Every migration this binary knows, in version order. Never edit one that has shipped: add a

@@ -14,6 +14,8 @@
 #include <charconv>
 #include <cstdio>
 #include <deque>
+#include <map>
+#include <set>
 #include <unordered_map>
 
 namespace sg::dolt {
@@ -226,27 +228,233 @@ struct old_watermark {
     std::string applied_at;
 };
 
-result<void> write_batch(connection& conn, const std::vector<const v1::user_state*>& users,
-                         const write_options& opts, write_stats& stats) {
+struct statement_limits {
+    std::size_t soft;
+    std::size_t hard;
+    std::size_t max_rows;
+};
+
+statement_limits limits_of(const connection& conn, const write_options& opts) {
     const std::size_t hard =
         conn.max_allowed_packet() > packet_headroom * 2
             ? static_cast<std::size_t>(conn.max_allowed_packet()) - packet_headroom
             : default_statement_bytes;
     const std::size_t soft = std::min(
         hard, opts.max_statement_bytes ? opts.max_statement_bytes : default_statement_bytes);
-    const std::size_t max_rows = std::max<std::size_t>(1, opts.max_rows_per_statement);
+    return {soft, hard, std::max<std::size_t>(1, opts.max_rows_per_statement)};
+}
+
+// Positions as stored. The model counts from the newest (seq 0 = HEAD, ordinal 0 = the newest
+// version); the tables count from the oldest, so that new history appends rows and leaves the old
+// ones as they are (the mirror then rewrites only what changed, and Dolt's history stays small).
+std::int64_t flip(std::int64_t count, std::int64_t position) { return count - 1 - position; }
+
+std::unordered_map<std::string_view, std::int64_t> versions_per_label(const v1::user_state& u) {
+    std::unordered_map<std::string_view, std::int64_t> n;
+    for (const auto& v : u.versions) {
+        ++n[v.label];
+    }
+    return n;
+}
+
+// Every commit's time by sha (commits, and versions for states that list no commits).
+std::unordered_map<std::string_view, std::int64_t> commit_times_of(const v1::user_state& u) {
+    std::unordered_map<std::string_view, std::int64_t> t;
+    for (const auto& c : u.commits) {
+        t.emplace(c.sha, c.commit_time);
+    }
+    for (const auto& v : u.versions) {
+        t.emplace(v.sha, v.commit_time);
+    }
+    return t;
+}
+
+// The rows of one transaction, table by table, as prepared multi-row INSERTs.
+class row_sink {
+public:
+    row_sink(connection& conn, const write_options& opts, write_stats& stats)
+        : opts_(opts),
+          lim_(limits_of(conn, opts)),
+          users_(conn, "users", "user_id, head, diffs_fingerprint", lim_.soft, lim_.hard,
+                 lim_.max_rows, stats),
+          commits_(conn, "commits",
+                   "user_id, sha, seq, parents, message, author, committed_at, tz_offset",
+                   lim_.soft, lim_.hard, lim_.max_rows, stats),
+          blocks_(conn, "blocks",
+                  "user_id, label, content, metadata, updated_at, source, v1_commit", lim_.soft,
+                  lim_.hard, lim_.max_rows, stats),
+          versions_(conn, "block_versions",
+                    "id, user_id, label, content, metadata, author, message, created_at, "
+                    "is_current, source, full_message, created_tz_offset, ordinal, deleted",
+                    lim_.soft, lim_.hard, lim_.max_rows, stats),
+          diffs_(conn, "pending_diffs",
+                 "id, user_id, agent_id, block_label, field, operation, current_value, "
+                 "proposed_value, reasoning, confidence, status, source_query, created_at, "
+                 "reviewed_at, applied_commit, created_at_text, reviewed_at_text, raw_json",
+                 lim_.soft, lim_.hard, lim_.max_rows, stats),
+          marks_(conn, "mirror_watermarks", "user_id, v1_commit, diffs_fingerprint, applied_at",
+                 lim_.soft, lim_.hard, lim_.max_rows, stats) {}
+
+    const statement_limits& limits() const { return lim_; }
+
+    result<void> user(const v1::user_state& u) {
+        row_writer(users_.begin_row(), owned_).str(u.user_id).str(u.head).str(u.diffs_fingerprint);
+        return users_.end_row();
+    }
+
+    result<void> commit(const v1::user_state& u, const v1::commit& c) {
+        auto when = commit_datetime(c.commit_time, u.user_id, c.sha);
+        if (!when) {
+            return when.error();
+        }
+        row_writer(commits_.begin_row(), owned_)
+            .str(u.user_id)
+            .str(c.sha)
+            .num(flip(static_cast<std::int64_t>(u.commits.size()), c.seq))
+            .own(join_parents(c.parents))
+            .str(c.message)
+            .str(c.author)
+            .own(std::move(*when))
+            .num(c.commit_tz_offset_minutes);
+        return commits_.end_row();
+    }
+
+    result<void> block(const v1::user_state& u, const v1::block& b,
+                       const std::unordered_map<std::string_view, std::int64_t>& times) {
+        std::optional<std::string> updated;
+        if (auto it = times.find(b.commit); it != times.end()) {
+            updated = utc_datetime(it->second);
+        }
+        row_writer(blocks_.begin_row(), owned_)
+            .str(u.user_id)
+            .str(b.label)
+            .str(body_of(b.source))
+            .opt(metadata_of(opts_, b.source))
+            .opt(updated)
+            .str(b.source)
+            .str(b.commit);
+        return blocks_.end_row();
+    }
+
+    result<void> version(const v1::user_state& u, const v1::block_version& v,
+                         std::int64_t versions_of_label) {
+        auto when = commit_datetime(v.commit_time, u.user_id, v.sha);
+        if (!when) {
+            return when.error();
+        }
+        row_writer(versions_.begin_row(), owned_)
+            .str(v.sha)
+            .str(u.user_id)
+            .str(v.label)
+            .str(v.deleted ? std::string_view{} : body_of(v.source))
+            .opt(v.deleted ? std::nullopt : metadata_of(opts_, v.source))
+            .str(v.author)
+            .str(summary_line(v.message))
+            .own(std::move(*when))
+            .boolean(v.ordinal == 0)
+            .str(v.source)
+            .str(v.message)
+            .num(v.commit_tz_offset_minutes)
+            .num(flip(versions_of_label, v.ordinal))
+            .boolean(v.deleted);
+        return versions_.end_row();
+    }
+
+    result<void> diff(const v1::user_state& u, const v1::pending_diff& d) {
+        row_writer(diffs_.begin_row(), owned_)
+            .str(d.id)
+            .str(u.user_id)
+            .str(d.agent_id)
+            .str(d.block_label)
+            .opt_view(d.field)
+            .str(d.operation)
+            .opt_view(d.current_value)
+            .str(d.proposed_value)
+            .str(d.reasoning)
+            .str(d.confidence)
+            .str(d.status)
+            .opt_view(d.source_query)
+            .opt(iso_to_datetime6(d.created_at))
+            .opt(d.reviewed_at ? iso_to_datetime6(*d.reviewed_at) : std::nullopt)
+            .opt_view(d.applied_commit)
+            .str(d.created_at)
+            .opt_view(d.reviewed_at)
+            .str(d.raw_json);
+        return diffs_.end_row();
+    }
+
+    result<void> mark(const v1::user_state& u, std::string applied_at) {
+        row_writer(marks_.begin_row(), owned_)
+            .str(u.user_id)
+            .str(u.head)
+            .str(u.diffs_fingerprint)
+            .own(std::move(applied_at));
+        return marks_.end_row();
+    }
+
+    result<void> flush() {
+        for (batched_insert* b : {&users_, &commits_, &blocks_, &versions_, &diffs_, &marks_}) {
+            if (auto r = b->flush(); !r) {
+                return r;
+            }
+        }
+        owned_.clear();
+        return {};
+    }
+
+private:
+    const write_options& opts_;
+    statement_limits lim_;
+    std::deque<std::string> owned_;  // strings computed for rows not yet sent
+    batched_insert users_, commits_, blocks_, versions_, diffs_, marks_;
+};
+
+// Every row of `u` except its watermark.
+result<void> add_all_rows(row_sink& sink, const v1::user_state& u) {
+    if (auto r = sink.user(u); !r) {
+        return r;
+    }
+    for (const v1::commit& c : u.commits) {
+        if (auto r = sink.commit(u, c); !r) {
+            return r;
+        }
+    }
+    const auto times = commit_times_of(u);
+    for (const v1::block& b : u.blocks) {
+        if (auto r = sink.block(u, b, times); !r) {
+            return r;
+        }
+    }
+    const auto counts = versions_per_label(u);
+    for (const v1::block_version& v : u.versions) {
+        if (auto r = sink.version(u, v, counts.at(v.label)); !r) {
+            return r;
+        }
+    }
+    for (const v1::pending_diff& d : u.diffs) {
+        if (auto r = sink.diff(u, d); !r) {
+            return r;
+        }
+    }
+    return {};
+}
+
+result<void> run_counted(connection& conn, const std::string& sql, write_stats& stats) {
+    stats.statements += 1;
+    stats.bytes += sql.size();
+    auto r = conn.execute(sql);
+    if (!r) {
+        return r.error();
+    }
+    return {};
+}
+
+result<void> write_batch(connection& conn, const std::vector<const v1::user_state*>& users,
+                         const write_options& opts, write_stats& stats) {
+    row_sink sink(conn, opts, stats);
+    const std::size_t soft = sink.limits().soft;
     const auto now = opts.now ? opts.now() : std::chrono::system_clock::now();
     const std::string applied_now = datetime6(now);
-
-    auto run = [&](const std::string& sql) -> result<void> {
-        stats.statements += 1;
-        stats.bytes += sql.size();
-        auto r = conn.execute(sql);
-        if (!r) {
-            return r.error();
-        }
-        return {};
-    };
 
     // Old watermarks, so that an unchanged user keeps its applied_at (no row changes at all).
     // Sent in chunks of users: an IN list of 255-character ids must fit a statement too.
@@ -279,161 +487,30 @@ result<void> write_batch(connection& conn, const std::vector<const v1::user_stat
     for (std::string_view table : {"users", "commits", "blocks", "block_versions",
                                    "pending_diffs", "mirror_watermarks"}) {
         for (const auto& list : in_lists) {
-            if (auto r = run("DELETE FROM " + std::string(table) + " WHERE user_id IN " + list);
+            if (auto r = run_counted(
+                    conn, "DELETE FROM " + std::string(table) + " WHERE user_id IN " + list,
+                    stats);
                 !r) {
                 return r;
             }
         }
     }
 
-    std::deque<std::string> owned;  // strings computed for rows not yet sent
-    batched_insert ins_users(conn, "users", "user_id, head, diffs_fingerprint", soft, hard,
-                             max_rows, stats);
-    batched_insert ins_commits(
-        conn, "commits", "user_id, sha, seq, parents, message, author, committed_at, tz_offset",
-        soft, hard, max_rows, stats);
-    batched_insert ins_blocks(
-        conn, "blocks", "user_id, label, content, metadata, updated_at, source, v1_commit", soft,
-        hard, max_rows, stats);
-    batched_insert ins_versions(conn, "block_versions",
-                                "id, user_id, label, content, metadata, author, message, "
-                                "created_at, is_current, source, full_message, "
-                                "created_tz_offset, ordinal, deleted",
-                                soft, hard, max_rows, stats);
-    batched_insert ins_diffs(conn, "pending_diffs",
-                             "id, user_id, agent_id, block_label, field, operation, "
-                             "current_value, proposed_value, reasoning, confidence, status, "
-                             "source_query, created_at, reviewed_at, applied_commit, "
-                             "created_at_text, reviewed_at_text, raw_json",
-                             soft, hard, max_rows, stats);
-    batched_insert ins_marks(conn, "mirror_watermarks",
-                             "user_id, v1_commit, diffs_fingerprint, applied_at", soft, hard,
-                             max_rows, stats);
-
     for (const v1::user_state* u : users) {
-        row_writer(ins_users.begin_row(), owned)
-            .str(u->user_id)
-            .str(u->head)
-            .str(u->diffs_fingerprint);
-        if (auto r = ins_users.end_row(); !r) {
+        if (auto r = add_all_rows(sink, *u); !r) {
             return r;
         }
-
-        std::unordered_map<std::string_view, std::int64_t> commit_times;
-        for (const v1::commit& c : u->commits) {
-            commit_times.emplace(c.sha, c.commit_time);
-            auto when = commit_datetime(c.commit_time, u->user_id, c.sha);
-            if (!when) {
-                return when.error();
-            }
-            row_writer(ins_commits.begin_row(), owned)
-                .str(u->user_id)
-                .str(c.sha)
-                .num(c.seq)
-                .own(join_parents(c.parents))
-                .str(c.message)
-                .str(c.author)
-                .own(std::move(*when))
-                .num(c.commit_tz_offset_minutes);
-            if (auto r = ins_commits.end_row(); !r) {
-                return r;
-            }
-        }
-        for (const v1::block_version& v : u->versions) {
-            commit_times.emplace(v.sha, v.commit_time);
-        }
-
-        for (const v1::block& b : u->blocks) {
-            std::optional<std::string> updated;
-            if (auto it = commit_times.find(b.commit); it != commit_times.end()) {
-                updated = utc_datetime(it->second);
-            }
-            row_writer(ins_blocks.begin_row(), owned)
-                .str(u->user_id)
-                .str(b.label)
-                .str(body_of(b.source))
-                .opt(metadata_of(opts, b.source))
-                .opt(updated)
-                .str(b.source)
-                .str(b.commit);
-            if (auto r = ins_blocks.end_row(); !r) {
-                return r;
-            }
-        }
-
-        for (const v1::block_version& v : u->versions) {
-            auto when = commit_datetime(v.commit_time, u->user_id, v.sha);
-            if (!when) {
-                return when.error();
-            }
-            row_writer(ins_versions.begin_row(), owned)
-                .str(v.sha)
-                .str(u->user_id)
-                .str(v.label)
-                .str(v.deleted ? std::string_view{} : body_of(v.source))
-                .opt(v.deleted ? std::nullopt : metadata_of(opts, v.source))
-                .str(v.author)
-                .str(summary_line(v.message))
-                .own(std::move(*when))
-                .boolean(v.ordinal == 0)
-                .str(v.source)
-                .str(v.message)
-                .num(v.commit_tz_offset_minutes)
-                .num(v.ordinal)
-                .boolean(v.deleted);
-            if (auto r = ins_versions.end_row(); !r) {
-                return r;
-            }
-        }
-
-        for (const v1::pending_diff& d : u->diffs) {
-            row_writer(ins_diffs.begin_row(), owned)
-                .str(d.id)
-                .str(u->user_id)
-                .str(d.agent_id)
-                .str(d.block_label)
-                .opt_view(d.field)
-                .str(d.operation)
-                .opt_view(d.current_value)
-                .str(d.proposed_value)
-                .str(d.reasoning)
-                .str(d.confidence)
-                .str(d.status)
-                .opt_view(d.source_query)
-                .opt(iso_to_datetime6(d.created_at))
-                .opt(d.reviewed_at ? iso_to_datetime6(*d.reviewed_at) : std::nullopt)
-                .opt_view(d.applied_commit)
-                .str(d.created_at)
-                .opt_view(d.reviewed_at)
-                .str(d.raw_json);
-            if (auto r = ins_diffs.end_row(); !r) {
-                return r;
-            }
-        }
-
         std::string applied = applied_now;
         if (auto it = old.find(u->user_id); it != old.end() &&
                                             it->second.v1_commit == u->head &&
                                             it->second.fingerprint == u->diffs_fingerprint) {
             applied = it->second.applied_at;
         }
-        row_writer(ins_marks.begin_row(), owned)
-            .str(u->user_id)
-            .str(u->head)
-            .str(u->diffs_fingerprint)
-            .own(applied);
-        if (auto r = ins_marks.end_row(); !r) {
+        if (auto r = sink.mark(*u, std::move(applied)); !r) {
             return r;
         }
     }
-
-    for (batched_insert* b :
-         {&ins_users, &ins_commits, &ins_blocks, &ins_versions, &ins_diffs, &ins_marks}) {
-        if (auto r = b->flush(); !r) {
-            return r;
-        }
-    }
-    return {};
+    return sink.flush();
 }
 
 result<std::int64_t> to_int(const cell& c, std::string_view what) {
@@ -475,7 +552,7 @@ result<std::optional<v1::user_state>> read_user_in_tx(connection& conn,
 
     auto crs = conn.query(
         "SELECT sha, parents, message, author, committed_at, tz_offset, seq FROM commits" +
-        where + " ORDER BY seq");
+        where + " ORDER BY seq DESC");
     if (!crs) {
         return crs.error();
     }
@@ -493,8 +570,11 @@ result<std::optional<v1::user_state>> read_user_in_tx(connection& conn,
         }
         c.commit_time = *t;
         c.commit_tz_offset_minutes = static_cast<int>(*tz);
-        c.seq = *seq;
+        c.seq = *seq;  // stored from the oldest: flipped below
         u.commits.push_back(std::move(c));
+    }
+    for (auto& c : u.commits) {
+        c.seq = flip(static_cast<std::int64_t>(u.commits.size()), c.seq);
     }
 
     auto brs = conn.query("SELECT label, source, v1_commit FROM blocks" + where +
@@ -510,7 +590,7 @@ result<std::optional<v1::user_state>> read_user_in_tx(connection& conn,
     auto vrs = conn.query(
         "SELECT id, label, source, deleted, full_message, author, created_at, "
         "created_tz_offset, ordinal FROM block_versions" +
-        where + " ORDER BY label, ordinal");
+        where + " ORDER BY label, ordinal DESC");
     if (!vrs) {
         return vrs.error();
     }
@@ -530,8 +610,14 @@ result<std::optional<v1::user_state>> read_user_in_tx(connection& conn,
         }
         v.commit_time = *t;
         v.commit_tz_offset_minutes = static_cast<int>(*tz);
-        v.ordinal = *ord;
+        v.ordinal = *ord;  // stored from the oldest: flipped below
         u.versions.push_back(std::move(v));
+    }
+    {
+        const auto counts = versions_per_label(u);
+        for (auto& v : u.versions) {
+            v.ordinal = flip(counts.at(v.label), v.ordinal);
+        }
     }
 
     auto drs = conn.query(
@@ -603,6 +689,290 @@ result<write_stats> write_users(connection& conn, std::span<const v1::user_state
         return r.error();
     }
     return stats;
+}
+
+namespace {
+
+// Rows compared in stored form: positions as stored (counted from the oldest) and every column
+// the row is built from; derived columns (content, metadata, message, updated_at) follow.
+bool same_commit(const v1::commit& a, std::int64_t na, const v1::commit& b, std::int64_t nb) {
+    return a.sha == b.sha && a.parents == b.parents && a.message == b.message &&
+           a.author == b.author && a.commit_time == b.commit_time &&
+           a.commit_tz_offset_minutes == b.commit_tz_offset_minutes &&
+           flip(na, a.seq) == flip(nb, b.seq);
+}
+
+bool same_version(const v1::block_version& a, std::int64_t na, const v1::block_version& b,
+                  std::int64_t nb) {
+    return a.sha == b.sha && a.label == b.label && a.source == b.source &&
+           a.deleted == b.deleted && a.message == b.message && a.author == b.author &&
+           a.commit_time == b.commit_time &&
+           a.commit_tz_offset_minutes == b.commit_tz_offset_minutes &&
+           flip(na, a.ordinal) == flip(nb, b.ordinal) && (a.ordinal == 0) == (b.ordinal == 0);
+}
+
+// Every column of a pending_diffs row comes from these fields (the parsed ones follow raw_json
+// for real storage, but compare them all: a row is rewritten whenever any column would change).
+bool same_diff(const v1::pending_diff& a, const v1::pending_diff& b) {
+    return a.id == b.id && a.raw_json == b.raw_json && a.agent_id == b.agent_id &&
+           a.block_label == b.block_label && a.field == b.field && a.operation == b.operation &&
+           a.current_value == b.current_value && a.proposed_value == b.proposed_value &&
+           a.reasoning == b.reasoning && a.confidence == b.confidence && a.status == b.status &&
+           a.source_query == b.source_query && a.created_at == b.created_at &&
+           a.reviewed_at == b.reviewed_at && a.applied_commit == b.applied_commit;
+}
+
+// "DELETE FROM table WHERE user_id = u AND (k = 'a' OR k = 'b' ...)", in chunks that fit.
+result<void> delete_keys(connection& conn, std::string_view table, std::string_view user_id,
+                         std::string_view key_sql,
+                         const std::vector<std::vector<std::string_view>>& keys,
+                         std::size_t soft, write_stats& stats) {
+    std::vector<std::string_view> columns;
+    for (std::size_t at = 0; at <= key_sql.size();) {
+        const std::size_t comma = std::min(key_sql.find(',', at), key_sql.size());
+        columns.push_back(key_sql.substr(at, comma - at));
+        at = comma + 1;
+    }
+    std::string head = "DELETE FROM " + std::string(table) + " WHERE user_id = ";
+    conn.append_quoted(head, user_id);
+    head += " AND (";
+    std::string sql;
+    auto send = [&]() -> result<void> {
+        if (sql.empty()) {
+            return {};
+        }
+        sql += ')';
+        auto r = run_counted(conn, sql, stats);
+        sql.clear();
+        return r;
+    };
+    for (const auto& key : keys) {
+        sql += sql.empty() ? head : std::string(" OR ");
+        sql += '(';
+        for (std::size_t i = 0; i < columns.size(); ++i) {
+            if (i > 0) {
+                sql += " AND ";
+            }
+            sql += columns[i];
+            sql += " = ";
+            conn.append_quoted(sql, key[i]);
+        }
+        sql += ')';
+        if (sql.size() > soft / 2) {
+            if (auto r = send(); !r) {
+                return r;
+            }
+        }
+    }
+    return send();
+}
+
+result<apply_stats> apply_in_tx(connection& conn, const v1::user_state& wanted,
+                                const write_options& opts, const apply_options& aopts) {
+    apply_stats st;
+    auto current = read_user_in_tx(conn, wanted.user_id);
+    if (!current) {
+        return current.error();
+    }
+    auto mark = read_watermark(conn, wanted.user_id);
+    if (!mark) {
+        return mark.error();
+    }
+    st.existed = current->has_value();
+    st.previous_head = *mark ? (*mark)->v1_commit : std::string();
+    const v1::user_state empty{};
+    const v1::user_state& cur = *current ? **current : empty;
+
+    v1::user_state kept_diffs;
+    const v1::user_state* desired = &wanted;
+    if (aopts.keep_diffs) {
+        kept_diffs = wanted;
+        kept_diffs.diffs = cur.diffs;
+        kept_diffs.diffs_fingerprint = *mark ? (*mark)->diffs_fingerprint : cur.diffs_fingerprint;
+        desired = &kept_diffs;
+    }
+    const v1::user_state& want = *desired;
+    const std::string uid = want.user_id;
+
+    row_sink sink(conn, opts, st.writes);
+    const std::size_t soft = sink.limits().soft;
+    auto counted_rows = [&](std::size_t deleted, std::size_t inserted) {
+        st.rows_deleted += deleted;
+        st.rows_inserted += inserted;
+    };
+
+    // users
+    const bool user_changed =
+        !*current || cur.head != want.head || cur.diffs_fingerprint != want.diffs_fingerprint;
+    if (user_changed) {
+        if (*current) {
+            std::string sql = "DELETE FROM users WHERE user_id = " + conn.quoted(uid);
+            if (auto r = run_counted(conn, sql, st.writes); !r) return r.error();
+            counted_rows(1, 0);
+        }
+        if (auto r = sink.user(want); !r) return r.error();
+        counted_rows(0, 1);
+    }
+
+    // commits, keyed by sha
+    {
+        const auto n_cur = static_cast<std::int64_t>(cur.commits.size());
+        const auto n_want = static_cast<std::int64_t>(want.commits.size());
+        std::unordered_map<std::string_view, const v1::commit*> old;
+        for (const auto& c : cur.commits) old.emplace(c.sha, &c);
+        std::unordered_map<std::string_view, bool> keep;
+        std::vector<std::vector<std::string_view>> gone;
+        for (const auto& c : want.commits) {
+            auto it = old.find(c.sha);
+            if (it != old.end() && same_commit(*it->second, n_cur, c, n_want)) {
+                keep[c.sha] = true;
+                continue;
+            }
+            if (it != old.end()) {
+                gone.push_back({c.sha});
+                keep[c.sha] = true;  // deleted above, re-inserted below
+            } else {
+                ++st.commits_added;
+            }
+            if (auto r = sink.commit(want, c); !r) return r.error();
+            counted_rows(0, 1);
+        }
+        for (const auto& c : cur.commits) {
+            if (!keep.count(c.sha)) gone.push_back({c.sha});
+        }
+        if (auto r = delete_keys(conn, "commits", uid, "sha", gone, soft, st.writes); !r) {
+            return r.error();
+        }
+        counted_rows(gone.size(), 0);
+    }
+
+    // blocks, keyed by label (updated_at follows the commit, whose time is part of the commit)
+    {
+        std::unordered_map<std::string_view, const v1::block*> old;
+        for (const auto& b : cur.blocks) old.emplace(b.label, &b);
+        std::unordered_map<std::string_view, bool> seen;
+        std::vector<std::vector<std::string_view>> gone;
+        const auto times = commit_times_of(want);
+        for (const auto& b : want.blocks) {
+            seen[b.label] = true;
+            auto it = old.find(b.label);
+            if (it != old.end() && it->second->source == b.source &&
+                it->second->commit == b.commit) {
+                continue;
+            }
+            if (it != old.end()) gone.push_back({b.label});
+            if (auto r = sink.block(want, b, times); !r) return r.error();
+            counted_rows(0, 1);
+        }
+        for (const auto& b : cur.blocks) {
+            if (!seen.count(b.label)) gone.push_back({b.label});
+        }
+        if (auto r = delete_keys(conn, "blocks", uid, "label", gone, soft, st.writes); !r) {
+            return r.error();
+        }
+        counted_rows(gone.size(), 0);
+    }
+
+    // block_versions, keyed by (label, sha)
+    {
+        const auto n_cur = versions_per_label(cur);
+        const auto n_want = versions_per_label(want);
+        auto count_in = [](const auto& m, std::string_view label) -> std::int64_t {
+            auto it = m.find(label);
+            return it == m.end() ? 0 : it->second;
+        };
+        std::map<std::pair<std::string_view, std::string_view>, const v1::block_version*> old;
+        for (const auto& v : cur.versions) old.emplace(std::pair{std::string_view(v.label), std::string_view(v.sha)}, &v);
+        std::set<std::pair<std::string_view, std::string_view>> seen;
+        std::vector<std::vector<std::string_view>> gone;
+        for (const auto& v : want.versions) {
+            const std::pair<std::string_view, std::string_view> key{v.label, v.sha};
+            seen.insert(key);
+            auto it = old.find(key);
+            if (it != old.end() && same_version(*it->second, count_in(n_cur, v.label), v,
+                                                count_in(n_want, v.label))) {
+                continue;
+            }
+            if (it != old.end()) gone.push_back({v.label, v.sha});
+            if (auto r = sink.version(want, v, count_in(n_want, v.label)); !r) return r.error();
+            counted_rows(0, 1);
+        }
+        for (const auto& v : cur.versions) {
+            if (!seen.count({v.label, v.sha})) gone.push_back({v.label, v.sha});
+        }
+        if (auto r = delete_keys(conn, "block_versions", uid, "label,id", gone, soft, st.writes);
+            !r) {
+            return r.error();
+        }
+        counted_rows(gone.size(), 0);
+    }
+
+    // pending_diffs, keyed by id
+    {
+        std::unordered_map<std::string_view, const v1::pending_diff*> old;
+        for (const auto& d : cur.diffs) old.emplace(d.id, &d);
+        std::unordered_map<std::string_view, bool> seen;
+        std::vector<std::vector<std::string_view>> gone;
+        for (const auto& d : want.diffs) {
+            seen[d.id] = true;
+            auto it = old.find(d.id);
+            if (it != old.end() && same_diff(*it->second, d)) continue;
+            if (it != old.end()) gone.push_back({d.id});
+            if (auto r = sink.diff(want, d); !r) return r.error();
+            counted_rows(0, 1);
+            ++st.diffs_changed;
+        }
+        for (const auto& d : cur.diffs) {
+            if (!seen.count(d.id)) {
+                gone.push_back({d.id});
+                ++st.diffs_changed;
+            }
+        }
+        if (auto r = delete_keys(conn, "pending_diffs", uid, "id", gone, soft, st.writes); !r) {
+            return r.error();
+        }
+        counted_rows(gone.size(), 0);
+    }
+
+    // the watermark: moves (with applied_at) only when what it names moved
+    st.watermark_moved = !*mark || (*mark)->v1_commit != want.head ||
+                         (*mark)->diffs_fingerprint != want.diffs_fingerprint;
+    if (st.watermark_moved) {
+        if (*mark) {
+            std::string sql = "DELETE FROM mirror_watermarks WHERE user_id = " + conn.quoted(uid);
+            if (auto r = run_counted(conn, sql, st.writes); !r) return r.error();
+            counted_rows(1, 0);
+        }
+        const auto now = opts.now ? opts.now() : std::chrono::system_clock::now();
+        if (auto r = sink.mark(want, datetime6(now)); !r) return r.error();
+        counted_rows(0, 1);
+    }
+    if (auto r = sink.flush(); !r) return r.error();
+    return st;
+}
+
+}  // namespace
+
+result<apply_stats> apply_user(connection& conn, const v1::user_state& desired,
+                               const write_options& opts, const apply_options& aopts) {
+    if (conn.in_transaction()) {
+        return adapter_error("apply_user called inside an open transaction", "25000");
+    }
+    if (auto r = conn.begin(); !r) {
+        return r.error();
+    }
+    auto st = apply_in_tx(conn, desired, opts, aopts);
+    if (!st) {
+        conn.rollback();
+        return st.error();
+    }
+    st->writes.statements += 2;
+    if (auto r = conn.commit(); !r) {
+        conn.rollback();
+        return r.error();
+    }
+    st->writes.users = 1;
+    return st;
 }
 
 result<std::optional<v1::user_state>> read_user(connection& conn, std::string_view user_id) {

@@ -51,6 +51,33 @@ struct write_stats {
 result<write_stats> write_users(connection& conn, std::span<const v1::user_state> users,
                                 const write_options& opts = {});
 
+struct apply_options {
+    // Leave the user's pending_diffs rows and the watermark's diffs_fingerprint as they are in
+    // the database: for the intermediate states of a per-commit mirror (pending diffs are not
+    // versioned in git, so only the state at HEAD has the real ones).
+    bool keep_diffs = false;
+};
+
+struct apply_stats {
+    bool existed = false;            // the user had rows before
+    std::size_t rows_inserted = 0;   // rows written (changed rows count here and in deleted)
+    std::size_t rows_deleted = 0;    // rows removed
+    std::size_t commits_added = 0;   // commits rows that are new (not just rewritten)
+    std::size_t diffs_changed = 0;   // pending_diffs rows added, changed or removed
+    bool watermark_moved = false;    // (v1_commit, diffs_fingerprint) changed
+    std::string previous_head;       // the watermark's v1_commit before ("" when none)
+    write_stats writes;              // statements and bytes sent
+    bool changed() const { return rows_inserted + rows_deleted > 0; }
+};
+
+// Makes the tables hold exactly `desired` for its user, like write_users, but by changing only
+// the rows that differ from what is there (read first, in the same transaction): a new v1 commit
+// adds its rows and flips one is_current, and applying the same state again changes nothing at
+// all. One transaction, the watermark included, committed before this returns; rolled back on
+// any error. Must not be called inside an open transaction.
+result<apply_stats> apply_user(connection& conn, const v1::user_state& desired,
+                               const write_options& opts = {}, const apply_options& aopts = {});
+
 // The state written for user_id, exactly as it was given to write_users (commits by seq, blocks
 // by label, versions by label then ordinal, diffs by id); nullopt when the user was never
 // written. Reads in one transaction so the parts are consistent (unless the caller already has

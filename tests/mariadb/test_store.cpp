@@ -170,14 +170,14 @@ TEST_CASE("migrations create the tables once and are idempotent", "[schema]") {
 
     auto first = migrate(conn);
     REQUIRE(first);
-    CHECK(*first == std::vector<int>{1});
+    CHECK(*first == std::vector<int>{1, 2, 3});
     auto second = migrate(conn);
     REQUIRE(second);
     CHECK(second->empty());
     auto applied = applied_migrations(conn);
     REQUIRE(applied);
-    CHECK(*applied == std::vector<int>{1});
-    CHECK(scalar(conn, "SELECT COUNT(*) FROM schema_migrations") == "1");
+    CHECK(*applied == std::vector<int>{1, 2, 3});
+    CHECK(scalar(conn, "SELECT COUNT(*) FROM schema_migrations") == "3");
     CHECK(scalar(conn, "SELECT name FROM schema_migrations WHERE version = 1").find("users") !=
           std::string::npos);
 
@@ -194,8 +194,8 @@ TEST_CASE("migrations create the tables once and are idempotent", "[schema]") {
     }
     std::sort(names.begin(), names.end());  // information_schema collates case-insensitively
     CHECK(names == std::vector<std::string>{"block_versions", "blocks", "commits",
-                                            "mirror_watermarks", "pending_diffs",
-                                            "schema_migrations", "users"});
+                                            "mirror_commit_log", "mirror_watermarks",
+                                            "pending_diffs", "schema_migrations", "users"});
     CHECK(scalar(conn,
                  "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = "
                  "DATABASE() AND index_name = 'block_versions_history'") == "3");
@@ -235,17 +235,18 @@ TEST_CASE("a user state round-trips byte for byte", "[store]") {
         CHECK(scalar(conn, "SELECT content FROM blocks WHERE label = 'big'") ==
               u.blocks[0].source);  // no frontmatter: the whole file is the body
         CHECK(scalar(conn, "SELECT metadata FROM blocks WHERE label = 'big'") == "NULL");
+        // Positions are stored counted from the oldest: the older of big's two versions is 0.
         CHECK(scalar(conn, "SELECT content FROM block_versions WHERE label = 'big' AND "
-                           "ordinal = 1") == "small");
+                           "ordinal = 0") == "small");
         CHECK(scalar(conn, "SELECT JSON_VALUE(metadata, '$.yaml_bytes') FROM block_versions "
-                           "WHERE label = 'big' AND ordinal = 1") == "10");
+                           "WHERE label = 'big' AND ordinal = 0") == "10");
         CHECK(scalar(conn, "SELECT updated_at FROM blocks WHERE label = 'big'") ==
               "2026-01-13 18:27:03.000000");
         CHECK(scalar(conn, "SELECT message FROM block_versions WHERE label = 'student' AND "
-                           "ordinal = 0") == std::string(summary_line(u.commits[1].message)));
+                           "is_current") == std::string(summary_line(u.commits[1].message)));
         CHECK(scalar(conn, "SELECT COUNT(*) FROM block_versions WHERE is_current") == "4");
         CHECK(scalar(conn, "SELECT created_at FROM block_versions WHERE label = 'notes' AND "
-                           "ordinal = 0") == "2026-01-13 18:27:04");
+                           "is_current") == "2026-01-13 18:27:04");
         CHECK(scalar(conn, "SELECT created_at FROM pending_diffs WHERE status = 'approved'") ==
               "2026-11-22 04:16:24.000000");
         CHECK(scalar(conn, "SELECT reviewed_at FROM pending_diffs WHERE status = 'approved'") ==
@@ -449,4 +450,202 @@ TEST_CASE("10,000 users in batches of 500", "[.bench]") {
     WARN("write_users: 10000 users x 4 blocks x 10 versions in " << write_seconds << " s = "
          << static_cast<int>(10000 / write_seconds) << " users/s, " << bytes / (1024 * 1024)
          << " MiB of SQL");
+}
+
+namespace {
+
+// Every row of the v1 tables as text, keyed and ordered, without the watermark's applied_at (a
+// clock reading): two databases holding the same states dump the same.
+std::string dump_tables(connection& conn) {
+    static const char* queries[] = {
+        "SELECT user_id, head, diffs_fingerprint FROM users ORDER BY user_id",
+        "SELECT user_id, sha, seq, parents, message, author, committed_at, tz_offset FROM commits"
+        " ORDER BY user_id, sha",
+        "SELECT user_id, label, content, metadata, updated_at, source, v1_commit FROM blocks"
+        " ORDER BY user_id, label",
+        "SELECT id, user_id, label, content, metadata, author, message, created_at, is_current,"
+        " source, full_message, created_tz_offset, ordinal, deleted FROM block_versions"
+        " ORDER BY user_id, label, id",
+        "SELECT id, user_id, raw_json, status, created_at FROM pending_diffs ORDER BY user_id, id",
+        "SELECT user_id, v1_commit, diffs_fingerprint FROM mirror_watermarks ORDER BY user_id",
+    };
+    std::string out;
+    for (const char* q : queries) {
+        auto rs = conn.query(q);
+        REQUIRE(rs);
+        out += std::string("== ") + q + "\n";
+        for (const auto& r : rs->data) {
+            for (const auto& c : r) {
+                out += c ? *c : std::string("NULL");
+                out += '|';
+            }
+            out += '\n';
+        }
+    }
+    return out;
+}
+
+write_options metadata_opts() {
+    write_options o;
+    o.metadata_json = [](std::string_view yaml) -> std::optional<std::string> {
+        return "{\"n\": " + std::to_string(yaml.size()) + "}";
+    };
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
+    scratch_db db;
+    connection conn = db.connect();
+    REQUIRE(migrate(conn));
+    const auto opts = metadata_opts();
+    const v1::user_state v5 = testing::make_user("mirror-me", 2, 5);
+    const v1::user_state v6 = testing::make_user("mirror-me", 2, 6);  // v5 + 2 commits
+    REQUIRE(v6.commits.size() == v5.commits.size() + 2);
+
+    auto first = apply_user(conn, v5, opts);
+    REQUIRE(first);
+    CHECK_FALSE(first->existed);
+    CHECK(first->watermark_moved);
+    CHECK(first->rows_deleted == 0);
+    CHECK(first->commits_added == v5.commits.size());
+    CHECK(first->diffs_changed == v5.diffs.size());
+    {
+        auto back = read_user(conn, "mirror-me");
+        REQUIRE(back);
+        REQUIRE(back->has_value());
+        require_same(v5, **back);
+    }
+    const std::string applied_at = scalar(conn, "SELECT applied_at FROM mirror_watermarks");
+
+    SECTION("the same state again changes nothing, not even applied_at") {
+        auto again = apply_user(conn, v5, opts);
+        REQUIRE(again);
+        CHECK(again->existed);
+        CHECK_FALSE(again->changed());
+        CHECK_FALSE(again->watermark_moved);
+        CHECK(again->previous_head == v5.head);
+        CHECK(scalar(conn, "SELECT applied_at FROM mirror_watermarks") == applied_at);
+    }
+
+    SECTION("new commits add their rows; old rows stay as they are") {
+        const std::string init_seq =
+            scalar(conn, "SELECT seq FROM commits WHERE sha = '" + v5.commits.back().sha + "'");
+        CHECK(init_seq == "0");  // counted from the oldest
+        auto next = apply_user(conn, v6, opts);
+        REQUIRE(next);
+        CHECK(next->previous_head == v5.head);
+        CHECK(next->commits_added == 2);
+        // make_user's diffs quote the block's current text: both change with the new versions.
+        CHECK(next->diffs_changed == 2);
+        // users row, 2 commits, 2 blocks, 2 new versions + 2 that are no longer current,
+        // 2 diffs, the watermark.
+        CHECK(next->rows_inserted == 1 + 2 + 2 + 4 + 2 + 1);
+        CHECK(next->rows_deleted == 1 + 0 + 2 + 2 + 2 + 1);
+        CHECK(scalar(conn, "SELECT seq FROM commits WHERE sha = '" + v5.commits.back().sha +
+                               "'") == init_seq);
+        auto back = read_user(conn, "mirror-me");
+        REQUIRE(back);
+        REQUIRE(back->has_value());
+        require_same(v6, **back);
+
+        // Row for row what a bulk write of the final state gives.
+        scratch_db other;
+        connection bulk = other.connect();
+        REQUIRE(migrate(bulk));
+        REQUIRE(write_users(bulk, std::span(&v6, 1), opts));
+        CHECK(dump_tables(conn) == dump_tables(bulk));
+    }
+
+    SECTION("a rewritten history (or another user's) replaces everything") {
+        v1::user_state other = testing::make_user("someone-else", 3, 2);
+        other.user_id = "mirror-me";
+        auto r = apply_user(conn, other, opts);
+        REQUIRE(r);
+        CHECK(r->commits_added == other.commits.size());
+        auto back = read_user(conn, "mirror-me");
+        REQUIRE(back);
+        REQUIRE(back->has_value());
+        require_same(other, **back);
+        scratch_db fresh;
+        connection bulk = fresh.connect();
+        REQUIRE(migrate(bulk));
+        REQUIRE(write_users(bulk, std::span(&other, 1), opts));
+        CHECK(dump_tables(conn) == dump_tables(bulk));
+    }
+
+    SECTION("keep_diffs leaves the pending diffs and their fingerprint as they are") {
+        v1::user_state no_diffs = v6;
+        no_diffs.diffs.clear();
+        no_diffs.diffs_fingerprint = "other";
+        REQUIRE_FALSE(v5.diffs.empty());
+        auto r = apply_user(conn, no_diffs, opts, apply_options{true});
+        REQUIRE(r);
+        CHECK(r->diffs_changed == 0);
+        auto mark = read_watermark(conn, "mirror-me");
+        REQUIRE(mark);
+        REQUIRE(mark->has_value());
+        CHECK((*mark)->v1_commit == v6.head);
+        CHECK((*mark)->diffs_fingerprint == v5.diffs_fingerprint);
+        auto back = read_user(conn, "mirror-me");
+        REQUIRE(back);
+        REQUIRE(back->has_value());
+        CHECK((*back)->diffs.size() == v5.diffs.size());
+        CHECK((*back)->head == v6.head);
+
+        SECTION("then the real diffs replace them") {
+            auto last = apply_user(conn, no_diffs, opts);
+            REQUIRE(last);
+            CHECK(last->diffs_changed == v5.diffs.size());
+            CHECK(scalar(conn, "SELECT COUNT(*) FROM pending_diffs") == "0");
+        }
+    }
+
+    SECTION("a failing row rolls the whole apply back") {
+        v1::user_state bad = v6;
+        bad.commits.front().author = std::string(300, 'a');  // VARCHAR(255)
+        auto r = apply_user(conn, bad, opts);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().kind == error_kind::permanent);
+        CHECK_FALSE(conn.in_transaction());
+        auto back = read_user(conn, "mirror-me");
+        REQUIRE(back);
+        REQUIRE(back->has_value());
+        require_same(v5, **back);
+    }
+}
+
+TEST_CASE("migration 2 renumbers positions written by migration 1 code", "[schema]") {
+    scratch_db db;
+    connection conn = db.connect();
+    REQUIRE(migrate(conn));
+    const v1::user_state u = testing::make_user("renumber", 3, 4);
+    REQUIRE(write_users(conn, std::span(&u, 1)));
+    // Back to the old layout (counted from the newest), as a database of migration 1 holds it.
+    for (const auto* sql :
+         {"UPDATE commits c JOIN (SELECT user_id, MAX(seq) AS top FROM commits GROUP BY user_id) m"
+          " ON c.user_id = m.user_id SET c.seq = m.top - c.seq",
+          "UPDATE block_versions v JOIN (SELECT user_id, label, MAX(ordinal) AS top FROM"
+          " block_versions GROUP BY user_id, label) m ON v.user_id = m.user_id AND"
+          " v.label = m.label SET v.ordinal = m.top - v.ordinal",
+          "DELETE FROM schema_migrations WHERE version = 2"}) {
+        REQUIRE(conn.execute(sql));
+    }
+    CHECK(scalar(conn, "SELECT seq FROM commits WHERE sha = '" + u.commits.front().sha + "'") ==
+          "0");  // HEAD was 0
+    auto applied = migrate(conn);
+    REQUIRE(applied);
+    CHECK(*applied == std::vector<int>{2});
+    auto back = read_user(conn, "renumber");
+    REQUIRE(back);
+    REQUIRE(back->has_value());
+    require_same(u, **back);
+    // Applied once only: a second run neither re-applies nor flips back.
+    auto again = migrate(conn);
+    REQUIRE(again);
+    CHECK(again->empty());
+    auto still = read_user(conn, "renumber");
+    REQUIRE(still);
+    require_same(u, **still);
 }
