@@ -557,7 +557,8 @@ result<head_state> head_and_fingerprint_at(const std::string& data_dir, int data
     return out;
 }
 
-result<user_read> read_user_at(const std::string& data_dir, int data_fd, std::string_view user_id) {
+result<user_read> read_user_at(const std::string& data_dir, int data_fd, std::string_view user_id,
+                               std::string_view at_commit) {
     auto user = open_user(data_dir, data_fd, user_id);
     if (!user) return user.error();
     user_read out;
@@ -574,7 +575,25 @@ result<user_read> read_user_at(const std::string& data_dir, int data_fd, std::st
     }
     auto repo = lg::open_repository(user->git_path);
     if (!repo) return repo.error();
-    auto head = resolve_head(repo->get());
+    result<std::optional<git_oid>> head = std::optional<git_oid>{};
+    if (at_commit.empty()) {
+        head = resolve_head(repo->get());
+    } else {
+        git_oid id{};
+        if (!is_hex40(at_commit) ||
+            git_oid_fromstrn(&id, at_commit.data(), at_commit.size()) != 0) {
+            return make_error(error_kind::invalid_id,
+                              out.state.user_id + ": not a full commit id: " +
+                                  std::string(at_commit.substr(0, 64)));
+        }
+        git_commit* raw = nullptr;
+        if (git_commit_lookup(&raw, repo->get(), &id) != 0) {
+            return make_error(error_kind::not_found,
+                              out.state.user_id + ": no commit " + std::string(at_commit));
+        }
+        lg::commit_ptr found(raw);
+        head = std::optional<git_oid>(id);
+    }
     if (!head) return head.error();
     if (!*head) {
         out.warnings.push_back(make_warning(warning_kind::empty_repository, out.state.user_id,
@@ -619,8 +638,16 @@ result<head_state> storage_reader::head_and_fingerprint(std::string_view user_id
     return counted(head_and_fingerprint_at(dir_, fd_.get(), user_id));
 }
 
+result<user_read> storage_reader::read_user_at_commit(std::string_view user_id,
+                                                     std::string_view commit) const {
+    if (commit.empty()) {
+        return counted(result<user_read>(make_error(error_kind::invalid_id, "no commit given")));
+    }
+    return counted(read_user_at(dir_, fd_.get(), user_id, commit));
+}
+
 result<user_read> storage_reader::read_user(std::string_view user_id) const {
-    return counted(read_user_at(dir_, fd_.get(), user_id));
+    return counted(read_user_at(dir_, fd_.get(), user_id, {}));
 }
 
 result<std::string> storage_reader::diffs_content_hash(std::string_view user_id) const {

@@ -75,6 +75,12 @@ public:
     // repository, corrupt (an object reachable from HEAD is missing or malformed).
     result<user_read> read_user(std::string_view user_id) const;
 
+    // read_user as if HEAD were `commit` (40 hex digits, reachable or not): the state v1 had
+    // right after that commit, for mirroring history one commit at a time. pending_diffs/ is not
+    // in git: the diffs are today's. Errors as read_user, plus invalid_id (not a full sha) and
+    // not_found (no such commit).
+    result<user_read> read_user_at_commit(std::string_view user_id, std::string_view commit) const;
+
     // The content hash of the user's pending_diffs/ (reads every diff file). Errors as
     // head_and_fingerprint.
     result<std::string> diffs_content_hash(std::string_view user_id) const;

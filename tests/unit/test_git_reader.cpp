@@ -25,6 +25,7 @@
 
 #include "adapters/git/history.hpp"
 #include "adapters/git/reader.hpp"
+#include "adapters/v1/state_diff.hpp"
 #include "adapters/v1/routes.hpp"
 
 namespace fs = std::filesystem;
@@ -1091,4 +1092,52 @@ TEST_CASE("git reader: pending diffs, fingerprints and content hashes", "[git]")
     CHECK(must_read(reader, "u").state.diffs.empty());
     write_file(data + "/u/pending_diffs", "not a directory");
     CHECK(error_of(reader.read_user("u")) == error_kind::unsafe_path);
+}
+
+TEST_CASE("git reader: a user as of an earlier commit", "[git]") {
+    temp_dir tmp;
+    const auto reader = must_open(tmp.path());
+    repo_builder b(tmp.path() + "/u");
+    b.write(".gitignore", "*.pyc\n");
+    b.commit("Initialize user storage", 1795320983);
+    b.write("memory-blocks/student.md", "A\n");
+    const auto c1 = b.commit("Initialize student block\n\nAuthor: system", 1795320983);
+    b.write("memory-blocks/student.md", "B\n");
+    b.write("memory-blocks/journey.md", "J\n");
+    const auto c2 = b.commit("Two blocks\n\nAuthor: user", 1795320984);
+    b.remove("memory-blocks/journey.md");
+    b.write("memory-blocks/student.md", "C\n");
+    const auto c3 = b.commit("Drop journey\n\nAuthor: agent:x", 1795320984);
+    write_file(b.dir() + "/pending_diffs/d1.json", "{not json but today's");
+
+    auto at2 = reader.read_user_at_commit("u", c2);
+    REQUIRE(at2.has_value());
+    CHECK(at2->state.head == c2);
+    CHECK(at2->state.commits.size() == 3);
+    REQUIRE(at2->state.blocks.size() == 2);
+    CHECK(at2->state.blocks[0].label == "journey");
+    CHECK(at2->state.blocks[1].source == "B\n");
+    CHECK(versions_of(at2->state, "student") == std::vector<std::string>{c2, c1});
+
+    // The same as reading the repository with HEAD moved back there.
+    auto full = reader.read_user("u");
+    REQUIRE(full.has_value());
+    CHECK(full->state.head == c3);
+    b.git("reset -q --hard " + c2);
+    auto moved = reader.read_user("u");
+    REQUIRE(moved.has_value());
+    CHECK(sg::v1::diff_states(moved->state, at2->state).empty());
+    // Reachability does not matter: c3 is no longer reachable from HEAD, and still readable.
+    auto at3 = reader.read_user_at_commit("u", c3);
+    REQUIRE(at3.has_value());
+    CHECK(sg::v1::diff_states(full->state, at3->state).empty());
+
+    auto bad = reader.read_user_at_commit("u", c2.substr(0, 12));
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.error().kind == sg::git::error_kind::invalid_id);
+    auto missing = reader.read_user_at_commit("u", std::string(40, 'a'));
+    REQUIRE_FALSE(missing.has_value());
+    CHECK(missing.error().kind == sg::git::error_kind::not_found);
+    auto none = reader.read_user_at_commit("u", "");
+    REQUIRE_FALSE(none.has_value());
 }
