@@ -362,6 +362,10 @@ void cross_check(loader& l, const config& c) {
     if (admin.allow_remote && admin.token.empty()) {
         l.add("$.admin.allow_remote", "a remote admin API needs a token: set " + admin.token_env);
     }
+    if (c.mode != stage::off && c.v1_data_dir.empty()) {
+        l.add("$.v1_data_dir", "the " + std::string(to_string(c.mode)) +
+                                   " stage mirrors v1 storage into Dolt: set v1_data_dir");
+    }
     if (c.mirror.retry_initial > c.mirror.retry_max) {
         l.add("$.mirror.retry_initial_ms", "must not exceed mirror.retry_max_ms (" +
                                                std::to_string(c.mirror.retry_max.count()) + ")");

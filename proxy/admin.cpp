@@ -1,6 +1,8 @@
 // proxy/admin: the admin listener's sessions and endpoints, on one thread of its own.
 #include "proxy/admin.hpp"
 
+#include "proxy/v2_render.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -57,10 +59,12 @@ bool bearer_token_matches(std::string_view authorization, std::string_view token
 }
 
 struct admin_server::impl {
-    impl(const config::config& c, metrics& mm) : cfg(c), m(mm), acceptor(ioc) {}
+    impl(const config::config& c, metrics& mm, mirror* mir)
+        : cfg(c), m(mm), mirror_(mir), acceptor(ioc) {}
 
     const config::config& cfg;
     metrics& m;
+    mirror* mirror_;
     asio::io_context ioc{1};
     tcp::acceptor acceptor;
     std::vector<tcp::endpoint> upstream;
@@ -99,8 +103,9 @@ awaitable<response_t> admin_server::impl::route(const http::request<http::string
         co_return json_response(ok ? http::status::ok : http::status::service_unavailable, j);
     }
     if (path == "/metrics" && get) {
-        co_return make_response(http::status::ok, "text/plain; version=0.0.4",
-                                m.render(cfg.v1.name));
+        std::string text = m.render(cfg.v1.name);
+        if (mirror_ != nullptr) text += mirror_->render_metrics();
+        co_return make_response(http::status::ok, "text/plain; version=0.0.4", std::move(text));
     }
     if (path.starts_with("/admin/")) {
         // Everything under /admin/ needs the bearer token; with no token configured the admin
@@ -126,6 +131,25 @@ awaitable<response_t> admin_server::impl::route(const http::request<http::string
         if (path == "/admin/config" && get) {
             co_return make_response(http::status::ok, "application/json",
                                     config::dump_json(cfg) + "\n");
+        }
+        if (path == "/admin/mirror" || path == "/admin/mirror/retry") {
+            if (mirror_ == nullptr) {
+                nlohmann::json j;
+                j["error"] = "mirror_off";
+                j["detail"] = "the stage is off: nothing is mirrored";
+                co_return json_response(http::status::conflict, j);
+            }
+            if (path == "/admin/mirror" && get) {
+                co_return make_response(http::status::ok, "application/json",
+                                        mirror_->status_json());
+            }
+            if (path == "/admin/mirror/retry" && req.method() == http::verb::post) {
+                std::string user;
+                if (auto q = query_param(target, "user")) user = *q;
+                nlohmann::json j;
+                j["retried"] = mirror_->retry_parked(user);
+                co_return json_response(http::status::ok, j);
+            }
         }
     }
     nlohmann::json j;
@@ -166,8 +190,8 @@ awaitable<void> admin_server::impl::accept_loop() {
     }
 }
 
-admin_server::admin_server(const config::config& cfg, metrics& m)
-    : impl_(std::make_unique<impl>(cfg, m)) {
+admin_server::admin_server(const config::config& cfg, metrics& m, mirror* mir)
+    : impl_(std::make_unique<impl>(cfg, m, mir)) {
     tcp::resolver resolver(impl_->ioc);
     beast::error_code ec;
     auto up = resolver.resolve(cfg.v1.address.host, std::to_string(cfg.v1.address.port), ec);

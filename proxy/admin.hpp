@@ -5,6 +5,7 @@
 
 #include "config/config.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/mirror.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -19,7 +20,9 @@ bool bearer_token_matches(std::string_view authorization, std::string_view token
 class admin_server {
 public:
     // Binds the admin listen address; throws std::runtime_error on failure (start-up error).
-    admin_server(const config::config& cfg, metrics& m);
+    // `mir` (null in the `off` stage) adds shadowgate_mirror_* to /metrics and serves
+    // GET /admin/mirror and POST /admin/mirror/retry[?user=ID].
+    admin_server(const config::config& cfg, metrics& m, mirror* mir = nullptr);
     ~admin_server();
     admin_server(const admin_server&) = delete;
     admin_server& operator=(const admin_server&) = delete;

@@ -5,6 +5,7 @@
 #include "proxy/inspect.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/migrate.hpp"
+#include "proxy/mirror.hpp"
 #include "proxy/server.hpp"
 
 #include <CLI/CLI.hpp>
@@ -83,8 +84,14 @@ int serve(const std::string& config_path, const std::string& ready_file) {
 
     sg::proxy::metrics metrics;
     try {
-        sg::proxy::server server(cfg, metrics);
-        sg::proxy::admin_server admin(cfg, metrics);
+        // dualwrite and shadow: every v1 write is mirrored into Dolt; `off` touches nothing.
+        std::unique_ptr<sg::proxy::mirror> mirror;
+        if (cfg.mode != sg::config::stage::off) {
+            mirror = std::make_unique<sg::proxy::mirror>(cfg);
+        }
+        sg::proxy::server server(cfg, metrics, mirror.get());
+        sg::proxy::admin_server admin(cfg, metrics, mirror.get());
+        if (mirror) mirror->start();
         server.start();
         admin.start();
         spdlog::info("event=listening listener=proxy host={} port={} stage={} upstream={}:{}",
@@ -102,6 +109,9 @@ int serve(const std::string& config_path, const std::string& ready_file) {
         server.begin_drain();
         const bool drained = server.wait_drained(cfg.proxy.shutdown_grace);
         server.stop();
+        // After the proxy: the last answers' triggers are in; what is not applied yet is found
+        // by the next start's capture scan.
+        if (mirror) mirror->stop();
         admin.stop();
         spdlog::info("event=stopped drained={} open_connections={}", drained,
                      metrics.open_client_connections.load());

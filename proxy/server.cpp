@@ -9,6 +9,7 @@
 #include "proxy/server.hpp"
 
 #include "adapters/v1/routes.hpp"
+#include "proxy/mirror.hpp"
 #include "proxy/http_rules.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -201,14 +202,16 @@ task<beast::error_code> read_message(socket_t& s, beast::flat_buffer& buf, Parse
 
 // One thread, one io_context, one upstream pool, one deadline sweep.
 struct worker {
-    worker(const config::config& c, metrics& mm, const std::vector<tcp::endpoint>& upstream)
-        : cfg(c), m(mm), upstream_endpoints(upstream), rng(std::random_device{}()) {}
+    worker(const config::config& c, metrics& mm, const std::vector<tcp::endpoint>& upstream,
+           mirror* mir)
+        : cfg(c), m(mm), upstream_endpoints(upstream), mirror_(mir), rng(std::random_device{}()) {}
 
     const config::config& cfg;
     metrics& m;
     asio::io_context ioc{1};
     asio::executor_work_guard<executor_t> guard{ioc.get_executor()};
     const std::vector<tcp::endpoint>& upstream_endpoints;
+    mirror* mirror_;  // null in the `off` stage
     std::vector<conn_ptr> pool;               // idle upstream connections, LIFO
     std::vector<deadline_watch*> watches;     // one per open client connection
     bool draining = false;
@@ -473,7 +476,10 @@ task<bool> worker::handle_one(socket_t& client, deadline_watch& dw, beast::flat_
     res.keep_alive(client_keep_alive && !draining);
     if (!bodiless) res.content_length(res.body().size());
 
-    if (!co_await write_response(client, dw, res)) {
+    const bool sent = co_await write_response(client, dw, res);
+    // After the answer went out (or the client left: v1 made the change all the same).
+    if (mirror_ != nullptr && route.write) mirror_->notify(route, status, res.body());
+    if (!sent) {
         m.count_request(route.ep, 0, seconds_since(t0));
         co_return false;
     }
@@ -553,10 +559,11 @@ void worker::drain() {
 }
 
 struct server::impl {
-    impl(const config::config& c, metrics& mm) : cfg(c), m(mm) {}
+    impl(const config::config& c, metrics& mm, mirror* mir) : cfg(c), m(mm), mirror_(mir) {}
 
     const config::config& cfg;
     metrics& m;
+    mirror* mirror_;
     std::vector<tcp::endpoint> upstream_endpoints;
     std::vector<std::unique_ptr<worker>> workers;
     std::unique_ptr<acceptor_t> acceptor;  // lives on workers[0]
@@ -591,7 +598,8 @@ task<void> server::impl::accept_loop() {
     }
 }
 
-server::server(const config::config& cfg, metrics& m) : impl_(std::make_unique<impl>(cfg, m)) {
+server::server(const config::config& cfg, metrics& m, mirror* mir)
+    : impl_(std::make_unique<impl>(cfg, m, mir)) {
     int threads = cfg.proxy.threads > 0 ? cfg.proxy.threads
                                         : static_cast<int>(std::thread::hardware_concurrency());
     if (threads <= 0) threads = 1;
@@ -607,7 +615,8 @@ server::server(const config::config& cfg, metrics& m) : impl_(std::make_unique<i
     for (const auto& r : results) impl_->upstream_endpoints.push_back(r.endpoint());
 
     for (int i = 0; i < threads; ++i) {
-        impl_->workers.push_back(std::make_unique<worker>(cfg, m, impl_->upstream_endpoints));
+        impl_->workers.push_back(
+            std::make_unique<worker>(cfg, m, impl_->upstream_endpoints, mir));
     }
 
     auto listen_results =

@@ -6,6 +6,7 @@
 
 #include "config/config.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/mirror.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -16,8 +17,9 @@ namespace sg::proxy {
 class server {
 public:
     // Resolves the upstream and binds the listen address. Throws std::runtime_error when either
-    // fails: that is a start-up error, reported once and fatal.
-    server(const config::config& cfg, metrics& m);
+    // fails: that is a start-up error, reported once and fatal. `mir` (null in the `off` stage)
+    // is told of every write answer once it has been sent.
+    server(const config::config& cfg, metrics& m, mirror* mir = nullptr);
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;

@@ -4,6 +4,7 @@
 #include "adapters/dolt/values.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 namespace sg::dolt {
 
@@ -32,6 +33,7 @@ std::string_view name(commit_outcome o) {
         case commit_outcome::nothing_to_commit: return "nothing_to_commit";
         case commit_outcome::not_dolt: return "not_dolt";
         case commit_outcome::policy_off: return "policy_off";
+        case commit_outcome::recorded: return "recorded";
     }
     return "policy_off";
 }
@@ -204,6 +206,40 @@ result<commit_result> commit_end_of_run(connection& conn, commit_policy policy,
     }
     return dolt_commit(conn, commit_request{std::string(message), "shadowgate", now,
                                             stage_new_tables});
+}
+
+
+result<commit_result> commit_or_record(connection& conn, const commit_request& req,
+                                       std::string_view user_id, std::string_view v1_commit) {
+    if (conn.in_transaction()) {
+        conn.stats().dolt_commit_failures.fetch_add(1, std::memory_order_relaxed);
+        return adapter_error("a Dolt commit inside an open transaction would revert other writers",
+                             "25000");
+    }
+    auto dolt = conn.is_dolt();
+    if (!dolt) {
+        return dolt.error();
+    }
+    if (*dolt) {
+        return dolt_commit(conn, req);
+    }
+    const std::string message = commit_message(req.message);
+    const std::string author = format_author(map_author(req.author));
+    const std::string date = dolt_date(req.time);
+    const std::string now = datetime6(std::chrono::system_clock::now());
+    const std::vector<param> values{
+        param::of(now),     param::of(author),
+        param::of(date),    param::of(message),
+        user_id.empty() ? param::null_value() : param::of(user_id),
+        v1_commit.empty() ? param::null_value() : param::of(v1_commit)};
+    auto r = conn.execute_prepared(
+        "INSERT INTO mirror_commit_log (made_at, author, commit_date, message, user_id, "
+        "v1_commit) VALUES (?,?,?,?,?,?)",
+        values);
+    if (!r) {
+        return r.error();
+    }
+    return commit_result{commit_outcome::recorded, {}};
 }
 
 }  // namespace sg::dolt

@@ -75,6 +75,7 @@ enum class commit_outcome {
     nothing_to_commit,  // --skip-empty: the working set equals HEAD
     not_dolt,           // the server is MariaDB (or another MySQL): nothing recorded
     policy_off,         // the policy did not ask for a commit here
+    recorded,           // not Dolt: written to mirror_commit_log instead (commit_or_record)
 };
 
 std::string_view name(commit_outcome o);
@@ -88,6 +89,13 @@ struct commit_result {
 // (permanent error) inside an open transaction. Conflicts (1213, 40001, "Merge conflict
 // detected") come back as retryable errors: retry the data transaction and then this.
 result<commit_result> dolt_commit(connection& conn, const commit_request& req);
+
+// The mirror's Dolt commit: dolt_commit() on Dolt; on any other server the commit it would have
+// made is recorded in mirror_commit_log (author and date exactly as DOLT_COMMIT would get them,
+// plus the user and v1 commit it stands for), so that the commit policy can be checked there
+// too. Same rules: never inside an open transaction.
+result<commit_result> commit_or_record(connection& conn, const commit_request& req,
+                                       std::string_view user_id, std::string_view v1_commit);
 
 // The policy hook the mirror calls after write_users(users) committed. With per_user_import it
 // commits once for the batch: for one user the message is

@@ -196,6 +196,7 @@ TEST_CASE("comments are allowed", "[config]") {
             /* a block
                comment */
             "stage": "dualwrite", // trailing comment
+            "v1_data_dir": "/srv/v1",
             "log": {"level": /* inline */ "warn"}
         }
         // after the document
@@ -269,6 +270,7 @@ TEST_CASE("each invalid value is reported at its JSON path", "[config]") {
         {R"({"mirror": {"retry_initial_ms": 5000, "retry_max_ms": 1000}})",
          "$.mirror.retry_initial_ms", "must not exceed mirror.retry_max_ms (1000)"},
         {R"({"mirror": {"scan": 1}})", "$.mirror.scan", "unknown key"},
+        {R"({"stage": "shadow"})", "$.v1_data_dir", "the shadow stage mirrors v1 storage"},
         {R"({"log": []})", "$.log", "expected an object, got array"},
         {R"([])", "$", "expected an object, got array"},
         {R"({"dolt": {"password": "hunter2"}})", "$.dolt.password",

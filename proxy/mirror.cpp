@@ -1,0 +1,718 @@
+// proxy/mirror: the worker and capture-scan threads (see the header), their metrics and status.
+#include "proxy/mirror.hpp"
+
+#include "adapters/dolt/connection.hpp"
+#include "adapters/dolt/dolt_commit.hpp"
+#include "adapters/dolt/schema.hpp"
+#include "adapters/dolt/store.hpp"
+#include "adapters/git/reader.hpp"
+#include "proxy/dolt_session.hpp"
+#include "proxy/metadata.hpp"
+#include "proxy/mirror_logic.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+namespace sg::proxy {
+
+namespace ml = mirror_logic;
+using steady = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr auto relaxed = std::memory_order_relaxed;
+// A user whose watermark is this many commits behind is applied in one step (one Dolt commit)
+// instead of commit by commit: a user that was never backfilled must not take minutes.
+constexpr std::size_t max_replayed_commits = 100;
+// Lag samples kept for the p50/p99 in status_json.
+constexpr std::size_t lag_samples = 4096;
+
+enum class commit_mode { per_v1_commit, interval, off };
+
+commit_mode parse_mode(const std::string& s) {
+    if (s == "interval") return commit_mode::interval;
+    if (s == "off") return commit_mode::off;
+    return commit_mode::per_v1_commit;
+}
+
+enum class pass_result { applied, unchanged, unreachable, retry, parked };
+
+constexpr std::array<std::string_view, 5> pass_result_names{"applied", "unchanged", "unreachable",
+                                                            "retry", "parked"};
+
+struct pass_outcome {
+    pass_result result = pass_result::applied;
+    std::string error;
+    std::string head;         // v1's HEAD as read (for parking)
+    std::string fingerprint;  // pending_diffs/ fingerprint as read
+};
+
+double percentile(std::vector<double> v, double p) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+    return v[std::min(i, v.size() - 1)];
+}
+
+std::string short_sha(std::string_view s) { return std::string(s.substr(0, 12)); }
+
+}  // namespace
+
+struct mirror::impl {
+    explicit impl(const config::config& c)
+        : cfg(c),
+          mode(parse_mode(c.mirror.dolt_commit)),
+          breaker(c.mirror.breaker_threshold, c.mirror.breaker_cooldown, c.mirror.retry_max),
+          dolt_stats(std::make_shared<dolt::counters>()),
+          rng(std::random_device{}()) {}
+
+    const config::config cfg;
+    const commit_mode mode;
+
+    // Shared state, under mu.
+    mutable std::mutex mu;
+    std::condition_variable wake;       // the worker: new dirty user, stop
+    std::condition_variable scan_wake;  // the scan thread: stop, scan now
+    ml::dirty_set dirty;
+    ml::breaker breaker;
+    bool stopping = false;
+    bool scan_requested = false;
+    bool scanned_once = false;
+    bool in_pass = false;
+    std::deque<double> lags;  // seconds from a change noticed to applied, most recent last
+
+    std::thread worker_thread;
+    std::thread scan_thread;
+    std::shared_ptr<dolt::counters> dolt_stats;
+    std::mt19937_64 rng;  // worker thread only
+
+    // Metrics (monotonic counters unless noted).
+    std::atomic<std::uint64_t> triggers{0};
+    std::array<std::atomic<std::uint64_t>, pass_result_names.size()> passes{};
+    std::atomic<std::uint64_t> applied_commits{0};
+    std::atomic<std::uint64_t> applied_diffs{0};
+    std::atomic<std::uint64_t> rows_written{0};
+    std::atomic<std::uint64_t> rows_deleted{0};
+    std::atomic<std::uint64_t> retries{0};
+    std::atomic<std::uint64_t> parks{0};
+    std::atomic<std::uint64_t> history_rewrites{0};
+    std::atomic<std::uint64_t> git_errors{0};
+    std::atomic<std::uint64_t> dolt_commits{0};          // made (Dolt) or recorded (not Dolt)
+    std::atomic<std::uint64_t> dolt_commits_empty{0};
+    std::atomic<std::uint64_t> dolt_commit_failures{0};
+    std::atomic<std::uint64_t> dolt_commit_ns{0};
+    std::atomic<std::uint64_t> scans{0};
+    std::atomic<std::uint64_t> scan_failures{0};
+    std::atomic<std::uint64_t> scan_found{0};
+    std::atomic<std::uint64_t> scan_last_ns{0};
+    std::atomic<std::uint64_t> scan_last_users{0};
+    std::atomic<std::uint64_t> schema_failures{0};
+
+    // Worker-thread state for the interval policy.
+    bool interval_pending = false;
+    std::size_t interval_commits = 0;
+    std::size_t interval_users = 0;
+    steady::time_point interval_since = steady::now();
+
+    std::optional<git::storage_reader> reader;  // opened lazily: storage may appear later
+    std::mutex reader_mu;
+
+    const git::storage_reader* storage() {
+        std::lock_guard lock(reader_mu);
+        if (!reader) {
+            auto r = git::storage_reader::open(cfg.v1_data_dir);
+            if (!r) {
+                spdlog::error("event=mirror_storage_unusable dir=\"{}\" error=\"{}\"",
+                              cfg.v1_data_dir, r.error().message);
+                return nullptr;
+            }
+            reader.emplace(std::move(*r));
+        }
+        return &*reader;
+    }
+
+    void worker_loop();
+    void scan_loop();
+    bool run_scan(dolt::connection& conn);
+    pass_outcome run_pass(dolt::connection& conn, bool& schema_ready, const std::string& user);
+    void commit_interval(dolt::connection& conn, bool force);
+    void record_commit(dolt::connection& conn, const dolt::commit_request& req,
+                       std::string_view user, std::string_view v1_commit);
+};
+
+mirror::mirror(const config::config& cfg) : impl_(std::make_unique<impl>(cfg)) {}
+
+mirror::~mirror() { stop(); }
+
+void mirror::start() {
+    impl_->worker_thread = std::thread([this] { impl_->worker_loop(); });
+    impl_->scan_thread = std::thread([this] { impl_->scan_loop(); });
+}
+
+void mirror::stop() {
+    {
+        std::lock_guard lock(impl_->mu);
+        impl_->stopping = true;
+    }
+    impl_->wake.notify_all();
+    impl_->scan_wake.notify_all();
+    if (impl_->worker_thread.joinable()) impl_->worker_thread.join();
+    if (impl_->scan_thread.joinable()) impl_->scan_thread.join();
+}
+
+void mirror::notify(const v1::route& route, unsigned status, std::string_view body) {
+    if (!route.write) return;
+    auto t = ml::trigger_of(route, status, body);
+    if (!t) return;
+    impl_->triggers.fetch_add(1, relaxed);
+    {
+        std::lock_guard lock(impl_->mu);
+        impl_->dirty.mark(t->user_id, steady::now(), std::move(t->commit_sha));
+    }
+    impl_->wake.notify_one();
+}
+
+std::size_t mirror::retry_parked(const std::string& user) {
+    std::size_t n = 0;
+    {
+        std::lock_guard lock(impl_->mu);
+        n = impl_->dirty.unpark(user, steady::now());
+    }
+    impl_->wake.notify_one();
+    return n;
+}
+
+bool mirror::idle() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->scanned_once && impl_->dirty.size() == 0 && !impl_->in_pass;
+}
+
+// ---- the worker --------------------------------------------------------------------------------
+
+void mirror::impl::record_commit(dolt::connection& conn, const dolt::commit_request& req,
+                                 std::string_view user, std::string_view v1_commit) {
+    const auto t0 = steady::now();
+    auto r = dolt::commit_or_record(conn, req, user, v1_commit);
+    dolt_commit_ns.fetch_add(
+        static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - t0).count()),
+        relaxed);
+    if (!r) {
+        // The data is committed and the watermark moved; only the Dolt commit is missing, and
+        // the next one (-a) takes these changes with it.
+        dolt_commit_failures.fetch_add(1, relaxed);
+        spdlog::warn("event=mirror_dolt_commit_failed user={} error=\"{}\"", user,
+                     r.error().to_string());
+        return;
+    }
+    if (r->outcome == dolt::commit_outcome::nothing_to_commit) {
+        dolt_commits_empty.fetch_add(1, relaxed);
+    } else {
+        dolt_commits.fetch_add(1, relaxed);
+    }
+}
+
+void mirror::impl::commit_interval(dolt::connection& conn, bool force) {
+    if (mode != commit_mode::interval || !interval_pending) return;
+    if (!force && steady::now() - interval_since < cfg.mirror.dolt_commit_interval) return;
+    if (!conn.connected()) return;
+    dolt::commit_request req;
+    req.message = fmt::format("shadowgate mirror: {} v1 commit{} from {} user{}", interval_commits,
+                              interval_commits == 1 ? "" : "s", interval_users,
+                              interval_users == 1 ? "" : "s");
+    req.author = "shadowgate";
+    req.time = std::time(nullptr);
+    record_commit(conn, req, "", "");
+    interval_pending = false;
+    interval_commits = 0;
+    interval_users = 0;
+    interval_since = steady::now();
+}
+
+pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
+                                    const std::string& user) {
+    pass_outcome out;
+    auto from_dolt = [&](const dolt::error& e) {
+        out.error = e.to_string();
+        out.result = e.kind == dolt::error_kind::connection_lost ? pass_result::unreachable
+                     : e.kind == dolt::error_kind::retryable     ? pass_result::retry
+                                                                 : pass_result::parked;
+        return out;
+    };
+
+    if (auto up = conn.ensure_connected(); !up) {
+        out.result = pass_result::unreachable;
+        out.error = up.error().to_string();
+        return out;
+    }
+    if (!schema_ready) {
+        auto m = dolt::migrate(conn);
+        if (!m) {
+            schema_failures.fetch_add(1, relaxed);
+            auto o = from_dolt(m.error());
+            if (o.result == pass_result::parked) o.result = pass_result::retry;  // not the user's
+            return o;
+        }
+        schema_ready = true;
+    }
+
+    const git::storage_reader* store = storage();
+    if (store == nullptr) {
+        out.result = pass_result::retry;
+        out.error = "v1 storage unusable: " + cfg.v1_data_dir;
+        return out;
+    }
+    auto read = store->read_user(user);
+    if (!read) {
+        git_errors.fetch_add(1, relaxed);
+        out.error = std::string(git::name(read.error().kind)) + ": " + read.error().message;
+        out.result = read.error().kind == git::error_kind::io ? pass_result::retry
+                                                               : pass_result::parked;
+        return out;
+    }
+    const v1::user_state& state = read->state;
+    out.head = state.head;
+    out.fingerprint = state.diffs_fingerprint;
+
+    auto mark = dolt::read_watermark(conn, user);
+    if (!mark) return from_dolt(mark.error());
+    if (*mark && (*mark)->v1_commit == state.head &&
+        (*mark)->diffs_fingerprint == state.diffs_fingerprint) {
+        out.result = pass_result::unchanged;
+        return out;
+    }
+
+    const std::string old_head = *mark ? (*mark)->v1_commit : std::string();
+    const ml::history_plan plan = ml::plan_history(state, old_head);
+    if (plan.rewritten) {
+        history_rewrites.fetch_add(1, relaxed);
+        spdlog::warn(
+            "event=mirror_history_rewrite user={} watermark={} head={} action=reimport", user,
+            short_sha(old_head), short_sha(state.head));
+    }
+
+    dolt::write_options wopts;
+    wopts.metadata_json = [](std::string_view yaml) { return metadata_json_of_frontmatter(yaml); };
+    std::size_t diffs_changed = 0;
+    std::size_t commits_applied = 0;
+    auto apply = [&](const v1::user_state& s, bool keep_diffs) -> std::optional<dolt::error> {
+        auto r = dolt::apply_user(conn, s, wopts, dolt::apply_options{keep_diffs});
+        if (!r) return r.error();
+        rows_written.fetch_add(r->rows_inserted, relaxed);
+        rows_deleted.fetch_add(r->rows_deleted, relaxed);
+        diffs_changed += r->diffs_changed;
+        return std::nullopt;
+    };
+    auto commit_for = [&](const v1::commit& c) {
+        dolt::commit_request req;
+        req.message = c.message;
+        req.author = c.author;
+        req.time = c.commit_time;
+        record_commit(conn, req, user, c.sha);
+    };
+
+    // Commit by commit (per_v1_commit, a known watermark, a short way behind): every v1 commit
+    // becomes one Dolt commit with its author, date and message. Otherwise one step.
+    const bool replay = mode == commit_mode::per_v1_commit && !plan.rewritten && *mark &&
+                        plan.new_commits.size() > 1 &&
+                        plan.new_commits.size() <= max_replayed_commits;
+    if (replay) {
+        for (std::size_t i = 0; i + 1 < plan.new_commits.size(); ++i) {
+            const v1::commit& c = *plan.new_commits[i];
+            auto at = store->read_user_at_commit(user, c.sha);
+            if (!at) {
+                git_errors.fetch_add(1, relaxed);
+                out.error = std::string(git::name(at.error().kind)) + ": " + at.error().message;
+                out.result = pass_result::retry;
+                return out;
+            }
+            if (auto e = apply(at->state, /*keep_diffs=*/true)) return from_dolt(*e);
+            ++commits_applied;
+            commit_for(c);
+        }
+    }
+    if (auto e = apply(state, /*keep_diffs=*/false)) return from_dolt(*e);
+    commits_applied = plan.new_commits.size();
+
+    if (mode == commit_mode::per_v1_commit) {
+        if (replay || plan.new_commits.size() == 1) {
+            commit_for(*plan.new_commits.back());
+        } else if (!plan.new_commits.empty()) {
+            dolt::commit_request req;
+            req.author = "shadowgate";
+            req.time = state.commits.empty() ? std::time(nullptr) : state.commits.front().commit_time;
+            req.message =
+                plan.rewritten
+                    ? fmt::format("mirror {}: re-import after a v1 history rewrite ({} is not an "
+                                  "ancestor of {})",
+                                  user, short_sha(old_head), short_sha(state.head))
+                    : fmt::format("mirror {}: {} v1 commits up to {}", user,
+                                  plan.new_commits.size(), short_sha(state.head));
+            record_commit(conn, req, user, state.head);
+        } else if (diffs_changed > 0) {
+            dolt::commit_request req;
+            req.author = "shadowgate";
+            req.time = std::time(nullptr);
+            req.message = fmt::format("mirror {}: pending diffs ({} changed)", user, diffs_changed);
+            record_commit(conn, req, user, state.head);
+        }
+    } else if (mode == commit_mode::interval) {
+        interval_pending = true;
+        interval_commits += commits_applied;
+        interval_users += 1;
+    }
+    applied_commits.fetch_add(commits_applied, relaxed);
+    applied_diffs.fetch_add(diffs_changed, relaxed);
+    out.result = pass_result::applied;
+    return out;
+}
+
+void mirror::impl::worker_loop() {
+    dolt::connection conn(dolt_options(cfg), dolt_stats);
+    bool schema_ready = false;
+    for (;;) {
+        std::string user;
+        steady::time_point since;
+        {
+            std::unique_lock lock(mu);
+            for (;;) {
+                if (stopping) return;
+                const auto now = steady::now();
+                if (breaker.allow(now)) {
+                    if (auto u = dirty.take(now)) {
+                        user = std::move(*u);
+                        since = dirty.entries().at(user).since;
+                        in_pass = true;
+                        break;
+                    }
+                }
+                // Sleep until something is due, the circuit may close, or the interval ends.
+                auto until = now + std::chrono::seconds(1);
+                if (auto due = dirty.next_due()) until = std::min(until, *due);
+                if (breaker.current() == ml::breaker::state::open) {
+                    until = std::max(until, breaker.open_until());
+                }
+                if (mode == commit_mode::interval && interval_pending) {
+                    until = std::min(until, interval_since + cfg.mirror.dolt_commit_interval);
+                }
+                lock.unlock();
+                commit_interval(conn, false);
+                lock.lock();
+                if (stopping) return;
+                wake.wait_until(lock, std::max(until, steady::now() + milliseconds(1)));
+            }
+        }
+
+        const pass_outcome o = run_pass(conn, schema_ready, user);
+        passes[static_cast<std::size_t>(o.result)].fetch_add(1, relaxed);
+        const auto now = steady::now();
+        {
+            std::lock_guard lock(mu);
+            in_pass = false;
+            switch (o.result) {
+                case pass_result::applied:
+                case pass_result::unchanged: {
+                    breaker.success();
+                    const double lag = std::chrono::duration<double>(now - since).count();
+                    lags.push_back(lag);
+                    if (lags.size() > lag_samples) lags.pop_front();
+                    dirty.done(user);
+                    break;
+                }
+                case pass_result::unreachable:
+                    breaker.failure(now);
+                    retries.fetch_add(1, relaxed);
+                    dirty.retry(user, now, milliseconds(0), o.error, /*count_attempt=*/false);
+                    if (breaker.current() == ml::breaker::state::open) {
+                        spdlog::warn("event=mirror_circuit_open failures={} for_ms={} error=\"{}\"",
+                                     breaker.consecutive_failures(),
+                                     std::chrono::duration_cast<milliseconds>(
+                                         breaker.open_until() - now)
+                                         .count(),
+                                     o.error);
+                    }
+                    schema_ready = false;  // a new server may need the schema
+                    break;
+                case pass_result::retry: {
+                    breaker.success();
+                    retries.fetch_add(1, relaxed);
+                    const int attempt = dirty.entries().at(user).attempts + 1;
+                    const auto wait = ml::backoff(
+                        attempt, cfg.mirror.retry_initial, cfg.mirror.retry_max,
+                        std::uniform_real_distribution<double>(0.0, 1.0)(rng));
+                    dirty.retry(user, now, wait, o.error);
+                    spdlog::warn("event=mirror_retry user={} attempt={} wait_ms={} error=\"{}\"",
+                                 user, attempt, wait.count(), o.error);
+                    break;
+                }
+                case pass_result::parked:
+                    breaker.success();
+                    parks.fetch_add(1, relaxed);
+                    dirty.park(user, ml::parked_entry{o.error, std::chrono::system_clock::now(),
+                                                      o.head, o.fingerprint});
+                    spdlog::error("event=mirror_parked user={} error=\"{}\"", user, o.error);
+                    break;
+            }
+        }
+        commit_interval(conn, false);
+    }
+}
+
+// ---- the capture scan --------------------------------------------------------------------------
+
+bool mirror::impl::run_scan(dolt::connection& conn) {
+    const auto t0 = steady::now();
+    const git::storage_reader* store = storage();
+    if (store == nullptr) return false;
+    auto listed = store->list_users();
+    if (!listed) {
+        spdlog::error("event=mirror_scan_failed error=\"{}\"", listed.error().message);
+        return false;
+    }
+    std::unordered_map<std::string, std::pair<std::string, std::string>> marks;
+    if (auto up = conn.ensure_connected(); !up) {
+        spdlog::warn("event=mirror_scan_skipped reason=dolt_unreachable error=\"{}\"",
+                     up.error().to_string());
+        return false;
+    }
+    auto rows = conn.query("SELECT user_id, v1_commit, diffs_fingerprint FROM mirror_watermarks");
+    if (!rows) {
+        // No table yet (the worker creates the schema on its first pass): nothing is mirrored.
+        if (rows.error().kind != dolt::error_kind::permanent) {
+            spdlog::warn("event=mirror_scan_skipped reason=dolt error=\"{}\"",
+                         rows.error().to_string());
+            return false;
+        }
+    } else {
+        for (auto& r : rows->data) {
+            if (r.size() == 3 && r[0] && r[1] && r[2]) marks[*r[0]] = {*r[1], *r[2]};
+        }
+    }
+
+    struct seen {
+        std::string user, head, fingerprint;
+    };
+    std::vector<seen> changed;
+    for (const auto& u : listed->users) {
+        auto hf = store->head_and_fingerprint(u);
+        if (!hf) {
+            changed.push_back({u, "", ""});  // the worker reads it and reports why
+            continue;
+        }
+        auto m = marks.find(u);
+        if (m == marks.end() || m->second.first != hf->head ||
+            m->second.second != hf->diffs.value || hf->diffs.racy) {
+            changed.push_back({u, hf->head, hf->diffs.value});
+        }
+    }
+    std::size_t found = 0;
+    {
+        std::lock_guard lock(mu);
+        const auto now = steady::now();
+        for (const auto& c : changed) {
+            if (dirty.is_parked(c.user) && !dirty.parked_and_changed(c.user, c.head, c.fingerprint)) {
+                continue;
+            }
+            if (dirty.mark(c.user, now)) ++found;
+        }
+        scanned_once = true;
+    }
+    if (found > 0) wake.notify_one();
+    scans.fetch_add(1, relaxed);
+    scan_found.fetch_add(found, relaxed);
+    scan_last_users.store(listed->users.size(), relaxed);
+    scan_last_ns.store(static_cast<std::uint64_t>(
+                           std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - t0)
+                               .count()),
+                       relaxed);
+    spdlog::debug("event=mirror_scan users={} found={} ms={:.1f}", listed->users.size(), found,
+                  std::chrono::duration<double, std::milli>(steady::now() - t0).count());
+    return true;
+}
+
+void mirror::impl::scan_loop() {
+    dolt::connection conn(dolt_options(cfg), dolt_stats);
+    for (;;) {
+        const bool ok = run_scan(conn);
+        if (!ok) scan_failures.fetch_add(1, relaxed);
+        std::unique_lock lock(mu);
+        // After a failed scan, try again sooner: what it would have found is still waiting.
+        const auto wait = ok ? cfg.mirror.scan_interval
+                             : std::min<milliseconds>(cfg.mirror.scan_interval, milliseconds(2000));
+        scan_wake.wait_for(lock, wait, [&] { return stopping || scan_requested; });
+        if (stopping) return;
+        scan_requested = false;
+    }
+}
+
+// ---- metrics and status ------------------------------------------------------------------------
+
+std::string mirror::render_metrics() const {
+    const impl& s = *impl_;
+    std::size_t dirty_n = 0, parked_n = 0;
+    double lag = 0;
+    std::string circuit;
+    int circuit_open = 0;
+    std::uint64_t opens = 0;
+    {
+        std::lock_guard lock(s.mu);
+        dirty_n = s.dirty.size();
+        parked_n = s.dirty.parked_count();
+        lag = s.dirty.oldest_age(steady::now()).count();
+        circuit_open = s.breaker.current() == ml::breaker::state::open ? 1 : 0;
+        opens = s.breaker.opens();
+    }
+    std::string out;
+    auto metric = [&](std::string_view name, std::string_view type, std::string_view help,
+                      auto value, std::string_view labels = "") {
+        out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{}{} {}\n", name, help, name, type, name,
+                           labels, value);
+    };
+    metric("shadowgate_mirror_dirty_users", "gauge", "Users with changes not yet in Dolt.",
+           dirty_n);
+    metric("shadowgate_mirror_lag_seconds", "gauge",
+           "Age of the oldest change not yet in Dolt (0 when none).", fmt::format("{:.3f}", lag));
+    metric("shadowgate_mirror_parked_users", "gauge",
+           "Users whose apply failed permanently, waiting for a change or a retry.", parked_n);
+    metric("shadowgate_mirror_triggers_total", "counter",
+           "2xx v1 write answers that marked a user dirty.", s.triggers.load());
+    out += "# HELP shadowgate_mirror_passes_total Mirror passes by result.\n"
+           "# TYPE shadowgate_mirror_passes_total counter\n";
+    for (std::size_t i = 0; i < pass_result_names.size(); ++i) {
+        out += fmt::format("shadowgate_mirror_passes_total{{result=\"{}\"}} {}\n",
+                           pass_result_names[i], s.passes[i].load());
+    }
+    metric("shadowgate_mirror_applied_commits_total", "counter", "v1 commits applied to Dolt.",
+           s.applied_commits.load());
+    metric("shadowgate_mirror_applied_diffs_total", "counter",
+           "pending_diffs rows added, changed or removed in Dolt.", s.applied_diffs.load());
+    metric("shadowgate_mirror_rows_written_total", "counter", "Rows inserted into Dolt.",
+           s.rows_written.load());
+    metric("shadowgate_mirror_rows_deleted_total", "counter", "Rows deleted from Dolt.",
+           s.rows_deleted.load());
+    metric("shadowgate_mirror_retries_total", "counter",
+           "Passes that failed and were scheduled again.", s.retries.load());
+    metric("shadowgate_mirror_parks_total", "counter", "Users parked after a permanent failure.",
+           s.parks.load());
+    metric("shadowgate_mirror_history_rewrites_total", "counter",
+           "Users re-imported because v1's history no longer contained the watermark.",
+           s.history_rewrites.load());
+    metric("shadowgate_mirror_git_errors_total", "counter", "v1 storage reads that failed.",
+           s.git_errors.load());
+    metric("shadowgate_mirror_schema_failures_total", "counter",
+           "Schema migrations that failed before a pass.", s.schema_failures.load());
+    metric("shadowgate_mirror_dolt_commits_total", "counter",
+           "Dolt commits made (or recorded in mirror_commit_log on a server that is not Dolt).",
+           s.dolt_commits.load());
+    metric("shadowgate_mirror_dolt_commits_empty_total", "counter",
+           "Dolt commits skipped: nothing changed.", s.dolt_commits_empty.load());
+    metric("shadowgate_mirror_dolt_commit_failures_total", "counter",
+           "Dolt commits that failed (their changes go with the next one).",
+           s.dolt_commit_failures.load());
+    metric("shadowgate_mirror_dolt_commit_seconds_total", "counter",
+           "Time spent making Dolt commits.",
+           fmt::format("{:.6f}", static_cast<double>(s.dolt_commit_ns.load()) / 1e9));
+    metric("shadowgate_mirror_circuit_open", "gauge",
+           "1 while the mirror does not call Dolt (too many failures to reach it).",
+           circuit_open);
+    metric("shadowgate_mirror_circuit_opens_total", "counter", "Times the circuit opened.",
+           opens);
+    metric("shadowgate_mirror_scans_total", "counter", "Capture scans completed.",
+           s.scans.load());
+    metric("shadowgate_mirror_scan_failures_total", "counter",
+           "Capture scans that could not run (Dolt or storage unreachable).",
+           s.scan_failures.load());
+    metric("shadowgate_mirror_scan_found_total", "counter",
+           "Users the capture scan found changed and not yet dirty.", s.scan_found.load());
+    metric("shadowgate_mirror_scan_seconds", "gauge", "Duration of the last capture scan.",
+           fmt::format("{:.6f}", static_cast<double>(s.scan_last_ns.load()) / 1e9));
+    metric("shadowgate_mirror_scan_users", "gauge", "Users seen by the last capture scan.",
+           s.scan_last_users.load());
+    const dolt::counters& d = *s.dolt_stats;
+    metric("shadowgate_mirror_dolt_connects_total", "counter", "Dolt sessions opened.",
+           d.connects.load());
+    metric("shadowgate_mirror_dolt_connect_failures_total", "counter",
+           "Failed attempts to open a Dolt session.", d.connect_failures.load());
+    out += "# HELP shadowgate_mirror_dolt_errors_total Failed Dolt statements by kind.\n"
+           "# TYPE shadowgate_mirror_dolt_errors_total counter\n";
+    out += fmt::format("shadowgate_mirror_dolt_errors_total{{kind=\"connection_lost\"}} {}\n",
+                       d.connection_lost.load());
+    out += fmt::format("shadowgate_mirror_dolt_errors_total{{kind=\"retryable\"}} {}\n",
+                       d.retryable_errors.load());
+    out += fmt::format("shadowgate_mirror_dolt_errors_total{{kind=\"permanent\"}} {}\n",
+                       d.permanent_errors.load());
+    return out;
+}
+
+std::string mirror::status_json(std::size_t max_listed) const {
+    const impl& s = *impl_;
+    nlohmann::json j;
+    std::lock_guard lock(s.mu);
+    const auto now = steady::now();
+    j["stage"] = config::to_string(s.cfg.mode);
+    j["dolt_commit"] = s.cfg.mirror.dolt_commit;
+    j["circuit"] = {
+        {"state", ml::name(s.breaker.current())},
+        {"consecutive_failures", s.breaker.consecutive_failures()},
+        {"opens", s.breaker.opens()},
+        {"open_for_ms", s.breaker.current() == ml::breaker::state::open
+                            ? std::max<std::int64_t>(
+                                  0, std::chrono::duration_cast<milliseconds>(
+                                         s.breaker.open_until() - now)
+                                         .count())
+                            : 0}};
+    j["dirty_users"] = s.dirty.size();
+    j["lag_seconds"] = s.dirty.oldest_age(now).count();
+    j["scanned_once"] = s.scanned_once;
+    j["idle"] = s.scanned_once && s.dirty.size() == 0 && !s.in_pass;
+    std::vector<double> lags(s.lags.begin(), s.lags.end());
+    j["recent_lag_seconds"] = {{"samples", lags.size()},
+                               {"p50", percentile(lags, 0.5)},
+                               {"p99", percentile(lags, 0.99)},
+                               {"max", lags.empty() ? 0.0 : *std::max_element(lags.begin(), lags.end())}};
+    // Lagging: the oldest dirty users first.
+    std::vector<std::pair<std::string, const ml::dirty_entry*>> dirty;
+    for (const auto& [u, e] : s.dirty.entries()) dirty.emplace_back(u, &e);
+    std::sort(dirty.begin(), dirty.end(),
+              [](const auto& a, const auto& b) { return a.second->since < b.second->since; });
+    nlohmann::json lagging = nlohmann::json::array();
+    for (std::size_t i = 0; i < dirty.size() && i < max_listed; ++i) {
+        const auto& e = *dirty[i].second;
+        nlohmann::json item{{"user_id", dirty[i].first},
+                            {"dirty_for_seconds", std::chrono::duration<double>(now - e.since).count()},
+                            {"attempts", e.attempts},
+                            {"in_flight", e.in_flight}};
+        if (!e.last_error.empty()) item["last_error"] = e.last_error;
+        if (e.commit_sha) item["commit_sha"] = *e.commit_sha;
+        lagging.push_back(std::move(item));
+    }
+    j["lagging"] = std::move(lagging);
+    nlohmann::json parked = nlohmann::json::array();
+    std::size_t listed = 0;
+    for (const auto& [u, p] : s.dirty.parked()) {
+        if (listed++ >= max_listed) break;
+        parked.push_back({{"user_id", u},
+                          {"error", p.error},
+                          {"since_unix", std::chrono::duration_cast<std::chrono::seconds>(
+                                             p.since.time_since_epoch())
+                                             .count()},
+                          {"head", p.head}});
+    }
+    j["parked_users"] = s.dirty.parked_count();
+    j["parked"] = std::move(parked);
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace sg::proxy
