@@ -172,6 +172,14 @@ int main(int argc, char** argv) {
                      "default: migrate.dolt_commit, once_per_run)")
         ->check(CLI::IsMember({"per_user_import", "once_per_run", "off"}));
 
+    auto* verify_cmd = app.add_subcommand(
+        "verify", "compare Dolt with v1 storage, user by user, field by field; write nothing");
+    std::string verify_config;
+    std::vector<std::string> verify_users;
+    verify_cmd->add_option("-c,--config", verify_config, "config file (v1_data_dir, dolt.*)")
+        ->required();
+    verify_cmd->add_option("--user", verify_users, "only these users (repeatable)");
+
     auto* render_cmd = app.add_subcommand(
         "render", "print what Dolt answers to v1 GET requests, rendered in v1's shape");
     std::string render_config;
@@ -199,6 +207,17 @@ int main(int argc, char** argv) {
             return exit_bad_config;
         }
         return sg::proxy::run_render(*loaded.value, *tz, render_targets, std::cout);
+    }
+
+    if (*verify_cmd) {
+        auto loaded = sg::config::load_file(verify_config);
+        if (!loaded.problems.empty()) {
+            std::cerr << verify_config << ": " << sg::config::format_problems(loaded.problems);
+            return exit_bad_config;
+        }
+        auto report = sg::proxy::run_verify(*loaded.value, verify_users);
+        std::cout << sg::proxy::format_verify_report(report);
+        return sg::proxy::exit_code(report);
     }
 
     if (*migrate_cmd) {

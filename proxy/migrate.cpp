@@ -147,7 +147,86 @@ void count_rows(const v1::user_state& s, migrate_report& r) {
     r.diffs += s.diffs.size();
 }
 
+// Re-reads every user from Dolt and compares it with v1 storage, field by field.
+void verify_users(const git::storage_reader& reader, dolt::connection& conn,
+                  const std::vector<std::string>& users, migrate_report& report) {
+    for (const auto& user : users) {
+        auto expected = reader.read_user(user);
+        if (!expected) continue;  // reported as a failure by the caller
+        auto actual = dolt::with_retry(conn, dolt::retry_policy{}, [&](dolt::connection& c) {
+            return dolt::read_user(c, user);
+        });
+        ++report.users_verified;
+        if (!actual) {
+            report.drift.emplace_back(user, "cannot read back: " + actual.error().to_string());
+            continue;
+        }
+        if (!*actual) {
+            report.drift.emplace_back(user, "missing user");
+            continue;
+        }
+        for (const auto& d : v1::diff_states(expected->state, **actual)) {
+            report.drift.emplace_back(user, v1::to_string(d));
+        }
+    }
+}
+
 }  // namespace
+
+migrate_report run_verify(const config::config& cfg, const std::vector<std::string>& only) {
+    migrate_report report;
+    const auto t0 = steady::now();
+    auto finish = [&] {
+        report.seconds = std::chrono::duration<double>(steady::now() - t0).count();
+        return report;
+    };
+    auto reader = git::storage_reader::open(cfg.v1_data_dir);
+    if (!reader) {
+        report.fatal = "cannot open v1 storage " + cfg.v1_data_dir + ": " + reader.error().message;
+        return finish();
+    }
+    std::vector<std::string> users = only;
+    if (users.empty()) {
+        auto listed = reader->list_users();
+        if (!listed) {
+            report.fatal = "cannot list users: " + listed.error().message;
+            return finish();
+        }
+        users = std::move(listed->users);
+        for (const auto& s : listed->skipped) {
+            report.failures.emplace_back(s.name, "not a usable user directory: " + s.reason);
+        }
+    }
+    report.users_seen = users.size();
+    for (const auto& user : users) {
+        if (auto r = reader->read_user(user); !r) {
+            ++report.users_failed;
+            report.failures.emplace_back(user, std::string(git::name(r.error().kind)) + ": " +
+                                                   r.error().message);
+        }
+    }
+    dolt::connection conn(dolt_options(cfg));
+    if (auto c = conn.connect(); !c) {
+        report.fatal = "cannot connect to " + conn.describe() + ": " + c.error().to_string();
+        return finish();
+    }
+    verify_users(*reader, conn, users, report);
+    return finish();
+}
+
+std::string format_verify_report(const migrate_report& r) {
+    std::string out;
+    if (!r.fatal.empty()) return "verify: FAILED to start: " + r.fatal + "\n";
+    out += fmt::format("verify: {} users compared, {} differences ({:.1f} s)\n",
+                       group_thousands(r.users_verified), group_thousands(r.drift.size()),
+                       r.seconds);
+    for (const auto& [user, what] : r.drift) out += fmt::format("    {}: {}\n", user, what);
+    if (!r.failures.empty()) {
+        out += fmt::format("  unreadable in v1 storage ({}):\n", r.failures.size());
+        for (const auto& [user, why] : r.failures) out += fmt::format("    {}: {}\n", user, why);
+    }
+    return out;
+}
 
 migrate_report run_migrate(const config::config& cfg, const migrate_options& opts,
                            std::FILE* progress_out) {
@@ -337,28 +416,7 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
         if (totals) report.dolt_totals = *totals;
     }
 
-    if (opts.verify && !opts.dry_run) {
-        for (const auto& user : users) {
-            auto expected = reader->read_user(user);
-            if (!expected) continue;  // already reported as a failure
-            auto actual = dolt::with_retry(*conn, dolt::retry_policy{},
-                                           [&](dolt::connection& c) {
-                                               return dolt::read_user(c, user);
-                                           });
-            ++report.users_verified;
-            if (!actual) {
-                report.drift.emplace_back(user, "cannot read back: " + actual.error().to_string());
-                continue;
-            }
-            if (!*actual) {
-                report.drift.emplace_back(user, "missing user");
-                continue;
-            }
-            for (const auto& d : v1::diff_states(expected->state, **actual)) {
-                report.drift.emplace_back(user, v1::to_string(d));
-            }
-        }
-    }
+    if (opts.verify && !opts.dry_run) verify_users(*reader, *conn, users, report);
     return finish();
 }
 

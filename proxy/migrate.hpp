@@ -54,6 +54,12 @@ struct migrate_report {
 migrate_report run_migrate(const config::config& cfg, const migrate_options& opts,
                            std::FILE* progress_out);
 
+// `shadowgate verify`: compares what Dolt holds for every user (or `only`) with v1 storage,
+// field by field, writing nothing. Fills users_verified, drift, failures (users v1 storage cannot
+// read), users_seen, seconds, fatal.
+migrate_report run_verify(const config::config& cfg, const std::vector<std::string>& only);
+std::string format_verify_report(const migrate_report& r);
+
 // The final report, for people: totals, rates, failed users, drift.
 std::string format_report(const migrate_report& r, const migrate_options& opts);
 

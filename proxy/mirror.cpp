@@ -366,7 +366,7 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
             req.author = "shadowgate";
             req.time = std::time(nullptr);
             req.message = fmt::format("mirror {}: pending diffs ({} changed)", user, diffs_changed);
-            record_commit(conn, req, user, state.head);
+            record_commit(conn, req, user, "");  // stands for no v1 commit
         }
     } else if (mode == commit_mode::interval) {
         interval_pending = true;
@@ -521,6 +521,17 @@ bool mirror::impl::run_scan(dolt::connection& conn) {
     {
         std::lock_guard lock(mu);
         const auto now = steady::now();
+        // A parked user that now matches its watermark (its storage was repaired back to what
+        // Dolt has) is in step again: no longer parked.
+        std::vector<std::string> settled;
+        for (const auto& [user, p] : dirty.parked()) {
+            const bool differs = std::any_of(changed.begin(), changed.end(),
+                                             [&](const seen& c) { return c.user == user; });
+            if (!differs && std::binary_search(listed->users.begin(), listed->users.end(), user)) {
+                settled.push_back(user);
+            }
+        }
+        for (const auto& user : settled) dirty.forget_parked(user);
         for (const auto& c : changed) {
             if (dirty.is_parked(c.user) && !dirty.parked_and_changed(c.user, c.head, c.fingerprint)) {
                 continue;

@@ -126,6 +126,8 @@ public:
     void park(const std::string& user, parked_entry p);
     // Puts parked users back in the dirty set (all when `user` is empty); returns how many.
     std::size_t unpark(const std::string& user, time_point now);
+    // Forgets a parked user without marking it (the scan found Dolt equal to v1 again).
+    bool forget_parked(const std::string& user) { return parked_.erase(user) > 0; }
     // Whether a parked user's storage moved on from what failed (the capture scan asks).
     bool parked_and_changed(const std::string& user, std::string_view head,
                             std::string_view fingerprint) const;

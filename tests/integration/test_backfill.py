@@ -18,33 +18,14 @@ from pathlib import Path
 
 import pytest
 
+import db_harness
+from db_harness import admin_sql, mariadb_env
 from sg_harness import shadowgate_bin
 from v1ref_harness import shared_dir
 
 FIXTURES = shared_dir() / "fixtures"
 TRANSCRIPT = FIXTURES / "v1-transcript.jsonl"
 TARBALL = FIXTURES / "youlab-v1-sample.tar.gz"
-
-
-def mariadb_env() -> dict:
-    path = os.environ.get("SG_MARIADB_ENV")
-    if not path:
-        pytest.fail("SG_MARIADB_ENV is not set: run through ctest (the mariadb fixture)")
-    env = {}
-    for line in Path(path).read_text().splitlines():
-        key, _, value = line.partition("=")
-        env[key.strip()] = value.strip()
-    return env
-
-
-def admin_sql(db: dict, sql: str) -> str:
-    res = subprocess.run(
-        ["mariadb", "--no-defaults", "-h", db["SG_MARIADB_HOST"], "-P", db["SG_MARIADB_PORT"],
-         "--protocol=TCP", "-u", db["SG_MARIADB_ROOT_USER"], "-N", "-B", "-e", sql],
-        capture_output=True, text=True, timeout=60,
-        env={**os.environ, "MYSQL_PWD": db["SG_MARIADB_ROOT_PASSWORD"]})
-    assert res.returncode == 0, res.stderr
-    return res.stdout
 
 
 @pytest.fixture(scope="module")
@@ -72,17 +53,12 @@ def setup(tmp_path_factory):
 
 
 def fresh_database(setup, suffix: str) -> str:
-    """(Re)creates the database <module db>_<suffix>, usable by the test user; returns its name.
-    The module fixture's teardown does not know it: drop it with drop_database."""
-    db, name = setup["db"], f"{setup['name']}_{suffix}"
-    admin_sql(db, f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}; "
-                  f"GRANT ALL ON {name}.* TO '{db['SG_MARIADB_USER']}'@'%'; "
-                  f"GRANT ALL ON {name}.* TO '{db['SG_MARIADB_USER']}'@'localhost'")
-    return name
+    """(Re)creates the database <module db>_<suffix>; drop it with drop_database."""
+    return db_harness.fresh_database(setup["db"], f"{setup['name']}_{suffix}")
 
 
 def drop_database(setup, name: str) -> None:
-    admin_sql(setup["db"], f"DROP DATABASE IF EXISTS {name}")
+    db_harness.drop_database(setup["db"], name)
 
 
 def config_for(setup, tmp_path: Path, database: str, **changes) -> Path:

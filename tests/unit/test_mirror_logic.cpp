@@ -194,6 +194,11 @@ TEST_CASE("the dirty set coalesces, orders, retries and parks", "[mirror]") {
         d.mark("b", t(80));  // a new write through the proxy
         CHECK(d.contains("b"));
         CHECK_FALSE(d.is_parked("b"));
+        d.park("b", ml::parked_entry{"third", {}, "h1", "f1"});
+        CHECK(d.forget_parked("b"));  // storage back in step with Dolt
+        CHECK_FALSE(d.is_parked("b"));
+        CHECK_FALSE(d.contains("b"));
+        CHECK_FALSE(d.forget_parked("b"));
     }
 }
 
