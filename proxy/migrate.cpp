@@ -147,6 +147,26 @@ void count_rows(const v1::user_state& s, migrate_report& r) {
     r.diffs += s.diffs.size();
 }
 
+// The users to work on: `only`, or every user of the storage. Entries that look like users but
+// cannot be one (unsafe names, symlinks) are failures of the run. False (with report.fatal set)
+// when the storage cannot be listed.
+bool users_to_process(const git::storage_reader& reader, const std::vector<std::string>& only,
+                      std::vector<std::string>& users, migrate_report& report) {
+    users = only;
+    if (!users.empty()) return true;
+    auto listed = reader.list_users();
+    if (!listed) {
+        report.fatal = "cannot list users: " + listed.error().message;
+        return false;
+    }
+    users = std::move(listed->users);
+    for (const auto& s : listed->skipped) {
+        ++report.users_failed;
+        report.failures.emplace_back(s.name, "not a usable user directory: " + s.reason);
+    }
+    return true;
+}
+
 // Re-reads every user from Dolt and compares it with v1 storage, field by field.
 void verify_users(const git::storage_reader& reader, dolt::connection& conn,
                   const std::vector<std::string>& users, migrate_report& report) {
@@ -185,18 +205,8 @@ migrate_report run_verify(const config::config& cfg, const std::vector<std::stri
         report.fatal = "cannot open v1 storage " + cfg.v1_data_dir + ": " + reader.error().message;
         return finish();
     }
-    std::vector<std::string> users = only;
-    if (users.empty()) {
-        auto listed = reader->list_users();
-        if (!listed) {
-            report.fatal = "cannot list users: " + listed.error().message;
-            return finish();
-        }
-        users = std::move(listed->users);
-        for (const auto& s : listed->skipped) {
-            report.failures.emplace_back(s.name, "not a usable user directory: " + s.reason);
-        }
-    }
+    std::vector<std::string> users;
+    if (!users_to_process(*reader, only, users, report)) return finish();
     report.users_seen = users.size();
     for (const auto& user : users) {
         if (auto r = reader->read_user(user); !r) {
@@ -247,19 +257,8 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
         return finish();
     }
 
-    std::vector<std::string> users = opts.users;
-    if (users.empty()) {
-        auto listed = reader->list_users();
-        if (!listed) {
-            report.fatal = "cannot list users: " + listed.error().message;
-            return finish();
-        }
-        users = std::move(listed->users);
-        for (const auto& s : listed->skipped) {
-            ++report.users_failed;
-            report.failures.emplace_back(s.name, "not a usable user directory: " + s.reason);
-        }
-    }
+    std::vector<std::string> users;
+    if (!users_to_process(*reader, opts.users, users, report)) return finish();
     report.users_seen = users.size();
 
     std::optional<dolt::connection> conn;

@@ -325,9 +325,13 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
 
     // Commit by commit (per_v1_commit, a known watermark, a short way behind): every v1 commit
     // becomes one Dolt commit with its author, date and message. Otherwise one step.
-    const bool replay = mode == commit_mode::per_v1_commit && !plan.rewritten && *mark &&
-                        plan.new_commits.size() > 1 &&
-                        plan.new_commits.size() <= max_replayed_commits;
+    // On a server that is not Dolt there is no history to build, only the record of each commit:
+    // one apply of the final state, then one record per new commit.
+    auto dolt = conn.is_dolt();
+    if (!dolt) return from_dolt(dolt.error());
+    const bool per_commit = mode == commit_mode::per_v1_commit && !plan.rewritten && *mark &&
+                            plan.new_commits.size() <= max_replayed_commits;
+    const bool replay = per_commit && *dolt && plan.new_commits.size() > 1;
     if (replay) {
         for (std::size_t i = 0; i + 1 < plan.new_commits.size(); ++i) {
             const v1::commit& c = *plan.new_commits[i];
@@ -347,8 +351,12 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
     commits_applied = plan.new_commits.size();
 
     if (mode == commit_mode::per_v1_commit) {
-        if (replay || plan.new_commits.size() == 1) {
-            commit_for(*plan.new_commits.back());
+        if (per_commit && !plan.new_commits.empty()) {
+            if (replay) {
+                commit_for(*plan.new_commits.back());
+            } else {
+                for (const v1::commit* c : plan.new_commits) commit_for(*c);
+            }
         } else if (!plan.new_commits.empty()) {
             dolt::commit_request req;
             req.author = "shadowgate";

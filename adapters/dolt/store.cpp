@@ -14,6 +14,7 @@
 #include <charconv>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -767,6 +768,55 @@ result<void> delete_keys(connection& conn, std::string_view table, std::string_v
     return send();
 }
 
+// One table of one user: the rows `want` has and `cur` lacks or holds differently are
+// (re)inserted through `add`, the keys `cur` has and `want` lacks are deleted.
+template <class T>
+struct table_sync {
+    std::string_view table;
+    std::string_view key_columns;  // "a,b": the key's columns, in key() order
+    const std::vector<T>& cur;
+    const std::vector<T>& want;
+    std::function<std::vector<std::string_view>(const T&)> key;
+    std::function<bool(const T&, const T&)> same;
+    std::function<result<void>(const T&)> add;
+    std::size_t* added = nullptr;    // counts keys new to the table
+    std::size_t* changed = nullptr;  // counts rows inserted, replaced or deleted
+};
+
+template <class T>
+result<void> sync_rows(connection& conn, std::string_view uid, std::size_t soft, apply_stats& st,
+                       const table_sync<T>& t) {
+    std::map<std::vector<std::string_view>, const T*> old;
+    for (const T& x : t.cur) old.emplace(t.key(x), &x);
+    std::set<std::vector<std::string_view>> seen;
+    std::vector<std::vector<std::string_view>> gone;
+    for (const T& x : t.want) {
+        auto k = t.key(x);
+        auto it = old.find(k);
+        seen.insert(k);
+        if (it != old.end() && t.same(*it->second, x)) continue;
+        if (it != old.end()) {
+            gone.push_back(std::move(k));
+        } else if (t.added != nullptr) {
+            ++*t.added;
+        }
+        if (auto r = t.add(x); !r) return r;
+        ++st.rows_inserted;
+        if (t.changed != nullptr) ++*t.changed;
+    }
+    for (const T& x : t.cur) {
+        auto k = t.key(x);
+        if (seen.count(k)) continue;
+        gone.push_back(std::move(k));
+        if (t.changed != nullptr) ++*t.changed;
+    }
+    if (auto r = delete_keys(conn, t.table, uid, t.key_columns, gone, soft, st.writes); !r) {
+        return r;
+    }
+    st.rows_deleted += gone.size();
+    return {};
+}
+
 result<apply_stats> apply_in_tx(connection& conn, const v1::user_state& wanted,
                                 const write_options& opts, const apply_options& aopts) {
     apply_stats st;
@@ -814,124 +864,60 @@ result<apply_stats> apply_in_tx(connection& conn, const v1::user_state& wanted,
         counted_rows(0, 1);
     }
 
-    // commits, keyed by sha
-    {
-        const auto n_cur = static_cast<std::int64_t>(cur.commits.size());
-        const auto n_want = static_cast<std::int64_t>(want.commits.size());
-        std::unordered_map<std::string_view, const v1::commit*> old;
-        for (const auto& c : cur.commits) old.emplace(c.sha, &c);
-        std::unordered_map<std::string_view, bool> keep;
-        std::vector<std::vector<std::string_view>> gone;
-        for (const auto& c : want.commits) {
-            auto it = old.find(c.sha);
-            if (it != old.end() && same_commit(*it->second, n_cur, c, n_want)) {
-                keep[c.sha] = true;
-                continue;
-            }
-            if (it != old.end()) {
-                gone.push_back({c.sha});
-                keep[c.sha] = true;  // deleted above, re-inserted below
-            } else {
-                ++st.commits_added;
-            }
-            if (auto r = sink.commit(want, c); !r) return r.error();
-            counted_rows(0, 1);
-        }
-        for (const auto& c : cur.commits) {
-            if (!keep.count(c.sha)) gone.push_back({c.sha});
-        }
-        if (auto r = delete_keys(conn, "commits", uid, "sha", gone, soft, st.writes); !r) {
-            return r.error();
-        }
-        counted_rows(gone.size(), 0);
-    }
+    using key = std::vector<std::string_view>;
+    const auto times = commit_times_of(want);
+    const auto n_cur = versions_per_label(cur);
+    const auto n_want = versions_per_label(want);
+    auto count_in = [](const auto& m, std::string_view label) -> std::int64_t {
+        auto it = m.find(label);
+        return it == m.end() ? 0 : it->second;
+    };
+    const auto commits_cur = static_cast<std::int64_t>(cur.commits.size());
+    const auto commits_want = static_cast<std::int64_t>(want.commits.size());
+    auto sync = [&](const auto& ctx) { return sync_rows(conn, uid, soft, st, ctx); };
 
-    // blocks, keyed by label (updated_at follows the commit, whose time is part of the commit)
-    {
-        std::unordered_map<std::string_view, const v1::block*> old;
-        for (const auto& b : cur.blocks) old.emplace(b.label, &b);
-        std::unordered_map<std::string_view, bool> seen;
-        std::vector<std::vector<std::string_view>> gone;
-        const auto times = commit_times_of(want);
-        for (const auto& b : want.blocks) {
-            seen[b.label] = true;
-            auto it = old.find(b.label);
-            if (it != old.end() && it->second->source == b.source &&
-                it->second->commit == b.commit) {
-                continue;
-            }
-            if (it != old.end()) gone.push_back({b.label});
-            if (auto r = sink.block(want, b, times); !r) return r.error();
-            counted_rows(0, 1);
-        }
-        for (const auto& b : cur.blocks) {
-            if (!seen.count(b.label)) gone.push_back({b.label});
-        }
-        if (auto r = delete_keys(conn, "blocks", uid, "label", gone, soft, st.writes); !r) {
-            return r.error();
-        }
-        counted_rows(gone.size(), 0);
+    if (auto r = sync(table_sync<v1::commit>{
+            "commits", "sha", cur.commits, want.commits,
+            [](const v1::commit& c) { return key{c.sha}; },
+            [&](const v1::commit& a, const v1::commit& b) {
+                return same_commit(a, commits_cur, b, commits_want);
+            },
+            [&](const v1::commit& c) { return sink.commit(want, c); }, &st.commits_added,
+            nullptr});
+        !r) {
+        return r.error();
     }
-
-    // block_versions, keyed by (label, sha)
-    {
-        const auto n_cur = versions_per_label(cur);
-        const auto n_want = versions_per_label(want);
-        auto count_in = [](const auto& m, std::string_view label) -> std::int64_t {
-            auto it = m.find(label);
-            return it == m.end() ? 0 : it->second;
-        };
-        std::map<std::pair<std::string_view, std::string_view>, const v1::block_version*> old;
-        for (const auto& v : cur.versions) old.emplace(std::pair{std::string_view(v.label), std::string_view(v.sha)}, &v);
-        std::set<std::pair<std::string_view, std::string_view>> seen;
-        std::vector<std::vector<std::string_view>> gone;
-        for (const auto& v : want.versions) {
-            const std::pair<std::string_view, std::string_view> key{v.label, v.sha};
-            seen.insert(key);
-            auto it = old.find(key);
-            if (it != old.end() && same_version(*it->second, count_in(n_cur, v.label), v,
-                                                count_in(n_want, v.label))) {
-                continue;
-            }
-            if (it != old.end()) gone.push_back({v.label, v.sha});
-            if (auto r = sink.version(want, v, count_in(n_want, v.label)); !r) return r.error();
-            counted_rows(0, 1);
-        }
-        for (const auto& v : cur.versions) {
-            if (!seen.count({v.label, v.sha})) gone.push_back({v.label, v.sha});
-        }
-        if (auto r = delete_keys(conn, "block_versions", uid, "label,id", gone, soft, st.writes);
-            !r) {
-            return r.error();
-        }
-        counted_rows(gone.size(), 0);
+    // updated_at follows the block's commit, whose time is part of the commit row
+    if (auto r = sync(table_sync<v1::block>{
+            "blocks", "label", cur.blocks, want.blocks,
+            [](const v1::block& b) { return key{b.label}; },
+            [](const v1::block& a, const v1::block& b) {
+                return a.source == b.source && a.commit == b.commit;
+            },
+            [&](const v1::block& b) { return sink.block(want, b, times); }, nullptr, nullptr});
+        !r) {
+        return r.error();
     }
-
-    // pending_diffs, keyed by id
-    {
-        std::unordered_map<std::string_view, const v1::pending_diff*> old;
-        for (const auto& d : cur.diffs) old.emplace(d.id, &d);
-        std::unordered_map<std::string_view, bool> seen;
-        std::vector<std::vector<std::string_view>> gone;
-        for (const auto& d : want.diffs) {
-            seen[d.id] = true;
-            auto it = old.find(d.id);
-            if (it != old.end() && same_diff(*it->second, d)) continue;
-            if (it != old.end()) gone.push_back({d.id});
-            if (auto r = sink.diff(want, d); !r) return r.error();
-            counted_rows(0, 1);
-            ++st.diffs_changed;
-        }
-        for (const auto& d : cur.diffs) {
-            if (!seen.count(d.id)) {
-                gone.push_back({d.id});
-                ++st.diffs_changed;
-            }
-        }
-        if (auto r = delete_keys(conn, "pending_diffs", uid, "id", gone, soft, st.writes); !r) {
-            return r.error();
-        }
-        counted_rows(gone.size(), 0);
+    if (auto r = sync(table_sync<v1::block_version>{
+            "block_versions", "label,id", cur.versions, want.versions,
+            [](const v1::block_version& v) { return key{v.label, v.sha}; },
+            [&](const v1::block_version& a, const v1::block_version& b) {
+                return same_version(a, count_in(n_cur, a.label), b, count_in(n_want, b.label));
+            },
+            [&](const v1::block_version& v) {
+                return sink.version(want, v, count_in(n_want, v.label));
+            },
+            nullptr, nullptr});
+        !r) {
+        return r.error();
+    }
+    if (auto r = sync(table_sync<v1::pending_diff>{
+            "pending_diffs", "id", cur.diffs, want.diffs,
+            [](const v1::pending_diff& d) { return key{d.id}; }, same_diff,
+            [&](const v1::pending_diff& d) { return sink.diff(want, d); }, nullptr,
+            &st.diffs_changed});
+        !r) {
+        return r.error();
     }
 
     // the watermark: moves (with applied_at) only when what it names moved

@@ -473,3 +473,32 @@ def test_stages(tmp_path, stage):
             assert "1 users compared, 0 differences" in s.converge()
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("policy", ["interval", "off"])
+def test_dolt_commit_policies(tmp_path, policy):
+    """interval: one summary commit per interval with changes; off: none at all (per_v1_commit
+    is covered above). On MariaDB the commits are records in mirror_commit_log."""
+    s = Stack(tmp_path, mirror={"dolt_commit": policy, "dolt_commit_interval_ms": 700})
+    try:
+        init_users(s, ["pc-1", "pc-2"])
+        for i in range(6):
+            put(s, f"pc-{1 + i % 2}", "student", f"v{i}")
+        assert "2 users compared, 0 differences" in s.converge()
+        time.sleep(1.5)  # past an interval
+        rows = s.sql("SELECT author, message, v1_commit FROM mirror_commit_log").strip()
+        rows = [r.split("\t") for r in rows.splitlines()] if rows else []
+        if policy == "off":
+            assert rows == []
+            return
+        assert rows, "no interval commit"
+        for author, message, v1_commit in rows:
+            assert author == "shadowgate <shadowgate@youlab.local>"
+            assert message.startswith("shadowgate mirror: ") and " from " in message, message
+            assert v1_commit == "NULL"
+        # Nothing new: no further commit.
+        n = len(rows)
+        time.sleep(1.5)
+        assert int(s.sql("SELECT COUNT(*) FROM mirror_commit_log").strip()) == n
+    finally:
+        s.close()
