@@ -1,10 +1,12 @@
-"""The shadowgate demo: the v1 reference service with a few users, shadowgate in front of it, a mix
-of real traffic through the proxy (and an agent writing storage directly), a summary of what
-passed, then a backfill of v1 storage into a local MariaDB (`shadowgate migrate --verify`) and a
-comparison of every read answered by Dolt's side with v1's answer, and shadowgate's metrics.
-Run by deploy/demo.sh (which builds the binary first).
+"""The shadowgate demo, in shadow mode: the v1 reference service with a few users already in
+it, a local MariaDB standing in for Dolt, a backfill (`shadowgate migrate --verify`), then
+shadowgate in the `shadow` stage in front of v1 while a mix of real traffic goes through it (and an
+agent writes storage directly), and at the end: what passed, whether the mirror brought Dolt to
+exactly v1's state (`shadowgate verify`), every read answered by Dolt's side compared with v1's
+answer, and the mirror's and proxy's metrics. Run by deploy/demo.sh (which builds the binary).
 
-Everything runs on loopback in temporary directories and is stopped at the end.
+Everything runs on loopback in temporary directories and is stopped at the end. Exit code 0 only
+when every comparison matched.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import random
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,10 +30,16 @@ from sg_harness import base_config, start_shadowgate  # noqa: E402
 from v1ref_harness import request, start_v1ref  # noqa: E402
 
 LABELS = ["student", "journey", "progress", "operating_manual"]
+TOKEN = "demo-admin-token"
+BINARY = os.environ.get("SHADOWGATE_BIN", str(REPO / "build" / "proxy" / "shadowgate"))
+
+
+def run(*args, env):
+    return subprocess.run([BINARY, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--users", type=int, default=8)
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--seed", type=int, default=7)
@@ -36,20 +47,68 @@ def main() -> int:
     rng = random.Random(args.seed)
 
     data = Path(tempfile.mkdtemp(prefix="shadowgate-demo-v1-"))
+    db_dir = Path(tempfile.mkdtemp(prefix="shadowgate-demo-mariadb-"))
+    server = REPO / "tests" / "mariadb" / "server.sh"
     print(f"demo: v1 reference service, storage in {data}")
     v1 = start_v1ref(data)
-    token = "demo-admin-token"
-    gate = start_shadowgate(base_config(v1.port, stage="off"),
-                            env={"SHADOWGATE_ADMIN_TOKEN": token})
-    print(f"demo: v1 on {v1.url}, shadowgate on {gate.url} (admin {gate.admin_url})")
+    gate = None
+    try:
+        users = [f"demo-user-{i:02d}" for i in range(args.users)]
+        # Half the users exist before shadowgate: their history is what the backfill copies.
+        for i, u in enumerate(users[: len(users) // 2]):
+            v1.request("POST", "/users/init", {"user_id": u, "name": u.title()})
+            for n in range(3):
+                v1.request("PUT", f"/users/{u}/blocks/{LABELS[n]}",
+                           {"content": f"## {LABELS[n]}\n\nwritten before shadowgate ({n})"})
 
+        subprocess.run(["bash", str(server), "start", str(db_dir)], check=True,
+                       capture_output=True)
+        conn = dict(line.split("=", 1) for line in (db_dir / "conn.env").read_text().splitlines()
+                    if "=" in line)
+        dolt = {"host": conn["SG_MARIADB_HOST"], "port": int(conn["SG_MARIADB_PORT"]),
+                "user": conn["SG_MARIADB_USER"], "database": conn["SG_MARIADB_DATABASE"]}
+        cfg_path = db_dir / "shadowgate.json"
+        cfg_path.write_text(json.dumps({"v1_data_dir": str(data), "dolt": dolt}))
+        env = {**os.environ, "SHADOWGATE_DOLT_PASSWORD": conn["SG_MARIADB_PASSWORD"],
+               "SHADOWGATE_ADMIN_TOKEN": TOKEN}
+        time.sleep(2.1)  # let the newest pending_diffs/ files leave the fingerprint's racy window
+        print(f"\n1. backfill into a local MariaDB ({dolt['host']}:{dolt['port']}) standing in "
+              f"for Dolt: shadowgate migrate --verify")
+        res = run("migrate", "-c", str(cfg_path), "--verify", env=env)
+        print("  " + res.stdout.strip().replace("\n", "\n  "))
+        backfill_ok = res.returncode == 0
+
+        gate = start_shadowgate(
+            base_config(v1.port, stage="shadow", v1_data_dir=str(data), dolt=dolt,
+                        mirror={"scan_interval_ms": 2000}),
+            env={"SHADOWGATE_ADMIN_TOKEN": TOKEN,
+                 "SHADOWGATE_DOLT_PASSWORD": conn["SG_MARIADB_PASSWORD"]})
+        print(f"\n2. shadowgate in the shadow stage on {gate.url} (admin {gate.admin_url}) in "
+              f"front of v1 on {v1.url}; {args.requests} requests through it")
+        tally, mismatches, latencies = traffic(args, rng, v1, gate, users)
+        print(f"  final state read through shadowgate vs straight from v1: "
+              f"{tally['compared'] - len(mismatches)}/{tally.pop('compared')} identical")
+
+        mirror_ok = wait_for_mirror(gate, cfg_path, env)
+        render_ok = compare_reads(gate, cfg_path, env, users)
+        report(gate, tally, latencies)
+        return 0 if backfill_ok and not mismatches and mirror_ok and render_ok else 1
+    finally:
+        if gate:
+            gate.stop()
+        v1.stop()
+        subprocess.run(["bash", str(server), "stop", str(db_dir)], capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def traffic(args, rng, v1, gate, users):
     tally = collections.Counter()
     mismatches = []
     latencies = collections.defaultdict(list)
 
     def via_proxy(method, path, body=None):
         t0 = time.perf_counter()
-        status, headers, raw = request(method, gate.url + path, body)
+        status, _headers, raw = request(method, gate.url + path, body)
         latencies[method].append(time.perf_counter() - t0)
         tally[(method, path_kind(path), status)] += 1
         return status, raw
@@ -58,135 +117,132 @@ def main() -> int:
         """A read through the proxy equals the same read straight from v1."""
         proxied = request("GET", gate.url + path)
         direct = request("GET", v1.url + path)
+        tally["compared"] += 1
         if (proxied[0], proxied[2]) != (direct[0], direct[2]):
             mismatches.append(path)
 
-    try:
-        users = [f"demo-user-{i:02d}" for i in range(args.users)]
-        for u in users:
-            via_proxy("POST", "/users/init", {"user_id": u, "name": u.title()})
-        shas = collections.defaultdict(list)
-        for n in range(args.requests):
-            u, label = rng.choice(users), rng.choice(LABELS)
-            r = rng.random()
-            if r < 0.35:
-                status, raw = via_proxy("PUT", f"/users/{u}/blocks/{label}",
-                                        {"content": f"## {label}\n\nrevision {n} by {u}",
-                                         "message": f"edit {n}"})
-                if status == 200:
-                    shas[(u, label)].append(json.loads(raw)["commit_sha"])
-            elif r < 0.55:
-                via_proxy("GET", f"/users/{u}/blocks/{label}")
-            elif r < 0.65:
-                via_proxy("GET", f"/users/{u}/blocks/{label}/history?limit=5")
-            elif r < 0.75 and shas[(u, label)]:
-                via_proxy("GET", f"/users/{u}/blocks/{label}/versions/{rng.choice(shas[(u, label)])}")
-            elif r < 0.80 and len(shas[(u, label)]) > 1:
-                via_proxy("POST", f"/users/{u}/blocks/{label}/restore",
-                          {"commit_sha": shas[(u, label)][0]})
-            elif r < 0.85:
-                # An agent inside v1 proposes a change straight into storage (bypasses the API).
-                v1.request("POST", f"/_test/users/{u}/diffs",
-                           {"block_label": label, "operation": "append",
-                            "proposed_value": f"agent note {n}", "agent_id": "tutor"})
-                tally[("agent", "propose diff (direct to storage)", 200)] += 1
-            elif r < 0.90:
-                status, raw = via_proxy("GET", f"/users/{u}/blocks/{label}/diffs")
-                diffs = json.loads(raw) if status == 200 else []
-                if diffs:
-                    action = rng.choice(["approve", "reject"])
-                    via_proxy("POST", f"/users/{u}/blocks/{label}/diffs/{diffs[0]['id']}/{action}")
-            elif r < 0.95:
-                via_proxy("GET", f"/users/{u}/blocks")
-                via_proxy("GET", f"/users/{u}/blocks/diffs/counts")
-            else:
-                via_proxy("GET", f"/users/nobody-{n}/blocks")  # a 404 passes through too
-        for u in users:
-            check_same(f"/users/{u}/blocks")
-            for label in LABELS:
-                check_same(f"/users/{u}/blocks/{label}")
-                check_same(f"/users/{u}/blocks/{label}/history?limit=100")
-                check_same(f"/users/{u}/blocks/{label}/diffs")
-
-        print("\nwhat passed through shadowgate:")
-        print(f"  {'method':7} {'endpoint':44} {'status':>6} {'count':>6}")
-        for (method, kind, status), count in sorted(tally.items(), key=str):
-            print(f"  {method:7} {kind:44} {status:>6} {count:>6}")
-        for method, values in sorted(latencies.items()):
-            values.sort()
-            print(f"  {method} latency through the proxy: p50 {values[len(values) // 2] * 1000:.2f} ms,"
-                  f" max {values[-1] * 1000:.2f} ms over {len(values)} requests")
-        compared = args.users * (1 + 3 * len(LABELS))
-        print(f"\nfinal state read through shadowgate vs straight from v1: "
-              f"{compared - len(mismatches)}/{compared} identical")
-
-        backfill_ok = backfill_and_compare(v1, data, users, gate)
-
-        metrics = gate.metrics()
-        print("\nshadowgate metrics (non-zero request counters):")
-        for name, value in sorted(metrics.items()):
-            if name.startswith("shadowgate_requests_total") and value:
-                print(f"  {name} {value:g}")
-        for name in ['shadowgate_upstream_connects_total{upstream="v1"}',
-                     'shadowgate_upstream_reuses_total{upstream="v1"}',
-                     "shadowgate_accepted_connections_total"]:
-            print(f"  {name} {metrics.get(name, 0):g}")
-        ready = request("GET", gate.admin_url + "/readyz")
-        print(f"\nadmin /readyz: {ready[0]} {ready[2].decode().strip()}")
-        return 0 if not mismatches and backfill_ok else 1
-    finally:
-        gate.stop()
-        v1.stop()
+    for u in users:
+        via_proxy("POST", "/users/init", {"user_id": u, "name": u.title()})
+    shas = collections.defaultdict(list)
+    for n in range(args.requests):
+        u, label = rng.choice(users), rng.choice(LABELS)
+        r = rng.random()
+        if r < 0.35:
+            status, raw = via_proxy("PUT", f"/users/{u}/blocks/{label}",
+                                    {"content": f"## {label}\n\nrevision {n} by {u}",
+                                     "message": f"edit {n}"})
+            if status == 200:
+                shas[(u, label)].append(json.loads(raw)["commit_sha"])
+        elif r < 0.55:
+            via_proxy("GET", f"/users/{u}/blocks/{label}")
+        elif r < 0.65:
+            via_proxy("GET", f"/users/{u}/blocks/{label}/history?limit=5")
+        elif r < 0.75 and shas[(u, label)]:
+            via_proxy("GET", f"/users/{u}/blocks/{label}/versions/{rng.choice(shas[(u, label)])}")
+        elif r < 0.80 and len(shas[(u, label)]) > 1:
+            via_proxy("POST", f"/users/{u}/blocks/{label}/restore",
+                      {"commit_sha": shas[(u, label)][0]})
+        elif r < 0.85:
+            # An agent inside v1 proposes a change straight into storage (bypasses the API).
+            v1.request("POST", f"/_test/users/{u}/diffs",
+                       {"block_label": label, "operation": "append",
+                        "proposed_value": f"agent note {n}", "agent_id": "tutor"})
+            tally[("agent", "propose diff (direct to storage)", 200)] += 1
+        elif r < 0.88:
+            # ... or rewrites a block itself.
+            v1.request("POST", f"/_test/users/{u}/blocks/{label}/agent-write",
+                       {"content": f"## {label}\n\nagent rewrite {n}"})
+            tally[("agent", "block write (direct to storage)", 200)] += 1
+        elif r < 0.92:
+            status, raw = via_proxy("GET", f"/users/{u}/blocks/{label}/diffs")
+            diffs = json.loads(raw) if status == 200 else []
+            if diffs:
+                action = rng.choice(["approve", "reject"])
+                via_proxy("POST", f"/users/{u}/blocks/{label}/diffs/{diffs[0]['id']}/{action}")
+        elif r < 0.96:
+            via_proxy("GET", f"/users/{u}/blocks")
+            via_proxy("GET", f"/users/{u}/blocks/diffs/counts")
+        else:
+            via_proxy("GET", f"/users/nobody-{n}/blocks")  # a 404 passes through too
+    for u in users:
+        check_same(f"/users/{u}/blocks")
+        for label in LABELS:
+            check_same(f"/users/{u}/blocks/{label}")
+            check_same(f"/users/{u}/blocks/{label}/history?limit=100")
+            check_same(f"/users/{u}/blocks/{label}/diffs")
+    return tally, mismatches, latencies
 
 
-def backfill_and_compare(v1, data: Path, users, gate) -> bool:
-    """Backfills v1 storage into a local MariaDB with `shadowgate migrate --verify`, then asks
-    Dolt's side (`shadowgate render`) every read v1 answers and compares the bytes."""
-    import os
-    import subprocess
-    db_dir = Path(tempfile.mkdtemp(prefix="shadowgate-demo-mariadb-"))
-    server = REPO / "tests" / "mariadb" / "server.sh"
-    subprocess.run(["bash", str(server), "start", str(db_dir)], check=True, capture_output=True)
-    try:
-        conn = dict(line.split("=", 1) for line in (db_dir / "conn.env").read_text().splitlines()
-                    if "=" in line)
-        cfg = {"v1_data_dir": str(data),
-               "dolt": {"host": conn["SG_MARIADB_HOST"], "port": int(conn["SG_MARIADB_PORT"]),
-                        "user": conn["SG_MARIADB_USER"], "database": conn["SG_MARIADB_DATABASE"]}}
-        cfg_path = db_dir / "shadowgate.json"
-        cfg_path.write_text(json.dumps(cfg))
-        env = {**os.environ, "SHADOWGATE_DOLT_PASSWORD": conn["SG_MARIADB_PASSWORD"]}
-        binary = os.environ.get("SHADOWGATE_BIN", str(REPO / "build" / "proxy" / "shadowgate"))
-        time.sleep(2.1)  # let the newest pending_diffs/ files leave the fingerprint's racy window
-        print(f"\nbackfill into a local MariaDB ({conn['SG_MARIADB_HOST']}:"
-              f"{conn['SG_MARIADB_PORT']}): shadowgate migrate --verify")
-        res = subprocess.run([binary, "migrate", "-c", str(cfg_path), "--verify"],
-                             capture_output=True, text=True, env=env)
-        print("  " + res.stdout.strip().replace("\n", "\n  "))
-        paths = []
-        for u in users:
-            paths += [f"/users/{u}/blocks", f"/users/{u}/blocks/diffs/counts", f"/users/{u}/exists"]
-            for label in LABELS:
-                paths += [f"/users/{u}/blocks/{label}", f"/users/{u}/blocks/{label}/diffs",
-                          f"/users/{u}/blocks/{label}/history?limit=100"]
-        rendered = subprocess.run([binary, "render", "-c", str(cfg_path), *paths],
-                                  capture_output=True, text=True, env=env)
-        answers = [json.loads(line) for line in rendered.stdout.splitlines()]
-        same = 0
-        for path, answer in zip(paths, answers):
-            status, _, body = request("GET", gate.url + path)
-            if path.endswith("/blocks") and status == 200:
-                key = lambda b: b["label"]  # noqa: E731
-                equal = sorted(json.loads(answer["body"]), key=key) == \
-                    sorted(json.loads(body), key=key)
-            else:
-                equal = answer["body"].encode() == body
-            same += answer["status"] == status and equal
-        print(f"  Dolt's answers (rendered in v1's shape) vs v1's answers through shadowgate: "
-              f"{same}/{len(paths)} identical")
-        return res.returncode == 0 and same == len(paths) and len(answers) == len(paths)
-    finally:
-        subprocess.run(["bash", str(server), "stop", str(db_dir)], capture_output=True)
+def mirror_status(gate):
+    status, _, body = request("GET", gate.admin_url + "/admin/mirror",
+                              headers={"Authorization": f"Bearer {TOKEN}"})
+    return json.loads(body) if status == 200 else {}
+
+
+def wait_for_mirror(gate, cfg_path, env) -> bool:
+    """Waits until the mirror is idle (agent writes arrive with the next capture scan), then
+    compares Dolt with v1 storage, field by field."""
+    t0 = time.monotonic()
+    res = None
+    while time.monotonic() - t0 < 60:
+        if mirror_status(gate).get("idle"):
+            res = run("verify", "-c", str(cfg_path), env=env)
+            if res.returncode == 0:
+                break
+        time.sleep(0.5)
+    st = mirror_status(gate)
+    lag = st.get("recent_lag_seconds", {})
+    print(f"\n3. the mirror: idle after {time.monotonic() - t0:.1f} s; lag (change noticed -> "
+          f"in Dolt) p50 {lag.get('p50', 0) * 1e3:.1f} ms, p99 {lag.get('p99', 0) * 1e3:.1f} ms "
+          f"over {lag.get('samples', 0)} passes; parked users {st.get('parked_users')}")
+    print("  shadowgate verify (Dolt vs v1 storage): " +
+          (res.stdout.strip().replace("\n", "\n  ") if res else "mirror never idle"))
+    return res is not None and res.returncode == 0
+
+
+def compare_reads(gate, cfg_path, env, users) -> bool:
+    """Asks Dolt's side (`shadowgate render`) every read and compares it with v1's answer."""
+    paths = []
+    for u in users:
+        paths += [f"/users/{u}/blocks", f"/users/{u}/blocks/diffs/counts", f"/users/{u}/exists"]
+        for label in LABELS:
+            paths += [f"/users/{u}/blocks/{label}", f"/users/{u}/blocks/{label}/diffs",
+                      f"/users/{u}/blocks/{label}/history?limit=100"]
+    rendered = run("render", "-c", str(cfg_path), *paths, env=env)
+    answers = [json.loads(line) for line in rendered.stdout.splitlines()]
+    same = 0
+    for path, answer in zip(paths, answers):
+        status, _, body = request("GET", gate.url + path)
+        if path.endswith("/blocks") and status == 200:
+            key = lambda b: b["label"]  # noqa: E731
+            equal = sorted(json.loads(answer["body"]), key=key) == \
+                sorted(json.loads(body), key=key)
+        else:
+            equal = answer["body"].encode() == body
+        same += answer["status"] == status and equal
+    print(f"\n4. every read answered from Dolt (rendered in v1's shape) vs v1's answer through "
+          f"shadowgate: {same}/{len(paths)} identical")
+    return same == len(paths) and len(answers) == len(paths)
+
+
+def report(gate, tally, latencies):
+    print("\n5. what passed through shadowgate:")
+    print(f"  {'method':7} {'endpoint':44} {'status':>6} {'count':>6}")
+    for (method, kind, status), count in sorted(tally.items(), key=str):
+        print(f"  {method:7} {kind:44} {status:>6} {count:>6}")
+    for method, values in sorted(latencies.items()):
+        values.sort()
+        print(f"  {method} latency through the proxy: p50 {values[len(values) // 2] * 1000:.2f} ms,"
+              f" max {values[-1] * 1000:.2f} ms over {len(values)} requests")
+    metrics = gate.metrics()
+    print("\nshadowgate metrics (mirror, and non-zero request counters):")
+    for name, value in sorted(metrics.items()):
+        if (name.startswith("shadowgate_requests_total") and value) or \
+                name.startswith("shadowgate_mirror_") and not name.startswith(
+                    "shadowgate_mirror_dolt_errors"):
+            print(f"  {name} {value:g}")
+    ready = request("GET", gate.admin_url + "/readyz")
+    print(f"\nadmin /readyz: {ready[0]} {ready[2].decode().strip()}")
 
 
 def path_kind(path: str) -> str:

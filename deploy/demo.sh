@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on a self-contained default: installs what is missing, builds shadowgate, starts
-# the v1 reference service with a few users and shadowgate in front of it, sends traffic through
-# it and prints what passed. Usage: bash deploy/demo.sh [--users N] [--requests N]
+# the v1 reference service with a few users and a local MariaDB, backfills, runs shadowgate in
+# the shadow stage in front of v1 with traffic through it, and reports: what passed, the mirror's
+# verdict (Dolt == v1), Dolt's answers vs v1's, metrics.
+# Usage: bash deploy/demo.sh [--users N] [--requests N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
