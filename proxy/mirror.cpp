@@ -8,6 +8,7 @@
 #include "adapters/git/reader.hpp"
 #include "proxy/dolt_session.hpp"
 #include "proxy/metadata.hpp"
+#include "proxy/mirror_apply.hpp"
 #include "proxy/mirror_logic.hpp"
 
 #include <fmt/format.h>
@@ -306,14 +307,10 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
     dolt::write_options wopts;
     wopts.metadata_json = [](std::string_view yaml) { return metadata_json_of_frontmatter(yaml); };
     std::size_t diffs_changed = 0;
-    std::size_t commits_applied = 0;
-    auto apply = [&](const v1::user_state& s, bool keep_diffs) -> std::optional<dolt::error> {
-        auto r = dolt::apply_user(conn, s, wopts, dolt::apply_options{keep_diffs});
-        if (!r) return r.error();
-        rows_written.fetch_add(r->rows_inserted, relaxed);
-        rows_deleted.fetch_add(r->rows_deleted, relaxed);
-        diffs_changed += r->diffs_changed;
-        return std::nullopt;
+    auto count = [&](const dolt::apply_stats& st) {
+        rows_written.fetch_add(st.rows_inserted, relaxed);
+        rows_deleted.fetch_add(st.rows_deleted, relaxed);
+        diffs_changed += st.diffs_changed;
     };
     auto commit_for = [&](const v1::commit& c) {
         dolt::commit_request req;
@@ -324,37 +321,38 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
     };
 
     // Commit by commit (per_v1_commit, a known watermark, a short way behind): every v1 commit
-    // becomes one Dolt commit with its author, date and message. Otherwise one step.
-    // On a server that is not Dolt there is no history to build, only the record of each commit:
-    // one apply of the final state, then one record per new commit.
+    // becomes one Dolt commit with its author, date and message. Otherwise one step. On a server
+    // that is not Dolt there is no history to build, only the record of each commit: one apply
+    // of the final state, then one record per new commit.
     auto dolt = conn.is_dolt();
     if (!dolt) return from_dolt(dolt.error());
     const bool per_commit = mode == commit_mode::per_v1_commit && !plan.rewritten && *mark &&
                             plan.new_commits.size() <= max_replayed_commits;
     const bool replay = per_commit && *dolt && plan.new_commits.size() > 1;
     if (replay) {
-        for (std::size_t i = 0; i + 1 < plan.new_commits.size(); ++i) {
-            const v1::commit& c = *plan.new_commits[i];
-            auto at = store->read_user_at_commit(user, c.sha);
-            if (!at) {
-                git_errors.fetch_add(1, relaxed);
-                out.error = std::string(git::name(at.error().kind)) + ": " + at.error().message;
-                out.result = pass_result::retry;
-                return out;
-            }
-            if (auto e = apply(at->state, /*keep_diffs=*/true)) return from_dolt(*e);
-            ++commits_applied;
-            commit_for(c);
+        auto failed = apply_one_by_one(
+            conn, *store, state, plan.new_commits, wopts,
+            [&](const v1::commit& c, const dolt::apply_stats& st) {
+                count(st);
+                commit_for(c);
+            });
+        if (failed) {
+            if (failed->from == step_failure::source::dolt) return from_dolt(failed->dolt_error);
+            git_errors.fetch_add(1, relaxed);
+            out.error = failed->message;
+            out.result = pass_result::retry;
+            return out;
         }
+    } else {
+        auto r = dolt::apply_user(conn, state, wopts);
+        if (!r) return from_dolt(r.error());
+        count(*r);
     }
-    if (auto e = apply(state, /*keep_diffs=*/false)) return from_dolt(*e);
-    commits_applied = plan.new_commits.size();
+    const std::size_t commits_applied = plan.new_commits.size();
 
     if (mode == commit_mode::per_v1_commit) {
         if (per_commit && !plan.new_commits.empty()) {
-            if (replay) {
-                commit_for(*plan.new_commits.back());
-            } else {
+            if (!replay) {
                 for (const v1::commit* c : plan.new_commits) commit_for(*c);
             }
         } else if (!plan.new_commits.empty()) {

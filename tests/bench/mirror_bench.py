@@ -162,9 +162,9 @@ def main():
                 assert status == 200
         wait_idle(on)
 
-        # Warm-up (unreported): v1, both proxies, the mirror.
-        load(off.url, users, args.clients, 2, "warm")
-        load(on.url, users, args.clients, 2, "warm")
+        # Warm-up (unreported): v1, both proxies, the mirror, the page cache.
+        load(off.url, users, args.clients, 5, "warm")
+        load(on.url, users, args.clients, 5, "warm")
         wait_idle(on)
 
         rounds = []
@@ -334,9 +334,19 @@ def format_report(r):
               f"{lag['p50'] * 1e3:.1f} ms, p99 {lag['p99'] * 1e3:.1f} ms, max "
               f"{lag['max'] * 1e3:.1f} ms",
               f"- end state: {r['verify']}"]
-    goal = abs(on_p50 - off_p50) <= max(0.1 * off_p50, noise)
-    lines.append(f"- goal (no measurable difference: shadow p50 within 10% of off, or within the "
-                 f"off rounds' own spread): {'MET' if goal else 'NOT MET'}")
+    # Each shadow round against the off round just before it (same history length, same state of
+    # the machine): the median of those ratios is the verdict.
+    pairs = []
+    for x in r["rounds"]:
+        if x["stage"] == "shadow":
+            prev = next(y for y in r["rounds"] if y["round"] == x["round"] and y["stage"] == "off")
+            pairs.append(x["p50_ms"] / prev["p50_ms"] if prev["p50_ms"] else 0)
+    median_pair = statistics.median(pairs) if pairs else 0
+    lines.append(f"- shadow/off p50 per round pair: {', '.join(f'{p:.3f}' for p in pairs)} "
+                 f"(median {median_pair:.3f})")
+    goal = median_pair <= 1.10
+    lines.append(f"- goal (no measurable difference: the median shadow/off p50 ratio of the "
+                 f"round pairs within 10%): {'MET' if goal else 'NOT MET'}")
     if "outage" in r:
         o = r["outage"]
         lines += ["", "## MariaDB outage under load", "",
@@ -346,6 +356,10 @@ def format_report(r):
                   f"{o['p99_before_ms']:.2f} ms; during: p50 {o['p50_during_ms']:.2f} ms, p99 "
                   f"{o['p99_during_ms']:.2f} ms (during/before p50 = "
                   f"{o['p50_during_ms'] / o['p50_before_ms'] if o['p50_before_ms'] else 0:.3f})",
+                  "- the outage also shows what mirroring costs the v1 path when the machine is "
+                  "saturated (2 cores shared by two v1 services, the load generator, MariaDB "
+                  "and shadowgate): before, the mirror was applying every write; during, it "
+                  "only queued them",
                   f"- after the restart: Dolt caught up in {o['catch_up_s']:.1f} s "
                   f"({o['applied_after']:.0f} v1 commits applied, "
                   f"{o['catch_up_commits_per_s']:.1f}/s; includes the circuit's cool-down)"]
