@@ -5,6 +5,7 @@ Standard library only.
 API
 ---
 shadowgate_bin() -> Path      env SHADOWGATE_BIN, else <repo>/build/proxy/shadowgate
+scratch_dir(prefix) -> Path     a temporary directory removed at exit (SG_KEEP_TEST_DIRS=1 keeps it)
 start_shadowgate(config: dict, *, env=None, timeout=15.0) -> Shadowgate
     Writes `config` to a temp file and runs `shadowgate serve --config F --ready-file R`;
     waits for R and returns a Shadowgate. Listen ports should be 0 (the OS picks them).
@@ -29,8 +30,10 @@ ScriptedUpstream(): a fake v1 for behaviours the real reference service cannot s
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,7 +46,8 @@ from typing import Optional
 
 from v1ref_harness import REPO_ROOT, request
 
-__all__ = ["shadowgate_bin", "start_shadowgate", "Shadowgate", "ScriptedUpstream", "base_config"]
+__all__ = ["shadowgate_bin", "start_shadowgate", "Shadowgate", "ScriptedUpstream", "base_config",
+           "scratch_dir"]
 
 
 def shadowgate_bin() -> Path:
@@ -117,9 +121,28 @@ class Shadowgate:
         self.stop()
 
 
+_scratch_dirs: list = []
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A temporary directory removed when the test process exits (kept with SG_KEEP_TEST_DIRS=1,
+    for a look at configs and logs after a failure)."""
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    _scratch_dirs.append(d)
+    return d
+
+
+@atexit.register
+def _remove_scratch_dirs() -> None:
+    if os.environ.get("SG_KEEP_TEST_DIRS") == "1":
+        return
+    for d in _scratch_dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def start_shadowgate(config: dict, *, env: Optional[dict] = None, timeout: float = 15.0,
                      binary: Optional[Path] = None) -> Shadowgate:
-    workdir = Path(tempfile.mkdtemp(prefix="sg-test-"))
+    workdir = scratch_dir("sg-test-")
     config_path = workdir / "shadowgate.json"
     config_path.write_text(json.dumps(config, indent=2))
     ready_path = workdir / "ready.json"

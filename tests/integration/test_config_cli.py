@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from sg_harness import shadowgate_bin
+from sg_harness import scratch_dir, shadowgate_bin
 from v1ref_harness import REPO_ROOT
 
 
@@ -18,7 +17,7 @@ def run(*args, env=None):
 
 
 def write(text: str) -> Path:
-    f = Path(tempfile.mkdtemp(prefix="sg-cfg-")) / "c.json"
+    f = scratch_dir("sg-cfg-") / "c.json"
     f.write_text(text)
     return f
 

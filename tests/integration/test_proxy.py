@@ -9,14 +9,12 @@ import re
 import select
 import signal
 import socket
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from sg_harness import ScriptedUpstream, base_config, start_shadowgate
+from sg_harness import ScriptedUpstream, base_config, scratch_dir, start_shadowgate
 from v1ref_harness import free_port, request, start_v1ref
 
 TOKEN = "test-admin-token-123"
@@ -27,7 +25,7 @@ VOLATILE_HEADERS = {"date"}
 
 @pytest.fixture(scope="module")
 def v1():
-    data = Path(tempfile.mkdtemp(prefix="sg-v1-"))
+    data = scratch_dir("sg-v1-")
     ref = start_v1ref(data)
     yield ref
     ref.stop()
@@ -36,7 +34,7 @@ def v1():
 @pytest.fixture(scope="module")
 def v1_twin():
     """A second reference service that receives the same writes directly (for write replies)."""
-    data = Path(tempfile.mkdtemp(prefix="sg-v1twin-"))
+    data = scratch_dir("sg-v1twin-")
     ref = start_v1ref(data)
     yield ref
     ref.stop()
