@@ -121,6 +121,8 @@ struct mirror::impl {
     std::atomic<std::uint64_t> scan_last_users{0};
     std::atomic<std::uint64_t> schema_failures{0};
 
+    // Worker-thread state: schema migrations created tables not yet in a Dolt commit.
+    bool new_tables = false;
     // Worker-thread state for the interval policy.
     bool interval_pending = false;
     std::size_t interval_commits = 0;
@@ -205,7 +207,9 @@ bool mirror::idle() const {
 void mirror::impl::record_commit(dolt::connection& conn, const dolt::commit_request& req,
                                  std::string_view user, std::string_view v1_commit) {
     const auto t0 = steady::now();
-    auto r = dolt::commit_or_record(conn, req, user, v1_commit);
+    dolt::commit_request with_tables = req;
+    with_tables.stage_new_tables = req.stage_new_tables || new_tables;
+    auto r = dolt::commit_or_record(conn, with_tables, user, v1_commit);
     dolt_commit_ns.fetch_add(
         static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - t0).count()),
@@ -218,6 +222,7 @@ void mirror::impl::record_commit(dolt::connection& conn, const dolt::commit_requ
                      r.error().to_string());
         return;
     }
+    new_tables = false;
     if (r->outcome == dolt::commit_outcome::nothing_to_commit) {
         dolt_commits_empty.fetch_add(1, relaxed);
     } else {
@@ -267,6 +272,8 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
             return o;
         }
         schema_ready = true;
+        // New tables are untracked on Dolt: the next Dolt commit must add them (-A, not -a).
+        if (!m->empty()) new_tables = true;
     }
 
     const git::storage_reader* store = storage();
