@@ -142,6 +142,9 @@ struct mirror::impl {
                 return nullptr;
             }
             reader.emplace(std::move(*r));
+            // The worker reads a user on every write: keep recent repositories (and libgit2's
+            // cache of their objects) open between passes.
+            reader->keep_open_repositories(64);
         }
         return &*reader;
     }

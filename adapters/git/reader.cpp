@@ -9,8 +9,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <list>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <unordered_map>
@@ -20,6 +22,44 @@
 #include "adapters/v1/routes.hpp"
 
 namespace sg::git {
+
+// Open repositories kept between reads (storage_reader::keep_open_repositories): libgit2's
+// object cache lives in the repository, so a user read again soon (the mirror reads a user on
+// every write) finds its commits and trees parsed instead of opening and inflating every loose
+// object of its history again. Objects are immutable and refs are re-read on every use, so a
+// kept repository never serves stale history.
+class repo_cache {
+public:
+    explicit repo_cache(std::size_t capacity) : capacity_(capacity) {}
+
+    // The kept repository for `key` (taken out: one user at a time), or null.
+    lg::repository_ptr take(const std::string& key) {
+        std::lock_guard lock(mu_);
+        for (auto it = kept_.begin(); it != kept_.end(); ++it) {
+            if (it->first == key) {
+                lg::repository_ptr r = std::move(it->second);
+                kept_.erase(it);
+                return r;
+            }
+        }
+        return nullptr;
+    }
+
+    void put(const std::string& key, lg::repository_ptr repo) {
+        std::lock_guard lock(mu_);
+        for (const auto& [k, r] : kept_) {
+            if (k == key) return;  // another thread kept one meanwhile: this one goes
+        }
+        kept_.emplace_front(key, std::move(repo));
+        while (kept_.size() > capacity_) kept_.pop_back();
+    }
+
+private:
+    std::mutex mu_;
+    std::size_t capacity_;
+    std::list<std::pair<std::string, lg::repository_ptr>> kept_;  // most recent first
+};
+
 namespace {
 
 constexpr std::string_view blocks_dir = "memory-blocks";
@@ -558,7 +598,7 @@ result<head_state> head_and_fingerprint_at(const std::string& data_dir, int data
 }
 
 result<user_read> read_user_at(const std::string& data_dir, int data_fd, std::string_view user_id,
-                               std::string_view at_commit) {
+                               std::string_view at_commit, repo_cache* cache) {
     auto user = open_user(data_dir, data_fd, user_id);
     if (!user) return user.error();
     user_read out;
@@ -573,11 +613,23 @@ result<user_read> read_user_at(const std::string& data_dir, int data_fd, std::st
                           out.state.user_id + "/.git/objects is " +
                               (S_ISLNK(st.st_mode) ? "a symlink" : "not a directory"));
     }
-    auto repo = lg::open_repository(user->git_path);
-    if (!repo) return repo.error();
+    lg::repository_ptr repo = cache != nullptr ? cache->take(user->git_path) : nullptr;
+    if (!repo) {
+        auto opened = lg::open_repository(user->git_path);
+        if (!opened) return opened.error();
+        repo = std::move(*opened);
+    }
+    struct give_back {
+        repo_cache* cache;
+        const std::string& key;
+        lg::repository_ptr& repo;
+        ~give_back() {
+            if (cache != nullptr && repo) cache->put(key, std::move(repo));
+        }
+    } keep{cache, user->git_path, repo};
     result<std::optional<git_oid>> head = std::optional<git_oid>{};
     if (at_commit.empty()) {
-        head = resolve_head(repo->get());
+        head = resolve_head(repo.get());
     } else {
         git_oid id{};
         if (!is_hex40(at_commit) ||
@@ -587,7 +639,7 @@ result<user_read> read_user_at(const std::string& data_dir, int data_fd, std::st
                                   std::string(at_commit.substr(0, 64)));
         }
         git_commit* raw = nullptr;
-        if (git_commit_lookup(&raw, repo->get(), &id) != 0) {
+        if (git_commit_lookup(&raw, repo.get(), &id) != 0) {
             return make_error(error_kind::not_found,
                               out.state.user_id + ": no commit " + std::string(at_commit));
         }
@@ -600,7 +652,7 @@ result<user_read> read_user_at(const std::string& data_dir, int data_fd, std::st
                                             "HEAD has no commit yet"));
     } else {
         out.state.head = lg::hex(**head);
-        history_loader loader(repo->get(), out);
+        history_loader loader(repo.get(), out);
         if (auto e = loader.load(**head)) return std::move(*e);
     }
 
@@ -623,6 +675,19 @@ result<std::string> diffs_content_hash_at(const std::string& data_dir, int data_
 
 }  // namespace
 
+void storage_reader::keep_open_repositories(std::size_t count) {
+    if (count == 0) {
+        cache_.reset();
+        return;
+    }
+    lg::ensure_init();
+    // Blobs (block versions) are not cached by default; small ones are worth keeping too. The
+    // cache's total stays bounded by libgit2's global limit.
+    git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_BLOB, static_cast<size_t>(64 * 1024));
+    git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, static_cast<ssize_t>(128 * 1024 * 1024));
+    cache_ = std::make_shared<repo_cache>(count);
+}
+
 result<storage_reader> storage_reader::open(std::string_view data_dir) {
     lg::ensure_init();
     auto dir = canonical_data_dir(data_dir);
@@ -643,11 +708,11 @@ result<user_read> storage_reader::read_user_at_commit(std::string_view user_id,
     if (commit.empty()) {
         return counted(result<user_read>(make_error(error_kind::invalid_id, "no commit given")));
     }
-    return counted(read_user_at(dir_, fd_.get(), user_id, commit));
+    return counted(read_user_at(dir_, fd_.get(), user_id, commit, cache_.get()));
 }
 
 result<user_read> storage_reader::read_user(std::string_view user_id) const {
-    return counted(read_user_at(dir_, fd_.get(), user_id, {}));
+    return counted(read_user_at(dir_, fd_.get(), user_id, {}, cache_.get()));
 }
 
 result<std::string> storage_reader::diffs_content_hash(std::string_view user_id) const {

@@ -11,6 +11,7 @@
 // never from the working tree, so a symlinked block file is read as the blob git stores.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,8 @@
 #include "adapters/v1/model.hpp"
 
 namespace sg::git {
+
+class repo_cache;
 
 struct skipped_user {
     std::string name;    // the directory entry's name, as readdir gave it
@@ -53,6 +56,12 @@ public:
     // Opens `data_dir` (symlinks in this path are resolved once, here). Errors: not_found,
     // unsafe_path (not a directory), io.
     static result<storage_reader> open(std::string_view data_dir);
+
+    // Keeps up to `count` repositories open between reads (0: none, the default), so that a
+    // user read again soon finds its history in libgit2's object cache: for the mirror, which
+    // reads a user on every write. Bounded memory (libgit2's cache limit, 128 MiB, is set
+    // process-wide here). Call before sharing the reader between threads.
+    void keep_open_repositories(std::size_t count);
 
     // The canonical data directory path.
     const std::string& data_dir() const { return dir_; }
@@ -90,6 +99,7 @@ private:
 
     std::string dir_;
     unique_fd fd_;
+    std::shared_ptr<repo_cache> cache_;
 };
 
 // One-shot forms of the methods above, for callers that do not keep a reader.

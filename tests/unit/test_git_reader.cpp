@@ -1141,3 +1141,56 @@ TEST_CASE("git reader: a user as of an earlier commit", "[git]") {
     auto none = reader.read_user_at_commit("u", "");
     REQUIRE_FALSE(none.has_value());
 }
+
+TEST_CASE("git reader: kept-open repositories never serve stale history", "[git]") {
+    temp_dir tmp;
+    auto reader = must_open(tmp.path());
+    reader.keep_open_repositories(2);
+    repo_builder b(tmp.path() + "/u");
+    b.write("memory-blocks/student.md", "A\n");
+    const auto c1 = b.commit("One\n\nAuthor: user", 1795320983);
+    auto first = reader.read_user("u");
+    REQUIRE(first.has_value());
+    CHECK(first->state.head == c1);
+
+    // A new commit (a loose object the kept repository has not seen).
+    b.write("memory-blocks/student.md", "B\n");
+    const auto c2 = b.commit("Two\n\nAuthor: user", 1795320984);
+    auto second = reader.read_user("u");
+    REQUIRE(second.has_value());
+    CHECK(second->state.head == c2);
+    CHECK(versions_of(second->state, "student") == std::vector<std::string>{c2, c1});
+
+    // Everything repacked (loose objects gone, one new pack), then a new commit on top.
+    b.git("gc -q --prune=now");
+    b.write("memory-blocks/student.md", "C\n");
+    const auto c3 = b.commit("Three\n\nAuthor: user", 1795320985);
+    auto third = reader.read_user("u");
+    REQUIRE(third.has_value());
+    CHECK(third->state.head == c3);
+    CHECK(third->state.blocks.at(0).source == "C\n");
+
+    // History rewritten: the kept repository follows the ref.
+    b.git("reset -q --hard " + c1);
+    auto fourth = reader.read_user("u");
+    REQUIRE(fourth.has_value());
+    CHECK(fourth->state.head == c1);
+    CHECK(versions_of(fourth->state, "student") == std::vector<std::string>{c1});
+
+    // Same answers as a reader without kept repositories, for several users in turn.
+    for (const char* name : {"v", "w", "x"}) {
+        repo_builder o(tmp.path() + "/" + name);
+        o.write("memory-blocks/goals.md", std::string(name) + "\n");
+        o.commit("Init\n\nAuthor: system", 1795320990);
+    }
+    const auto plain = must_open(tmp.path());
+    for (int round = 0; round < 2; ++round) {
+        for (const char* name : {"u", "v", "w", "x"}) {
+            auto kept = reader.read_user(name);
+            auto fresh = plain.read_user(name);
+            REQUIRE(kept.has_value());
+            REQUIRE(fresh.has_value());
+            CHECK(sg::v1::diff_states(fresh->state, kept->state).empty());
+        }
+    }
+}
