@@ -169,7 +169,10 @@ def main():
 
         rounds = []
         for r in range(args.rounds):
-            for stage, sg in (("off", off), ("shadow", on)):
+            # off first in even rounds, shadow first in odd ones: v1 gets faster as it warms up,
+            # which would otherwise favour whichever always runs second.
+            order = (("off", off), ("shadow", on)) if r % 2 == 0 else (("shadow", on), ("off", off))
+            for stage, sg in order:
                 applied0 = metric(on, "shadowgate_mirror_applied_commits_total")
                 t0 = time.monotonic()
                 lat, errs = load(sg.url, users, args.clients, args.round_seconds, f"r{r}{stage}")
@@ -300,7 +303,8 @@ def format_report(r):
              "alternating between a shadowgate in the `off` stage and one in the `shadow` stage, "
              "each in front of its own v1 reference service (FastAPI + GitPython, the "
              "bottleneck; two identical instances so that the mirror sees only the shadow "
-             "rounds' writes), all running throughout. Dolt is MariaDB 10.11 (tests/mariadb/"
+             "rounds' writes), all running throughout; within each round pair the order "
+             "alternates (off first in even pairs, shadow first in odd ones). Dolt is MariaDB 10.11 (tests/mariadb/"
              "server.sh); Dolt commits per_v1_commit (recorded in mirror_commit_log).", "",
              f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
              f"- machine: {os.cpu_count()} CPUs; load average before: "
@@ -334,8 +338,8 @@ def format_report(r):
               f"{lag['p50'] * 1e3:.1f} ms, p99 {lag['p99'] * 1e3:.1f} ms, max "
               f"{lag['max'] * 1e3:.1f} ms",
               f"- end state: {r['verify']}"]
-    # Each shadow round against the off round just before it (same history length, same state of
-    # the machine): the median of those ratios is the verdict.
+    # Each shadow round against the off round of the same pair (adjacent in time; the order
+    # alternates between pairs): the median of those ratios is the verdict.
     pairs = []
     for x in r["rounds"]:
         if x["stage"] == "shadow":
