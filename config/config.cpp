@@ -333,6 +333,7 @@ reader_fn mirror_fields(loader& l, mirror_config& m) {
         {"retry_max_ms", l.duration(m.retry_max)},
         {"breaker_threshold", l.number(m.breaker_threshold, 1, 1000)},
         {"breaker_cooldown_ms", l.duration(m.breaker_cooldown)},
+        {"parked_retry_ms", l.duration(m.parked_retry)},
     });
 }
 
@@ -511,7 +512,8 @@ std::string dump_json(const config& c) {
           {"retry_initial_ms", c.mirror.retry_initial.count()},
           {"retry_max_ms", c.mirror.retry_max.count()},
           {"breaker_threshold", c.mirror.breaker_threshold},
-          {"breaker_cooldown_ms", c.mirror.breaker_cooldown.count()}}},
+          {"breaker_cooldown_ms", c.mirror.breaker_cooldown.count()},
+          {"parked_retry_ms", c.mirror.parked_retry.count()}}},
         {"log", {{"level", c.log.level}}},
     };
     return doc.dump(4, ' ', false, json::error_handler_t::replace);

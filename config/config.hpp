@@ -97,6 +97,9 @@ struct mirror_config {
     // breaker_cooldown (doubling up to retry_max while Dolt stays unreachable).
     int breaker_threshold = 3;
     milliseconds breaker_cooldown{2'000};
+    // A parked user is tried again after this long even if nothing changed (in case what parked
+    // it was transient after all).
+    milliseconds parked_retry{300'000};
 };
 
 struct log_config {

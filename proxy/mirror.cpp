@@ -108,6 +108,7 @@ struct mirror::impl {
     std::atomic<std::uint64_t> rows_deleted{0};
     std::atomic<std::uint64_t> retries{0};
     std::atomic<std::uint64_t> parks{0};
+    std::atomic<std::uint64_t> parked_retries{0};
     std::atomic<std::uint64_t> history_rewrites{0};
     std::atomic<std::uint64_t> git_errors{0};
     std::atomic<std::uint64_t> dolt_commits{0};          // made (Dolt) or recorded (not Dolt)
@@ -477,7 +478,7 @@ void mirror::impl::worker_loop() {
                     breaker.success();
                     parks.fetch_add(1, relaxed);
                     dirty.park(user, ml::parked_entry{o.error, std::chrono::system_clock::now(),
-                                                      o.head, o.fingerprint});
+                                                      o.head, o.fingerprint, now});
                     spdlog::error("event=mirror_parked user={} error=\"{}\"", user, o.error);
                     break;
             }
@@ -534,6 +535,7 @@ bool mirror::impl::run_scan(dolt::connection& conn) {
         }
     }
     std::size_t found = 0;
+    bool retried = false;
     {
         std::lock_guard lock(mu);
         const auto now = steady::now();
@@ -548,6 +550,12 @@ bool mirror::impl::run_scan(dolt::connection& conn) {
             }
         }
         for (const auto& user : settled) dirty.forget_parked(user);
+        // Parked long enough: try again whatever the storage says.
+        for (const auto& user : dirty.parked_before(now - cfg.mirror.parked_retry)) {
+            dirty.mark(user, now);
+            parked_retries.fetch_add(1, relaxed);
+            retried = true;
+        }
         for (const auto& c : changed) {
             if (dirty.is_parked(c.user) && !dirty.parked_and_changed(c.user, c.head, c.fingerprint)) {
                 continue;
@@ -556,7 +564,7 @@ bool mirror::impl::run_scan(dolt::connection& conn) {
         }
         scanned_once = true;
     }
-    if (found > 0) wake.notify_one();
+    if (found > 0 || retried) wake.notify_one();
     scans.fetch_add(1, relaxed);
     scan_found.fetch_add(found, relaxed);
     scan_last_users.store(listed->users.size(), relaxed);
@@ -633,6 +641,8 @@ std::string mirror::render_metrics() const {
            "Passes that failed and were scheduled again.", s.retries.load());
     metric("shadowgate_mirror_parks_total", "counter", "Users parked after a permanent failure.",
            s.parks.load());
+    metric("shadowgate_mirror_parked_retries_total", "counter",
+           "Parked users tried again after mirror.parked_retry_ms.", s.parked_retries.load());
     metric("shadowgate_mirror_history_rewrites_total", "counter",
            "Users re-imported because v1's history no longer contained the watermark.",
            s.history_rewrites.load());

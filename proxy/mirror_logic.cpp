@@ -186,6 +186,14 @@ std::size_t dirty_set::unpark(const std::string& user, time_point now) {
     return users.size();
 }
 
+std::vector<std::string> dirty_set::parked_before(time_point before) const {
+    std::vector<std::string> out;
+    for (const auto& [user, p] : parked_) {
+        if (p.parked_at < before) out.push_back(user);
+    }
+    return out;
+}
+
 bool dirty_set::parked_and_changed(const std::string& user, std::string_view head,
                                    std::string_view fingerprint) const {
     auto it = parked_.find(user);

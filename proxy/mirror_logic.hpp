@@ -100,6 +100,7 @@ struct parked_entry {
     std::chrono::system_clock::time_point since;
     std::string head;         // v1's HEAD when it failed ("" when unknown)
     std::string fingerprint;  // pending_diffs/ fingerprint when it failed
+    time_point parked_at{};   // steady clock, for the periodic retry
 };
 
 class dirty_set {
@@ -126,6 +127,8 @@ public:
     void park(const std::string& user, parked_entry p);
     // Puts parked users back in the dirty set (all when `user` is empty); returns how many.
     std::size_t unpark(const std::string& user, time_point now);
+    // Parked users whose park is older than `before` (due for their periodic retry).
+    std::vector<std::string> parked_before(time_point before) const;
     // Forgets a parked user without marking it (the scan found Dolt equal to v1 again).
     bool forget_parked(const std::string& user) { return parked_.erase(user) > 0; }
     // Whether a parked user's storage moved on from what failed (the capture scan asks).

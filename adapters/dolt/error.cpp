@@ -87,6 +87,13 @@ error_kind classify(unsigned code, std::string_view sqlstate, std::string_view m
     if (in(retry_codes, code)) {
         return error_kind::retryable;
     }
+    // Any other client-side error (2000-2999: Connector/C's CR_* codes) is about the session, not
+    // the data (out of sync, malformed packet while the server shuts down, ...): reconnect. The
+    // exceptions are the prepared-statement binding errors 2030-2036, which are our own bugs and
+    // would fail the same way again.
+    if (code >= 2000 && code <= 2999 && !(code >= 2030 && code <= 2036)) {
+        return error_kind::connection_lost;
+    }
     // Class 40 is "transaction rollback" (40001 serialization failure, 40XA0...): always a race.
     if (sqlstate.size() == 5 && sqlstate.substr(0, 2) == "40") {
         return error_kind::retryable;

@@ -126,6 +126,7 @@ def main():
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="sg-mirror-bench."))
+    keep_work = [False]
     server = db_harness.private_server(work / "db")
     procs = []
     report = {"args": vars(args)}
@@ -222,6 +223,15 @@ def main():
                              text=True, env={**os.environ, **env}, timeout=600)
         report["verify"] = res.stdout.strip().splitlines()[0] if res.stdout else res.stderr
         log(report["verify"])
+        report["verify_ok"] = res.returncode == 0
+        if res.returncode != 0:
+            # Keep the evidence: shadowgate's logs and configs (the work directory is kept too).
+            os.environ["SG_KEEP_TEST_DIRS"] = "1"
+            keep_work[0] = True
+            log("verify found differences (first lines):\n" + "\n".join(
+                res.stdout.strip().splitlines()[:8]))
+            log(f"mirror status: {json.dumps(mirror_status(on))[:3000]}")
+            log(f"kept: {work}, shadowgate logs {off.log_path} {on.log_path}")
         on_metrics = on.metrics()
         report["mirror_metrics"] = {k: v for k, v in on_metrics.items()
                                     if k.startswith("shadowgate_mirror_")}
@@ -237,11 +247,17 @@ def main():
                 p.stop()
             except Exception:  # noqa: BLE001
                 pass
-        try:
-            server.stop()
-        except Exception:  # noqa: BLE001
-            pass
-        shutil.rmtree(work, ignore_errors=True)
+        if keep_work[0]:
+            try:
+                server.halt()
+            except Exception:  # noqa: BLE001
+                pass
+        else:
+            try:
+                server.stop()
+            except Exception:  # noqa: BLE001
+                pass
+            shutil.rmtree(work, ignore_errors=True)
 
     text = format_report(report)
     print(text)
@@ -348,9 +364,10 @@ def format_report(r):
     median_pair = statistics.median(pairs) if pairs else 0
     lines.append(f"- shadow/off p50 per round pair: {', '.join(f'{p:.3f}' for p in pairs)} "
                  f"(median {median_pair:.3f})")
-    goal = median_pair <= 1.10
+    goal = median_pair <= 1.10 and r.get("verify_ok", False)
     lines.append(f"- goal (no measurable difference: the median shadow/off p50 ratio of the "
-                 f"round pairs within 10%): {'MET' if goal else 'NOT MET'}")
+                 f"round pairs within 10%, and Dolt equal to v1 at the end): "
+                 f"{'MET' if goal else 'NOT MET'}")
     if "outage" in r:
         o = r["outage"]
         lines += ["", "## MariaDB outage under load", "",

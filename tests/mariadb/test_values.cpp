@@ -95,6 +95,10 @@ TEST_CASE("errors are classified for the mirror", "[error]") {
     } const cases[] = {
         {2006, "HY000", "Server has gone away", error_kind::connection_lost},
         {2013, "HY000", "Lost connection to server during query", error_kind::connection_lost},
+        {2014, "HY000", "Commands out of sync", error_kind::connection_lost},
+        {2027, "HY000", "Malformed packet", error_kind::connection_lost},
+        {2031, "HY000", "No data supplied for parameters in prepared statement",
+         error_kind::permanent},
         {2002, "HY000", "Can't connect", error_kind::connection_lost},
         {4031, "HY000", "disconnected by the server because of inactivity",
          error_kind::connection_lost},

@@ -194,7 +194,9 @@ TEST_CASE("the dirty set coalesces, orders, retries and parks", "[mirror]") {
         d.mark("b", t(80));  // a new write through the proxy
         CHECK(d.contains("b"));
         CHECK_FALSE(d.is_parked("b"));
-        d.park("b", ml::parked_entry{"third", {}, "h1", "f1"});
+        d.park("b", ml::parked_entry{"third", {}, "h1", "f1", t(100)});
+        CHECK(d.parked_before(t(100)).empty());
+        CHECK(d.parked_before(t(101)) == std::vector<std::string>{"b"});
         CHECK(d.forget_parked("b"));  // storage back in step with Dolt
         CHECK_FALSE(d.is_parked("b"));
         CHECK_FALSE(d.contains("b"));
