@@ -629,35 +629,45 @@ std::string mirror::render_metrics() const {
         out += fmt::format("shadowgate_mirror_passes_total{{result=\"{}\"}} {}\n",
                            pass_result_names[i], s.passes[i].load());
     }
-    metric("shadowgate_mirror_applied_commits_total", "counter", "v1 commits applied to Dolt.",
-           s.applied_commits.load());
-    metric("shadowgate_mirror_applied_diffs_total", "counter",
-           "pending_diffs rows added, changed or removed in Dolt.", s.applied_diffs.load());
-    metric("shadowgate_mirror_rows_written_total", "counter", "Rows inserted into Dolt.",
-           s.rows_written.load());
-    metric("shadowgate_mirror_rows_deleted_total", "counter", "Rows deleted from Dolt.",
-           s.rows_deleted.load());
-    metric("shadowgate_mirror_retries_total", "counter",
-           "Passes that failed and were scheduled again.", s.retries.load());
-    metric("shadowgate_mirror_parks_total", "counter", "Users parked after a permanent failure.",
-           s.parks.load());
-    metric("shadowgate_mirror_parked_retries_total", "counter",
-           "Parked users tried again after mirror.parked_retry_ms.", s.parked_retries.load());
-    metric("shadowgate_mirror_history_rewrites_total", "counter",
-           "Users re-imported because v1's history no longer contained the watermark.",
-           s.history_rewrites.load());
-    metric("shadowgate_mirror_git_errors_total", "counter", "v1 storage reads that failed.",
-           s.git_errors.load());
-    metric("shadowgate_mirror_schema_failures_total", "counter",
-           "Schema migrations that failed before a pass.", s.schema_failures.load());
-    metric("shadowgate_mirror_dolt_commits_total", "counter",
-           "Dolt commits made (or recorded in mirror_commit_log on a server that is not Dolt).",
-           s.dolt_commits.load());
-    metric("shadowgate_mirror_dolt_commits_empty_total", "counter",
-           "Dolt commits skipped: nothing changed.", s.dolt_commits_empty.load());
-    metric("shadowgate_mirror_dolt_commit_failures_total", "counter",
-           "Dolt commits that failed (their changes go with the next one).",
-           s.dolt_commit_failures.load());
+    // The plain counters, name and help beside the member they publish.
+    struct counter_row {
+        const char* name;
+        const char* help;
+        std::atomic<std::uint64_t> impl::*value;
+    };
+    static constexpr counter_row counters[] = {
+        {"applied_commits", "v1 commits applied to Dolt.", &impl::applied_commits},
+        {"applied_diffs", "pending_diffs rows added, changed or removed in Dolt.",
+         &impl::applied_diffs},
+        {"rows_written", "Rows inserted into Dolt.", &impl::rows_written},
+        {"rows_deleted", "Rows deleted from Dolt.", &impl::rows_deleted},
+        {"retries", "Passes that failed and were scheduled again.", &impl::retries},
+        {"parks", "Users parked after a permanent failure.", &impl::parks},
+        {"parked_retries", "Parked users tried again after mirror.parked_retry_ms.",
+         &impl::parked_retries},
+        {"history_rewrites",
+         "Users re-imported because v1's history no longer contained the watermark.",
+         &impl::history_rewrites},
+        {"git_errors", "v1 storage reads that failed.", &impl::git_errors},
+        {"schema_failures", "Schema migrations that failed before a pass.",
+         &impl::schema_failures},
+        {"dolt_commits",
+         "Dolt commits made (or recorded in mirror_commit_log on a server that is not Dolt).",
+         &impl::dolt_commits},
+        {"dolt_commits_empty", "Dolt commits skipped: nothing changed.",
+         &impl::dolt_commits_empty},
+        {"dolt_commit_failures", "Dolt commits that failed (their changes go with the next one).",
+         &impl::dolt_commit_failures},
+        {"scans", "Capture scans completed.", &impl::scans},
+        {"scan_failures", "Capture scans that could not run (Dolt or storage unreachable).",
+         &impl::scan_failures},
+        {"scan_found", "Users the capture scan found changed and not yet dirty.",
+         &impl::scan_found},
+    };
+    for (const auto& c : counters) {
+        metric(fmt::format("shadowgate_mirror_{}_total", c.name), "counter", c.help,
+               (s.*c.value).load());
+    }
     metric("shadowgate_mirror_dolt_commit_seconds_total", "counter",
            "Time spent making Dolt commits.",
            fmt::format("{:.6f}", static_cast<double>(s.dolt_commit_ns.load()) / 1e9));
@@ -666,13 +676,6 @@ std::string mirror::render_metrics() const {
            circuit_open);
     metric("shadowgate_mirror_circuit_opens_total", "counter", "Times the circuit opened.",
            opens);
-    metric("shadowgate_mirror_scans_total", "counter", "Capture scans completed.",
-           s.scans.load());
-    metric("shadowgate_mirror_scan_failures_total", "counter",
-           "Capture scans that could not run (Dolt or storage unreachable).",
-           s.scan_failures.load());
-    metric("shadowgate_mirror_scan_found_total", "counter",
-           "Users the capture scan found changed and not yet dirty.", s.scan_found.load());
     metric("shadowgate_mirror_scan_seconds", "gauge", "Duration of the last capture scan.",
            fmt::format("{:.6f}", static_cast<double>(s.scan_last_ns.load()) / 1e9));
     metric("shadowgate_mirror_scan_users", "gauge", "Users seen by the last capture scan.",

@@ -66,6 +66,27 @@ struct temp_dir {
     ~temp_dir() { fs::remove_all(path); }
 };
 
+// Dolt holds user "u" as of `watermark`; returns v1's full read and the commits after it.
+struct behind {
+    git::user_read full;
+    std::vector<const v1::commit*> steps;  // point into full.state.commits
+};
+
+behind mirror_up_to(const git::storage_reader& reader, dolt::connection& conn,
+                    const std::string& watermark) {
+    REQUIRE(dolt::migrate(conn));
+    auto at = reader.read_user_at_commit("u", watermark);
+    REQUIRE(at.has_value());
+    REQUIRE(dolt::apply_user(conn, at->state));
+    auto full = reader.read_user("u");
+    REQUIRE(full.has_value());
+    behind b{std::move(*full), {}};
+    const auto plan = proxy::mirror_logic::plan_history(b.full.state, watermark);
+    REQUIRE_FALSE(plan.rewritten);
+    b.steps = plan.new_commits;
+    return b;
+}
+
 v1::user_state read_back(dolt::connection& conn, const std::string& user) {
     auto r = dolt::read_user(conn, user);
     REQUIRE(r);
@@ -100,22 +121,12 @@ TEST_CASE("commit-by-commit apply: every step is v1 as of that commit", "[mirror
     REQUIRE(reader.has_value());
     scratch_db db;
     dolt::connection conn = db.connect();
-    REQUIRE(dolt::migrate(conn));
-
-    // Dolt holds the user as of c1 (the watermark).
-    auto at_c1 = reader->read_user_at_commit("u", c1);
-    REQUIRE(at_c1.has_value());
-    REQUIRE(dolt::apply_user(conn, at_c1->state));
-
-    auto full = reader->read_user("u");
-    REQUIRE(full.has_value());
-    const auto plan = proxy::mirror_logic::plan_history(full->state, c1);
-    REQUIRE_FALSE(plan.rewritten);
-    REQUIRE(plan.new_commits.size() == 3);
+    const behind b = mirror_up_to(*reader, conn, c1);  // the watermark: c1
+    REQUIRE(b.steps.size() == 3);
 
     std::vector<std::string> seen;
     auto failed = proxy::apply_one_by_one(
-        conn, *reader, full->state, plan.new_commits, {},
+        conn, *reader, b.full.state, b.steps, {},
         [&](const v1::commit& c, const dolt::apply_stats& st) {
             seen.push_back(c.sha);
             CHECK(st.watermark_moved);
@@ -131,7 +142,7 @@ TEST_CASE("commit-by-commit apply: every step is v1 as of that commit", "[mirror
         });
     CHECK_FALSE(failed);
     CHECK(seen == std::vector<std::string>{c2, c3, c4});
-    require_same(full->state, read_back(conn, "u"));
+    require_same(b.full.state, read_back(conn, "u"));
 }
 
 TEST_CASE("commit-by-commit apply stops at a failing step, the steps before stay", "[mirror]") {
@@ -150,17 +161,11 @@ TEST_CASE("commit-by-commit apply stops at a failing step, the steps before stay
     REQUIRE(reader.has_value());
     scratch_db db;
     dolt::connection conn = db.connect();
-    REQUIRE(dolt::migrate(conn));
-    auto at_c1 = reader->read_user_at_commit("u", c1);
-    REQUIRE(at_c1.has_value());
-    REQUIRE(dolt::apply_user(conn, at_c1->state));
-    auto full = reader->read_user("u");
-    REQUIRE(full.has_value());
-    const auto plan = proxy::mirror_logic::plan_history(full->state, c1);
-    REQUIRE(plan.new_commits.size() == 3);
+    const behind b = mirror_up_to(*reader, conn, c1);
+    REQUIRE(b.steps.size() == 3);
 
     int steps = 0;
-    auto failed = proxy::apply_one_by_one(conn, *reader, full->state, plan.new_commits, {},
+    auto failed = proxy::apply_one_by_one(conn, *reader, b.full.state, b.steps, {},
                                           [&](const v1::commit&, const dolt::apply_stats&) {
                                               ++steps;
                                           });
