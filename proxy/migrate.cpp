@@ -168,11 +168,21 @@ bool users_to_process(const git::storage_reader& reader, const std::vector<std::
 }
 
 // Re-reads every user from Dolt and compares it with v1 storage, field by field.
+// Users v1 storage cannot read are skipped, and recorded as failures when `record_unreadable`
+// (migrate's readers have already recorded them).
 void verify_users(const git::storage_reader& reader, dolt::connection& conn,
-                  const std::vector<std::string>& users, migrate_report& report) {
+                  const std::vector<std::string>& users, migrate_report& report,
+                  bool record_unreadable) {
     for (const auto& user : users) {
         auto expected = reader.read_user(user);
-        if (!expected) continue;  // reported as a failure by the caller
+        if (!expected) {
+            if (record_unreadable) {
+                ++report.users_failed;
+                report.failures.emplace_back(user, std::string(git::name(expected.error().kind)) +
+                                                       ": " + expected.error().message);
+            }
+            continue;
+        }
         auto actual = dolt::with_retry(conn, dolt::retry_policy{}, [&](dolt::connection& c) {
             return dolt::read_user(c, user);
         });
@@ -208,19 +218,12 @@ migrate_report run_verify(const config::config& cfg, const std::vector<std::stri
     std::vector<std::string> users;
     if (!users_to_process(*reader, only, users, report)) return finish();
     report.users_seen = users.size();
-    for (const auto& user : users) {
-        if (auto r = reader->read_user(user); !r) {
-            ++report.users_failed;
-            report.failures.emplace_back(user, std::string(git::name(r.error().kind)) + ": " +
-                                                   r.error().message);
-        }
-    }
     dolt::connection conn(dolt_options(cfg));
     if (auto c = conn.connect(); !c) {
         report.fatal = "cannot connect to " + conn.describe() + ": " + c.error().to_string();
         return finish();
     }
-    verify_users(*reader, conn, users, report);
+    verify_users(*reader, conn, users, report, /*record_unreadable=*/true);
     return finish();
 }
 
@@ -415,7 +418,9 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
         if (totals) report.dolt_totals = *totals;
     }
 
-    if (opts.verify && !opts.dry_run) verify_users(*reader, *conn, users, report);
+    if (opts.verify && !opts.dry_run) {
+        verify_users(*reader, *conn, users, report, /*record_unreadable=*/false);
+    }
     return finish();
 }
 

@@ -24,6 +24,7 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace sg::proxy {
 
@@ -180,8 +181,7 @@ void mirror::stop() {
 }
 
 void mirror::notify(const v1::route& route, unsigned status, std::string_view body) {
-    if (!route.write) return;
-    auto t = ml::trigger_of(route, status, body);
+    auto t = ml::trigger_of(route, status, body);  // nullopt for reads and failed writes
     if (!t) return;
     impl_->triggers.fetch_add(1, relaxed);
     {
@@ -541,11 +541,12 @@ bool mirror::impl::run_scan(dolt::connection& conn) {
         const auto now = steady::now();
         // A parked user that now matches its watermark (its storage was repaired back to what
         // Dolt has) is in step again: no longer parked.
+        std::unordered_set<std::string_view> differing;
+        for (const auto& c : changed) differing.insert(c.user);
         std::vector<std::string> settled;
         for (const auto& [user, p] : dirty.parked()) {
-            const bool differs = std::any_of(changed.begin(), changed.end(),
-                                             [&](const seen& c) { return c.user == user; });
-            if (!differs && std::binary_search(listed->users.begin(), listed->users.end(), user)) {
+            if (!differing.count(user) &&
+                std::binary_search(listed->users.begin(), listed->users.end(), user)) {
                 settled.push_back(user);
             }
         }
