@@ -47,6 +47,13 @@ struct user_read {
     bool diffs_racy = false;         // see diffs_fingerprint::racy
     std::string diffs_content_hash;  // see sg::git::diffs_content_hash
     std::vector<warning> warnings;   // what was skipped or odd; the state is still usable
+    // Every safe block label any memory-blocks/ tree of the history names (including labels
+    // without a version: a file only on a side branch a merge discarded), sorted: what the next
+    // read_user_since needs to know about the history it does not read again.
+    std::vector<std::string> labels;
+    // read_user_since: true when the state was built from `previous` and the new commits only;
+    // false after a full read.
+    bool incremental = false;
 };
 
 // A reader of one data directory. Construction resolves the directory once; afterwards every
@@ -83,6 +90,18 @@ public:
     // missing pending_diffs/ as no diffs. Errors: invalid_id, not_found, unsafe_path, io,
     // repository, corrupt (an object reachable from HEAD is missing or malformed).
     result<user_read> read_user(std::string_view user_id) const;
+
+    // read_user, computed from an earlier read of the same user plus what changed since: when
+    // HEAD is `previous.state.head` or a descendant by a chain of at most `max_new_commits`
+    // single-parent commits, only those commits, their memory-blocks/ trees and the blobs of
+    // changed blocks are read, and pending_diffs/ as always; the result equals read_user's (the
+    // same state, in every order; warnings only for what was read). Otherwise (a merge among the
+    // new commits, a rewritten history, a longer chain, an empty repository, a block name that is
+    // unsafe, not a file or a git wildcard in the new trees or the history's labels) it falls
+    // back to a full read_user. `previous` must come from read_user or read_user_since of this
+    // user. Errors as read_user.
+    result<user_read> read_user_since(const user_read& previous,
+                                      std::size_t max_new_commits = 512) const;
 
     // read_user as if HEAD were `commit` (40 hex digits, reachable or not): the state v1 had
     // right after that commit, for mirroring history one commit at a time. pending_diffs/ is not

@@ -1194,3 +1194,172 @@ TEST_CASE("git reader: kept-open repositories never serve stale history", "[git]
         }
     }
 }
+
+namespace {
+
+// read_user_since(previous) checked against a full read of the same storage: same state in
+// every field and order (diff_states), same history labels; `incremental` says which way.
+sg::git::user_read since_equals_full(const sg::git::storage_reader& reader,
+                                     const sg::git::user_read& previous, bool incremental,
+                                     std::size_t max_new = 512) {
+    auto since = reader.read_user_since(previous, max_new);
+    INFO(previous.state.user_id << ": " << (since ? "" : since.error().message));
+    REQUIRE(since.has_value());
+    const auto full = must_read(reader, previous.state.user_id);
+    const auto drift = sg::v1::diff_states(full.state, since->state);
+    for (const auto& d : drift) UNSCOPED_INFO(sg::v1::to_string(d));
+    CHECK(drift.empty());
+    CHECK(since->labels == full.labels);
+    CHECK(since->state.diffs_fingerprint == full.state.diffs_fingerprint);
+    CHECK(since->incremental == incremental);
+    CHECK_FALSE(full.incremental);
+    return std::move(*since);
+}
+
+}  // namespace
+
+TEST_CASE("git reader: reading on from an earlier read equals a full read", "[git]") {
+    temp_dir tmp;
+    auto reader = must_open(tmp.path());
+    reader.keep_open_repositories(4);
+    for (const unsigned seed : {20261122u, 99u, 5u}) {
+        const std::string user = "lin" + std::to_string(seed);
+        INFO(user);
+        std::mt19937 rng(seed);
+        const auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+        std::int64_t now = 1795320983;
+        // Mostly forward in time, often the same second, sometimes older than the parent.
+        const auto t = [&] {
+            const auto r = pick(6);
+            now += r == 0 ? -5 : r < 3 ? 0 : 1;
+            return now;
+        };
+        repo_builder b(tmp.path() + "/" + user);
+        b.write(".gitignore", "x\n");
+        b.commit("Initialize user storage", t());
+        b.write("memory-blocks/student.md", "s0\n");
+        b.commit("Initialize student block\n\nAuthor: system", t());
+        auto prev = must_read(reader, user);
+        const std::vector<std::string> labels = {"student", "journey", "progress", "goals"};
+        int commits = 0;
+        for (int step = 0; step < 40; ++step) {
+            const auto burst = 1 + pick(3);  // several commits between two reads
+            for (std::size_t k = 0; k < burst; ++k) {
+                const auto what = pick(10);
+                const auto file = "memory-blocks/" + labels[pick(labels.size())] + ".md";
+                if (what == 0) {
+                    b.remove(file);  // deleted (or already absent: an empty commit)
+                } else if (what == 1) {
+                    b.write("notes.txt", "not a block " + std::to_string(step) + "\n");
+                } else if (what == 2) {  // two blocks in one commit
+                    b.write(file, "both " + std::to_string(step) + "\n");
+                    b.write("memory-blocks/" + labels[pick(labels.size())] + ".md",
+                            "both too " + std::to_string(step) + "\r\n");
+                } else if (what == 3 && fs::exists(b.dir() + "/" + file)) {
+                    const auto p = b.dir() + "/" + file;
+                    const bool exec = (fs::status(p).permissions() & fs::perms::owner_exec) !=
+                                      fs::perms::none;
+                    REQUIRE(::chmod(p.c_str(), exec ? 0644 : 0755) == 0);  // mode only
+                } else if (what == 4) {
+                    b.write(file, "back to s0\n");  // maybe the content of an older version
+                } else {
+                    b.write(file, "step " + std::to_string(step) + "." + std::to_string(k) + "\n");
+                }
+                b.commit("Step " + std::to_string(step) + "\n\nAuthor: agent:" +
+                             std::to_string(k),
+                         t());
+                ++commits;
+            }
+            if (pick(3) == 0) {
+                write_file(b.dir() + "/pending_diffs/d" + std::to_string(step) + ".json",
+                           "{\"id\": \"d" + std::to_string(step) + "\"}");
+            }
+            prev = since_equals_full(reader, prev, true);  // read on from the last read on
+        }
+        CHECK(commits >= 60);
+        // No new commit, only pending diffs changed.
+        write_file(b.dir() + "/pending_diffs/last.json", "{\"id\": \"last\"}");
+        prev = since_equals_full(reader, prev, true);
+    }
+}
+
+TEST_CASE("git reader: reading on falls back to a full read when it must", "[git]") {
+    temp_dir tmp;
+    const auto reader = must_open(tmp.path());
+    repo_builder b(tmp.path() + "/u");
+    std::int64_t t = 1795320983;
+    b.write("memory-blocks/student.md", "A\n");
+    const auto c1 = b.commit("One\n\nAuthor: user", t);
+    const auto first = must_read(reader, "u");
+
+    SECTION("a merge among the new commits") {
+        b.git("checkout -q -b side");
+        b.write("memory-blocks/journey.md", "J\n");
+        b.commit("Side\n\nAuthor: user", t + 1);
+        b.git("checkout -q master");
+        b.write("memory-blocks/student.md", "B\n");
+        b.commit("Two\n\nAuthor: user", t + 2);
+        b.merge("side", "Merge\n\nAuthor: system", t + 3);
+        const auto merged = since_equals_full(reader, first, false);
+        // After the merge, a plain commit on top reads on again.
+        b.write("memory-blocks/journey.md", "J2\n");
+        b.commit("Three\n\nAuthor: user", t + 4);
+        since_equals_full(reader, merged, true);
+    }
+    SECTION("a rewritten history") {
+        b.write("memory-blocks/student.md", "B\n");
+        b.commit("Two\n\nAuthor: user", t + 1);
+        const auto second = must_read(reader, "u");
+        b.git("reset -q --hard " + c1);
+        b.write("memory-blocks/student.md", "C\n");
+        b.commit("Other two\n\nAuthor: user", t + 2);
+        since_equals_full(reader, second, false);
+    }
+    SECTION("more new commits than allowed") {
+        for (int i = 0; i < 3; ++i) {
+            b.write("memory-blocks/student.md", "v" + std::to_string(i) + "\n");
+            b.commit("Next\n\nAuthor: user", t + 1 + i);
+        }
+        since_equals_full(reader, first, false, 2);
+        since_equals_full(reader, first, true, 3);
+    }
+    SECTION("a wildcard or unsafe block name in the new commits") {
+        b.write("memory-blocks/st*.md", "star\n");
+        b.commit("Wildcard\n\nAuthor: user", t + 1);
+        since_equals_full(reader, first, false);
+        b.remove("memory-blocks/st*.md");
+        b.write("memory-blocks/.hidden.md", "h\n");
+        b.commit("Unsafe\n\nAuthor: user", t + 2);
+        auto since = reader.read_user_since(must_read(reader, "u"));
+        REQUIRE(since.has_value());
+        CHECK_FALSE(since->incremental);
+        CHECK(has_warning(*since, warning_kind::unsafe_label, "u/memory-blocks/.hidden.md"));
+    }
+    SECTION("a wildcard label only on a branch a merge discarded still matches later changes") {
+        b.git("checkout -q -b side");
+        b.write("memory-blocks/st*.md", "star\n");
+        b.commit("Side\n\nAuthor: user", t + 1);
+        b.git("checkout -q master");
+        b.merge("side", "Merge, ours\n\nAuthor: system", t + 2, "-s ours");
+        const auto merged = must_read(reader, "u");
+        CHECK(std::count(merged.labels.begin(), merged.labels.end(), "st*") == 1);
+        b.write("memory-blocks/student.md", "B\n");
+        b.commit("Two\n\nAuthor: user", t + 3);
+        const auto after = since_equals_full(reader, merged, false);
+        // student.md matches the pattern: its two versions are versions of "st*" too
+        CHECK(versions_of(after.state, "st*").size() == 2);
+    }
+    SECTION("an earlier read of another user, or of an empty repository") {
+        repo_builder o(tmp.path() + "/v");
+        o.write("memory-blocks/student.md", "other\n");
+        o.commit("One\n\nAuthor: user", t);
+        auto other = first;
+        other.state.user_id = "v";
+        since_equals_full(reader, other, false);
+        repo_builder e(tmp.path() + "/e");
+        const auto empty = must_read(reader, "e");
+        e.write("memory-blocks/student.md", "first\n");
+        e.commit("One\n\nAuthor: user", t);
+        since_equals_full(reader, empty, false);
+    }
+}
