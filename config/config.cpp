@@ -334,6 +334,7 @@ reader_fn mirror_fields(loader& l, mirror_config& m) {
         {"breaker_threshold", l.number(m.breaker_threshold, 1, 1000)},
         {"breaker_cooldown_ms", l.duration(m.breaker_cooldown)},
         {"parked_retry_ms", l.duration(m.parked_retry)},
+        {"state_cache_mib", l.number(m.state_cache_mib, 0, 65536)},
     });
 }
 
@@ -513,7 +514,8 @@ std::string dump_json(const config& c) {
           {"retry_max_ms", c.mirror.retry_max.count()},
           {"breaker_threshold", c.mirror.breaker_threshold},
           {"breaker_cooldown_ms", c.mirror.breaker_cooldown.count()},
-          {"parked_retry_ms", c.mirror.parked_retry.count()}}},
+          {"parked_retry_ms", c.mirror.parked_retry.count()},
+          {"state_cache_mib", c.mirror.state_cache_mib}}},
         {"log", {{"level", c.log.level}}},
     };
     return doc.dump(4, ' ', false, json::error_handler_t::replace);

@@ -100,6 +100,10 @@ struct mirror_config {
     // A parked user is tried again after this long even if nothing changed (in case what parked
     // it was transient after all).
     milliseconds parked_retry{300'000};
+    // Memory for the last applied state of recently mirrored users (MiB; 0: none). With it a
+    // pass reads only the commits since the last one and compares with what it wrote, instead
+    // of reading the user's whole history from git and from Dolt.
+    int state_cache_mib = 64;
 };
 
 struct log_config {

@@ -70,6 +70,18 @@ double percentile(std::vector<double> v, double p) {
 
 std::string short_sha(std::string_view s) { return std::string(s.substr(0, 12)); }
 
+// Roughly what a user state holds in memory, for the cache's budget.
+std::size_t approximate_bytes(const v1::user_state& s) {
+    std::size_t n = sizeof s + s.diffs_fingerprint.size() + s.head.size();
+    for (const auto& c : s.commits) n += sizeof c + c.message.size() + c.author.size() + 96;
+    for (const auto& b : s.blocks) n += sizeof b + b.source.size() + b.label.size() + 40;
+    for (const auto& v : s.versions) {
+        n += sizeof v + v.source.size() + v.message.size() + v.author.size() + v.label.size() + 40;
+    }
+    for (const auto& d : s.diffs) n += sizeof d + 2 * d.raw_json.size();
+    return n;
+}
+
 }  // namespace
 
 struct mirror::impl {
@@ -130,6 +142,36 @@ struct mirror::impl {
     std::size_t interval_commits = 0;
     std::size_t interval_users = 0;
     steady::time_point interval_since = steady::now();
+
+    // The state last applied per recently mirrored user (mirror.state_cache_mib): the next pass
+    // reads on from it (git) and compares with it (Dolt) instead of reading whole histories.
+    // Worker thread, and retry_parked (forgets users whose rows an operator wants re-read).
+    std::mutex cache_mu;
+    ml::recent_cache<std::shared_ptr<const git::user_read>> applied_states{
+        static_cast<std::size_t>(cfg.mirror.state_cache_mib) * 1024 * 1024};
+    std::atomic<std::uint64_t> reads_incremental{0};
+    std::atomic<std::uint64_t> reads_full{0};
+    std::atomic<std::uint64_t> applies_known{0};
+    std::atomic<std::uint64_t> pass_ns{0};  // time spent in passes
+
+    std::shared_ptr<const git::user_read> applied_state(const std::string& user) {
+        std::lock_guard lock(cache_mu);
+        auto* p = applied_states.find(user);
+        return p != nullptr ? *p : nullptr;
+    }
+    void keep_applied_state(const std::string& user, std::shared_ptr<const git::user_read> r) {
+        const std::size_t bytes = approximate_bytes(r->state);
+        std::lock_guard lock(cache_mu);
+        applied_states.put(user, std::move(r), bytes);
+    }
+    void forget_applied_state(const std::string& user) {
+        std::lock_guard lock(cache_mu);
+        if (user.empty()) {
+            applied_states.clear();
+        } else {
+            applied_states.erase(user);
+        }
+    }
 
     std::optional<git::storage_reader> reader;  // opened lazily: storage may appear later
     std::mutex reader_mu;
@@ -197,6 +239,8 @@ std::size_t mirror::retry_parked(const std::string& user) {
         std::lock_guard lock(impl_->mu);
         n = impl_->dirty.unpark(user, steady::now());
     }
+    // A retry reads the user's rows in Dolt again rather than trusting what was applied last.
+    impl_->forget_applied_state(user);
     impl_->wake.notify_one();
     return n;
 }
@@ -286,22 +330,38 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
         out.error = "v1 storage unusable: " + cfg.v1_data_dir;
         return out;
     }
-    auto read = store->read_user(user);
-    if (!read) {
+    auto from_git = [&](const git::error& e) {
         git_errors.fetch_add(1, relaxed);
-        out.error = std::string(git::name(read.error().kind)) + ": " + read.error().message;
-        out.result = read.error().kind == git::error_kind::io ? pass_result::retry
-                                                               : pass_result::parked;
+        out.error = std::string(git::name(e.kind)) + ": " + e.message;
+        out.result = e.kind == git::error_kind::io ? pass_result::retry : pass_result::parked;
+        return out;
+    };
+    // Cheap first: HEAD and the pending_diffs/ fingerprint against the watermark (a burst's
+    // later triggers usually find their change applied by the pass of an earlier one).
+    auto now_at = store->head_and_fingerprint(user);
+    if (!now_at) return from_git(now_at.error());
+    out.head = now_at->head;
+    out.fingerprint = now_at->diffs.value;
+    auto mark = dolt::read_watermark(conn, user);
+    if (!mark) return from_dolt(mark.error());
+    const auto matches = [&](std::string_view head, std::string_view fingerprint) {
+        return *mark && (*mark)->v1_commit == head && (*mark)->diffs_fingerprint == fingerprint;
+    };
+    if (matches(now_at->head, now_at->diffs.value)) {
+        out.result = pass_result::unchanged;
         return out;
     }
+
+    // What this mirror applied last, while Dolt still holds it: read on from there.
+    auto known = applied_state(user);
+    if (known && !matches(known->state.head, known->state.diffs_fingerprint)) known.reset();
+    auto read = known ? store->read_user_since(*known) : store->read_user(user);
+    if (!read) return from_git(read.error());
+    (read->incremental ? reads_incremental : reads_full).fetch_add(1, relaxed);
     const v1::user_state& state = read->state;
     out.head = state.head;
     out.fingerprint = state.diffs_fingerprint;
-
-    auto mark = dolt::read_watermark(conn, user);
-    if (!mark) return from_dolt(mark.error());
-    if (*mark && (*mark)->v1_commit == state.head &&
-        (*mark)->diffs_fingerprint == state.diffs_fingerprint) {
+    if (matches(state.head, state.diffs_fingerprint)) {  // moved back meanwhile
         out.result = pass_result::unchanged;
         return out;
     }
@@ -355,8 +415,11 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
             return out;
         }
     } else {
-        auto r = dolt::apply_user(conn, state, wopts);
+        dolt::apply_options aopts;
+        aopts.known = known ? &known->state : nullptr;
+        auto r = dolt::apply_user(conn, state, wopts, aopts);
         if (!r) return from_dolt(r.error());
+        if (r->used_known) applies_known.fetch_add(1, relaxed);
         count(*r);
     }
     const std::size_t commits_applied = plan.new_commits.size();
@@ -393,6 +456,7 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
     applied_commits.fetch_add(commits_applied, relaxed);
     applied_diffs.fetch_add(diffs_changed, relaxed);
     out.result = pass_result::applied;
+    keep_applied_state(user, std::make_shared<const git::user_read>(std::move(*read)));
     return out;
 }
 
@@ -432,9 +496,11 @@ void mirror::impl::worker_loop() {
             }
         }
 
+        const auto started = steady::now();
         const pass_outcome o = run_pass(conn, schema_ready, user);
         passes[static_cast<std::size_t>(o.result)].fetch_add(1, relaxed);
         const auto now = steady::now();
+        pass_ns.fetch_add(static_cast<std::uint64_t>((now - started).count()), relaxed);
         {
             std::lock_guard lock(mu);
             in_pass = false;
@@ -650,6 +716,14 @@ std::string mirror::render_metrics() const {
          "Users re-imported because v1's history no longer contained the watermark.",
          &impl::history_rewrites},
         {"git_errors", "v1 storage reads that failed.", &impl::git_errors},
+        {"reads_incremental",
+         "Passes that read only the commits since the state they applied last.",
+         &impl::reads_incremental},
+        {"reads_full", "Passes that read the user's whole history from v1 storage.",
+         &impl::reads_full},
+        {"applies_known",
+         "Applies compared with the state applied last instead of reading the user's rows.",
+         &impl::applies_known},
         {"schema_failures", "Schema migrations that failed before a pass.",
          &impl::schema_failures},
         {"dolt_commits",
@@ -669,6 +743,9 @@ std::string mirror::render_metrics() const {
         metric(fmt::format("shadowgate_mirror_{}_total", c.name), "counter", c.help,
                (s.*c.value).load());
     }
+    metric("shadowgate_mirror_pass_seconds_total", "counter",
+           "Time spent in mirror passes (reading v1 storage, applying to Dolt, Dolt commits).",
+           fmt::format("{:.6f}", static_cast<double>(s.pass_ns.load()) / 1e9));
     metric("shadowgate_mirror_dolt_commit_seconds_total", "counter",
            "Time spent making Dolt commits.",
            fmt::format("{:.6f}", static_cast<double>(s.dolt_commit_ns.load()) / 1e9));
@@ -677,6 +754,17 @@ std::string mirror::render_metrics() const {
            circuit_open);
     metric("shadowgate_mirror_circuit_opens_total", "counter", "Times the circuit opened.",
            opens);
+    std::size_t cached_bytes = 0, cached_users = 0;
+    {
+        std::lock_guard lock(impl_->cache_mu);
+        cached_bytes = impl_->applied_states.bytes();
+        cached_users = impl_->applied_states.size();
+    }
+    metric("shadowgate_mirror_state_cache_bytes", "gauge",
+           "Approximate memory held by the states applied last (mirror.state_cache_mib).",
+           cached_bytes);
+    metric("shadowgate_mirror_state_cache_users", "gauge",
+           "Users whose state applied last is kept.", cached_users);
     metric("shadowgate_mirror_scan_seconds", "gauge", "Duration of the last capture scan.",
            fmt::format("{:.6f}", static_cast<double>(s.scan_last_ns.load()) / 1e9));
     metric("shadowgate_mirror_scan_users", "gauge", "Users seen by the last capture scan.",

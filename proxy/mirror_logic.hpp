@@ -10,10 +10,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <list>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace sg::proxy::mirror_logic {
@@ -148,6 +150,65 @@ public:
 private:
     std::map<std::string, dirty_entry> dirty_;
     std::map<std::string, parked_entry> parked_;
+};
+
+// ---- recently applied states -------------------------------------------------------------------
+
+// The most recently used values by key within a byte budget (the caller says what each value
+// costs): the mirror keeps here the state it last applied for each user it wrote recently. A value
+// larger than the whole budget is not kept.
+template <class V>
+class recent_cache {
+public:
+    explicit recent_cache(std::size_t budget_bytes) : budget_(budget_bytes) {}
+
+    // The value for `key`, now the most recently used; null when absent.
+    V* find(const std::string& key) {
+        const auto it = index_.find(key);
+        if (it == index_.end()) return nullptr;
+        order_.splice(order_.begin(), order_, it->second);
+        return &it->second->value;
+    }
+    // Keeps `value` for `key` (replacing an older one), then drops the least recently used
+    // values until the total is within the budget.
+    void put(const std::string& key, V value, std::size_t bytes) {
+        erase(key);
+        if (budget_ == 0 || bytes > budget_) return;
+        order_.push_front(item{key, std::move(value), bytes});
+        index_.emplace(key, order_.begin());
+        bytes_ += bytes;
+        while (bytes_ > budget_) {
+            bytes_ -= order_.back().bytes;
+            index_.erase(order_.back().key);
+            order_.pop_back();
+        }
+    }
+    bool erase(const std::string& key) {
+        const auto it = index_.find(key);
+        if (it == index_.end()) return false;
+        bytes_ -= it->second->bytes;
+        order_.erase(it->second);
+        index_.erase(it);
+        return true;
+    }
+    void clear() {
+        order_.clear();
+        index_.clear();
+        bytes_ = 0;
+    }
+    std::size_t bytes() const { return bytes_; }
+    std::size_t size() const { return index_.size(); }
+
+private:
+    struct item {
+        std::string key;
+        V value;
+        std::size_t bytes;
+    };
+    std::size_t budget_;
+    std::size_t bytes_ = 0;
+    std::list<item> order_;  // most recently used first
+    std::unordered_map<std::string, typename std::list<item>::iterator> index_;
 };
 
 // ---- what is new since the watermark ----------------------------------------------------------

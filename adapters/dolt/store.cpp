@@ -723,10 +723,13 @@ bool same_diff(const v1::pending_diff& a, const v1::pending_diff& b) {
            a.reviewed_at == b.reviewed_at && a.applied_commit == b.applied_commit;
 }
 
+// A row's key within one user's rows of a table: one or two columns (the second "" for tables
+// keyed by one column). Compared as a pair: no allocation per row.
+using row_key = std::pair<std::string_view, std::string_view>;
+
 // "DELETE FROM table WHERE user_id = u AND (k = 'a' OR k = 'b' ...)", in chunks that fit.
 result<void> delete_keys(connection& conn, std::string_view table, std::string_view user_id,
-                         std::string_view key_sql,
-                         const std::vector<std::vector<std::string_view>>& keys,
+                         std::string_view key_sql, const std::vector<row_key>& keys,
                          std::size_t soft, write_stats& stats) {
     std::vector<std::string_view> columns;
     for (std::size_t at = 0; at <= key_sql.size();) {
@@ -750,13 +753,13 @@ result<void> delete_keys(connection& conn, std::string_view table, std::string_v
     for (const auto& key : keys) {
         sql += sql.empty() ? head : std::string(" OR ");
         sql += '(';
-        for (std::size_t i = 0; i < columns.size(); ++i) {
+        for (std::size_t i = 0; i < columns.size() && i < 2; ++i) {
             if (i > 0) {
                 sql += " AND ";
             }
             sql += columns[i];
             sql += " = ";
-            conn.append_quoted(sql, key[i]);
+            conn.append_quoted(sql, i == 0 ? key.first : key.second);
         }
         sql += ')';
         if (sql.size() > soft / 2) {
@@ -776,7 +779,7 @@ struct table_sync {
     std::string_view key_columns;  // "a,b": the key's columns, in key() order
     const std::vector<T>& cur;
     const std::vector<T>& want;
-    std::function<std::vector<std::string_view>(const T&)> key;
+    row_key (*key)(const T&);
     std::function<bool(const T&, const T&)> same;
     std::function<result<void>(const T&)> add;
     std::size_t* added = nullptr;    // counts keys new to the table
@@ -786,52 +789,83 @@ struct table_sync {
 template <class T>
 result<void> sync_rows(connection& conn, std::string_view uid, std::size_t soft, apply_stats& st,
                        const table_sync<T>& t) {
-    std::map<std::vector<std::string_view>, const T*> old;
-    for (const T& x : t.cur) old.emplace(t.key(x), &x);
-    std::set<std::vector<std::string_view>> seen;
-    std::vector<std::vector<std::string_view>> gone;
-    for (const T& x : t.want) {
-        auto k = t.key(x);
-        auto it = old.find(k);
-        seen.insert(k);
-        if (it != old.end() && t.same(*it->second, x)) continue;
-        if (it != old.end()) {
-            gone.push_back(std::move(k));
-        } else if (t.added != nullptr) {
-            ++*t.added;
+    // Both sides sorted by key, then walked together (a key given twice in `want`: the last
+    // one wins, as in write_users).
+    using keyed = std::pair<row_key, const T*>;
+    auto sorted = [&](const std::vector<T>& rows) {
+        std::vector<keyed> v;
+        v.reserve(rows.size());
+        for (const T& x : rows) v.emplace_back(t.key(x), &x);
+        std::stable_sort(v.begin(), v.end(),
+                         [](const keyed& a, const keyed& b) { return a.first < b.first; });
+        return v;
+    };
+    const std::vector<keyed> cur = sorted(t.cur);
+    const std::vector<keyed> want = sorted(t.want);
+    std::vector<row_key> gone;
+    std::vector<const T*> added;
+    auto add = [&](const T& x) {
+        added.push_back(&x);
+        if (t.changed != nullptr) ++*t.changed;
+    };
+    std::size_t i = 0, j = 0;
+    while (i < cur.size() || j < want.size()) {
+        if (j + 1 < want.size() && want[j].first == want[j + 1].first) {
+            ++j;  // an earlier duplicate of the next key
+            continue;
         }
-        if (auto r = t.add(x); !r) return r;
-        ++st.rows_inserted;
-        if (t.changed != nullptr) ++*t.changed;
+        if (j == want.size() || (i < cur.size() && cur[i].first < want[j].first)) {
+            gone.push_back(cur[i++].first);  // only in the table
+            if (t.changed != nullptr) ++*t.changed;
+        } else if (i == cur.size() || want[j].first < cur[i].first) {
+            if (t.added != nullptr) ++*t.added;  // new to the table
+            add(*want[j++].second);
+        } else {
+            const bool same = t.same(*cur[i].second, *want[j].second);
+            if (!same) {
+                gone.push_back(cur[i].first);
+                add(*want[j].second);
+            }
+            ++i;
+            ++j;
+        }
     }
-    for (const T& x : t.cur) {
-        auto k = t.key(x);
-        if (seen.count(k)) continue;
-        gone.push_back(std::move(k));
-        if (t.changed != nullptr) ++*t.changed;
-    }
+    // Deletes first: the sink sends its inserts whenever its buffer fills, and the new row of a
+    // changed key must never reach the table while the old one is still there (a duplicate key:
+    // this parked users that caught up on more than one buffer of rows after an outage).
     if (auto r = delete_keys(conn, t.table, uid, t.key_columns, gone, soft, st.writes); !r) {
         return r;
     }
     st.rows_deleted += gone.size();
+    for (const T* x : added) {
+        if (auto r = t.add(*x); !r) return r;
+        ++st.rows_inserted;
+    }
     return {};
 }
 
 result<apply_stats> apply_in_tx(connection& conn, const v1::user_state& wanted,
                                 const write_options& opts, const apply_options& aopts) {
     apply_stats st;
-    auto current = read_user_in_tx(conn, wanted.user_id);
-    if (!current) {
-        return current.error();
-    }
     auto mark = read_watermark(conn, wanted.user_id);
     if (!mark) {
         return mark.error();
     }
-    st.existed = current->has_value();
+    const v1::user_state* known = aopts.known;
+    st.used_known = known != nullptr && *mark && known->user_id == wanted.user_id &&
+                    (*mark)->v1_commit == known->head &&
+                    (*mark)->diffs_fingerprint == known->diffs_fingerprint;
+    result<std::optional<v1::user_state>> current = std::optional<v1::user_state>{};
+    if (!st.used_known) {
+        current = read_user_in_tx(conn, wanted.user_id);
+        if (!current) {
+            return current.error();
+        }
+    }
+    st.existed = st.used_known || current->has_value();
     st.previous_head = *mark ? (*mark)->v1_commit : std::string();
     const v1::user_state empty{};
-    const v1::user_state& cur = *current ? **current : empty;
+    const v1::user_state& cur = st.used_known ? *known : *current ? **current : empty;
 
     v1::user_state kept_diffs;
     const v1::user_state* desired = &wanted;
@@ -853,9 +887,9 @@ result<apply_stats> apply_in_tx(connection& conn, const v1::user_state& wanted,
 
     // users
     const bool user_changed =
-        !*current || cur.head != want.head || cur.diffs_fingerprint != want.diffs_fingerprint;
+        !st.existed || cur.head != want.head || cur.diffs_fingerprint != want.diffs_fingerprint;
     if (user_changed) {
-        if (*current) {
+        if (st.existed) {
             std::string sql = "DELETE FROM users WHERE user_id = " + conn.quoted(uid);
             if (auto r = run_counted(conn, sql, st.writes); !r) return r.error();
             counted_rows(1, 0);
@@ -864,7 +898,6 @@ result<apply_stats> apply_in_tx(connection& conn, const v1::user_state& wanted,
         counted_rows(0, 1);
     }
 
-    using key = std::vector<std::string_view>;
     const auto times = commit_times_of(want);
     const auto n_cur = versions_per_label(cur);
     const auto n_want = versions_per_label(want);
@@ -878,8 +911,11 @@ result<apply_stats> apply_in_tx(connection& conn, const v1::user_state& wanted,
 
     if (auto r = sync(table_sync<v1::commit>{
             "commits", "sha", cur.commits, want.commits,
-            [](const v1::commit& c) { return key{c.sha}; },
+            [](const v1::commit& c) { return row_key{c.sha, {}}; },
             [&](const v1::commit& a, const v1::commit& b) {
+                // A commit's fields are fixed by its sha; what the caller applied itself (known)
+                // came from git too, so only the position can differ.
+                if (st.used_known) return flip(commits_cur, a.seq) == flip(commits_want, b.seq);
                 return same_commit(a, commits_cur, b, commits_want);
             },
             [&](const v1::commit& c) { return sink.commit(want, c); }, &st.commits_added,
@@ -890,7 +926,7 @@ result<apply_stats> apply_in_tx(connection& conn, const v1::user_state& wanted,
     // updated_at follows the block's commit, whose time is part of the commit row
     if (auto r = sync(table_sync<v1::block>{
             "blocks", "label", cur.blocks, want.blocks,
-            [](const v1::block& b) { return key{b.label}; },
+            [](const v1::block& b) { return row_key{b.label, {}}; },
             [](const v1::block& a, const v1::block& b) {
                 return a.source == b.source && a.commit == b.commit;
             },
@@ -900,9 +936,15 @@ result<apply_stats> apply_in_tx(connection& conn, const v1::user_state& wanted,
     }
     if (auto r = sync(table_sync<v1::block_version>{
             "block_versions", "label,id", cur.versions, want.versions,
-            [](const v1::block_version& v) { return key{v.label, v.sha}; },
+            [](const v1::block_version& v) { return row_key{v.label, v.sha}; },
             [&](const v1::block_version& a, const v1::block_version& b) {
-                return same_version(a, count_in(n_cur, a.label), b, count_in(n_want, b.label));
+                const auto na = count_in(n_cur, a.label), nb = count_in(n_want, b.label);
+                // Likewise a version's source and commit fields, by label and sha.
+                if (st.used_known) {
+                    return flip(na, a.ordinal) == flip(nb, b.ordinal) &&
+                           (a.ordinal == 0) == (b.ordinal == 0);
+                }
+                return same_version(a, na, b, nb);
             },
             [&](const v1::block_version& v) {
                 return sink.version(want, v, count_in(n_want, v.label));
@@ -913,7 +955,7 @@ result<apply_stats> apply_in_tx(connection& conn, const v1::user_state& wanted,
     }
     if (auto r = sync(table_sync<v1::pending_diff>{
             "pending_diffs", "id", cur.diffs, want.diffs,
-            [](const v1::pending_diff& d) { return key{d.id}; }, same_diff,
+            [](const v1::pending_diff& d) { return row_key{d.id, {}}; }, same_diff,
             [&](const v1::pending_diff& d) { return sink.diff(want, d); }, nullptr,
             &st.diffs_changed});
         !r) {

@@ -56,6 +56,12 @@ struct apply_options {
     // the database: for the intermediate states of a per-commit mirror (pending diffs are not
     // versioned in git, so only the state at HEAD has the real ones).
     bool keep_diffs = false;
+    // What the caller last applied for this user (its own earlier `desired`), to compare with
+    // instead of reading the user's rows: used only while the watermark still names its head and
+    // diffs fingerprint (read in the same transaction), otherwise the rows are read as usual.
+    // Rows changed behind the mirror's back without moving the watermark are then not seen
+    // (reconcile finds those; callers forget `known` for a repair).
+    const v1::user_state* known = nullptr;
 };
 
 struct apply_stats {
@@ -66,6 +72,7 @@ struct apply_stats {
     std::size_t diffs_changed = 0;   // pending_diffs rows added, changed or removed
     bool watermark_moved = false;    // (v1_commit, diffs_fingerprint) changed
     std::string previous_head;       // the watermark's v1_commit before ("" when none)
+    bool used_known = false;         // compared with apply_options::known, rows not read
     write_stats writes;              // statements and bytes sent
     bool changed() const { return rows_inserted + rows_deleted > 0; }
 };

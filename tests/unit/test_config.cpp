@@ -116,7 +116,8 @@ TEST_CASE("a full document sets every field", "[config]") {
         "mirror": {
             "dolt_commit": "interval", "dolt_commit_interval_ms": 60000,
             "scan_interval_ms": 5000, "retry_initial_ms": 100, "retry_max_ms": 9000,
-            "breaker_threshold": 4, "breaker_cooldown_ms": 1500, "parked_retry_ms": 60000
+            "breaker_threshold": 4, "breaker_cooldown_ms": 1500, "parked_retry_ms": 60000,
+            "state_cache_mib": 8
         },
         "log": {"level": "debug"}
     })",
@@ -170,6 +171,7 @@ TEST_CASE("a full document sets every field", "[config]") {
     CHECK(c.mirror.breaker_threshold == 4);
     CHECK(c.mirror.breaker_cooldown == 1500ms);
     CHECK(c.mirror.parked_retry == 60s);
+    CHECK(c.mirror.state_cache_mib == 8);
     CHECK(c.log.level == "debug");
 }
 

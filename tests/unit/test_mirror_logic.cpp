@@ -235,3 +235,34 @@ TEST_CASE("plan_history: new commits since the watermark, parents first", "[mirr
     // The watermark on the side branch: its ancestors (c0) are known, a1 and a2 are new.
     CHECK(shas(ml::plan_history(g, "b1")) == std::vector<std::string>{"a1", "a2", "m"});
 }
+
+TEST_CASE("recent_cache keeps the most recently used values within its byte budget", "[mirror]") {
+    ml::recent_cache<std::string> c(100);
+    c.put("a", "A", 40);
+    c.put("b", "B", 40);
+    REQUIRE(c.find("a") != nullptr);  // a is now more recent than b
+    CHECK(*c.find("a") == "A");
+    c.put("c", "C", 40);  // 120 > 100: the least recently used (b) goes
+    CHECK(c.find("b") == nullptr);
+    CHECK(c.find("a") != nullptr);
+    CHECK(c.find("c") != nullptr);
+    CHECK(c.size() == 2);
+    CHECK(c.bytes() == 80);
+
+    c.put("a", "A2", 10);  // replaced, not added
+    CHECK(*c.find("a") == "A2");
+    CHECK(c.bytes() == 50);
+    c.put("huge", "H", 101);  // over the whole budget: not kept, nothing else dropped
+    CHECK(c.find("huge") == nullptr);
+    CHECK(c.size() == 2);
+    c.put("d", "D", 100);  // exactly the budget: everything else goes
+    CHECK(c.size() == 1);
+    CHECK(c.bytes() == 100);
+    CHECK(c.erase("d"));
+    CHECK_FALSE(c.erase("d"));
+    CHECK(c.bytes() == 0);
+
+    ml::recent_cache<int> none(0);  // a zero budget keeps nothing
+    none.put("x", 1, 1);
+    CHECK(none.find("x") == nullptr);
+}
