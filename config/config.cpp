@@ -244,6 +244,59 @@ public:
         };
     }
 
+    reader_fn real(double& target, double min, double max) {
+        return [this, &target, min, max](const json& v, const std::string& path) {
+            if (!v.is_number()) {
+                add(path, std::string("expected a number, got ") + v.type_name());
+                return;
+            }
+            const double d = v.get<double>();
+            if (!(d >= min && d <= max)) {
+                add(path, "must be between " + json(min).dump() + " and " + json(max).dump() +
+                              ", got " + v.dump());
+                return;
+            }
+            target = d;
+        };
+    }
+
+    reader_fn optional_real(std::optional<double>& target, double min, double max) {
+        return [this, &target, min, max](const json& v, const std::string& path) {
+            double d = 0;
+            const auto before = problems.size();
+            real(d, min, max)(v, path);
+            if (problems.size() == before) target = d;
+        };
+    }
+
+    // A list of strings, each checked by `valid` (which returns "" or what is wrong).
+    reader_fn strings(std::vector<std::string>& target,
+                      std::function<std::string(const std::string&)> valid) {
+        return [this, &target, valid](const json& v, const std::string& path) {
+            if (!v.is_array()) {
+                add(path, std::string("expected an array of strings, got ") + v.type_name());
+                return;
+            }
+            std::vector<std::string> out;
+            bool ok = true;
+            for (std::size_t i = 0; i < v.size(); ++i) {
+                const std::string p = path + "[" + std::to_string(i) + "]";
+                auto str = string(v[i], p);
+                if (!str) {
+                    ok = false;
+                    continue;
+                }
+                if (auto why = valid ? valid(*str) : std::string(); !why.empty()) {
+                    add(p, why);
+                    ok = false;
+                    continue;
+                }
+                out.push_back(std::move(*str));
+            }
+            if (ok) target = std::move(out);
+        };
+    }
+
     // Listeners may use port 0 ("the OS picks", for tests); addresses we connect to may not.
     reader_fn address(endpoint_address& target, std::int64_t min_port) {
         return section(
@@ -338,6 +391,93 @@ reader_fn mirror_fields(loader& l, mirror_config& m) {
     });
 }
 
+// "" when `p` is a JSON Pointer in which "*" may stand for a segment; else what is wrong.
+std::string pointer_problem(const std::string& p) {
+    if (!p.empty() && p.front() != '/') {
+        return "must be a JSON Pointer (\"\" or starting with \"/\"), got \"" + p + "\"";
+    }
+    for (std::size_t i = 0; i < p.size(); ++i) {
+        if (p[i] == '~' && (i + 1 >= p.size() || (p[i + 1] != '0' && p[i + 1] != '1'))) {
+            return "\"~\" must be followed by 0 or 1 (RFC 6901), got \"" + p + "\"";
+        }
+    }
+    return {};
+}
+
+std::string user_id_problem(const std::string& u) {
+    if (u.empty()) return "must not be empty";
+    return {};
+}
+
+reader_fn shadow_endpoint_fields(loader& l, shadow_endpoint_config& e) {
+    return l.section({
+        {"sample_rate", l.optional_real(e.sample_rate, 0, 1)},
+        {"ignore", l.strings(e.ignore, pointer_problem)},
+        {"array_keys",
+         [&l, &e](const json& v, const std::string& path) {
+             if (!v.is_object()) {
+                 l.add(path, std::string("expected an object of path: field, got ") +
+                                 v.type_name());
+                 return;
+             }
+             std::map<std::string, std::string> out;
+             for (const auto& [key, value] : v.items()) {
+                 const std::string p = child_path(path, key);
+                 if (auto why = pointer_problem(key); !why.empty()) {
+                     l.add(p, why);
+                 } else if (!value.is_string() || value.get<std::string>().empty()) {
+                     l.add(p, "expected the name of the field that identifies an element");
+                 } else {
+                     out[key] = value.get<std::string>();
+                 }
+             }
+             e.array_keys = std::move(out);
+         }},
+        {"timestamps", l.strings(e.timestamps, pointer_problem)},
+        {"timestamp_precision_ms", l.number(e.timestamp_precision_ms, 0, 86'400'000)},
+        {"numeric_tolerance", l.real(e.numeric_tolerance, 0, 1e300)},
+        {"status_only", l.boolean(e.status_only)},
+    });
+}
+
+reader_fn shadow_fields(loader& l, shadow_config& s) {
+    return l.section({
+        {"sample_rate", l.real(s.sample_rate, 0, 1)},
+        {"endpoints",
+         [&l, &s](const json& v, const std::string& path) {
+             if (!v.is_object()) {
+                 l.add(path, std::string("expected an object, got ") + v.type_name());
+                 return;
+             }
+             for (const auto& [key, value] : v.items()) {
+                 const std::string p = child_path(path, key);
+                 const auto* end = std::end(shadow_endpoint_names);
+                 if (std::find(std::begin(shadow_endpoint_names), end, key) == end) {
+                     l.add(p, "not a compared read endpoint; one of " +
+                                  join(shadow_endpoint_names));
+                     continue;
+                 }
+                 shadow_endpoint_fields(l, s.endpoints[key])(value, p);
+             }
+         }},
+        {"always_users", l.strings(s.always_users, user_id_problem)},
+        {"workers", l.number(s.workers, 1, 64)},
+        {"queue", l.number(s.queue, 1, 1'000'000)},
+        {"deadline_ms", l.duration(s.deadline)},
+        {"settle_timeout_ms", l.duration(s.settle_timeout)},
+        {"max_body_bytes", l.number(s.max_body_bytes, 1, max_upstream_body_bytes)},
+        {"records",
+         l.section({
+             {"ring", l.number(s.records.ring, 0, 1'000'000)},
+             {"file", l.text(s.records.file, true)},
+             {"max_file_bytes", l.number(s.records.max_file_bytes, 4096, max_upstream_body_bytes)},
+             {"keep_files", l.number(s.records.keep_files, 0, 1000)},
+             {"redact_all_strings", l.boolean(s.records.redact_all_strings)},
+             {"redact_fields", l.strings(s.records.redact_fields, nullptr)},
+         })},
+    });
+}
+
 void read_document(loader& l, const json& doc, config& c) {
     auto set_stage = [&c](std::size_t i) { c.mode = static_cast<stage>(i); };
     auto set_level = [&c](std::size_t i) { c.log.level = std::string(log_levels[i]); };
@@ -350,6 +490,7 @@ void read_document(loader& l, const json& doc, config& c) {
         {"dolt", dolt_fields(l, c.dolt)},
         {"migrate", migrate_fields(l, c.migrate)},
         {"mirror", mirror_fields(l, c.mirror)},
+        {"shadow", shadow_fields(l, c.shadow)},
         {"log", l.section({{"level", l.choice(log_levels, set_level)}})},
     })(doc, "$");
 }
@@ -382,6 +523,35 @@ void cross_check(loader& l, const config& c) {
 }
 
 json address_json(const endpoint_address& a) { return {{"host", a.host}, {"port", a.port}}; }
+
+json shadow_json(const shadow_config& s) {
+    json endpoints = json::object();
+    for (const auto& [name, e] : s.endpoints) {
+        json j = {{"ignore", e.ignore},
+                  {"array_keys", e.array_keys},
+                  {"timestamps", e.timestamps},
+                  {"timestamp_precision_ms", e.timestamp_precision_ms},
+                  {"numeric_tolerance", e.numeric_tolerance},
+                  {"status_only", e.status_only}};
+        if (e.sample_rate) j["sample_rate"] = *e.sample_rate;
+        endpoints[name] = std::move(j);
+    }
+    return {{"sample_rate", s.sample_rate},
+            {"endpoints", std::move(endpoints)},
+            {"always_users", s.always_users},
+            {"workers", s.workers},
+            {"queue", s.queue},
+            {"deadline_ms", s.deadline.count()},
+            {"settle_timeout_ms", s.settle_timeout.count()},
+            {"max_body_bytes", s.max_body_bytes},
+            {"records",
+             {{"ring", s.records.ring},
+              {"file", s.records.file},
+              {"max_file_bytes", s.records.max_file_bytes},
+              {"keep_files", s.records.keep_files},
+              {"redact_all_strings", s.records.redact_all_strings},
+              {"redact_fields", s.records.redact_fields}}}};
+}
 
 }  // namespace
 
@@ -516,6 +686,7 @@ std::string dump_json(const config& c) {
           {"breaker_cooldown_ms", c.mirror.breaker_cooldown.count()},
           {"parked_retry_ms", c.mirror.parked_retry.count()},
           {"state_cache_mib", c.mirror.state_cache_mib}}},
+        {"shadow", shadow_json(c.shadow)},
         {"log", {{"level", c.log.level}}},
     };
     return doc.dump(4, ' ', false, json::error_handler_t::replace);

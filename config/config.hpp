@@ -106,6 +106,46 @@ struct mirror_config {
     int state_cache_mib = 64;
 };
 
+// The read endpoints shadow reads compare (v1::name of each): the keys of shadow.endpoints.
+inline constexpr std::string_view shadow_endpoint_names[] = {
+    "user_exists", "list_blocks", "diff_counts", "get_block", "block_history", "get_version",
+    "list_diffs"};
+
+// Comparison rules and sampling of one read endpoint (comparator/json_diff.hpp). Paths are JSON
+// Pointers in which a "*" segment matches any key or element.
+struct shadow_endpoint_config {
+    std::optional<double> sample_rate;              // unset: shadow.sample_rate
+    std::vector<std::string> ignore;                // paths not compared
+    std::map<std::string, std::string> array_keys;  // array path -> element field: as sets
+    std::vector<std::string> timestamps;            // paths compared as points in time
+    std::int64_t timestamp_precision_ms = 0;        // 1000: whole seconds
+    double numeric_tolerance = 0;
+    bool status_only = false;                       // bodies not compared
+};
+
+struct shadow_records_config {
+    std::size_t ring = 1000;  // discrepancies kept in memory for GET /admin/discrepancies
+    std::string file;         // append-only JSONL of every discrepancy ("": none)
+    std::size_t max_file_bytes = 64 * 1024 * 1024;  // then file -> file.1 -> ... (rotation)
+    int keep_files = 3;                             // rotated files kept besides the current one
+    bool redact_all_strings = false;                // every string in bodies and values
+    std::vector<std::string> redact_fields;         // string values under these keys
+};
+
+// Shadow reads (stage `shadow`): after v1's answer to a read went to the client, the same
+// question is put to Dolt (its tables rendered as v1 answers) and the answers compared.
+struct shadow_config {
+    double sample_rate = 1.0;  // share of reads compared, per endpoint unless overridden
+    std::map<std::string, shadow_endpoint_config> endpoints;
+    std::vector<std::string> always_users;  // every read of these users is compared
+    int workers = 2;                        // comparisons at once (each with a Dolt session)
+    std::size_t queue = 1024;               // comparisons waiting; more are skipped
+    milliseconds deadline{5'000};           // a comparison not done by then: v2_timeout
+    milliseconds settle_timeout{3'000};     // how long to wait for the mirror when they differ
+    std::size_t max_body_bytes = 1024 * 1024;  // larger v1 answers are not compared (skipped)
+    shadow_records_config records;
+};
+
 struct log_config {
     std::string level = "info";  // trace, debug, info, warn, error, off
 };
@@ -119,6 +159,7 @@ struct config {
     dolt_config dolt;
     migrate_config migrate;
     mirror_config mirror;
+    shadow_config shadow;
     log_config log;
 };
 

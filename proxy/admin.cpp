@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <stdexcept>
 #include <thread>
 
@@ -59,12 +60,13 @@ bool bearer_token_matches(std::string_view authorization, std::string_view token
 }
 
 struct admin_server::impl {
-    impl(const config::config& c, metrics& mm, mirror* mir)
-        : cfg(c), m(mm), mirror_(mir), acceptor(ioc) {}
+    impl(const config::config& c, metrics& mm, mirror* mir, shadow* sh)
+        : cfg(c), m(mm), mirror_(mir), shadow_(sh), acceptor(ioc) {}
 
     const config::config& cfg;
     metrics& m;
     mirror* mirror_;
+    shadow* shadow_;
     asio::io_context ioc{1};
     tcp::acceptor acceptor;
     std::vector<tcp::endpoint> upstream;
@@ -105,6 +107,7 @@ awaitable<response_t> admin_server::impl::route(const http::request<http::string
     if (path == "/metrics" && get) {
         std::string text = m.render(cfg.v1.name);
         if (mirror_ != nullptr) text += mirror_->render_metrics();
+        if (shadow_ != nullptr) text += shadow_->render_metrics();
         co_return make_response(http::status::ok, "text/plain; version=0.0.4", std::move(text));
     }
     if (path.starts_with("/admin/")) {
@@ -151,6 +154,34 @@ awaitable<response_t> admin_server::impl::route(const http::request<http::string
                 co_return json_response(http::status::ok, j);
             }
         }
+        if ((path == "/admin/shadow" || path == "/admin/discrepancies") && get) {
+            if (shadow_ == nullptr) {
+                nlohmann::json j;
+                j["error"] = "shadow_off";
+                j["detail"] = "reads are compared only in the shadow stage";
+                co_return json_response(http::status::conflict, j);
+            }
+            if (path == "/admin/shadow") {
+                co_return make_response(http::status::ok, "application/json",
+                                        shadow_->status_json());
+            }
+            std::string endpoint;
+            if (auto q = query_param(target, "endpoint")) endpoint = *q;
+            std::size_t limit = 100;
+            if (auto q = query_param(target, "limit")) {
+                char* end = nullptr;
+                const unsigned long n = std::strtoul(q->c_str(), &end, 10);
+                if (q->empty() || *end != '\0' || n == 0 || n > 100000) {
+                    nlohmann::json j;
+                    j["error"] = "bad_limit";
+                    j["detail"] = "limit must be a whole number from 1 to 100000";
+                    co_return json_response(http::status::bad_request, j);
+                }
+                limit = n;
+            }
+            co_return make_response(http::status::ok, "application/json",
+                                    shadow_->discrepancies_json(endpoint, limit));
+        }
     }
     nlohmann::json j;
     j["error"] = "not_found";
@@ -190,8 +221,8 @@ awaitable<void> admin_server::impl::accept_loop() {
     }
 }
 
-admin_server::admin_server(const config::config& cfg, metrics& m, mirror* mir)
-    : impl_(std::make_unique<impl>(cfg, m, mir)) {
+admin_server::admin_server(const config::config& cfg, metrics& m, mirror* mir, shadow* sh)
+    : impl_(std::make_unique<impl>(cfg, m, mir, sh)) {
     tcp::resolver resolver(impl_->ioc);
     beast::error_code ec;
     auto up = resolver.resolve(cfg.v1.address.host, std::to_string(cfg.v1.address.port), ec);

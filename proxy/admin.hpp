@@ -6,6 +6,7 @@
 #include "config/config.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/mirror.hpp"
+#include "proxy/shadow.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -22,7 +23,10 @@ public:
     // Binds the admin listen address; throws std::runtime_error on failure (start-up error).
     // `mir` (null in the `off` stage) adds shadowgate_mirror_* to /metrics and serves
     // GET /admin/mirror and POST /admin/mirror/retry[?user=ID].
-    admin_server(const config::config& cfg, metrics& m, mirror* mir = nullptr);
+    // `sh` (null unless the stage is shadow) adds shadowgate_compare_* and serves
+    // GET /admin/shadow and GET /admin/discrepancies?endpoint=&limit=.
+    admin_server(const config::config& cfg, metrics& m, mirror* mir = nullptr,
+                 shadow* sh = nullptr);
     ~admin_server();
     admin_server(const admin_server&) = delete;
     admin_server& operator=(const admin_server&) = delete;

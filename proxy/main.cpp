@@ -89,9 +89,15 @@ int serve(const std::string& config_path, const std::string& ready_file) {
         if (cfg.mode != sg::config::stage::off) {
             mirror = std::make_unique<sg::proxy::mirror>(cfg);
         }
-        sg::proxy::server server(cfg, metrics, mirror.get());
-        sg::proxy::admin_server admin(cfg, metrics, mirror.get());
+        // shadow: sampled reads are also answered from Dolt and compared.
+        std::unique_ptr<sg::proxy::shadow> shadow;
+        if (cfg.mode == sg::config::stage::shadow) {
+            shadow = std::make_unique<sg::proxy::shadow>(cfg, mirror.get());
+        }
+        sg::proxy::server server(cfg, metrics, mirror.get(), shadow.get());
+        sg::proxy::admin_server admin(cfg, metrics, mirror.get(), shadow.get());
         if (mirror) mirror->start();
+        if (shadow) shadow->start();
         server.start();
         admin.start();
         spdlog::info("event=listening listener=proxy host={} port={} stage={} upstream={}:{}",
@@ -111,6 +117,7 @@ int serve(const std::string& config_path, const std::string& ready_file) {
         server.stop();
         // After the proxy: the last answers' triggers are in; what is not applied yet is found
         // by the next start's capture scan.
+        if (shadow) shadow->stop();
         if (mirror) mirror->stop();
         admin.stop();
         spdlog::info("event=stopped drained={} open_connections={}", drained,

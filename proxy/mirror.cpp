@@ -233,6 +233,16 @@ void mirror::notify(const v1::route& route, unsigned status, std::string_view bo
     impl_->wake.notify_one();
 }
 
+bool mirror::look_at(const std::string& user) {
+    {
+        std::lock_guard lock(impl_->mu);
+        if (impl_->dirty.is_parked(user)) return false;
+        impl_->dirty.mark(user, steady::now());
+    }
+    impl_->wake.notify_one();
+    return true;
+}
+
 std::size_t mirror::retry_parked(const std::string& user) {
     std::size_t n = 0;
     {

@@ -46,6 +46,11 @@ public:
     // non-blocking in practice (one short mutex hold); safe from any thread.
     void notify(const v1::route& route, unsigned status, std::string_view body);
 
+    // Somebody saw `user`'s storage differ from Dolt (the shadow comparer): mark it dirty so the
+    // worker looks, unless it is parked (a parked user waits for a change or an operator).
+    // Returns whether the user is dirty now. Cheap; safe from any thread.
+    bool look_at(const std::string& user);
+
     // Prometheus text for shadowgate_mirror_* (appended to /metrics).
     std::string render_metrics() const;
     // GET /admin/mirror: stage, circuit, dirty and parked users, lag.

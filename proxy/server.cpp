@@ -203,8 +203,13 @@ task<beast::error_code> read_message(socket_t& s, beast::flat_buffer& buf, Parse
 // One thread, one io_context, one upstream pool, one deadline sweep.
 struct worker {
     worker(const config::config& c, metrics& mm, const std::vector<tcp::endpoint>& upstream,
-           mirror* mir)
-        : cfg(c), m(mm), upstream_endpoints(upstream), mirror_(mir), rng(std::random_device{}()) {}
+           mirror* mir, shadow* sh)
+        : cfg(c),
+          m(mm),
+          upstream_endpoints(upstream),
+          mirror_(mir),
+          shadow_(sh),
+          rng(std::random_device{}()) {}
 
     const config::config& cfg;
     metrics& m;
@@ -212,6 +217,7 @@ struct worker {
     asio::executor_work_guard<executor_t> guard{ioc.get_executor()};
     const std::vector<tcp::endpoint>& upstream_endpoints;
     mirror* mirror_;  // null in the `off` stage
+    shadow* shadow_;  // null unless the stage is `shadow`
     std::vector<conn_ptr> pool;               // idle upstream connections, LIFO
     std::vector<deadline_watch*> watches;     // one per open client connection
     bool draining = false;
@@ -452,7 +458,8 @@ task<bool> worker::handle_one(socket_t& client, deadline_watch& dw, beast::flat_
 
     const auto t_up = steady::now();
     upstream_result up = co_await exchange(dw, req, head);
-    m.upstream_seconds[static_cast<std::size_t>(route.ep)].observe(seconds_since(t_up));
+    const double upstream_seconds = seconds_since(t_up);
+    m.upstream_seconds[static_cast<std::size_t>(route.ep)].observe(upstream_seconds);
 
     if (!up.response) {
         m.count(up.error);
@@ -479,6 +486,21 @@ task<bool> worker::handle_one(socket_t& client, deadline_watch& dw, beast::flat_
     const bool sent = co_await write_response(client, dw, res);
     // After the answer went out (or the client left: v1 made the change all the same).
     if (mirror_ != nullptr && route.write) mirror_->notify(route, status, res.body());
+    if (shadow_ != nullptr && !route.write &&
+        shadow_->wants(route, std::string_view(req.method_string()))) {
+        shadow_job job;
+        job.route = route;
+        job.target = std::string(req.target());
+        for (const auto& f : req) {
+            if (f.name() == http::field::content_length) continue;
+            job.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+        }
+        job.request_id = request_id;
+        job.v1_status = status;
+        job.v1_body = std::move(res.body());  // already sent
+        job.v1_seconds = upstream_seconds;
+        shadow_->offer(std::move(job));
+    }
     if (!sent) {
         m.count_request(route.ep, 0, seconds_since(t0));
         co_return false;
@@ -598,7 +620,7 @@ task<void> server::impl::accept_loop() {
     }
 }
 
-server::server(const config::config& cfg, metrics& m, mirror* mir)
+server::server(const config::config& cfg, metrics& m, mirror* mir, shadow* sh)
     : impl_(std::make_unique<impl>(cfg, m, mir)) {
     int threads = cfg.proxy.threads > 0 ? cfg.proxy.threads
                                         : static_cast<int>(std::thread::hardware_concurrency());
@@ -616,7 +638,7 @@ server::server(const config::config& cfg, metrics& m, mirror* mir)
 
     for (int i = 0; i < threads; ++i) {
         impl_->workers.push_back(
-            std::make_unique<worker>(cfg, m, impl_->upstream_endpoints, mir));
+            std::make_unique<worker>(cfg, m, impl_->upstream_endpoints, mir, sh));
     }
 
     auto listen_results =

@@ -7,6 +7,7 @@
 #include "config/config.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/mirror.hpp"
+#include "proxy/shadow.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -18,8 +19,9 @@ class server {
 public:
     // Resolves the upstream and binds the listen address. Throws std::runtime_error when either
     // fails: that is a start-up error, reported once and fatal. `mir` (null in the `off` stage)
-    // is told of every write answer once it has been sent.
-    server(const config::config& cfg, metrics& m, mirror* mir = nullptr);
+    // is told of every write answer once it has been sent; `sh` (null unless the stage is
+    // shadow) is offered every sampled read answer once it has been sent.
+    server(const config::config& cfg, metrics& m, mirror* mir = nullptr, shadow* sh = nullptr);
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;

@@ -1,0 +1,599 @@
+// proxy/shadow: see the header.
+#include "proxy/shadow.hpp"
+
+#include "adapters/dolt/store.hpp"
+#include "adapters/git/reader.hpp"
+#include "comparator/record.hpp"
+#include "proxy/dolt_session.hpp"
+#include "proxy/inspect.hpp"
+#include "proxy/jsonl_log.hpp"
+#include "proxy/metrics.hpp"
+#include "proxy/mirror_logic.hpp"
+#include "proxy/shadow_logic.hpp"
+#include "proxy/v2_render.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+#include <vector>
+
+namespace sg::proxy {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+using comparator::result;
+namespace ml = mirror_logic;
+namespace sl = shadow_logic;
+constexpr auto relaxed = std::memory_order_relaxed;
+constexpr std::chrono::milliseconds settle_poll{20};
+constexpr std::size_t max_tallied_paths = 32;
+
+// Why a comparison was not made (shadowgate_compare_skipped_total{reason}).
+enum class skip_reason { queue_full, deadline, unsettled, too_large, v1_reread_failed, stopping };
+constexpr std::array<std::string_view, 6> skip_names = {
+    "queue_full", "deadline", "unsettled", "too_large", "v1_reread_failed", "stopping"};
+
+// A Prometheus label value: backslash, double quote and newline escaped.
+std::string label_value(std::string_view s) {
+    std::string out;
+    for (const char c : s) {
+        if (c == '\\' || c == '"') {
+            out += '\\';
+            out += c;
+        } else if (c == '\n') {
+            out += "\\n";
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+double seconds_since(steady::time_point t) {
+    return std::chrono::duration<double>(steady::now() - t).count();
+}
+
+std::int64_t unix_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+struct queued {
+    shadow_job job;
+    steady::time_point enqueued;
+};
+
+// One side's state as a comparable token: v1 storage's HEAD and pending_diffs/ fingerprint, or
+// Dolt's watermark for the same user. "absent" when the user does not exist there.
+struct step_check {
+    bool dolt_failed = false;
+    std::string error;
+    bool in_step = false;
+    std::string token;  // v1's side
+};
+
+// What Dolt answers, rendered as v1 would.
+struct v2_answer {
+    bool ok = false;
+    bool timed_out = false;
+    std::string error;
+    unsigned status = 0;
+    std::string body;
+};
+
+}  // namespace
+
+struct shadow::impl {
+    impl(const config::config& c, mirror* mir, fetcher f)
+        : cfg(c),
+          mirror_(mir),
+          fetch(std::move(f)),
+          sample(c.shadow),
+          breaker(c.mirror.breaker_threshold, c.mirror.breaker_cooldown, c.mirror.retry_max),
+          dolt_stats(std::make_shared<dolt::counters>()),
+          tally(max_tallied_paths) {
+        const auto zone = parse_time_zone(c.v1.time_zone);
+        tz = zone ? *zone : v1::time_zone::utc();
+        const auto cz = config::parse_time_zone(c.v1.time_zone);
+        const int naive = cz && cz->k == config::zone::kind::fixed ? cz->offset_minutes : 0;
+        for (const auto ep : v1::all_endpoints()) {
+            rules[static_cast<std::size_t>(ep)] = sl::rules_for(c.shadow, ep, naive);
+        }
+        red.all_strings = c.shadow.records.redact_all_strings;
+        red.fields = c.shadow.records.redact_fields;
+        if (!c.shadow.records.file.empty()) {
+            log.emplace(c.shadow.records.file, c.shadow.records.max_file_bytes,
+                        c.shadow.records.keep_files);
+        }
+        if (!fetch) {
+            const auto addr = c.v1.address;
+            const auto limit = c.shadow.max_body_bytes;
+            fetch = [addr, limit](const std::string& target, const header_list& headers,
+                                  std::chrono::milliseconds timeout) {
+                return http_get(addr, target, headers, timeout, limit);
+            };
+        }
+    }
+
+    const config::config cfg;
+    mirror* mirror_;
+    fetcher fetch;
+    sl::sampler sample;
+    v1::time_zone tz;
+    std::array<comparator::endpoint_rules, v1::endpoint_count> rules;
+    comparator::redaction red;
+
+    // Queue and workers.
+    mutable std::mutex mu;
+    std::condition_variable wake;
+    std::deque<queued> queue;
+    bool stopping = false;
+    std::size_t running = 0;
+    std::vector<std::thread> workers;
+    ml::breaker breaker;  // under mu
+    std::shared_ptr<dolt::counters> dolt_stats;
+
+    std::optional<git::storage_reader> reader;  // opened lazily, under reader_mu
+    std::mutex reader_mu;
+
+    // Metrics.
+    std::array<std::array<std::atomic<std::uint64_t>, comparator::result_count>,
+               v1::endpoint_count>
+        results{};
+    std::array<std::atomic<std::uint64_t>, skip_names.size()> skips{};
+    std::array<histogram, v1::endpoint_count> v1_seconds{};
+    std::array<histogram, v1::endpoint_count> v2_seconds{};
+    std::atomic<std::uint64_t> record_write_errors{0};
+    std::atomic<std::uint64_t> rereads{0};
+    mutable std::mutex tally_mu;
+    sl::path_tally tally;
+
+    // Records.
+    mutable std::mutex ring_mu;
+    std::deque<std::pair<std::string, nlohmann::json>> ring;  // (endpoint, record), newest last
+    std::optional<jsonl_log> log;
+
+    static thread_local std::mt19937_64 rng;
+
+    const git::storage_reader* storage() {
+        std::lock_guard lock(reader_mu);
+        if (!reader) {
+            auto r = git::storage_reader::open(cfg.v1_data_dir);
+            if (!r) return nullptr;
+            reader.emplace(std::move(*r));
+        }
+        return &*reader;
+    }
+
+    void count(v1::endpoint ep, result r) {
+        results[static_cast<std::size_t>(ep)][static_cast<std::size_t>(r)].fetch_add(1, relaxed);
+    }
+    void skip(v1::endpoint ep, skip_reason why) {
+        count(ep, result::skipped);
+        skips[static_cast<std::size_t>(why)].fetch_add(1, relaxed);
+    }
+
+    void worker_loop();
+    void process(dolt::connection& conn, queued& q);
+    step_check check_step(dolt::connection& conn, const std::string& user);
+    v2_answer ask_dolt(dolt::connection& conn, const shadow_job& job,
+                       steady::time_point deadline);
+    void record(const shadow_job& job, const comparator::comparison& c, unsigned v1_status,
+                const std::string& v1_body, const v2_answer& v2, int attempts);
+    bool dolt_allowed();
+    void dolt_result(bool reached);
+};
+
+thread_local std::mt19937_64 shadow::impl::rng{std::random_device{}()};
+
+shadow::shadow(const config::config& cfg, mirror* mir, fetcher fetch)
+    : impl_(std::make_unique<impl>(cfg, mir, std::move(fetch))) {}
+
+shadow::~shadow() { stop(); }
+
+void shadow::start() {
+    std::lock_guard lock(impl_->mu);
+    if (!impl_->workers.empty()) return;
+    impl_->stopping = false;
+    for (int i = 0; i < impl_->cfg.shadow.workers; ++i) {
+        impl_->workers.emplace_back([this] { impl_->worker_loop(); });
+    }
+}
+
+void shadow::stop() {
+    std::vector<std::thread> threads;
+    {
+        std::lock_guard lock(impl_->mu);
+        impl_->stopping = true;
+        for (const auto& q : impl_->queue) {
+            impl_->skip(q.job.route.ep, skip_reason::stopping);
+        }
+        impl_->queue.clear();
+        threads.swap(impl_->workers);
+    }
+    impl_->wake.notify_all();
+    for (auto& t : threads) t.join();
+}
+
+bool shadow::wants(const v1::route& route, std::string_view method) const {
+    if (method != "GET" || route.hostile_reason) return false;
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    return impl_->sample.take(route.ep, route.user_id, u(impl::rng));
+}
+
+void shadow::offer(shadow_job job) {
+    const auto ep = job.route.ep;
+    if (job.v1_body.size() > impl_->cfg.shadow.max_body_bytes) {
+        impl_->skip(ep, skip_reason::too_large);
+        return;
+    }
+    impl_->v1_seconds[static_cast<std::size_t>(ep)].observe(job.v1_seconds);
+    {
+        std::lock_guard lock(impl_->mu);
+        if (impl_->stopping || impl_->queue.size() >= impl_->cfg.shadow.queue) {
+            impl_->skip(ep, impl_->stopping ? skip_reason::stopping : skip_reason::queue_full);
+            return;
+        }
+        impl_->queue.push_back(queued{std::move(job), steady::now()});
+    }
+    impl_->wake.notify_one();
+}
+
+// ---- the workers -------------------------------------------------------------------------------
+
+void shadow::impl::worker_loop() {
+    dolt::connection conn(dolt_options(cfg), dolt_stats);
+    std::unique_lock lock(mu);
+    for (;;) {
+        wake.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (stopping) return;
+        queued q = std::move(queue.front());
+        queue.pop_front();
+        ++running;
+        lock.unlock();
+        process(conn, q);
+        lock.lock();
+        --running;
+    }
+}
+
+bool shadow::impl::dolt_allowed() {
+    std::lock_guard lock(mu);
+    return breaker.allow(steady::now());
+}
+
+void shadow::impl::dolt_result(bool reached) {
+    std::lock_guard lock(mu);
+    if (reached) {
+        breaker.success();
+    } else {
+        breaker.failure(steady::now());
+    }
+}
+
+step_check shadow::impl::check_step(dolt::connection& conn, const std::string& user) {
+    step_check out;
+    const git::storage_reader* store = storage();
+    std::string git_token = "absent";
+    if (store != nullptr) {
+        auto hf = store->head_and_fingerprint(user);
+        if (hf) {
+            git_token = hf->head + "|" + hf->diffs.value;
+        } else if (hf.error().kind != git::error_kind::not_found &&
+                   hf.error().kind != git::error_kind::invalid_id) {
+            git_token = "unreadable";
+        }
+    }
+    out.token = git_token;
+    if (!dolt_allowed()) {
+        out.dolt_failed = true;
+        out.error = "circuit open: Dolt unreachable";
+        return out;
+    }
+    auto up = conn.ensure_connected();
+    if (!up) {
+        dolt_result(false);
+        out.dolt_failed = true;
+        out.error = up.error().to_string();
+        return out;
+    }
+    auto mark = dolt::read_watermark(conn, user);
+    if (!mark) {
+        dolt_result(mark.error().kind != dolt::error_kind::connection_lost);
+        out.dolt_failed = true;
+        out.error = mark.error().to_string();
+        return out;
+    }
+    dolt_result(true);
+    const std::string dolt_token =
+        *mark ? (*mark)->v1_commit + "|" + (*mark)->diffs_fingerprint : std::string("absent");
+    out.in_step = git_token != "unreadable" && dolt_token == git_token;
+    return out;
+}
+
+v2_answer shadow::impl::ask_dolt(dolt::connection& conn, const shadow_job& job,
+                                 steady::time_point deadline) {
+    v2_answer out;
+    const auto t0 = steady::now();
+    if (!dolt_allowed()) {
+        out.error = "circuit open: Dolt unreachable";
+        return out;
+    }
+    auto state = dolt::read_user(conn, job.route.user_id);
+    if (!state) {
+        dolt_result(state.error().kind != dolt::error_kind::connection_lost);
+        out.error = state.error().to_string();
+        out.timed_out = steady::now() >= deadline;
+        return out;
+    }
+    dolt_result(true);
+    auto rendered = render_read(*state, job.route, job.target, tz);
+    v2_seconds[static_cast<std::size_t>(job.route.ep)].observe(seconds_since(t0));
+    if (!rendered) {
+        out.error = "not a read route";
+        return out;
+    }
+    if (steady::now() > deadline) {
+        out.timed_out = true;
+        out.error = "Dolt answered after the comparison's deadline";
+        return out;
+    }
+    out.ok = true;
+    out.status = rendered->status;
+    out.body = std::move(rendered->body);
+    return out;
+}
+
+void shadow::impl::process(dolt::connection& conn, queued& q) {
+    const shadow_job& job = q.job;
+    const auto ep = job.route.ep;
+    const auto& user = job.route.user_id;
+    const auto deadline = q.enqueued + cfg.shadow.deadline;
+    if (steady::now() > deadline) {
+        skip(ep, skip_reason::deadline);
+        return;
+    }
+    auto v2_failed = [&](const std::string& error, bool timed_out) {
+        count(ep, timed_out ? result::v2_timeout : result::v2_error);
+        spdlog::debug("event=shadow_v2_failed endpoint={} request_id={} error=\"{}\"",
+                      v1::name(ep), job.request_id, error);
+    };
+    const comparator::endpoint_rules& r = rules[static_cast<std::size_t>(ep)];
+
+    // First look: v1's answer as served, against Dolt when Dolt is in step with v1's storage.
+    step_check st = check_step(conn, user);
+    if (st.dolt_failed) {
+        v2_failed(st.error, false);
+        return;
+    }
+    bool differed = !st.in_step;
+    if (st.in_step) {
+        v2_answer v2 = ask_dolt(conn, job, deadline);
+        if (!v2.ok) {
+            v2_failed(v2.error, v2.timed_out);
+            return;
+        }
+        const auto c = comparator::compare({job.v1_status, job.v1_body}, {v2.status, v2.body}, r);
+        if (c.what == result::match) {
+            count(ep, result::match);
+            return;
+        }
+        differed = true;
+    }
+
+    // Settle: wait until Dolt is in step with v1's storage, then read both again with the
+    // storage unchanged around the two reads. Equal: lag. Different: a discrepancy.
+    const auto settle_until = steady::now() + cfg.shadow.settle_timeout;
+    int attempts = 1;
+    while (steady::now() < settle_until) {
+        {
+            std::unique_lock lock(mu);
+            if (stopping) {
+                skip(ep, skip_reason::stopping);
+                return;
+            }
+        }
+        st = check_step(conn, user);
+        if (st.dolt_failed) {
+            v2_failed(st.error, false);
+            return;
+        }
+        if (!st.in_step) {
+            if (mirror_ != nullptr) mirror_->look_at(user);
+            std::unique_lock lock(mu);
+            wake.wait_for(lock, settle_poll, [&] { return stopping; });
+            continue;
+        }
+        ++attempts;
+        rereads.fetch_add(1, relaxed);
+        fetch_result again = fetch(job.target, job.headers, cfg.shadow.deadline);
+        if (!again.ok) {
+            skip(ep, skip_reason::v1_reread_failed);
+            spdlog::debug("event=shadow_reread_failed endpoint={} request_id={} error=\"{}\"",
+                          v1::name(ep), job.request_id, again.error);
+            return;
+        }
+        v2_answer v2 = ask_dolt(conn, job, steady::now() + cfg.shadow.deadline);
+        if (!v2.ok) {
+            v2_failed(v2.error, v2.timed_out);
+            return;
+        }
+        const step_check after = check_step(conn, user);
+        if (after.dolt_failed) {
+            v2_failed(after.error, false);
+            return;
+        }
+        if (!after.in_step || after.token != st.token) continue;  // storage moved meanwhile
+        const auto c = comparator::compare({again.status, again.body}, {v2.status, v2.body}, r);
+        if (c.what == result::match) {
+            count(ep, differed ? result::lagging : result::match);
+            return;
+        }
+        count(ep, c.what);
+        record(job, c, again.status, again.body, v2, attempts);
+        return;
+    }
+    skip(ep, skip_reason::unsettled);
+}
+
+void shadow::impl::record(const shadow_job& job, const comparator::comparison& c,
+                          unsigned v1_status, const std::string& v1_body, const v2_answer& v2,
+                          int attempts) {
+    comparator::discrepancy d;
+    d.time_ms = unix_ms();
+    d.request_id = job.request_id;
+    d.endpoint = std::string(v1::name(job.route.ep));
+    d.user = job.route.user_id;
+    d.target = job.target;
+    d.v2_source = "dolt";
+    d.what = c.what;
+    d.diff = c.body;
+    d.v1_status = v1_status;
+    d.v1_body = v1_body;
+    d.v2_status = v2.status;
+    d.v2_body = v2.body;
+    d.attempts = attempts;
+    nlohmann::json j = comparator::to_json(d, red);
+    {
+        std::lock_guard lock(tally_mu);
+        if (c.body.differences.empty()) {
+            tally.add(job.route.ep, "(status)");
+        }
+        for (const auto& x : c.body.differences) tally.add(job.route.ep, x.general_path);
+    }
+    if (log) {
+        const std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        if (auto e = log->append(line); !e.empty()) {
+            record_write_errors.fetch_add(1, relaxed);
+            spdlog::warn("event=discrepancy_log_failed error=\"{}\"", e);
+        }
+    }
+    spdlog::info("event=discrepancy endpoint={} result={} request_id={} differences={}",
+                 d.endpoint, comparator::name(c.what), d.request_id, c.body.differences.size());
+    if (cfg.shadow.records.ring == 0) return;
+    std::lock_guard lock(ring_mu);
+    ring.emplace_back(d.endpoint, std::move(j));
+    while (ring.size() > cfg.shadow.records.ring) ring.pop_front();
+}
+
+// ---- admin and metrics ---------------------------------------------------------------------------
+
+std::string shadow::discrepancies_json(std::string_view endpoint, std::size_t limit) const {
+    nlohmann::json out = nlohmann::json::array();
+    std::lock_guard lock(impl_->ring_mu);
+    for (auto it = impl_->ring.rbegin(); it != impl_->ring.rend() && out.size() < limit; ++it) {
+        if (!endpoint.empty() && it->first != endpoint) continue;
+        out.push_back(it->second);
+    }
+    return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::string shadow::status_json() const {
+    const impl& s = *impl_;
+    nlohmann::json j;
+    {
+        std::lock_guard lock(s.mu);
+        j["queued"] = s.queue.size();
+        j["running"] = s.running;
+        j["workers"] = s.workers.size();
+        j["circuit"] = std::string(ml::name(s.breaker.current()));
+    }
+    j["idle"] = j["queued"] == 0 && j["running"] == 0;
+    nlohmann::json eps = nlohmann::json::object();
+    for (const auto ep : v1::all_endpoints()) {
+        if (!sl::compared(ep)) continue;
+        nlohmann::json counts = nlohmann::json::object();
+        for (const auto r : comparator::all_results()) {
+            counts[std::string(comparator::name(r))] =
+                s.results[static_cast<std::size_t>(ep)][static_cast<std::size_t>(r)].load();
+        }
+        eps[std::string(v1::name(ep))] = {{"sample_rate", s.sample.rate(ep)},
+                                          {"results", std::move(counts)}};
+    }
+    j["endpoints"] = std::move(eps);
+    nlohmann::json skipped = nlohmann::json::object();
+    for (std::size_t i = 0; i < skip_names.size(); ++i) {
+        skipped[std::string(skip_names[i])] = s.skips[i].load();
+    }
+    j["skipped"] = std::move(skipped);
+    return j.dump() + "\n";
+}
+
+std::string shadow::render_metrics() const {
+    const impl& s = *impl_;
+    std::string out;
+    out += "# HELP shadowgate_compare_total Shadow comparisons by endpoint and result.\n"
+           "# TYPE shadowgate_compare_total counter\n";
+    for (const auto ep : v1::all_endpoints()) {
+        if (!sl::compared(ep)) continue;
+        for (const auto r : comparator::all_results()) {
+            out += fmt::format(
+                "shadowgate_compare_total{{endpoint=\"{}\",result=\"{}\"}} {}\n", v1::name(ep),
+                comparator::name(r),
+                s.results[static_cast<std::size_t>(ep)][static_cast<std::size_t>(r)].load());
+        }
+    }
+    out += "# HELP shadowgate_compare_skipped_total Comparisons not made, by reason.\n"
+           "# TYPE shadowgate_compare_skipped_total counter\n";
+    for (std::size_t i = 0; i < skip_names.size(); ++i) {
+        out += fmt::format("shadowgate_compare_skipped_total{{reason=\"{}\"}} {}\n",
+                           skip_names[i], s.skips[i].load());
+    }
+    out += "# HELP shadowgate_compare_differing_paths_total Differing field paths in "
+           "discrepancies (array positions and keys as *; at most 32 per endpoint, then "
+           "(other)).\n# TYPE shadowgate_compare_differing_paths_total counter\n";
+    {
+        std::lock_guard lock(s.tally_mu);
+        for (const auto& row : s.tally.rows()) {
+            out += fmt::format(
+                "shadowgate_compare_differing_paths_total{{endpoint=\"{}\",path=\"{}\"}} {}\n",
+                v1::name(row.ep), label_value(row.path), row.count);
+        }
+    }
+    out += "# HELP shadowgate_compare_v1_seconds v1's read latency for compared reads.\n"
+           "# TYPE shadowgate_compare_v1_seconds histogram\n";
+    for (const auto ep : v1::all_endpoints()) {
+        if (!sl::compared(ep)) continue;
+        s.v1_seconds[static_cast<std::size_t>(ep)].render(
+            out, "shadowgate_compare_v1_seconds", fmt::format("endpoint=\"{}\"", v1::name(ep)));
+    }
+    out += "# HELP shadowgate_compare_v2_seconds Dolt's read and rendering time for compared "
+           "reads.\n# TYPE shadowgate_compare_v2_seconds histogram\n";
+    for (const auto ep : v1::all_endpoints()) {
+        if (!sl::compared(ep)) continue;
+        s.v2_seconds[static_cast<std::size_t>(ep)].render(
+            out, "shadowgate_compare_v2_seconds", fmt::format("endpoint=\"{}\"", v1::name(ep)));
+    }
+    std::size_t queued = 0, running = 0;
+    {
+        std::lock_guard lock(s.mu);
+        queued = s.queue.size();
+        running = s.running;
+    }
+    out += fmt::format(
+        "# HELP shadowgate_compare_queued Comparisons waiting for a worker.\n"
+        "# TYPE shadowgate_compare_queued gauge\nshadowgate_compare_queued {}\n"
+        "# HELP shadowgate_compare_running Comparisons in progress.\n"
+        "# TYPE shadowgate_compare_running gauge\nshadowgate_compare_running {}\n"
+        "# HELP shadowgate_compare_rereads_total Second reads of both sides after the mirror "
+        "settled.\n# TYPE shadowgate_compare_rereads_total counter\n"
+        "shadowgate_compare_rereads_total {}\n"
+        "# HELP shadowgate_compare_record_write_errors_total Discrepancy records the JSONL file "
+        "could not take.\n# TYPE shadowgate_compare_record_write_errors_total counter\n"
+        "shadowgate_compare_record_write_errors_total {}\n",
+        queued, running, s.rereads.load(), s.record_write_errors.load());
+    return out;
+}
+
+}  // namespace sg::proxy

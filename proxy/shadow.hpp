@@ -1,0 +1,74 @@
+// proxy/shadow: shadow reads (stage `shadow`). After v1's answer to a read has gone to the
+// client, the same question is put to Dolt: its tables rendered as v1 would answer
+// (proxy/v2_render), compared with v1's answer by the comparator under the endpoint's rules.
+//
+// The proxy only calls wants() (sampling, a few arithmetic operations) and offer() (a mutex and
+// a deque push); everything else runs on this module's worker threads, each with its own Dolt
+// session: a bounded queue (full: the comparison is skipped and counted), a deadline per
+// comparison, a circuit breaker when Dolt is unreachable (comparisons then end as v2_error at
+// once). The client's answer never waits for any of it.
+//
+// No false alarms from replication lag: a comparison is trusted only when Dolt's watermark for the
+// user equals v1's storage (HEAD and pending_diffs/ fingerprint) at that moment. When it does not,
+// or when the answers differ, the worker asks the mirror to look at the user, waits for the two to
+// be in step (up to shadow.settle_timeout), then reads both sides again (v1 over HTTP, Dolt) with
+// the storage unchanged around the reads: equal answers count as `lagging`, different ones are a
+// discrepancy, recorded every time a read shows it.
+#pragma once
+
+#include "adapters/v1/routes.hpp"
+#include "config/config.hpp"
+#include "proxy/http_fetch.hpp"
+#include "proxy/mirror.hpp"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace sg::proxy {
+
+struct shadow_job {
+    v1::route route;
+    std::string target;      // the request-target as the client sent it
+    header_list headers;     // the request's end-to-end headers, for re-reading v1
+    std::string request_id;
+    unsigned v1_status = 0;
+    std::string v1_body;
+    double v1_seconds = 0;   // v1's round trip as the proxy measured it
+};
+
+class shadow {
+public:
+    // `mir` is the stage's mirror (asked to look at users found out of step). `fetch` re-reads
+    // v1 (http_get against v1.address unless a test gives another).
+    using fetcher = std::function<fetch_result(const std::string& target, const header_list&,
+                                               std::chrono::milliseconds timeout)>;
+    shadow(const config::config& cfg, mirror* mir, fetcher fetch = {});
+    ~shadow();
+    shadow(const shadow&) = delete;
+    shadow& operator=(const shadow&) = delete;
+
+    void start();
+    void stop();  // queued comparisons are dropped (counted as skipped: stopping)
+
+    // Whether the answer to this request should be compared (a GET of a compared read endpoint,
+    // sampled). Cheap; safe from any thread.
+    bool wants(const v1::route& route, std::string_view method) const;
+    // Queues a comparison; never blocks on Dolt.
+    void offer(shadow_job job);
+
+    // Prometheus text: shadowgate_compare_* (appended to /metrics).
+    std::string render_metrics() const;
+    // GET /admin/discrepancies: the newest first, at most `limit`, of one endpoint or all ("").
+    std::string discrepancies_json(std::string_view endpoint, std::size_t limit) const;
+    // GET /admin/shadow: queue, workers, counts by endpoint and result.
+    std::string status_json() const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace sg::proxy

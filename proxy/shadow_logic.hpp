@@ -1,0 +1,62 @@
+// proxy/shadow_logic: the shadow comparer's decisions, free of I/O: the comparison rules of each
+// read endpoint (built-in knowledge of v1 plus the config), which reads are sampled, and the
+// bounded tally of differing field paths that /metrics publishes.
+#pragma once
+
+#include "adapters/v1/routes.hpp"
+#include "comparator/compare.hpp"
+#include "config/config.hpp"
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace sg::proxy::shadow_logic {
+
+// The rules for `ep`: v1's own (GET /users/{u}/blocks is a set keyed by "label", v1-contract.md
+// §1 #3; the pending diffs list is keyed by "id": v1 orders diffs that share created_at by
+// directory order, which the filesystem decides), then the config's endpoint section (its
+// array_keys add to or replace the built-in ones). Naive timestamps are read in `naive_offset`
+// (minutes east of UTC: v1.time_zone).
+comparator::endpoint_rules rules_for(const config::shadow_config& cfg, v1::endpoint ep,
+                                     int naive_offset_minutes);
+
+// Whether reads of `ep` are compared at all (the read endpoints of the block API).
+bool compared(v1::endpoint ep);
+
+// Sampling: a read of `ep` by `user` is compared when the user is in always_users, or when
+// `draw` (uniform in [0, 1)) is below the endpoint's rate.
+class sampler {
+public:
+    explicit sampler(const config::shadow_config& cfg);
+    bool take(v1::endpoint ep, const std::string& user, double draw) const;
+    double rate(v1::endpoint ep) const { return rates_[static_cast<std::size_t>(ep)]; }
+
+private:
+    std::array<double, v1::endpoint_count> rates_{};
+    std::set<std::string> always_;
+};
+
+// Counts differing field paths per endpoint with bounded cardinality: at most `max_paths`
+// distinct paths per endpoint, later new ones count as "(other)".
+class path_tally {
+public:
+    explicit path_tally(std::size_t max_paths) : max_(max_paths) {}
+    void add(v1::endpoint ep, const std::string& general_path);
+    // (endpoint, path, count), sorted by endpoint then count descending.
+    struct row {
+        v1::endpoint ep;
+        std::string path;
+        std::uint64_t count;
+    };
+    std::vector<row> rows() const;
+
+private:
+    std::size_t max_;
+    std::array<std::map<std::string, std::uint64_t>, v1::endpoint_count> counts_;
+};
+
+}  // namespace sg::proxy::shadow_logic
