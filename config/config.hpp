@@ -140,7 +140,9 @@ struct shadow_config {
     std::vector<std::string> always_users;  // every read of these users is compared
     int workers = 2;                        // comparisons at once (each with a Dolt session)
     std::size_t queue = 1024;               // comparisons waiting; more are skipped
-    milliseconds deadline{5'000};           // a comparison not done by then: v2_timeout
+    // A comparison still queued after this is skipped (reason deadline); a Dolt answer slower
+    // than this is a v2_timeout; also the timeout of a re-read of v1.
+    milliseconds deadline{5'000};
     milliseconds settle_timeout{3'000};     // how long to wait for the mirror when they differ
     std::size_t max_body_bytes = 1024 * 1024;  // larger v1 answers are not compared (skipped)
     shadow_records_config records;

@@ -187,8 +187,7 @@ struct shadow::impl {
     void worker_loop();
     void process(dolt::connection& conn, queued& q);
     step_check check_step(dolt::connection& conn, const std::string& user);
-    v2_answer ask_dolt(dolt::connection& conn, const shadow_job& job,
-                       steady::time_point deadline);
+    v2_answer ask_dolt(dolt::connection& conn, const shadow_job& job);
     void record(const shadow_job& job, const comparator::comparison& c, unsigned v1_status,
                 const std::string& v1_body, const v2_answer& v2, int attempts);
     bool dolt_allowed();
@@ -322,10 +321,12 @@ step_check shadow::impl::check_step(dolt::connection& conn, const std::string& u
     return out;
 }
 
-v2_answer shadow::impl::ask_dolt(dolt::connection& conn, const shadow_job& job,
-                                 steady::time_point deadline) {
+// Dolt's answer; slower than shadow.deadline counts as a timeout (Dolt's own time, not the
+// time the comparison waited in the queue or for the mirror).
+v2_answer shadow::impl::ask_dolt(dolt::connection& conn, const shadow_job& job) {
     v2_answer out;
     const auto t0 = steady::now();
+    const auto deadline = t0 + cfg.shadow.deadline;
     if (!dolt_allowed()) {
         out.error = "circuit open: Dolt unreachable";
         return out;
@@ -379,7 +380,7 @@ void shadow::impl::process(dolt::connection& conn, queued& q) {
     }
     bool differed = !st.in_step;
     if (st.in_step) {
-        v2_answer v2 = ask_dolt(conn, job, deadline);
+        v2_answer v2 = ask_dolt(conn, job);
         if (!v2.ok) {
             v2_failed(v2.error, v2.timed_out);
             return;
@@ -424,7 +425,7 @@ void shadow::impl::process(dolt::connection& conn, queued& q) {
                           v1::name(ep), job.request_id, again.error);
             return;
         }
-        v2_answer v2 = ask_dolt(conn, job, steady::now() + cfg.shadow.deadline);
+        v2_answer v2 = ask_dolt(conn, job);
         if (!v2.ok) {
             v2_failed(v2.error, v2.timed_out);
             return;

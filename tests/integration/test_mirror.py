@@ -43,7 +43,7 @@ class Stack:
     """v1ref on a fresh data dir, a fresh database, shadowgate in front."""
 
     def __init__(self, tmp_path: Path, *, stage="shadow", dolt=None, db=None, mirror=None,
-                 database=None):
+                 database=None, shadow=None):
         self.tmp = tmp_path
         self.data = tmp_path / "v1data"
         self.data.mkdir(exist_ok=True)
@@ -54,7 +54,8 @@ class Stack:
             self.database = fresh_database(self.db, database or unique_name("sgt_mirror"))
             dolt = dolt_config(self.db, self.database)
         self.cfg = base_config(self.v1.port, stage=stage, v1_data_dir=str(self.data), dolt=dolt,
-                               mirror={**FAST_MIRROR, **(mirror or {})})
+                               mirror={**FAST_MIRROR, **(mirror or {})},
+                               **({"shadow": shadow} if shadow is not None else {}))
         self.env = {"SHADOWGATE_DOLT_PASSWORD": self.db.get("SG_MARIADB_PASSWORD", "x"),
                     "SHADOWGATE_ADMIN_TOKEN": TOKEN}
         self.cfg_path = tmp_path / "verify.json"
