@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -252,8 +253,14 @@ public:
             }
             const double d = v.get<double>();
             if (!(d >= min && d <= max)) {
-                add(path, "must be between " + json(min).dump() + " and " + json(max).dump() +
-                              ", got " + v.dump());
+                auto text = [](double x) {
+                    return std::fabs(x) < 1e15 &&
+                                   x == static_cast<double>(static_cast<long long>(x))
+                               ? std::to_string(static_cast<long long>(x))
+                               : json(x).dump();
+                };
+                add(path, "must be between " + text(min) + " and " + text(max) + ", got " +
+                              v.dump());
                 return;
             }
             target = d;

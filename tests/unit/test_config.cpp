@@ -297,6 +297,27 @@ TEST_CASE("each invalid value is reported at its JSON path", "[config]") {
         {R"({"proxy": )", "$", "line 1"},
         {"", "$", "unexpected end of input"},
         {"{\n  \"stage\": 'off'\n}", "$", "line 2, column"},
+        {R"({"shadow": {"sample_rate": 1.5}})", "$.shadow.sample_rate", "between 0 and 1"},
+        {R"({"shadow": {"sample_rate": "all"}})", "$.shadow.sample_rate", "expected a number"},
+        {R"({"shadow": {"endpoints": {"put_block": {}}}})", "$.shadow.endpoints.put_block",
+         "not a compared read endpoint"},
+        {R"({"shadow": {"endpoints": {"get_block": {"ignore": ["content"]}}}})",
+         "$.shadow.endpoints.get_block.ignore[0]", "JSON Pointer"},
+        {R"({"shadow": {"endpoints": {"get_block": {"ignore": ["/a~2"]}}}})",
+         "$.shadow.endpoints.get_block.ignore[0]", "followed by 0 or 1"},
+        {R"({"shadow": {"endpoints": {"list_blocks": {"array_keys": {"": 3}}}}})",
+         R"($.shadow.endpoints.list_blocks.array_keys[""])", "name of the field"},
+        {R"({"shadow": {"endpoints": {"list_blocks": {"array_keys": {"x": "id"}}}}})",
+         "$.shadow.endpoints.list_blocks.array_keys.x", "JSON Pointer"},
+        {R"({"shadow": {"endpoints": {"get_block": {"sample_rate": -0.1}}}})",
+         "$.shadow.endpoints.get_block.sample_rate", "between 0 and 1"},
+        {R"({"shadow": {"always_users": ["a", 7]}})", "$.shadow.always_users[1]",
+         "expected a string"},
+        {R"({"shadow": {"workers": 0}})", "$.shadow.workers", "between 1 and 64"},
+        {R"({"shadow": {"records": {"max_file_bytes": 10}}})",
+         "$.shadow.records.max_file_bytes", "between 4096"},
+        {R"({"shadow": {"records": {"redact": true}}})", "$.shadow.records.redact",
+         "unknown key"},
     };
     for (const auto& c : cases) {
         INFO(c.document);
@@ -403,6 +424,12 @@ TEST_CASE("dump_json round-trips", "[config]") {
     changed.admin.token_env = "OTHER";
     changed.dolt.port = 3310;
     changed.log.level = "error";
+    changed.shadow.sample_rate = 0.25;
+    changed.shadow.always_users = {"alice"};
+    changed.shadow.endpoints["get_block"].sample_rate = 0.5;
+    changed.shadow.endpoints["get_block"].ignore = {"/metadata/*"};
+    changed.shadow.endpoints["list_diffs"].array_keys = {{"", "id"}, {"/x", "y"}};
+    changed.shadow.records.redact_fields = {"content"};
     const auto dumped = sg::config::dump_json(changed);
     const auto again = parse(dumped, no_env);
     INFO(sg::config::format_problems(again.problems));
@@ -410,6 +437,8 @@ TEST_CASE("dump_json round-trips", "[config]") {
     CHECK(sg::config::dump_json(*again.value) == dumped);
     CHECK(again.value->proxy.limits.request_timeout == 1234ms);
     CHECK(again.value->mode == sg::config::stage::dualwrite);
+    CHECK(again.value->shadow.endpoints.at("get_block").sample_rate == 0.5);
+    CHECK(again.value->shadow.endpoints.at("list_diffs").array_keys.at("/x") == "y");
 }
 
 TEST_CASE("stage names", "[config]") {
