@@ -3,7 +3,8 @@ it, a local MariaDB standing in for Dolt, a backfill (`shadowgate migrate --veri
 shadowgate in the `shadow` stage in front of v1 while a mix of real traffic goes through it (and an
 agent writes storage directly), and at the end: what passed, whether the mirror brought Dolt to
 exactly v1's state (`shadowgate verify`), every read answered by Dolt's side compared with v1's
-answer, and the mirror's and proxy's metrics. Run by deploy/demo.sh (which builds the binary).
+answer, shadowgate's own shadow comparisons of every read that went through it, and the
+mirror's, comparer's and proxy's metrics. Run by deploy/demo.sh (which builds the binary).
 
 Everything runs on loopback in temporary directories and is stopped at the end. Exit code 0 only
 when every comparison matched.
@@ -91,8 +92,10 @@ def main() -> int:
 
         mirror_ok = wait_for_mirror(gate, cfg_path, env)
         render_ok = compare_reads(gate, cfg_path, env, users)
+        shadow_ok = shadow_summary(gate)
         report(gate, tally, latencies)
-        return 0 if backfill_ok and not mismatches and mirror_ok and render_ok else 1
+        ok = backfill_ok and not mismatches and mirror_ok and render_ok and shadow_ok
+        return 0 if ok else 1
     finally:
         if gate:
             gate.stop()
@@ -225,8 +228,39 @@ def compare_reads(gate, cfg_path, env, users) -> bool:
     return same == len(paths) and len(answers) == len(paths)
 
 
+def shadow_summary(gate) -> bool:
+    """shadowgate's own shadow comparisons of the reads that went through it."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    st = {}
+    for _ in range(300):
+        status, _, body = request("GET", gate.admin_url + "/admin/shadow", headers=headers)
+        st = json.loads(body) if status == 200 else {}
+        if st.get("idle"):
+            break
+        time.sleep(0.1)
+    classes = ["match", "lagging", "mismatch", "missing_in_v2", "extra_in_v2", "status_mismatch",
+               "v2_error", "v2_timeout", "skipped"]
+    print("\n5. shadowgate's shadow comparisons (each read's answer from v1 vs Dolt's, after the "
+          "client had v1's):")
+    print("  " + f"{'endpoint':14}" + "".join(f"{c:>16}" for c in classes))
+    discrepancies = 0
+    for ep, info in st.get("endpoints", {}).items():
+        res = info["results"]
+        discrepancies += sum(res[c] for c in ("mismatch", "missing_in_v2", "extra_in_v2",
+                                              "status_mismatch"))
+        print("  " + f"{ep:14}" + "".join(f"{res[c]:>16}" for c in classes))
+    status, _, body = request("GET", gate.admin_url + "/admin/discrepancies?limit=3",
+                              headers=headers)
+    records = json.loads(body) if status == 200 else []
+    print(f"  discrepancies: {discrepancies} (lagging: equal once the mirror had settled)")
+    for r in records:
+        print(f"    {r['endpoint']} {r['target']}: {r['result']} "
+              f"{[d['path'] for d in r['differences']][:5]}")
+    return bool(st) and discrepancies == 0
+
+
 def report(gate, tally, latencies):
-    print("\n5. what passed through shadowgate:")
+    print("\n6. what passed through shadowgate:")
     print(f"  {'method':7} {'endpoint':44} {'status':>6} {'count':>6}")
     for (method, kind, status), count in sorted(tally.items(), key=str):
         print(f"  {method:7} {kind:44} {status:>6} {count:>6}")
@@ -240,6 +274,9 @@ def report(gate, tally, latencies):
         if (name.startswith("shadowgate_requests_total") and value) or \
                 name.startswith("shadowgate_mirror_") and not name.startswith(
                     "shadowgate_mirror_dolt_errors"):
+            print(f"  {name} {value:g}")
+    for name, value in sorted(metrics.items()):
+        if name.startswith("shadowgate_compare_total") and value:
             print(f"  {name} {value:g}")
     ready = request("GET", gate.admin_url + "/readyz")
     print(f"\nadmin /readyz: {ready[0]} {ready[2].decode().strip()}")
