@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# tests/fuzz/run.sh: builds the libFuzzer targets with clang (ASan + UBSan) and runs each for a
+# bounded time (FUZZ_SECONDS, default 20) from a seed corpus made of the v1 fixtures (transcript
+# answers for the comparator, block files for frontmatter, request lines for the route table).
+# A finding fails the run; its reproducer is kept in build/fuzz/<target>/ (crash-*, leak-*).
+#   tests/fuzz/run.sh [BUILD_DIR]
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+out=${1:-$src/build}/fuzz
+shared=${SHADOWGATE_SHARED:-$src/../shared}
+seconds=${FUZZ_SECONDS:-20}
+cxx=$(command -v clang++-14 || command -v clang++ || true)
+if [ -z "$cxx" ]; then
+    echo "fuzz: clang++ not found (deploy/setup.sh installs clang-14)" >&2
+    exit 1
+fi
+mkdir -p "$out"
+flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+       -I"$src")
+
+build() {  # name sources... [-- libs...]
+    local name=$1; shift
+    local bin=$out/$name
+    local newest
+    newest=$(ls -t "$@" "$src"/comparator/*.hpp "$src"/adapters/v1/*.hpp 2>/dev/null | head -1)
+    if [ ! -x "$bin" ] || [ "$newest" -nt "$bin" ]; then
+        echo "fuzz: building $name"
+        "$cxx" "${flags[@]}" "$@" -o "$bin" $LIBS
+    fi
+}
+
+LIBS="" build fuzz_comparator "$src/tests/fuzz/fuzz_comparator.cpp" \
+    "$src/comparator/json_diff.cpp" "$src/comparator/compare.cpp" "$src/comparator/record.cpp"
+LIBS="-lyaml-cpp" build fuzz_frontmatter "$src/tests/fuzz/fuzz_frontmatter.cpp" \
+    "$src/adapters/v1/frontmatter.cpp" "$src/adapters/v1/yaml_json.cpp"
+LIBS="" build fuzz_routes "$src/tests/fuzz/fuzz_routes.cpp" "$src/adapters/v1/routes.cpp"
+
+# Seed corpora from the fixtures (once).
+if [ ! -d "$out/seeds/fuzz_routes" ]; then
+    python3 - "$shared/fixtures/v1-transcript.jsonl" "$out/seeds" <<'PY'
+import json, sys, pathlib
+steps = [json.loads(l) for l in open(sys.argv[1])]
+root = pathlib.Path(sys.argv[2])
+for name in ("fuzz_comparator", "fuzz_frontmatter", "fuzz_routes"):
+    (root / name).mkdir(parents=True, exist_ok=True)
+bodies = [json.dumps(s["response"]) for s in steps if s["response"] is not None]
+for i in range(0, min(len(bodies) - 1, 200)):
+    (root / "fuzz_comparator" / f"s{i}").write_bytes(
+        bodies[i].encode() + b"\0" + bodies[i + 1].encode())
+n = 0
+for s in steps:
+    (root / "fuzz_routes" / f"s{s['step']}").write_bytes(f"{s['method']} {s['path']}".encode())
+    body = s.get("body") or {}
+    if isinstance(body, dict) and isinstance(body.get("content"), str):
+        (root / "fuzz_frontmatter" / f"s{n}").write_bytes(body["content"].encode())
+        n += 1
+    resp = s.get("response")
+    if isinstance(resp, dict) and isinstance(resp.get("content"), str):
+        (root / "fuzz_frontmatter" / f"r{n}").write_bytes(resp["content"].encode())
+        n += 1
+PY
+fi
+
+status=0
+for name in fuzz_comparator fuzz_frontmatter fuzz_routes; do
+    corpus=$out/corpus/$name
+    mkdir -p "$corpus" "$out/$name.findings"
+    echo "fuzz: $name for ${seconds}s"
+    if ! (cd "$out/$name.findings" &&
+          "$out/$name" -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+              -print_final_stats=1 "$corpus" "$out/seeds/$name" > "$out/$name.log" 2>&1); then
+        echo "fuzz: $name FOUND A PROBLEM (log: $out/$name.log, reproducer in $out/$name.findings)"
+        tail -40 "$out/$name.log"
+        status=1
+    else
+        grep -E "stat::number_executed_units|cov:" "$out/$name.log" | tail -2 | sed 's/^/  /'
+    fi
+done
+exit $status
