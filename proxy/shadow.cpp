@@ -12,6 +12,9 @@
 #include "proxy/shadow_logic.hpp"
 #include "proxy/v2_render.hpp"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -37,6 +40,7 @@ namespace sl = shadow_logic;
 constexpr auto relaxed = std::memory_order_relaxed;
 constexpr std::chrono::milliseconds settle_poll{20};
 constexpr std::size_t max_tallied_paths = 32;
+constexpr int comparer_nice = 10;
 
 // Why a comparison was not made (shadowgate_compare_skipped_total{reason}).
 enum class skip_reason { queue_full, deadline, unsettled, too_large, v1_reread_failed, stopping };
@@ -252,6 +256,10 @@ void shadow::offer(shadow_job job) {
 // ---- the workers -------------------------------------------------------------------------------
 
 void shadow::impl::worker_loop() {
+    // Comparisons yield the CPU to the proxy's threads: on a busy machine they fall behind (and
+    // are skipped when the queue fills) rather than slow the client's answers. Linux's nice
+    // applies per thread; failing to lower it is harmless.
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), comparer_nice);
     dolt::connection conn(dolt_options(cfg), dolt_stats);
     std::unique_lock lock(mu);
     for (;;) {
