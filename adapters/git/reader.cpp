@@ -197,6 +197,30 @@ std::string entry_key(const tree_entry_info& e) {
     return std::to_string(static_cast<unsigned>(e.mode)) + ':' + raw_key(e.id);
 }
 
+// Blob contents by id, each read from the repository once per read of a user.
+class blob_cache {
+public:
+    blob_cache(git_repository* repo, const std::string& user) : repo_(repo), user_(user) {}
+
+    result<const std::string*> get(const git_oid& id) {
+        const auto key = raw_key(id);
+        if (const auto it = blobs_.find(key); it != blobs_.end()) return &it->second;
+        git_blob* raw = nullptr;
+        if (git_blob_lookup(&raw, repo_, &id) != 0) {
+            return make_error(error_kind::corrupt, user_ + ": " + lg::last_error("blob " + lg::hex(id)));
+        }
+        lg::blob_ptr b(raw);
+        std::string bytes(static_cast<const char*>(git_blob_rawcontent(b.get())),
+                          static_cast<std::size_t>(git_blob_rawsize(b.get())));
+        return &blobs_.emplace(key, std::move(bytes)).first->second;
+    }
+
+private:
+    git_repository* repo_;
+    const std::string& user_;
+    std::unordered_map<std::string, std::string> blobs_;
+};
+
 // Loads one user's history from a repository and fills a user_read. One instance per call.
 class history_loader {
 public:
@@ -413,16 +437,7 @@ private:
         return std::nullopt;
     }
 
-    result<const std::string*> blob(const git_oid& id) {
-        const auto key = raw_key(id);
-        if (const auto it = blobs_.find(key); it != blobs_.end()) return &it->second;
-        git_blob* raw = nullptr;
-        if (git_blob_lookup(&raw, repo_, &id) != 0) return corrupt("blob " + lg::hex(id));
-        lg::blob_ptr b(raw);
-        std::string bytes(static_cast<const char*>(git_blob_rawcontent(b.get())),
-                          static_cast<std::size_t>(git_blob_rawsize(b.get())));
-        return &blobs_.emplace(key, std::move(bytes)).first->second;
-    }
+    result<const std::string*> blob(const git_oid& id) { return blobs_.get(id); }
 
     std::optional<error> fill_versions() {
         std::vector<std::string> states;
@@ -495,7 +510,7 @@ private:
     std::vector<graph_node> graph_;       // same indices
     std::unordered_map<std::string, std::uint32_t> index_;
     std::unordered_map<std::string, entry_map> block_trees_;
-    std::unordered_map<std::string, std::string> blobs_;
+    blob_cache blobs_{repo_, out_.state.user_id};
     std::map<std::string, std::string> newest_;  // label -> sha of its newest version
 };
 
@@ -710,22 +725,13 @@ private:
         return std::nullopt;
     }
 
-    result<const std::string*> blob(const git_oid& id) {
-        const auto key = raw_key(id);
-        if (const auto it = blobs_.find(key); it != blobs_.end()) return &it->second;
-        git_blob* raw = nullptr;
-        if (git_blob_lookup(&raw, repo_, &id) != 0) return corrupt("blob " + lg::hex(id));
-        lg::blob_ptr b(raw);
-        std::string bytes(static_cast<const char*>(git_blob_rawcontent(b.get())),
-                          static_cast<std::size_t>(git_blob_rawsize(b.get())));
-        return &blobs_.emplace(key, std::move(bytes)).first->second;
-    }
+    result<const std::string*> blob(const git_oid& id) { return blobs_.get(id); }
 
     git_repository* repo_;
     const user_read& prev_;
     user_read& out_;
     std::vector<link> chain_;
-    std::unordered_map<std::string, std::string> blobs_;
+    blob_cache blobs_{repo_, out_.state.user_id};
 };
 
 struct user_dir {

@@ -493,6 +493,16 @@ write_options metadata_opts() {
     return o;
 }
 
+// dump_tables of a fresh database into which `state` was bulk-written (write_users): what an
+// apply must leave, row for row.
+std::string bulk_written(const v1::user_state& state, const write_options& opts) {
+    scratch_db db;
+    connection bulk = db.connect();
+    REQUIRE(migrate(bulk));
+    REQUIRE(write_users(bulk, std::span(&state, 1), opts));
+    return dump_tables(bulk);
+}
+
 }  // namespace
 
 TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
@@ -551,11 +561,7 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
         require_same(v6, **back);
 
         // Row for row what a bulk write of the final state gives.
-        scratch_db other;
-        connection bulk = other.connect();
-        REQUIRE(migrate(bulk));
-        REQUIRE(write_users(bulk, std::span(&v6, 1), opts));
-        CHECK(dump_tables(conn) == dump_tables(bulk));
+        CHECK(dump_tables(conn) == bulk_written(v6, opts));
     }
 
     SECTION("a changed row is deleted before its new version goes in, whatever the statements") {
@@ -569,11 +575,7 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
         INFO((next ? "" : next.error().to_string()));
         REQUIRE(next);
         CHECK(next->rows_deleted > 0);
-        scratch_db other;
-        connection bulk = other.connect();
-        REQUIRE(migrate(bulk));
-        REQUIRE(write_users(bulk, std::span(&far, 1), opts));
-        CHECK(dump_tables(conn) == dump_tables(bulk));
+        CHECK(dump_tables(conn) == bulk_written(far, opts));
     }
 
     SECTION("the last applied state, while the watermark names it, replaces reading the rows") {
@@ -586,18 +588,14 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
         CHECK(next->commits_added == 2);
         CHECK(next->rows_inserted == 1 + 2 + 2 + 4 + 2 + 1);  // as without `known`
         CHECK(next->rows_deleted == 1 + 0 + 2 + 2 + 2 + 1);
-        scratch_db other;
-        connection bulk = other.connect();
-        REQUIRE(migrate(bulk));
-        REQUIRE(write_users(bulk, std::span(&v6, 1), opts));
-        CHECK(dump_tables(conn) == dump_tables(bulk));
+        CHECK(dump_tables(conn) == bulk_written(v6, opts));
 
         // `known` is v5 but the watermark names v6 now: the rows are read, nothing changes.
         auto stale = apply_user(conn, v6, opts, with_known);
         REQUIRE(stale);
         CHECK_FALSE(stale->used_known);
         CHECK_FALSE(stale->changed());
-        CHECK(dump_tables(conn) == dump_tables(bulk));
+        CHECK(dump_tables(conn) == bulk_written(v6, opts));
 
         // Another user's state is never taken for this one's.
         v1::user_state someone = v6;
@@ -620,11 +618,7 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
         REQUIRE(back);
         REQUIRE(back->has_value());
         require_same(other, **back);
-        scratch_db fresh;
-        connection bulk = fresh.connect();
-        REQUIRE(migrate(bulk));
-        REQUIRE(write_users(bulk, std::span(&other, 1), opts));
-        CHECK(dump_tables(conn) == dump_tables(bulk));
+        CHECK(dump_tables(conn) == bulk_written(other, opts));
     }
 
     SECTION("keep_diffs leaves the pending diffs and their fingerprint as they are") {
