@@ -1,6 +1,7 @@
 // comparator/json_diff: see the header.
 #include "comparator/json_diff.hpp"
 
+#include <chrono>
 #include <cmath>
 #include <map>
 
@@ -246,14 +247,12 @@ bool digits(std::string_view s, std::size_t at, std::size_t n, int& value) {
     return true;
 }
 
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-    y -= m <= 2;
-    const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const auto yoe = static_cast<unsigned>(y - era * 400);
-    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+// Days since 1970-01-01 of a proleptic Gregorian date; nullopt for a day the month lacks.
+std::optional<std::int64_t> days_from_civil(int y, unsigned m, unsigned d) {
+    using namespace std::chrono;
+    const year_month_day ymd = year{y} / month{m} / day{d};
+    if (!ymd.ok()) return std::nullopt;
+    return sys_days(ymd).time_since_epoch().count();
 }
 
 }  // namespace
@@ -360,8 +359,9 @@ std::optional<std::int64_t> parse_timestamp(std::string_view s, int naive_offset
         }
     }
     if (at != s.size()) return std::nullopt;
-    const std::int64_t days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
-    const std::int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset * 60;
+    const auto days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+    if (!days) return std::nullopt;
+    const std::int64_t secs = *days * 86400 + h * 3600 + mi * 60 + sec - offset * 60;
     return secs * 1'000'000 + micros;
 }
 

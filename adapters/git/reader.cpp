@@ -197,6 +197,47 @@ std::string entry_key(const tree_entry_info& e) {
     return std::to_string(static_cast<unsigned>(e.mode)) + ':' + raw_key(e.id);
 }
 
+// The parts of a commit a user_state keeps, as both loaders read them.
+struct commit_facts {
+    std::string sha;
+    std::string message;
+    std::int64_t time = 0;
+    int offset = 0;
+};
+
+v1::commit model_commit(const commit_facts& f, std::vector<std::string> parents,
+                        std::int64_t seq) {
+    v1::commit c;
+    c.sha = f.sha;
+    c.parents = std::move(parents);
+    c.message = f.message;
+    c.author = author_footer(f.message);
+    c.commit_time = f.time;
+    c.commit_tz_offset_minutes = f.offset;
+    c.seq = seq;
+    return c;
+}
+
+// A version of `label` at commit `f`; `source` null for a commit in which v1 cannot read the
+// file (deleted).
+v1::block_version model_version(const commit_facts& f, const std::string& label,
+                                const std::string* source, std::int64_t ordinal) {
+    v1::block_version v;
+    v.sha = f.sha;
+    v.label = label;
+    if (source != nullptr) {
+        v.source = *source;
+    } else {
+        v.deleted = true;
+    }
+    v.message = f.message;
+    v.author = author_footer(f.message);
+    v.commit_time = f.time;
+    v.commit_tz_offset_minutes = f.offset;
+    v.ordinal = ordinal;
+    return v;
+}
+
 // Blob contents by id, each read from the repository once per read of a user.
 class blob_cache {
 public:
@@ -327,23 +368,21 @@ private:
         return std::nullopt;
     }
 
+    commit_facts facts(std::uint32_t i) const {
+        return {lg::hex(commits_[i].id), commits_[i].message, graph_[i].time, commits_[i].offset};
+    }
+
     void fill_commits() {
         const auto order = rev_list_order(graph_, 0);
         auto& out = out_.state.commits;
         out.reserve(order.size());
         for (std::size_t seq = 0; seq < order.size(); ++seq) {
-            const auto& c = commits_[order[seq]];
-            v1::commit vc;
-            vc.sha = lg::hex(c.id);
+            std::vector<std::string> parents;
             for (const auto p : graph_[order[seq]].parents) {
-                vc.parents.push_back(lg::hex(commits_[p].id));
+                parents.push_back(lg::hex(commits_[p].id));
             }
-            vc.message = c.message;
-            vc.author = author_footer(c.message);
-            vc.commit_time = graph_[order[seq]].time;
-            vc.commit_tz_offset_minutes = c.offset;
-            vc.seq = static_cast<std::int64_t>(seq);
-            out.push_back(std::move(vc));
+            out.push_back(model_commit(facts(order[seq]), std::move(parents),
+                                       static_cast<std::int64_t>(seq)));
         }
     }
 
@@ -450,33 +489,25 @@ private:
             bool warned = false;
             for (std::size_t ordinal = 0; ordinal < order.size(); ++ordinal) {
                 const auto i = order[ordinal];
-                v1::block_version v;
-                v.sha = lg::hex(commits_[i].id);
-                v.label = label;
+                const commit_facts f = facts(i);
+                const std::string* source = nullptr;
                 const auto* entry = block_entry(i, file);
                 if (entry != nullptr && is_blob_mode(entry->mode)) {
                     auto bytes = blob(entry->id);
                     if (!bytes) return bytes.error();
-                    v.source = **bytes;
-                } else {
+                    source = *bytes;
+                } else if (entry != nullptr && !warned) {
                     // v1 cannot read the file at this commit: to its versions endpoint it is
                     // gone, as after a deletion.
-                    v.deleted = true;
-                    if (entry != nullptr && !warned) {
-                        warned = true;
-                        out_.warnings.push_back(
-                            make_warning(warning_kind::non_blob_block,
-                                         subject(std::string(blocks_dir) + "/" + file),
-                                         "not a file in commit " + v.sha + ": read as deleted"));
-                    }
+                    warned = true;
+                    out_.warnings.push_back(
+                        make_warning(warning_kind::non_blob_block,
+                                     subject(std::string(blocks_dir) + "/" + file),
+                                     "not a file in commit " + f.sha + ": read as deleted"));
                 }
-                v.message = commits_[i].message;
-                v.author = author_footer(v.message);
-                v.commit_time = graph_[i].time;
-                v.commit_tz_offset_minutes = commits_[i].offset;
-                v.ordinal = static_cast<std::int64_t>(ordinal);
-                if (ordinal == 0) newest_[label] = v.sha;
-                out_.state.versions.push_back(std::move(v));
+                if (ordinal == 0) newest_[label] = f.sha;
+                out_.state.versions.push_back(
+                    model_version(f, label, source, static_cast<std::int64_t>(ordinal)));
             }
         }
         return std::nullopt;
@@ -611,15 +642,8 @@ public:
         s.commits.reserve(n + before.commits.size());
         for (std::size_t i = 0; i < n; ++i) {
             const link& l = chain_[i];
-            v1::commit c;
-            c.sha = lg::hex(l.id);
-            c.parents.push_back(lg::hex(l.parent));
-            c.message = l.message;
-            c.author = author_footer(l.message);
-            c.commit_time = l.time;
-            c.commit_tz_offset_minutes = l.offset;
-            c.seq = static_cast<std::int64_t>(i);
-            s.commits.push_back(std::move(c));
+            s.commits.push_back(
+                model_commit(facts(l), {lg::hex(l.parent)}, static_cast<std::int64_t>(i)));
         }
         for (const auto& c : before.commits) {
             s.commits.push_back(c);
@@ -630,24 +654,15 @@ public:
         for (const auto& [label, at_commits] : changed) {
             const std::string file = label + std::string(block_suffix);
             for (std::size_t k = 0; k < at_commits.size(); ++k) {
-                const link& l = chain_[at_commits[k]];
-                v1::block_version v;
-                v.sha = lg::hex(l.id);
-                v.label = label;
+                const std::string* source = nullptr;
                 const auto it = trees[at_commits[k]].find(file);
                 if (it != trees[at_commits[k]].end()) {
                     auto bytes = blob(it->second.id);
                     if (!bytes) return bytes.error();
-                    v.source = **bytes;
-                } else {
-                    v.deleted = true;
+                    source = *bytes;
                 }
-                v.message = l.message;
-                v.author = author_footer(l.message);
-                v.commit_time = l.time;
-                v.commit_tz_offset_minutes = l.offset;
-                v.ordinal = static_cast<std::int64_t>(k);
-                s.versions.push_back(std::move(v));
+                s.versions.push_back(model_version(facts(chain_[at_commits[k]]), label, source,
+                                                   static_cast<std::int64_t>(k)));
             }
         }
         for (const auto& v : before.versions) {
@@ -698,6 +713,10 @@ private:
         int offset = 0;
     };
     using entry_map = std::map<std::string, tree_entry_info>;
+
+    static commit_facts facts(const link& l) {
+        return {lg::hex(l.id), l.message, l.time, l.offset};
+    }
 
     error corrupt(std::string_view what) const {
         return make_error(error_kind::corrupt, out_.state.user_id + ": " + lg::last_error(what));

@@ -228,7 +228,8 @@ TEST_CASE("comparator: timestamps parse as points in time", "[comparator]") {
     CHECK(cmp::parse_timestamp("2000-03-01T00:00:00.25-01:30", 0) ==
           (951868800LL + 5400) * 1000000 + 250000);
     CHECK(cmp::parse_timestamp("1969-12-31T23:59:59.5Z", 0) == -500000);
-    for (const char* bad : {"", "2026-13-01", "2026-11-22T25:00", "2026-11-22T04:12:26+", "2026",
+    CHECK(cmp::parse_timestamp("2024-02-29", 0).has_value());  // a leap day
+    for (const char* bad : {"", "2026-13-01", "2026-02-29", "2026-04-31", "2026-11-22T25:00", "2026-11-22T04:12:26+", "2026",
                             "2026-11-22T04:12:26.Z", "2026-11-22T04:12:26 junk", "x026-11-22"}) {
         INFO(bad);
         CHECK_FALSE(cmp::parse_timestamp(bad, 0).has_value());
