@@ -7,12 +7,12 @@ namespace sg::proxy {
 
 namespace {
 constexpr auto relaxed = std::memory_order_relaxed;
+}  // namespace
 
-void header(std::string& out, std::string_view name, std::string_view type,
-            std::string_view help) {
+void metric_header(std::string& out, std::string_view name, std::string_view type,
+                   std::string_view help) {
     fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
-}  // namespace
 
 void histogram::observe(double seconds) {
     std::size_t i = 0;
@@ -76,7 +76,7 @@ std::string metrics::render(std::string_view upstream) const {
     static constexpr std::array<std::string_view, 6> classes{"none", "1xx", "2xx",
                                                              "3xx",  "4xx", "5xx"};
 
-    header(out, "shadowgate_requests_total", "counter",
+    metric_header(out, "shadowgate_requests_total", "counter",
            "Client requests answered, by v1 endpoint and status class.");
     for (auto ep : v1::all_endpoints()) {
         for (std::size_t c = 0; c < classes.size(); ++c) {
@@ -86,28 +86,28 @@ std::string metrics::render(std::string_view upstream) const {
                            requests[static_cast<std::size_t>(ep)][c].load(relaxed));
         }
     }
-    header(out, "shadowgate_request_duration_seconds", "histogram",
+    metric_header(out, "shadowgate_request_duration_seconds", "histogram",
            "Client-visible latency from request received to response written, by endpoint.");
     for (auto ep : v1::all_endpoints()) {
         request_seconds[static_cast<std::size_t>(ep)].render(
             out, "shadowgate_request_duration_seconds",
             fmt::format("endpoint=\"{}\"", v1::name(ep)));
     }
-    header(out, "shadowgate_upstream_duration_seconds", "histogram",
+    metric_header(out, "shadowgate_upstream_duration_seconds", "histogram",
            "Upstream round trip from request sent to response read, by upstream and endpoint.");
     for (auto ep : v1::all_endpoints()) {
         upstream_seconds[static_cast<std::size_t>(ep)].render(
             out, "shadowgate_upstream_duration_seconds",
             fmt::format("upstream=\"{}\",endpoint=\"{}\"", upstream, v1::name(ep)));
     }
-    header(out, "shadowgate_rejected_requests_total", "counter",
+    metric_header(out, "shadowgate_rejected_requests_total", "counter",
            "Requests shadowgate answered itself, by reason.");
     for (std::size_t i = 0; i < rejected.size(); ++i) {
         fmt::format_to(std::back_inserter(out),
                        "shadowgate_rejected_requests_total{{reason=\"{}\"}} {}\n",
                        name(static_cast<reject_reason>(i)), rejected[i].load(relaxed));
     }
-    header(out, "shadowgate_upstream_errors_total", "counter",
+    metric_header(out, "shadowgate_upstream_errors_total", "counter",
            "Failures talking to an upstream, by kind.");
     for (std::size_t i = 0; i < upstream_errors.size(); ++i) {
         fmt::format_to(std::back_inserter(out),
@@ -116,7 +116,7 @@ std::string metrics::render(std::string_view upstream) const {
                        upstream_errors[i].load(relaxed));
     }
     auto counter = [&](std::string_view n, std::string_view help, std::uint64_t v) {
-        header(out, n, "counter", help);
+        metric_header(out, n, "counter", help);
         fmt::format_to(std::back_inserter(out), "{}{{upstream=\"{}\"}} {}\n", n, upstream, v);
     };
     counter("shadowgate_upstream_retries_total",
@@ -128,7 +128,7 @@ std::string metrics::render(std::string_view upstream) const {
             upstream_reuses.load(relaxed));
     auto plain = [&](std::string_view n, std::string_view type, std::string_view help,
                      auto v) {
-        header(out, n, type, help);
+        metric_header(out, n, type, help);
         fmt::format_to(std::back_inserter(out), "{} {}\n", n, v);
     };
     plain("shadowgate_client_write_errors_total", "counter",
@@ -143,7 +143,7 @@ std::string metrics::render(std::string_view upstream) const {
           accept_errors.load(relaxed));
     plain("shadowgate_open_connections", "gauge", "Client connections open now.",
           open_client_connections.load(relaxed));
-    header(out, "shadowgate_upstream_open_connections", "gauge",
+    metric_header(out, "shadowgate_upstream_open_connections", "gauge",
            "Connections to the upstream open now (in use or pooled).");
     fmt::format_to(std::back_inserter(out), "shadowgate_upstream_open_connections{{upstream=\"{}\"}} {}\n",
                    upstream, open_upstream_connections.load(relaxed));

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace sg::proxy {
 
@@ -17,6 +18,26 @@ namespace sg::proxy {
 // an answer): the index of shadowgate_requests_total's `code` label.
 inline std::size_t status_class(unsigned status) {
     return status >= 100 && status <= 599 ? status / 100 : 0;
+}
+
+// Appends the "# HELP" and "# TYPE" lines of one metric family.
+void metric_header(std::string& out, std::string_view name, std::string_view type,
+                   std::string_view help);
+
+// Appends a whole single-sample family: header, then "<name><labels> <value>".
+template <class V>
+void metric_line(std::string& out, std::string_view name, std::string_view type,
+                 std::string_view help, const V& value, std::string_view labels = "") {
+    metric_header(out, name, type, help);
+    out += name;
+    out += labels;
+    out += ' ';
+    if constexpr (std::is_convertible_v<const V&, std::string_view>) {
+        out += std::string_view(value);
+    } else {
+        out += std::to_string(value);
+    }
+    out += '\n';
 }
 
 // A cumulative histogram with fixed latency buckets (seconds).

@@ -9,6 +9,7 @@
 #include "proxy/dolt_session.hpp"
 #include "proxy/metadata.hpp"
 #include "proxy/mirror_apply.hpp"
+#include "proxy/metrics.hpp"
 #include "proxy/mirror_logic.hpp"
 
 #include <fmt/format.h>
@@ -688,10 +689,7 @@ std::string mirror::render_metrics() const {
     }
     std::string out;
     auto metric = [&](std::string_view name, std::string_view type, std::string_view help,
-                      auto value, std::string_view labels = "") {
-        out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{}{} {}\n", name, help, name, type, name,
-                           labels, value);
-    };
+                      const auto& value) { metric_line(out, name, type, help, value); };
     metric("shadowgate_mirror_dirty_users", "gauge", "Users with changes not yet in Dolt.",
            dirty_n);
     metric("shadowgate_mirror_lag_seconds", "gauge",
@@ -700,8 +698,7 @@ std::string mirror::render_metrics() const {
            "Users whose apply failed permanently, waiting for a change or a retry.", parked_n);
     metric("shadowgate_mirror_triggers_total", "counter",
            "2xx v1 write answers that marked a user dirty.", s.triggers.load());
-    out += "# HELP shadowgate_mirror_passes_total Mirror passes by result.\n"
-           "# TYPE shadowgate_mirror_passes_total counter\n";
+    metric_header(out, "shadowgate_mirror_passes_total", "counter", "Mirror passes by result.");
     for (std::size_t i = 0; i < pass_result_names.size(); ++i) {
         out += fmt::format("shadowgate_mirror_passes_total{{result=\"{}\"}} {}\n",
                            pass_result_names[i], s.passes[i].load());
@@ -784,8 +781,8 @@ std::string mirror::render_metrics() const {
            d.connects.load());
     metric("shadowgate_mirror_dolt_connect_failures_total", "counter",
            "Failed attempts to open a Dolt session.", d.connect_failures.load());
-    out += "# HELP shadowgate_mirror_dolt_errors_total Failed Dolt statements by kind.\n"
-           "# TYPE shadowgate_mirror_dolt_errors_total counter\n";
+    metric_header(out, "shadowgate_mirror_dolt_errors_total", "counter",
+                  "Failed Dolt statements by kind.");
     out += fmt::format("shadowgate_mirror_dolt_errors_total{{kind=\"connection_lost\"}} {}\n",
                        d.connection_lost.load());
     out += fmt::format("shadowgate_mirror_dolt_errors_total{{kind=\"retryable\"}} {}\n",

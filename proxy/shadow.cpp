@@ -542,8 +542,8 @@ std::string shadow::status_json() const {
 std::string shadow::render_metrics() const {
     const impl& s = *impl_;
     std::string out;
-    out += "# HELP shadowgate_compare_total Shadow comparisons by endpoint and result.\n"
-           "# TYPE shadowgate_compare_total counter\n";
+    metric_header(out, "shadowgate_compare_total", "counter",
+                  "Shadow comparisons by endpoint and result.");
     for (const auto ep : v1::all_endpoints()) {
         if (!sl::compared(ep)) continue;
         for (const auto r : comparator::all_results()) {
@@ -553,15 +553,15 @@ std::string shadow::render_metrics() const {
                 s.results[static_cast<std::size_t>(ep)][static_cast<std::size_t>(r)].load());
         }
     }
-    out += "# HELP shadowgate_compare_skipped_total Comparisons not made, by reason.\n"
-           "# TYPE shadowgate_compare_skipped_total counter\n";
+    metric_header(out, "shadowgate_compare_skipped_total", "counter",
+                  "Comparisons not made, by reason.");
     for (std::size_t i = 0; i < skip_names.size(); ++i) {
         out += fmt::format("shadowgate_compare_skipped_total{{reason=\"{}\"}} {}\n",
                            skip_names[i], s.skips[i].load());
     }
-    out += "# HELP shadowgate_compare_differing_paths_total Differing field paths in "
-           "discrepancies (array positions and keys as *; at most 32 per endpoint, then "
-           "(other)).\n# TYPE shadowgate_compare_differing_paths_total counter\n";
+    metric_header(out, "shadowgate_compare_differing_paths_total", "counter",
+                  "Differing field paths in discrepancies (array positions and keys as *; at "
+                  "most 32 per endpoint, then (other)).");
     {
         std::lock_guard lock(s.tally_mu);
         for (const auto& row : s.tally.rows()) {
@@ -570,38 +570,34 @@ std::string shadow::render_metrics() const {
                 v1::name(row.ep), label_value(row.path), row.count);
         }
     }
-    out += "# HELP shadowgate_compare_v1_seconds v1's read latency for compared reads.\n"
-           "# TYPE shadowgate_compare_v1_seconds histogram\n";
-    for (const auto ep : v1::all_endpoints()) {
-        if (!sl::compared(ep)) continue;
-        s.v1_seconds[static_cast<std::size_t>(ep)].render(
-            out, "shadowgate_compare_v1_seconds", fmt::format("endpoint=\"{}\"", v1::name(ep)));
-    }
-    out += "# HELP shadowgate_compare_v2_seconds Dolt's read and rendering time for compared "
-           "reads.\n# TYPE shadowgate_compare_v2_seconds histogram\n";
-    for (const auto ep : v1::all_endpoints()) {
-        if (!sl::compared(ep)) continue;
-        s.v2_seconds[static_cast<std::size_t>(ep)].render(
-            out, "shadowgate_compare_v2_seconds", fmt::format("endpoint=\"{}\"", v1::name(ep)));
-    }
+    // One histogram per compared endpoint.
+    auto histograms = [&](std::string_view name, std::string_view help,
+                          const std::array<histogram, v1::endpoint_count>& by_endpoint) {
+        metric_header(out, name, "histogram", help);
+        for (const auto ep : v1::all_endpoints()) {
+            if (!sl::compared(ep)) continue;
+            by_endpoint[static_cast<std::size_t>(ep)].render(
+                out, name, fmt::format("endpoint=\"{}\"", v1::name(ep)));
+        }
+    };
+    histograms("shadowgate_compare_v1_seconds", "v1's read latency for compared reads.",
+               s.v1_seconds);
+    histograms("shadowgate_compare_v2_seconds",
+               "Dolt's read and rendering time for compared reads.", s.v2_seconds);
     std::size_t queued = 0, running = 0;
     {
         std::lock_guard lock(s.mu);
         queued = s.queue.size();
         running = s.running;
     }
-    out += fmt::format(
-        "# HELP shadowgate_compare_queued Comparisons waiting for a worker.\n"
-        "# TYPE shadowgate_compare_queued gauge\nshadowgate_compare_queued {}\n"
-        "# HELP shadowgate_compare_running Comparisons in progress.\n"
-        "# TYPE shadowgate_compare_running gauge\nshadowgate_compare_running {}\n"
-        "# HELP shadowgate_compare_rereads_total Second reads of both sides after the mirror "
-        "settled.\n# TYPE shadowgate_compare_rereads_total counter\n"
-        "shadowgate_compare_rereads_total {}\n"
-        "# HELP shadowgate_compare_record_write_errors_total Discrepancy records the JSONL file "
-        "could not take.\n# TYPE shadowgate_compare_record_write_errors_total counter\n"
-        "shadowgate_compare_record_write_errors_total {}\n",
-        queued, running, s.rereads.load(), s.record_write_errors.load());
+    metric_line(out, "shadowgate_compare_queued", "gauge", "Comparisons waiting for a worker.",
+                queued);
+    metric_line(out, "shadowgate_compare_running", "gauge", "Comparisons in progress.", running);
+    metric_line(out, "shadowgate_compare_rereads_total", "counter",
+                "Second reads of both sides after the mirror settled.", s.rereads.load());
+    metric_line(out, "shadowgate_compare_record_write_errors_total", "counter",
+                "Discrepancy records the JSONL file could not take.",
+                s.record_write_errors.load());
     return out;
 }
 
