@@ -403,6 +403,8 @@ void shadow::impl::process(dolt::connection& conn, queued& q) {
 
     // Settle: wait until Dolt is in step with v1's storage, then read both again with the
     // storage unchanged around the two reads. Equal: lag. Different: a discrepancy.
+    // `st` is always the latest check: a re-read starts from it, and the check after the reads
+    // (which has to be made anyway) serves the next round.
     const auto settle_until = steady::now() + cfg.shadow.settle_timeout;
     int attempts = 1;
     while (steady::now() < settle_until) {
@@ -413,15 +415,17 @@ void shadow::impl::process(dolt::connection& conn, queued& q) {
                 return;
             }
         }
-        st = check_step(conn, user);
-        if (st.dolt_failed) {
-            v2_failed(st.error, false);
-            return;
-        }
         if (!st.in_step) {
             if (mirror_ != nullptr) mirror_->look_at(user);
-            std::unique_lock lock(mu);
-            wake.wait_for(lock, settle_poll, [&] { return stopping; });
+            {
+                std::unique_lock lock(mu);
+                wake.wait_for(lock, settle_poll, [&] { return stopping; });
+            }
+            st = check_step(conn, user);
+            if (st.dolt_failed) {
+                v2_failed(st.error, false);
+                return;
+            }
             continue;
         }
         ++attempts;
@@ -438,12 +442,15 @@ void shadow::impl::process(dolt::connection& conn, queued& q) {
             v2_failed(v2.error, v2.timed_out);
             return;
         }
-        const step_check after = check_step(conn, user);
+        step_check after = check_step(conn, user);
         if (after.dolt_failed) {
             v2_failed(after.error, false);
             return;
         }
-        if (!after.in_step || after.token != st.token) continue;  // storage moved meanwhile
+        if (!after.in_step || after.token != st.token) {  // storage moved meanwhile
+            st = std::move(after);
+            continue;
+        }
         const auto c = comparator::compare({again.status, again.body}, {v2.status, v2.body}, r);
         if (c.what == result::match) {
             count(ep, differed ? result::lagging : result::match);
