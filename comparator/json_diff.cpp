@@ -26,8 +26,6 @@ std::string escape_segment(std::string_view s) {
 // The text an element's key field stands for in a path.
 std::string key_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
-bool is_number(const json& v) { return v.is_number(); }
-
 class walker {
 public:
     walker(const rules& r, std::size_t max, diff_result& out) : r_(r), max_(max), out_(out) {}
@@ -56,7 +54,7 @@ public:
                 }
             }
         }
-        if (is_number(*a) && is_number(*b)) {
+        if (a->is_number() && b->is_number()) {
             if (!numbers_equal(*a, *b)) add(change::changed, a, b);
             return;
         }

@@ -109,8 +109,8 @@ struct shadow::impl {
           tally(max_tallied_paths) {
         const auto zone = parse_time_zone(c.v1.time_zone);
         tz = zone ? *zone : v1::time_zone::utc();
-        const auto cz = config::parse_time_zone(c.v1.time_zone);
-        const int naive = cz && cz->k == config::zone::kind::fixed ? cz->offset_minutes : 0;
+        // Naive timestamps in rules are read in v1's zone when it is a fixed offset.
+        const int naive = tz.k == v1::time_zone::kind::fixed_offset ? tz.offset_minutes : 0;
         for (const auto ep : v1::all_endpoints()) {
             rules[static_cast<std::size_t>(ep)] = sl::rules_for(c.shadow, ep, naive);
         }
