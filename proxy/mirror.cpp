@@ -174,24 +174,18 @@ struct mirror::impl {
         }
     }
 
-    std::optional<git::storage_reader> reader;  // opened lazily: storage may appear later
-    std::mutex reader_mu;
+    // Opened lazily (storage may appear later). The worker reads a user on every write: the 64
+    // most recent repositories (and libgit2's cache of their objects) stay open between passes.
+    git::lazy_storage_reader reader{cfg.v1_data_dir, 64};
 
     const git::storage_reader* storage() {
-        std::lock_guard lock(reader_mu);
-        if (!reader) {
-            auto r = git::storage_reader::open(cfg.v1_data_dir);
-            if (!r) {
-                spdlog::error("event=mirror_storage_unusable dir=\"{}\" error=\"{}\"",
-                              cfg.v1_data_dir, r.error().message);
-                return nullptr;
-            }
-            reader.emplace(std::move(*r));
-            // The worker reads a user on every write: keep recent repositories (and libgit2's
-            // cache of their objects) open between passes.
-            reader->keep_open_repositories(64);
+        auto r = reader.get();
+        if (!r) {
+            spdlog::error("event=mirror_storage_unusable dir=\"{}\" error=\"{}\"",
+                          cfg.v1_data_dir, r.error().message);
+            return nullptr;
         }
-        return &*reader;
+        return *r;
     }
 
     void worker_loop();

@@ -148,8 +148,7 @@ struct shadow::impl {
     ml::breaker breaker;  // under mu
     std::shared_ptr<dolt::counters> dolt_stats;
 
-    std::optional<git::storage_reader> reader;  // opened lazily, under reader_mu
-    std::mutex reader_mu;
+    git::lazy_storage_reader reader{cfg.v1_data_dir};  // storage may appear later
 
     // Metrics.
     std::array<std::array<std::atomic<std::uint64_t>, comparator::result_count>,
@@ -169,16 +168,6 @@ struct shadow::impl {
     std::optional<jsonl_log> log;
 
     static thread_local std::mt19937_64 rng;
-
-    const git::storage_reader* storage() {
-        std::lock_guard lock(reader_mu);
-        if (!reader) {
-            auto r = git::storage_reader::open(cfg.v1_data_dir);
-            if (!r) return nullptr;
-            reader.emplace(std::move(*r));
-        }
-        return &*reader;
-    }
 
     void count(v1::endpoint ep, result r) {
         results[static_cast<std::size_t>(ep)][static_cast<std::size_t>(r)].fetch_add(1, relaxed);
@@ -291,10 +280,10 @@ void shadow::impl::dolt_result(bool reached) {
 
 step_check shadow::impl::check_step(dolt::connection& conn, const std::string& user) {
     step_check out;
-    const git::storage_reader* store = storage();
+    auto store = reader.get();
     std::string git_token = "absent";
-    if (store != nullptr) {
-        auto hf = store->head_and_fingerprint(user);
+    if (store) {
+        auto hf = (*store)->head_and_fingerprint(user);
         if (hf) {
             git_token = hf->head + "|" + hf->diffs.value;
         } else if (hf.error().kind != git::error_kind::not_found &&

@@ -992,6 +992,17 @@ result<std::string> storage_reader::diffs_content_hash(std::string_view user_id)
     return counted(diffs_content_hash_at(dir_, fd_.get(), user_id));
 }
 
+result<const storage_reader*> lazy_storage_reader::get() {
+    std::lock_guard lock(mu_);
+    if (!reader_) {
+        auto r = storage_reader::open(dir_);
+        if (!r) return r.error();
+        reader_.emplace(std::move(*r));
+        if (keep_open_ > 0) reader_->keep_open_repositories(keep_open_);
+    }
+    return &*reader_;
+}
+
 // The one-shot forms: an error from open() was counted there.
 result<user_list> list_users(std::string_view data_dir) {
     auto reader = storage_reader::open(data_dir);

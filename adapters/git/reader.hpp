@@ -12,6 +12,8 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -119,6 +121,24 @@ private:
     std::string dir_;
     unique_fd fd_;
     std::shared_ptr<repo_cache> cache_;
+};
+
+// A storage_reader opened on first use, for services whose data directory may appear after
+// they start: get() tries to open it until that succeeds, then always returns the same reader.
+// Thread-safe. keep_open: see storage_reader::keep_open_repositories.
+class lazy_storage_reader {
+public:
+    explicit lazy_storage_reader(std::string data_dir, std::size_t keep_open = 0)
+        : dir_(std::move(data_dir)), keep_open_(keep_open) {}
+
+    // The reader, or why the directory cannot be opened (yet). Errors as storage_reader::open.
+    result<const storage_reader*> get();
+
+private:
+    std::string dir_;
+    std::size_t keep_open_;
+    std::mutex mu_;
+    std::optional<storage_reader> reader_;
 };
 
 // One-shot forms of the methods above, for callers that do not keep a reader.

@@ -1363,3 +1363,19 @@ TEST_CASE("git reader: reading on falls back to a full read when it must", "[git
         since_equals_full(reader, empty, false);
     }
 }
+
+TEST_CASE("git reader: a lazily opened reader waits for its directory", "[git]") {
+    temp_dir tmp;
+    const std::string dir = tmp.path() + "/later";
+    sg::git::lazy_storage_reader lazy(dir);
+    auto before = lazy.get();
+    REQUIRE_FALSE(before.has_value());
+    CHECK(before.error().kind == error_kind::not_found);
+    fs::create_directories(dir);
+    auto first = lazy.get();
+    REQUIRE(first.has_value());
+    auto again = lazy.get();
+    REQUIRE(again.has_value());
+    CHECK(*first == *again);  // opened once
+    CHECK((*first)->data_dir() == fs::canonical(dir).string());
+}
