@@ -78,22 +78,28 @@ struct queued {
     steady::time_point enqueued;
 };
 
-// One side's state as a comparable token: v1 storage's HEAD and pending_diffs/ fingerprint, or
-// Dolt's watermark for the same user. "absent" when the user does not exist there.
-struct step_check {
-    bool dolt_failed = false;
-    std::string error;
-    bool in_step = false;
-    std::string token;  // v1's side
-};
+// Where the two sides stand for one user, as comparable tokens: v1 storage's HEAD and
+// pending_diffs/ fingerprint ("absent" without the user, "unreadable" when it cannot be read),
+// and Dolt's watermark for the same user (the state it holds was applied from that token).
+std::string dolt_token(const std::optional<dolt::watermark>& mark) {
+    return mark ? mark->v1_commit + "|" + mark->diffs_fingerprint : std::string("absent");
+}
 
-// What Dolt answers, rendered as v1 would.
+// v2's answer for the comparison, rendered as v1 would, and the Dolt state it was rendered from.
 struct v2_answer {
     bool ok = false;
     bool timed_out = false;
     std::string error;
     unsigned status = 0;
     std::string body;
+    std::string token;  // Dolt's watermark token of the state answered from
+};
+
+// Dolt's watermark alone, while waiting for the mirror.
+struct watermark_check {
+    bool ok = false;
+    std::string error;
+    std::string token;
 };
 
 }  // namespace
@@ -179,7 +185,8 @@ struct shadow::impl {
 
     void worker_loop();
     void process(dolt::connection& conn, queued& q);
-    step_check check_step(dolt::connection& conn, const std::string& user);
+    std::string git_token(const std::string& user);
+    watermark_check check_dolt(dolt::connection& conn, const std::string& user);
     v2_answer ask_dolt(dolt::connection& conn, const shadow_job& job);
     void record(const shadow_job& job, const comparator::comparison& c, unsigned v1_status,
                 const std::string& v1_body, const v2_answer& v2, int attempts);
@@ -249,7 +256,10 @@ void shadow::impl::worker_loop() {
     // are skipped when the queue fills) rather than slow the client's answers. Linux's nice
     // applies per thread; failing to lower it is harmless.
     (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), comparer_nice);
-    dolt::connection conn(dolt_options(cfg), dolt_stats);
+    // This session only reads, every value quoted: a snapshot goes in one round trip.
+    auto opts = dolt_options(cfg);
+    opts.multi_statements = true;
+    dolt::connection conn(std::move(opts), dolt_stats);
     std::unique_lock lock(mu);
     for (;;) {
         wake.wait(lock, [&] { return stopping || !queue.empty(); });
@@ -278,48 +288,45 @@ void shadow::impl::dolt_result(bool reached) {
     }
 }
 
-step_check shadow::impl::check_step(dolt::connection& conn, const std::string& user) {
-    step_check out;
+std::string shadow::impl::git_token(const std::string& user) {
     auto store = reader.get();
-    std::string git_token = "absent";
-    if (store) {
-        auto hf = (*store)->head_and_fingerprint(user);
-        if (hf) {
-            git_token = hf->head + "|" + hf->diffs.value;
-        } else if (hf.error().kind != git::error_kind::not_found &&
-                   hf.error().kind != git::error_kind::invalid_id) {
-            git_token = "unreadable";
-        }
+    if (!store) return "absent";
+    auto hf = (*store)->head_and_fingerprint(user);
+    if (hf) return hf->head + "|" + hf->diffs.value;
+    if (hf.error().kind == git::error_kind::not_found ||
+        hf.error().kind == git::error_kind::invalid_id) {
+        return "absent";
     }
-    out.token = git_token;
+    return "unreadable";
+}
+
+watermark_check shadow::impl::check_dolt(dolt::connection& conn, const std::string& user) {
+    watermark_check out;
     if (!dolt_allowed()) {
-        out.dolt_failed = true;
         out.error = "circuit open: Dolt unreachable";
         return out;
     }
     auto up = conn.ensure_connected();
     if (!up) {
         dolt_result(false);
-        out.dolt_failed = true;
         out.error = up.error().to_string();
         return out;
     }
     auto mark = dolt::read_watermark(conn, user);
     if (!mark) {
         dolt_result(mark.error().kind != dolt::error_kind::connection_lost);
-        out.dolt_failed = true;
         out.error = mark.error().to_string();
         return out;
     }
     dolt_result(true);
-    const std::string dolt_token =
-        *mark ? (*mark)->v1_commit + "|" + (*mark)->diffs_fingerprint : std::string("absent");
-    out.in_step = git_token != "unreadable" && dolt_token == git_token;
+    out.ok = true;
+    out.token = dolt_token(*mark);
     return out;
 }
 
-// Dolt's answer; slower than shadow.deadline counts as a timeout (Dolt's own time, not the
-// time the comparison waited in the queue or for the mirror).
+// Dolt's answer: the watermark and the parts of the user's state the endpoint renders from, in
+// one snapshot (one round trip). Slower than shadow.deadline counts as a timeout (Dolt's own
+// time, not the time the comparison waited in the queue or for the mirror).
 v2_answer shadow::impl::ask_dolt(dolt::connection& conn, const shadow_job& job) {
     v2_answer out;
     const auto t0 = steady::now();
@@ -328,15 +335,21 @@ v2_answer shadow::impl::ask_dolt(dolt::connection& conn, const shadow_job& job) 
         out.error = "circuit open: Dolt unreachable";
         return out;
     }
-    auto state = dolt::read_user(conn, job.route.user_id);
-    if (!state) {
-        dolt_result(state.error().kind != dolt::error_kind::connection_lost);
-        out.error = state.error().to_string();
+    auto up = conn.ensure_connected();
+    if (!up) {
+        dolt_result(false);
+        out.error = up.error().to_string();
+        return out;
+    }
+    auto snap = dolt::read_snapshot(conn, job.route.user_id, parts_for(job.route));
+    if (!snap) {
+        dolt_result(snap.error().kind != dolt::error_kind::connection_lost);
+        out.error = snap.error().to_string();
         out.timed_out = steady::now() >= deadline;
         return out;
     }
     dolt_result(true);
-    auto rendered = render_read(*state, job.route, job.target, tz);
+    auto rendered = render_read(snap->state, job.route, job.target, tz);
     v2_seconds[static_cast<std::size_t>(job.route.ep)].observe(seconds_since(t0));
     if (!rendered) {
         out.error = "not a read route";
@@ -350,6 +363,7 @@ v2_answer shadow::impl::ask_dolt(dolt::connection& conn, const shadow_job& job) 
     out.ok = true;
     out.status = rendered->status;
     out.body = std::move(rendered->body);
+    out.token = dolt_token(snap->mark);
     return out;
 }
 
@@ -369,31 +383,30 @@ void shadow::impl::process(dolt::connection& conn, queued& q) {
     };
     const comparator::endpoint_rules& r = rules[static_cast<std::size_t>(ep)];
 
-    // First look: v1's answer as served, against Dolt when Dolt is in step with v1's storage.
-    step_check st = check_step(conn, user);
-    if (st.dolt_failed) {
-        v2_failed(st.error, false);
-        return;
-    }
-    bool differed = !st.in_step;
-    if (st.in_step) {
+    // First look: v1's answer as served, against Dolt's when Dolt's snapshot is the state of
+    // v1's storage now (the answer v1 served came from that storage or an older one: an older
+    // one can only make a difference, which the settling below sorts out).
+    std::string token = git_token(user);
+    bool in_step = false;
+    {
         v2_answer v2 = ask_dolt(conn, job);
         if (!v2.ok) {
             v2_failed(v2.error, v2.timed_out);
             return;
         }
-        const auto c = comparator::compare({job.v1_status, job.v1_body}, {v2.status, v2.body}, r);
-        if (c.what == result::match) {
-            count(ep, result::match);
-            return;
+        in_step = token != "unreadable" && v2.token == token;
+        if (in_step) {
+            const auto c =
+                comparator::compare({job.v1_status, job.v1_body}, {v2.status, v2.body}, r);
+            if (c.what == result::match) {
+                count(ep, result::match);
+                return;
+            }
         }
-        differed = true;
     }
 
-    // Settle: wait until Dolt is in step with v1's storage, then read both again with the
-    // storage unchanged around the two reads. Equal: lag. Different: a discrepancy.
-    // `st` is always the latest check: a re-read starts from it, and the check after the reads
-    // (which has to be made anyway) serves the next round.
+    // Settle: wait until Dolt is in step with v1's storage (token), then read both again with
+    // the storage unchanged around the two reads. Equal: lag. Different: a discrepancy.
     const auto settle_until = steady::now() + cfg.shadow.settle_timeout;
     int attempts = 1;
     while (steady::now() < settle_until) {
@@ -404,17 +417,19 @@ void shadow::impl::process(dolt::connection& conn, queued& q) {
                 return;
             }
         }
-        if (!st.in_step) {
+        if (!in_step) {
             if (mirror_ != nullptr) mirror_->look_at(user);
             {
                 std::unique_lock lock(mu);
                 wake.wait_for(lock, settle_poll, [&] { return stopping; });
             }
-            st = check_step(conn, user);
-            if (st.dolt_failed) {
-                v2_failed(st.error, false);
+            token = git_token(user);
+            const watermark_check w = check_dolt(conn, user);
+            if (!w.ok) {
+                v2_failed(w.error, false);
                 return;
             }
+            in_step = token != "unreadable" && w.token == token;
             continue;
         }
         ++attempts;
@@ -431,18 +446,15 @@ void shadow::impl::process(dolt::connection& conn, queued& q) {
             v2_failed(v2.error, v2.timed_out);
             return;
         }
-        step_check after = check_step(conn, user);
-        if (after.dolt_failed) {
-            v2_failed(after.error, false);
-            return;
-        }
-        if (!after.in_step || after.token != st.token) {  // storage moved meanwhile
-            st = std::move(after);
+        const std::string after = git_token(user);
+        if (after != token || v2.token != token) {  // storage or Dolt moved meanwhile
+            token = after;
+            in_step = after != "unreadable" && v2.token == after;
             continue;
         }
         const auto c = comparator::compare({again.status, again.body}, {v2.status, v2.body}, r);
         if (c.what == result::match) {
-            count(ep, differed ? result::lagging : result::match);
+            count(ep, result::lagging);  // the first look differed or could not be trusted
             return;
         }
         count(ep, c.what);

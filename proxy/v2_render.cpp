@@ -1,6 +1,8 @@
 // proxy/v2_render: route -> render function, and Starlette's query decoding.
 #include "proxy/v2_render.hpp"
 
+#include "adapters/v1/yaml_json.hpp"
+
 namespace sg::proxy {
 
 namespace {
@@ -78,6 +80,42 @@ std::optional<v1::rendered> render_read(const std::optional<v1::user_state>& sta
         case endpoint::list_diffs: return v1::render_list_diffs(*state, route.label);
         default: return std::nullopt;
     }
+}
+
+dolt::read_parts parts_for(const v1::route& route) {
+    using v1::endpoint;
+    dolt::read_parts p;
+    // v1 reads the label as a str (invalid UTF-8 replaced); the tables hold valid UTF-8.
+    const std::string label = v1::utf8_decode_replace(route.label);
+    switch (route.ep) {
+        case endpoint::list_blocks:
+            p.blocks = true;
+            p.block_sources = false;
+            p.diffs = true;
+            break;
+        case endpoint::diff_counts:
+        case endpoint::list_diffs: p.diffs = true; break;
+        case endpoint::get_block:
+            p.blocks = true;
+            p.diffs = true;
+            p.label = label;
+            break;
+        case endpoint::block_history:
+            p.blocks = true;
+            p.block_sources = false;
+            p.versions = true;
+            p.version_sources = false;
+            p.label = label;
+            break;
+        case endpoint::get_version:
+            p.commits = true;
+            p.versions = true;
+            p.label = label;
+            break;
+        case endpoint::user_exists: break;
+        default: p = dolt::read_parts::everything(); break;
+    }
+    return p;
 }
 
 }  // namespace sg::proxy

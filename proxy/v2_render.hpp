@@ -3,6 +3,7 @@
 // real answer and what the `live` stage will serve. Pure.
 #pragma once
 
+#include "adapters/dolt/store.hpp"
 #include "adapters/v1/model.hpp"
 #include "adapters/v1/render.hpp"
 #include "adapters/v1/routes.hpp"
@@ -23,5 +24,10 @@ std::optional<std::string> query_param(std::string_view target, std::string_view
 std::optional<v1::rendered> render_read(const std::optional<v1::user_state>& state,
                                         const v1::route& route, std::string_view target,
                                         const v1::time_zone& tz);
+
+// The parts of the user's state render_read needs for `route` (a read of the block API): the
+// user's row always, then only the tables the endpoint renders from, the route's label only
+// where the answer is about one block (a superset: render_read still matches labels exactly).
+dolt::read_parts parts_for(const v1::route& route);
 
 }  // namespace sg::proxy

@@ -535,120 +535,173 @@ result<std::int64_t> to_epoch(const cell& c, std::string_view what) {
     return adapter_error("unexpected time in column " + std::string(what));
 }
 
-result<std::optional<v1::user_state>> read_user_in_tx(connection& conn,
-                                                      std::string_view user_id) {
+// The statements that read `parts` of one user, in the order parse_user takes their results:
+// users, then commits, blocks, versions, diffs as asked.
+std::vector<std::string> user_statements(const connection& conn, std::string_view user_id,
+                                         const read_parts& parts) {
     const std::string where = " WHERE user_id = " + conn.quoted(user_id);
-    auto urs = conn.query("SELECT user_id, head, diffs_fingerprint FROM users" + where);
-    if (!urs) {
-        return urs.error();
+    std::string of_label;
+    if (parts.label) {
+        of_label = " AND label = " + conn.quoted(*parts.label);
     }
+    std::vector<std::string> out;
+    out.push_back("SELECT user_id, head, diffs_fingerprint FROM users" + where);
+    if (parts.commits) {
+        out.push_back(
+            "SELECT sha, parents, message, author, committed_at, tz_offset, seq FROM commits" +
+            where + " ORDER BY seq DESC");
+    }
+    if (parts.blocks) {
+        out.push_back(std::string("SELECT label, ") +
+                      (parts.block_sources ? "source" : "''") + ", v1_commit FROM blocks" +
+                      where + of_label + " ORDER BY label");
+    }
+    if (parts.versions) {
+        out.push_back(std::string("SELECT id, label, ") +
+                      (parts.version_sources ? "source" : "''") +
+                      ", deleted, full_message, author, created_at, created_tz_offset, ordinal "
+                      "FROM block_versions" +
+                      where + of_label + " ORDER BY label, ordinal DESC");
+    }
+    if (parts.diffs) {
+        out.push_back(
+            "SELECT id, raw_json, agent_id, block_label, field, operation, current_value, "
+            "proposed_value, reasoning, confidence, status, source_query, created_at_text, "
+            "reviewed_at_text, applied_commit FROM pending_diffs" +
+            where + " ORDER BY id");
+    }
+    return out;
+}
+
+// The user's state from the results of user_statements(parts), in that order.
+result<std::optional<v1::user_state>> parse_user(std::span<rows> results,
+                                                 std::string_view user_id,
+                                                 const read_parts& parts) {
+    std::size_t next = 0;
+    rows& urs = results[next++];
     // PAD SPACE: 'u ' = 'u' in SQL. Only the exact id is this user.
-    if (urs->data.empty() || urs->data[0][0].value_or("") != user_id) {
+    if (urs.data.empty() || urs.data[0][0].value_or("") != user_id) {
         return std::optional<v1::user_state>{};
     }
     v1::user_state u;
     u.user_id = std::string(user_id);
-    u.head = urs->data[0][1].value_or("");
-    u.diffs_fingerprint = urs->data[0][2].value_or("");
+    u.head = urs.data[0][1].value_or("");
+    u.diffs_fingerprint = urs.data[0][2].value_or("");
 
-    auto crs = conn.query(
-        "SELECT sha, parents, message, author, committed_at, tz_offset, seq FROM commits" +
-        where + " ORDER BY seq DESC");
-    if (!crs) {
-        return crs.error();
-    }
-    for (auto& r : crs->data) {
-        v1::commit c;
-        c.sha = std::move(r[0]).value_or("");
-        c.parents = split_parents(r[1].value_or(""));
-        c.message = std::move(r[2]).value_or("");
-        c.author = std::move(r[3]).value_or("");
-        auto t = to_epoch(r[4], "commits.committed_at");
-        auto tz = to_int(r[5], "commits.tz_offset");
-        auto seq = to_int(r[6], "commits.seq");
-        if (!t || !tz || !seq) {
-            return !t ? t.error() : !tz ? tz.error() : seq.error();
+    if (parts.commits) {
+        for (auto& r : results[next++].data) {
+            v1::commit c;
+            c.sha = std::move(r[0]).value_or("");
+            c.parents = split_parents(r[1].value_or(""));
+            c.message = std::move(r[2]).value_or("");
+            c.author = std::move(r[3]).value_or("");
+            auto t = to_epoch(r[4], "commits.committed_at");
+            auto tz = to_int(r[5], "commits.tz_offset");
+            auto seq = to_int(r[6], "commits.seq");
+            if (!t || !tz || !seq) {
+                return !t ? t.error() : !tz ? tz.error() : seq.error();
+            }
+            c.commit_time = *t;
+            c.commit_tz_offset_minutes = static_cast<int>(*tz);
+            c.seq = *seq;  // stored from the oldest: flipped below
+            u.commits.push_back(std::move(c));
         }
-        c.commit_time = *t;
-        c.commit_tz_offset_minutes = static_cast<int>(*tz);
-        c.seq = *seq;  // stored from the oldest: flipped below
-        u.commits.push_back(std::move(c));
-    }
-    for (auto& c : u.commits) {
-        c.seq = flip(static_cast<std::int64_t>(u.commits.size()), c.seq);
-    }
-
-    auto brs = conn.query("SELECT label, source, v1_commit FROM blocks" + where +
-                          " ORDER BY label");
-    if (!brs) {
-        return brs.error();
-    }
-    for (auto& r : brs->data) {
-        u.blocks.push_back(v1::block{std::move(r[0]).value_or(""), std::move(r[1]).value_or(""),
-                                     std::move(r[2]).value_or("")});
-    }
-
-    auto vrs = conn.query(
-        "SELECT id, label, source, deleted, full_message, author, created_at, "
-        "created_tz_offset, ordinal FROM block_versions" +
-        where + " ORDER BY label, ordinal DESC");
-    if (!vrs) {
-        return vrs.error();
-    }
-    for (auto& r : vrs->data) {
-        v1::block_version v;
-        v.sha = std::move(r[0]).value_or("");
-        v.label = std::move(r[1]).value_or("");
-        v.source = std::move(r[2]).value_or("");
-        v.deleted = r[3].value_or("0") != "0";
-        v.message = std::move(r[4]).value_or("");
-        v.author = std::move(r[5]).value_or("");
-        auto t = to_epoch(r[6], "block_versions.created_at");
-        auto tz = to_int(r[7], "block_versions.created_tz_offset");
-        auto ord = to_int(r[8], "block_versions.ordinal");
-        if (!t || !tz || !ord) {
-            return !t ? t.error() : !tz ? tz.error() : ord.error();
+        for (auto& c : u.commits) {
+            c.seq = flip(static_cast<std::int64_t>(u.commits.size()), c.seq);
         }
-        v.commit_time = *t;
-        v.commit_tz_offset_minutes = static_cast<int>(*tz);
-        v.ordinal = *ord;  // stored from the oldest: flipped below
-        u.versions.push_back(std::move(v));
     }
-    {
+
+    if (parts.blocks) {
+        for (auto& r : results[next++].data) {
+            u.blocks.push_back(v1::block{std::move(r[0]).value_or(""),
+                                         std::move(r[1]).value_or(""),
+                                         std::move(r[2]).value_or("")});
+        }
+    }
+
+    if (parts.versions) {
+        for (auto& r : results[next++].data) {
+            v1::block_version v;
+            v.sha = std::move(r[0]).value_or("");
+            v.label = std::move(r[1]).value_or("");
+            v.source = std::move(r[2]).value_or("");
+            v.deleted = r[3].value_or("0") != "0";
+            v.message = std::move(r[4]).value_or("");
+            v.author = std::move(r[5]).value_or("");
+            auto t = to_epoch(r[6], "block_versions.created_at");
+            auto tz = to_int(r[7], "block_versions.created_tz_offset");
+            auto ord = to_int(r[8], "block_versions.ordinal");
+            if (!t || !tz || !ord) {
+                return !t ? t.error() : !tz ? tz.error() : ord.error();
+            }
+            v.commit_time = *t;
+            v.commit_tz_offset_minutes = static_cast<int>(*tz);
+            v.ordinal = *ord;  // stored from the oldest: flipped below
+            u.versions.push_back(std::move(v));
+        }
+        // Every version of a label is read or none is: the counts per label are whole.
         const auto counts = versions_per_label(u);
         for (auto& v : u.versions) {
             v.ordinal = flip(counts.at(v.label), v.ordinal);
         }
     }
 
-    auto drs = conn.query(
-        "SELECT id, raw_json, agent_id, block_label, field, operation, current_value, "
-        "proposed_value, reasoning, confidence, status, source_query, created_at_text, "
-        "reviewed_at_text, applied_commit FROM pending_diffs" +
-        where + " ORDER BY id");
-    if (!drs) {
-        return drs.error();
-    }
-    for (auto& r : drs->data) {
-        v1::pending_diff d;
-        d.id = std::move(r[0]).value_or("");
-        d.raw_json = std::move(r[1]).value_or("");
-        d.agent_id = std::move(r[2]).value_or("");
-        d.block_label = std::move(r[3]).value_or("");
-        d.field = std::move(r[4]);
-        d.operation = std::move(r[5]).value_or("");
-        d.current_value = std::move(r[6]);
-        d.proposed_value = std::move(r[7]).value_or("");
-        d.reasoning = std::move(r[8]).value_or("");
-        d.confidence = std::move(r[9]).value_or("");
-        d.status = std::move(r[10]).value_or("");
-        d.source_query = std::move(r[11]);
-        d.created_at = std::move(r[12]).value_or("");
-        d.reviewed_at = std::move(r[13]);
-        d.applied_commit = std::move(r[14]);
-        u.diffs.push_back(std::move(d));
+    if (parts.diffs) {
+        for (auto& r : results[next++].data) {
+            v1::pending_diff d;
+            d.id = std::move(r[0]).value_or("");
+            d.raw_json = std::move(r[1]).value_or("");
+            d.agent_id = std::move(r[2]).value_or("");
+            d.block_label = std::move(r[3]).value_or("");
+            d.field = std::move(r[4]);
+            d.operation = std::move(r[5]).value_or("");
+            d.current_value = std::move(r[6]);
+            d.proposed_value = std::move(r[7]).value_or("");
+            d.reasoning = std::move(r[8]).value_or("");
+            d.confidence = std::move(r[9]).value_or("");
+            d.status = std::move(r[10]).value_or("");
+            d.source_query = std::move(r[11]);
+            d.created_at = std::move(r[12]).value_or("");
+            d.reviewed_at = std::move(r[13]);
+            d.applied_commit = std::move(r[14]);
+            u.diffs.push_back(std::move(d));
+        }
     }
     return std::optional<v1::user_state>(std::move(u));
+}
+
+result<std::optional<v1::user_state>> read_user_in_tx(connection& conn,
+                                                      std::string_view user_id) {
+    const read_parts all = read_parts::everything();
+    const auto statements = user_statements(conn, user_id, all);
+    std::vector<rows> results;
+    for (const auto& sql : statements) {
+        auto rs = conn.query(sql);
+        if (!rs) {
+            return rs.error();
+        }
+        // No such user: the other tables hold nothing for it either.
+        if (results.empty() && (rs->data.empty() || rs->data[0][0].value_or("") != user_id)) {
+            return std::optional<v1::user_state>{};
+        }
+        results.push_back(std::move(*rs));
+    }
+    return parse_user(results, user_id, all);
+}
+
+std::optional<watermark> parse_watermark(rows& rs, std::string_view user_id) {
+    if (rs.data.empty() || rs.data[0][0].value_or("") != user_id) {
+        return std::nullopt;
+    }
+    auto& r = rs.data[0];
+    return watermark{std::move(r[0]).value_or(""), std::move(r[1]).value_or(""),
+                     std::move(r[2]).value_or(""), std::move(r[3]).value_or("")};
+}
+
+std::string watermark_statement(const connection& conn, std::string_view user_id) {
+    return "SELECT user_id, v1_commit, diffs_fingerprint, applied_at FROM mirror_watermarks"
+           " WHERE user_id = " +
+           conn.quoted(user_id);
 }
 
 }  // namespace
@@ -1035,21 +1088,40 @@ result<std::vector<std::string>> list_users(connection& conn) {
 }
 
 result<std::optional<watermark>> read_watermark(connection& conn, std::string_view user_id) {
-    auto rs = conn.query(
-        "SELECT user_id, v1_commit, diffs_fingerprint, applied_at FROM mirror_watermarks"
-        " WHERE user_id = " +
-        conn.quoted(user_id));
+    auto rs = conn.query(watermark_statement(conn, user_id));
     if (!rs) {
         return rs.error();
     }
-    if (rs->data.empty() || rs->data[0][0].value_or("") != user_id) {
-        return std::optional<watermark>{};
+    return parse_watermark(*rs, user_id);
+}
+
+result<snapshot> read_snapshot(connection& conn, std::string_view user_id,
+                               const read_parts& parts) {
+    if (conn.in_transaction()) {
+        return adapter_error("read_snapshot inside an open transaction");
     }
-    auto& r = rs->data[0];
-    return std::optional<watermark>(watermark{std::move(r[0]).value_or(""),
-                                              std::move(r[1]).value_or(""),
-                                              std::move(r[2]).value_or(""),
-                                              std::move(r[3]).value_or("")});
+    std::vector<std::string> statements;
+    statements.reserve(8);
+    statements.emplace_back("START TRANSACTION");
+    statements.push_back(watermark_statement(conn, user_id));
+    for (auto& sql : user_statements(conn, user_id, parts)) {
+        statements.push_back(std::move(sql));
+    }
+    statements.emplace_back("COMMIT");
+    auto results = conn.query_batch(statements);
+    if (!results) {
+        conn.rollback();  // a batch that failed half-way may have left the transaction open
+        return results.error();
+    }
+    snapshot out;
+    out.mark = parse_watermark((*results)[1], user_id);
+    auto state = parse_user(std::span<rows>(*results).subspan(2, results->size() - 3), user_id,
+                            parts);
+    if (!state) {
+        return state.error();
+    }
+    out.state = std::move(*state);
+    return out;
 }
 
 }  // namespace sg::dolt

@@ -104,4 +104,32 @@ struct watermark {
 // The watermark of user_id, nullopt when the user was never written.
 result<std::optional<watermark>> read_watermark(connection& conn, std::string_view user_id);
 
+// The parts of one user's state a read needs: each read endpoint renders from a few of them.
+struct read_parts {
+    bool commits = false;
+    bool blocks = false;
+    bool block_sources = true;    // false: blocks without their text (source left empty)
+    bool versions = false;
+    bool version_sources = true;  // false: versions without their text
+    bool diffs = false;
+    std::optional<std::string> label;  // blocks and versions of this label only
+
+    static read_parts everything() {
+        read_parts p;
+        p.commits = p.blocks = p.versions = p.diffs = true;
+        return p;
+    }
+};
+
+// A user's watermark and the asked parts of its state (nullopt state: no such user), read in
+// one transaction, so that the state is exactly the one the watermark names. One round trip
+// when the connection allows several statements (options::multi_statements). Must not be
+// called inside an open transaction.
+struct snapshot {
+    std::optional<watermark> mark;
+    std::optional<v1::user_state> state;
+};
+result<snapshot> read_snapshot(connection& conn, std::string_view user_id,
+                               const read_parts& parts);
+
 }  // namespace sg::dolt

@@ -1,0 +1,193 @@
+// tests/mariadb/test_snapshot: read_snapshot, the shadow comparer's one-round-trip read of a
+// user's watermark and the parts of its state one read endpoint needs, against the real MariaDB
+// of the fixture: every read rendered from the parts equals the one rendered from the whole
+// state, with and without multi-statement sessions, and a failed batch leaves no transaction
+// open behind it.
+#include "adapters/dolt/schema.hpp"
+#include "adapters/dolt/store.hpp"
+#include "proxy/v2_render.hpp"
+#include "tests/mariadb/test_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+using namespace sg;
+using dolt::testing::make_user;
+using dolt::testing::scratch_db;
+
+namespace {
+
+// make_user plus what it lacks: a block deleted in the newest commit (its history stays), a
+// diff that is no longer pending, one whose JSON is whole, and a label with a space.
+v1::user_state rich_user(const std::string& id) {
+    v1::user_state u = make_user(id, 4, 5);
+    v1::commit del;
+    del.sha = dolt::testing::fake_sha(id + "/delete");
+    del.parents = {u.head};
+    del.message = "Delete journey\n\nAuthor: user";
+    del.author = "user";
+    del.commit_time = u.commits.front().commit_time + 1;
+    for (auto& c : u.commits) ++c.seq;
+    u.commits.insert(u.commits.begin(), del);
+    u.head = del.sha;
+    for (auto& v : u.versions) {
+        if (v.label == "journey") ++v.ordinal;
+    }
+    v1::block_version gone;
+    gone.sha = del.sha;
+    gone.label = "journey";
+    gone.deleted = true;
+    gone.message = del.message;
+    gone.author = "user";
+    gone.commit_time = del.commit_time;
+    gone.ordinal = 0;
+    u.versions.push_back(gone);
+    std::erase_if(u.blocks, [](const v1::block& b) { return b.label == "journey"; });
+    // Whole diff files (make_user's are cut short, which v1 skips): two pending for one block,
+    // one approved for another.
+    auto whole = [&](v1::pending_diff& d, const std::string& label, const std::string& status,
+                     const std::string& created) {
+        d.block_label = label;
+        d.status = status;
+        d.raw_json = R"({"id": ")" + d.id + R"(", "user_id": ")" + id +
+                     R"(", "agent_id": "tutor", "block_label": ")" + label +
+                     R"(", "field": null, "operation": "append", "current_value": "old",)"
+                     R"( "proposed_value": "new", "reasoning": "r", "confidence": "high",)"
+                     R"( "source_query": null, "status": ")" + status +
+                     R"(", "created_at": ")" + created + R"("})";
+    };
+    whole(u.diffs[0], "student", "approved", "2026-11-22T04:16:24.120548");
+    whole(u.diffs[1], "engagement_strategy", "pending", "2026-11-22T04:16:25.000001");
+    whole(u.diffs[2], "engagement_strategy", "pending", "2026-11-22T04:16:26.000001");
+    return u;
+}
+
+std::vector<std::string> targets_for(const v1::user_state& u) {
+    const std::string base = "/users/" + u.user_id;
+    std::vector<std::string> t = {base + "/exists", base + "/blocks", base + "/blocks/diffs/counts"};
+    std::vector<std::string> labels = {"missing", "student ", "a%20b"};
+    for (const auto& v : u.versions) {
+        if (std::find(labels.begin(), labels.end(), v.label) == labels.end()) {
+            labels.push_back(v.label);
+        }
+    }
+    for (const auto& label : labels) {
+        const std::string b = base + "/blocks/" + label;
+        t.push_back(b);
+        t.push_back(b + "/history");
+        t.push_back(b + "/history?limit=1");
+        t.push_back(b + "/history?limit=100");
+        t.push_back(b + "/history?limit=x");
+        t.push_back(b + "/diffs");
+        t.push_back(b + "/versions/HEAD");
+        t.push_back(b + "/versions/HEAD~1");
+        t.push_back(b + "/versions/HEAD~100");
+        t.push_back(b + "/versions/nope");
+        for (const auto& v : u.versions) {
+            t.push_back(b + "/versions/" + v.sha);
+            t.push_back(b + "/versions/" + v.sha.substr(0, 7));
+        }
+    }
+    return t;
+}
+
+}  // namespace
+
+TEST_CASE("a read rendered from the parts its endpoint needs equals one from the whole state") {
+    scratch_db db;
+    auto writer = db.connect();
+    REQUIRE(dolt::migrate(writer));
+    std::vector<v1::user_state> users = {rich_user("rich"), make_user("a b", 3, 2),
+                                         make_user("plain", 6, 3)};
+    REQUIRE(dolt::write_users(writer, users));
+    const auto tz = v1::time_zone::utc();
+
+    for (const bool multi : {true, false}) {
+        auto opts = db.user_options();
+        opts.multi_statements = multi;
+        dolt::connection conn(opts);
+        REQUIRE(conn.connect());
+        std::size_t compared = 0;
+        for (const auto& u : users) {
+            auto whole = dolt::read_user(conn, u.user_id);
+            REQUIRE(whole);
+            REQUIRE(whole->has_value());
+            for (const auto& target : targets_for(u)) {
+                const auto route = v1::classify("GET", target);
+                REQUIRE(route.ep != v1::endpoint::passthrough);
+                auto snap = dolt::read_snapshot(conn, route.user_id, proxy::parts_for(route));
+                REQUIRE(snap);
+                REQUIRE(snap->mark.has_value());
+                CHECK(snap->mark->v1_commit == u.head);
+                const auto want = proxy::render_read(*whole, route, target, tz);
+                const auto got = proxy::render_read(snap->state, route, target, tz);
+                REQUIRE(want.has_value());
+                REQUIRE(got.has_value());
+                INFO("multi " << multi << " " << target);
+                CHECK(got->status == want->status);
+                CHECK(got->body == want->body);
+                ++compared;
+            }
+        }
+        CHECK(compared > 200);
+        CHECK_FALSE(conn.in_transaction());
+
+        // No such user: no watermark, no state, for any parts.
+        auto none = dolt::read_snapshot(conn, "nobody", dolt::read_parts::everything());
+        REQUIRE(none);
+        CHECK_FALSE(none->mark.has_value());
+        CHECK_FALSE(none->state.has_value());
+        auto padded = dolt::read_snapshot(conn, "plain ", dolt::read_parts::everything());
+        REQUIRE(padded);
+        CHECK_FALSE(padded->state.has_value());
+    }
+}
+
+TEST_CASE("a whole snapshot in one batch, and a failed batch leaves no snapshot open") {
+    scratch_db db;
+    auto writer = db.connect();
+    REQUIRE(dolt::migrate(writer));
+    auto u = make_user("u", 2, 2);
+    REQUIRE(dolt::write_users(writer, std::span(&u, 1)));
+
+    auto opts = db.user_options();
+    opts.multi_statements = true;
+    dolt::connection conn(opts);
+    REQUIRE(conn.connect());
+    const auto before = conn.stats().statements.load();
+    auto snap = dolt::read_snapshot(conn, "u", dolt::read_parts::everything());
+    REQUIRE(snap);
+    REQUIRE(snap->state.has_value());
+    dolt::testing::require_same(*snap->state, u);
+    CHECK(conn.stats().statements.load() - before == 8);  // START, watermark, 5 tables, COMMIT
+
+    // A batch whose third statement fails: the error comes back, the statements after it did
+    // not run, and the session is usable and sees other sessions' commits (no transaction left
+    // open with an old snapshot).
+    const std::vector<std::string> bad = {"START TRANSACTION", "SELECT 1", "SELECT nope FROM users",
+                                          "COMMIT"};
+    auto failed = conn.query_batch(bad);
+    REQUIRE_FALSE(failed);
+    CHECK(failed.error().to_string().find("nope") != std::string::npos);
+    conn.rollback();
+    REQUIRE(writer.execute("UPDATE mirror_watermarks SET v1_commit = 'moved' WHERE user_id = 'u'"));
+    auto mark = dolt::read_watermark(conn, "u");
+    REQUIRE(mark);
+    REQUIRE(mark->has_value());
+    CHECK((*mark)->v1_commit == "moved");
+
+    // read_snapshot itself rolls back after a failure: a table it reads is gone.
+    REQUIRE(dolt::read_snapshot(conn, "u", dolt::read_parts::everything()));
+    REQUIRE(writer.execute("RENAME TABLE pending_diffs TO pending_diffs_away"));
+    auto broken = dolt::read_snapshot(conn, "u", dolt::read_parts::everything());
+    REQUIRE_FALSE(broken);
+    CHECK_FALSE(conn.in_transaction());
+    REQUIRE(writer.execute("RENAME TABLE pending_diffs_away TO pending_diffs"));
+    REQUIRE(writer.execute("UPDATE mirror_watermarks SET v1_commit = 'again' WHERE user_id = 'u'"));
+    auto later = dolt::read_snapshot(conn, "u", dolt::read_parts{});
+    REQUIRE(later);
+    REQUIRE(later->mark.has_value());
+    CHECK(later->mark->v1_commit == "again");
+}
