@@ -447,8 +447,180 @@ reader_fn shadow_endpoint_fields(loader& l, shadow_endpoint_config& e) {
     });
 }
 
+// "" when `step` (a move or a drop) can be applied; else what is wrong. The same rules as
+// comparator::check_step, which the proxy applies (kept here so config stays free of the
+// comparator): paths are JSON Pointers; a move's paths agree up to their last "*".
+std::string mapping_problem(const mapping_step& step) {
+    auto split = [](const std::string& p) {
+        std::vector<std::string> out;
+        std::size_t i = 1;
+        while (!p.empty() && i <= p.size()) {
+            const auto slash = p.find('/', i);
+            out.push_back(p.substr(i, slash == std::string::npos ? std::string::npos : slash - i));
+            if (slash == std::string::npos) break;
+            i = slash + 1;
+        }
+        return out;
+    };
+    if (auto why = pointer_problem(step.from); !why.empty()) return why;
+    if (step.drop) return step.from.empty() ? "cannot drop the whole document" : "";
+    if (auto why = pointer_problem(step.to); !why.empty()) return why;
+    const auto f = split(step.from);
+    const auto t = split(step.to);
+    auto prefix = [](const std::vector<std::string>& p) {
+        for (std::size_t i = p.size(); i-- > 0;) {
+            if (p[i] == "*") return i + 1;
+        }
+        return std::size_t{0};
+    };
+    const std::size_t n = prefix(f);
+    if (n != prefix(t) || !std::equal(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(n),
+                                      t.begin())) {
+        return "\"" + step.from + "\" and \"" + step.to +
+               "\" must be the same up to their last \"*\" (elements move within themselves)";
+    }
+    return {};
+}
+
+reader_fn mapping_fields(loader& l, std::vector<mapping_step>& steps) {
+    return [&l, &steps](const json& v, const std::string& path) {
+        if (!v.is_array()) {
+            l.add(path, std::string("expected an array of steps, got ") + v.type_name());
+            return;
+        }
+        std::vector<mapping_step> out;
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            const std::string p = path + "[" + std::to_string(i) + "]";
+            const json& e = v[i];
+            auto text = [&](const char* key) -> std::optional<std::string> {
+                auto it = e.find(key);
+                if (it == e.end() || !it->is_string()) return std::nullopt;
+                return it->get<std::string>();
+            };
+            mapping_step step;
+            if (!e.is_object()) {
+                l.add(p, std::string("expected {\"move\": path, \"to\": path} or "
+                                     "{\"drop\": path}, got ") + e.type_name());
+                continue;
+            }
+            const bool is_drop = e.contains("drop");
+            const bool is_move = e.contains("move");
+            if (is_drop == is_move) {
+                l.add(p, "expected {\"move\": path, \"to\": path} or {\"drop\": path}");
+                continue;
+            }
+            bool ok = true;
+            for (const auto& [key, value] : e.items()) {
+                if (key != "drop" && key != "move" && key != "to") {
+                    l.add(child_path(p, key), "unknown key (a step has move and to, or drop)");
+                    ok = false;
+                } else if (!value.is_string()) {
+                    l.add(child_path(p, key), std::string("expected a JSON Pointer string, got ") +
+                                                  value.type_name());
+                    ok = false;
+                }
+            }
+            if (!ok) continue;
+            step.drop = is_drop;
+            step.from = *text(is_drop ? "drop" : "move");
+            if (is_drop && e.contains("to")) {
+                l.add(child_path(p, "to"), "a drop has no destination");
+                continue;
+            }
+            if (!is_drop) {
+                auto to = text("to");
+                if (!to) {
+                    l.add(p, "a move needs \"to\"");
+                    continue;
+                }
+                step.to = *to;
+            }
+            if (auto why = mapping_problem(step); !why.empty()) {
+                l.add(p, why);
+                continue;
+            }
+            out.push_back(std::move(step));
+        }
+        steps = std::move(out);
+    };
+}
+
+reader_fn v2_http_fields(loader& l, v2_http_config& v) {
+    return l.section({
+        {"address", l.address(v.address, 0)},  // 0: not set (a problem only when targeted)
+        {"path_prefix",
+         [&l, &v](const json& j, const std::string& path) {
+             if (!j.is_string()) {
+                 l.add(path, std::string("expected a string, got ") + j.type_name());
+                 return;
+             }
+             const auto p = j.get<std::string>();
+             if (!p.empty() && (p.front() != '/' || p.back() == '/' ||
+                                p.find_first_of("?# \t\r\n") != std::string::npos)) {
+                 l.add(path, "expected \"\" or a path such as \"/api/v2\" (no trailing \"/\", "
+                             "no query)");
+                 return;
+             }
+             v.path_prefix = p;
+         }},
+        {"endpoints",
+         [&l, &v](const json& j, const std::string& path) {
+             if (!j.is_object()) {
+                 l.add(path, std::string("expected an object, got ") + j.type_name());
+                 return;
+             }
+             for (const auto& [key, value] : j.items()) {
+                 const std::string p = child_path(path, key);
+                 const auto* end = std::end(shadow_endpoint_names);
+                 if (std::find(std::begin(shadow_endpoint_names), end, key) == end) {
+                     l.add(p, "not a compared read endpoint; one of " +
+                                  join(shadow_endpoint_names));
+                     continue;
+                 }
+                 if (!value.is_object()) {
+                     l.add(p, std::string("expected an object, got ") + value.type_name());
+                     continue;
+                 }
+                 for (const auto& [k, step_list] : value.items()) {
+                     if (k != "map") {
+                         l.add(child_path(p, k), "unknown key (an endpoint has \"map\")");
+                         continue;
+                     }
+                     mapping_fields(l, v.endpoints[key])(step_list, child_path(p, k));
+                 }
+             }
+         }},
+    });
+}
+
+constexpr std::string_view shadow_target_names[] = {"dolt", "v2_http"};
+
 reader_fn shadow_fields(loader& l, shadow_config& s) {
     return l.section({
+        {"targets",
+         [&l, &s](const json& v, const std::string& path) {
+             if (!v.is_array() || v.empty()) {
+                 l.add(path, "expected a non-empty array of \"dolt\" and/or \"v2_http\"");
+                 return;
+             }
+             std::vector<std::string> out;
+             for (std::size_t i = 0; i < v.size(); ++i) {
+                 const std::string p = path + "[" + std::to_string(i) + "]";
+                 const auto* end = std::end(shadow_target_names);
+                 if (!v[i].is_string() ||
+                     std::find(std::begin(shadow_target_names), end, v[i].get<std::string>()) ==
+                         end) {
+                     l.add(p, "expected \"dolt\" or \"v2_http\"");
+                 } else if (std::find(out.begin(), out.end(), v[i].get<std::string>()) !=
+                            out.end()) {
+                     l.add(p, "\"" + v[i].get<std::string>() + "\" is listed twice");
+                 } else {
+                     out.push_back(v[i].get<std::string>());
+                 }
+             }
+             s.targets = std::move(out);
+         }},
+        {"v2_http", v2_http_fields(l, s.v2_http)},
         {"sample_rate", l.real(s.sample_rate, 0, 1)},
         {"endpoints",
          [&l, &s](const json& v, const std::string& path) {
@@ -473,6 +645,8 @@ reader_fn shadow_fields(loader& l, shadow_config& s) {
         {"deadline_ms", l.duration(s.deadline)},
         {"settle_timeout_ms", l.duration(s.settle_timeout)},
         {"max_body_bytes", l.number(s.max_body_bytes, 1, max_upstream_body_bytes)},
+        {"max_per_second", l.real(s.max_per_second, 0, 1e9)},
+        {"min_idle_cpu", l.real(s.min_idle_cpu, 0, 1)},
         {"records",
          l.section({
              {"ring", l.number(s.records.ring, 0, 1'000'000)},
@@ -520,6 +694,11 @@ void cross_check(loader& l, const config& c) {
         l.add("$.mirror.retry_initial_ms", "must not exceed mirror.retry_max_ms (" +
                                                std::to_string(c.mirror.retry_max.count()) + ")");
     }
+    const auto& targets = c.shadow.targets;
+    if (std::find(targets.begin(), targets.end(), "v2_http") != targets.end() &&
+        c.shadow.v2_http.address.port == 0) {
+        l.add("$.shadow.v2_http.address", "shadow.targets has \"v2_http\": set its address");
+    }
     const auto& proxy = c.proxy.listen;
     const bool same_host = admin.listen.host == proxy.host || is_wildcard(admin.listen.host) ||
                            is_wildcard(proxy.host);
@@ -543,7 +722,21 @@ json shadow_json(const shadow_config& s) {
         if (e.sample_rate) j["sample_rate"] = *e.sample_rate;
         endpoints[name] = std::move(j);
     }
-    return {{"sample_rate", s.sample_rate},
+    json maps = json::object();
+    for (const auto& [name, steps] : s.v2_http.endpoints) {
+        json list = json::array();
+        for (const auto& step : steps) {
+            list.push_back(step.drop ? json{{"drop", step.from}}
+                                     : json{{"move", step.from}, {"to", step.to}});
+        }
+        maps[name] = {{"map", std::move(list)}};
+    }
+    return {{"targets", s.targets},
+            {"v2_http",
+             {{"address", address_json(s.v2_http.address)},
+              {"path_prefix", s.v2_http.path_prefix},
+              {"endpoints", std::move(maps)}}},
+            {"sample_rate", s.sample_rate},
             {"endpoints", std::move(endpoints)},
             {"always_users", s.always_users},
             {"workers", s.workers},
@@ -551,6 +744,8 @@ json shadow_json(const shadow_config& s) {
             {"deadline_ms", s.deadline.count()},
             {"settle_timeout_ms", s.settle_timeout.count()},
             {"max_body_bytes", s.max_body_bytes},
+            {"max_per_second", s.max_per_second},
+            {"min_idle_cpu", s.min_idle_cpu},
             {"records",
              {{"ring", s.records.ring},
               {"file", s.records.file},

@@ -132,9 +132,27 @@ struct shadow_records_config {
     std::vector<std::string> redact_fields;         // string values under these keys
 };
 
+// One step that turns a v2 service's answer into v1's shape: {"move": from, "to": to} or
+// {"drop": from}; JSON Pointers in which "*" stands for every element (comparator/mapping).
+struct mapping_step {
+    bool drop = false;
+    std::string from;
+    std::string to;
+};
+
+// A v2 HTTP service asked the same read as v1 (shadow.targets has "v2_http").
+struct v2_http_config {
+    endpoint_address address{"127.0.0.1", 0};  // port 0: not configured
+    std::string path_prefix;  // put before v1's request-target ("/api/v2": /api/v2/users/...)
+    std::map<std::string, std::vector<mapping_step>> endpoints;  // read endpoint -> its map
+};
+
 // Shadow reads (stage `shadow`): after v1's answer to a read went to the client, the same
-// question is put to Dolt (its tables rendered as v1 answers) and the answers compared.
+// question is put to Dolt (its tables rendered as v1 answers) and/or a v2 HTTP service, and the
+// answers compared.
 struct shadow_config {
+    std::vector<std::string> targets{"dolt"};  // what v1 is compared with: "dolt", "v2_http"
+    v2_http_config v2_http;
     double sample_rate = 1.0;  // share of reads compared, per endpoint unless overridden
     std::map<std::string, shadow_endpoint_config> endpoints;
     std::vector<std::string> always_users;  // every read of these users is compared
@@ -145,6 +163,12 @@ struct shadow_config {
     milliseconds deadline{5'000};
     milliseconds settle_timeout{3'000};     // how long to wait for the mirror when they differ
     std::size_t max_body_bytes = 1024 * 1024;  // larger v1 answers are not compared (skipped)
+    // Comparisons started per second at most (0: no limit); more are skipped (reason budget).
+    // Bounds the load shadow reads put on Dolt and v2 whatever the traffic.
+    double max_per_second = 0;
+    // Comparisons run on spare CPU only: while less than this share of the machine's CPU time is
+    // idle (measured every 100 ms), new ones are skipped (reason busy). 0: never.
+    double min_idle_cpu = 0.1;
     shadow_records_config records;
 };
 

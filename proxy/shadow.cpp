@@ -21,6 +21,8 @@
 
 #include <array>
 #include <atomic>
+#include <fstream>
+#include <sstream>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -42,10 +44,20 @@ constexpr std::chrono::milliseconds settle_poll{20};
 constexpr std::size_t max_tallied_paths = 32;
 constexpr int comparer_nice = 10;
 
+constexpr std::chrono::milliseconds cpu_sample_every{100};
+
 // Why a comparison was not made (shadowgate_compare_skipped_total{reason}).
-enum class skip_reason { queue_full, deadline, unsettled, too_large, v1_reread_failed, stopping };
-constexpr std::array<std::string_view, 6> skip_names = {
-    "queue_full", "deadline", "unsettled", "too_large", "v1_reread_failed", "stopping"};
+enum class skip_reason {
+    queue_full, deadline, unsettled, too_large, v1_reread_failed, stopping, budget, busy };
+constexpr std::array<std::string_view, 8> skip_names = {
+    "queue_full", "deadline", "unsettled", "too_large", "v1_reread_failed", "stopping",
+    "budget",     "busy"};
+
+// What v1's answer is compared with (shadow.targets).
+enum class target { dolt, v2_http };
+constexpr std::size_t target_count = 2;
+constexpr std::array<std::string_view, target_count> target_names = {"dolt", "v2_http"};
+std::string_view name(target t) { return target_names[static_cast<std::size_t>(t)]; }
 
 // A Prometheus label value: backslash, double quote and newline escaped.
 std::string label_value(std::string_view s) {
@@ -85,14 +97,16 @@ std::string dolt_token(const std::optional<dolt::watermark>& mark) {
     return mark ? mark->v1_commit + "|" + mark->diffs_fingerprint : std::string("absent");
 }
 
-// v2's answer for the comparison, rendered as v1 would, and the Dolt state it was rendered from.
+// The answer of one target: Dolt's tables rendered as v1 would answer, or the v2 service's answer
+// mapped into v1's shape; and the Dolt state behind it.
 struct v2_answer {
     bool ok = false;
     bool timed_out = false;
     std::string error;
     unsigned status = 0;
     std::string body;
-    std::string token;  // Dolt's watermark token of the state answered from
+    std::string token;  // Dolt's watermark token of the state answered from (for v2_http: read
+                        // just before asking the service)
 };
 
 // Dolt's watermark alone, while waiting for the mirror.
@@ -112,7 +126,7 @@ struct shadow::impl {
           sample(c.shadow),
           breaker(c.mirror.breaker_threshold, c.mirror.breaker_cooldown, c.mirror.retry_max),
           dolt_stats(std::make_shared<dolt::counters>()),
-          tally(max_tallied_paths) {
+          tally{sl::path_tally(max_tallied_paths), sl::path_tally(max_tallied_paths)} {
         const auto zone = parse_time_zone(c.v1.time_zone);
         tz = zone ? *zone : v1::time_zone::utc();
         // Naive timestamps in rules are read in v1's zone when it is a fixed offset.
@@ -122,6 +136,12 @@ struct shadow::impl {
         }
         red.all_strings = c.shadow.records.redact_all_strings;
         red.fields = c.shadow.records.redact_fields;
+        for (const auto& t : c.shadow.targets) {
+            targets.push_back(t == "v2_http" ? target::v2_http : target::dolt);
+        }
+        for (const auto ep : v1::all_endpoints()) {
+            maps[static_cast<std::size_t>(ep)] = sl::mapping_for(c.shadow, ep);
+        }
         if (!c.shadow.records.file.empty()) {
             log.emplace(c.shadow.records.file, c.shadow.records.max_file_bytes,
                         c.shadow.records.keep_files);
@@ -134,11 +154,23 @@ struct shadow::impl {
                 return http_get(addr, target, headers, timeout, limit);
             };
         }
+        if (c.shadow.v2_http.address.port != 0) {
+            const auto addr = c.shadow.v2_http.address;
+            const auto limit = c.shadow.max_body_bytes;
+            const auto prefix = c.shadow.v2_http.path_prefix;
+            fetch_v2 = [addr, limit, prefix](const std::string& target, const header_list& headers,
+                                             std::chrono::milliseconds timeout) {
+                return http_get(addr, prefix + target, headers, timeout, limit);
+            };
+        }
     }
 
     const config::config cfg;
     mirror* mirror_;
     fetcher fetch;
+    fetcher fetch_v2;  // the v2 service, when configured
+    std::vector<target> targets;
+    std::array<std::vector<comparator::map_step>, v1::endpoint_count> maps;  // v2's shape -> v1's
     sl::sampler sample;
     v1::time_zone tz;
     std::array<comparator::endpoint_rules, v1::endpoint_count> rules;
@@ -146,27 +178,33 @@ struct shadow::impl {
 
     // Queue and workers.
     mutable std::mutex mu;
-    std::condition_variable wake;
+    std::condition_variable wake;  // a comparison was queued (or stopping)
+    // Timed waits that only stopping ends (settling, CPU samples): kept off `wake`, whose
+    // notify_one must reach an idle worker.
+    std::condition_variable pause;
     std::deque<queued> queue;
     bool stopping = false;
     std::size_t running = 0;
     std::vector<std::thread> workers;
+    std::thread cpu_watch;
     ml::breaker breaker;  // under mu
+    sl::token_bucket budget{cfg.shadow.max_per_second};  // under mu
+    std::atomic<bool> busy{false};  // the machine has less idle CPU than shadow.min_idle_cpu
+    std::atomic<double> idle{1.0};  // the machine's idle share at the last sample
     std::shared_ptr<dolt::counters> dolt_stats;
 
     git::lazy_storage_reader reader{cfg.v1_data_dir};  // storage may appear later
 
     // Metrics.
-    std::array<std::array<std::atomic<std::uint64_t>, comparator::result_count>,
-               v1::endpoint_count>
-        results{};
+    using counts = std::array<std::atomic<std::uint64_t>, comparator::result_count>;
+    std::array<std::array<counts, v1::endpoint_count>, target_count> results{};
     std::array<std::atomic<std::uint64_t>, skip_names.size()> skips{};
     std::array<histogram, v1::endpoint_count> v1_seconds{};
-    std::array<histogram, v1::endpoint_count> v2_seconds{};
+    std::array<std::array<histogram, v1::endpoint_count>, target_count> v2_seconds{};
     std::atomic<std::uint64_t> record_write_errors{0};
     std::atomic<std::uint64_t> rereads{0};
     mutable std::mutex tally_mu;
-    sl::path_tally tally;
+    std::array<sl::path_tally, target_count> tally;
 
     // Records.
     mutable std::mutex ring_mu;
@@ -175,21 +213,33 @@ struct shadow::impl {
 
     static thread_local std::mt19937_64 rng;
 
-    void count(v1::endpoint ep, result r) {
-        results[static_cast<std::size_t>(ep)][static_cast<std::size_t>(r)].fetch_add(1, relaxed);
+    void count(target t, v1::endpoint ep, result r) {
+        results[static_cast<std::size_t>(t)][static_cast<std::size_t>(ep)]
+               [static_cast<std::size_t>(r)]
+                   .fetch_add(1, relaxed);
     }
-    void skip(v1::endpoint ep, skip_reason why) {
-        count(ep, result::skipped);
+    // A comparison not made for one target, or (no target) for all of them.
+    void skip(v1::endpoint ep, skip_reason why, std::optional<target> only = std::nullopt) {
+        if (only) {
+            count(*only, ep, result::skipped);
+        } else {
+            for (const auto t : targets) count(t, ep, result::skipped);
+        }
         skips[static_cast<std::size_t>(why)].fetch_add(1, relaxed);
     }
 
     void worker_loop();
+    void watch_cpu();
     void process(dolt::connection& conn, queued& q);
+    void compare_with(dolt::connection& conn, const queued& q, target t);
     std::string git_token(const std::string& user);
     watermark_check check_dolt(dolt::connection& conn, const std::string& user);
+    v2_answer ask(dolt::connection& conn, const shadow_job& job, target t);
     v2_answer ask_dolt(dolt::connection& conn, const shadow_job& job);
-    void record(const shadow_job& job, const comparator::comparison& c, unsigned v1_status,
-                const std::string& v1_body, const v2_answer& v2, int attempts);
+    v2_answer ask_v2(dolt::connection& conn, const shadow_job& job);
+    void record(const shadow_job& job, target t, const comparator::comparison& c,
+                unsigned v1_status, const std::string& v1_body, const v2_answer& v2,
+                int attempts);
     bool dolt_allowed();
     void dolt_result(bool reached);
 };
@@ -208,6 +258,9 @@ void shadow::start() {
     for (int i = 0; i < impl_->cfg.shadow.workers; ++i) {
         impl_->workers.emplace_back([this] { impl_->worker_loop(); });
     }
+    if (impl_->cfg.shadow.min_idle_cpu > 0) {
+        impl_->cpu_watch = std::thread([this] { impl_->watch_cpu(); });
+    }
 }
 
 void shadow::stop() {
@@ -220,8 +273,10 @@ void shadow::stop() {
         }
         impl_->queue.clear();
         threads.swap(impl_->workers);
+        if (impl_->cpu_watch.joinable()) threads.push_back(std::move(impl_->cpu_watch));
     }
     impl_->wake.notify_all();
+    impl_->pause.notify_all();
     for (auto& t : threads) t.join();
 }
 
@@ -238,10 +293,18 @@ void shadow::offer(shadow_job job) {
         return;
     }
     impl_->v1_seconds[static_cast<std::size_t>(ep)].observe(job.v1_seconds);
+    if (impl_->busy.load(relaxed)) {
+        impl_->skip(ep, skip_reason::busy);
+        return;
+    }
     {
         std::lock_guard lock(impl_->mu);
         if (impl_->stopping || impl_->queue.size() >= impl_->cfg.shadow.queue) {
             impl_->skip(ep, impl_->stopping ? skip_reason::stopping : skip_reason::queue_full);
+            return;
+        }
+        if (!impl_->budget.take(steady::now())) {
+            impl_->skip(ep, skip_reason::budget);
             return;
         }
         impl_->queue.push_back(queued{std::move(job), steady::now()});
@@ -271,6 +334,33 @@ void shadow::impl::worker_loop() {
         process(conn, q);
         lock.lock();
         --running;
+    }
+}
+
+// Samples the machine's idle CPU share every 100 ms (/proc/stat); below shadow.min_idle_cpu new
+// comparisons are skipped (busy), so that on a saturated machine neither this process's
+// comparers nor the database work they cause take CPU from the proxy. No /proc/stat: never busy.
+void shadow::impl::watch_cpu() {
+    auto read = []() -> std::optional<sl::cpu_times> {
+        std::ifstream in("/proc/stat");
+        std::string line;
+        if (!std::getline(in, line)) return std::nullopt;
+        return sl::parse_proc_stat(line);
+    };
+    auto last = read();
+    std::unique_lock lock(mu);
+    while (!stopping) {
+        pause.wait_for(lock, cpu_sample_every, [&] { return stopping; });
+        if (stopping) break;
+        lock.unlock();
+        auto now = read();
+        if (last && now) {
+            const double share = sl::idle_share(*last, *now);
+            idle.store(share, relaxed);
+            busy.store(share < cfg.shadow.min_idle_cpu, relaxed);
+        }
+        last = now;
+        lock.lock();
     }
 }
 
@@ -350,7 +440,8 @@ v2_answer shadow::impl::ask_dolt(dolt::connection& conn, const shadow_job& job) 
     }
     dolt_result(true);
     auto rendered = render_read(snap->state, job.route, job.target, tz);
-    v2_seconds[static_cast<std::size_t>(job.route.ep)].observe(seconds_since(t0));
+    v2_seconds[static_cast<std::size_t>(target::dolt)][static_cast<std::size_t>(job.route.ep)]
+        .observe(seconds_since(t0));
     if (!rendered) {
         out.error = "not a read route";
         return out;
@@ -368,28 +459,69 @@ v2_answer shadow::impl::ask_dolt(dolt::connection& conn, const shadow_job& job) 
 }
 
 void shadow::impl::process(dolt::connection& conn, queued& q) {
-    const shadow_job& job = q.job;
-    const auto ep = job.route.ep;
-    const auto& user = job.route.user_id;
-    const auto deadline = q.enqueued + cfg.shadow.deadline;
-    if (steady::now() > deadline) {
+    const auto ep = q.job.route.ep;
+    if (steady::now() > q.enqueued + cfg.shadow.deadline) {
         skip(ep, skip_reason::deadline);
         return;
     }
+    if (busy.load(relaxed)) {  // queued before the machine got busy
+        skip(ep, skip_reason::busy);
+        return;
+    }
+    for (const auto t : targets) compare_with(conn, q, t);
+}
+
+v2_answer shadow::impl::ask(dolt::connection& conn, const shadow_job& job, target t) {
+    return t == target::dolt ? ask_dolt(conn, job) : ask_v2(conn, job);
+}
+
+// The v2 service's answer, mapped into v1's shape. v2 reads Dolt: the watermark read just before
+// asking says which state it could at least have seen (the settling below checks the rest).
+v2_answer shadow::impl::ask_v2(dolt::connection& conn, const shadow_job& job) {
+    v2_answer out;
+    const watermark_check w = check_dolt(conn, job.route.user_id);
+    if (!w.ok) {
+        out.error = w.error;
+        return out;
+    }
+    if (!fetch_v2) {
+        out.error = "shadow.v2_http.address is not set";
+        return out;
+    }
+    const auto t0 = steady::now();
+    fetch_result r = fetch_v2(job.target, job.headers, cfg.shadow.deadline);
+    v2_seconds[static_cast<std::size_t>(target::v2_http)][static_cast<std::size_t>(job.route.ep)]
+        .observe(seconds_since(t0));
+    if (!r.ok) {
+        out.error = r.error;
+        out.timed_out = r.timed_out;
+        return out;
+    }
+    out.ok = true;
+    out.status = r.status;
+    out.body = sl::map_body(r.body, maps[static_cast<std::size_t>(job.route.ep)]);
+    out.token = w.token;
+    return out;
+}
+
+void shadow::impl::compare_with(dolt::connection& conn, const queued& q, target t) {
+    const shadow_job& job = q.job;
+    const auto ep = job.route.ep;
+    const auto& user = job.route.user_id;
     auto v2_failed = [&](const std::string& error, bool timed_out) {
-        count(ep, timed_out ? result::v2_timeout : result::v2_error);
-        spdlog::debug("event=shadow_v2_failed endpoint={} request_id={} error=\"{}\"",
-                      v1::name(ep), job.request_id, error);
+        count(t, ep, timed_out ? result::v2_timeout : result::v2_error);
+        spdlog::debug("event=shadow_v2_failed target={} endpoint={} request_id={} error=\"{}\"",
+                      name(t), v1::name(ep), job.request_id, error);
     };
     const comparator::endpoint_rules& r = rules[static_cast<std::size_t>(ep)];
 
-    // First look: v1's answer as served, against Dolt's when Dolt's snapshot is the state of
+    // First look: v1's answer as served, against the target's when Dolt's state is the one of
     // v1's storage now (the answer v1 served came from that storage or an older one: an older
     // one can only make a difference, which the settling below sorts out).
     std::string token = git_token(user);
     bool in_step = false;
     {
-        v2_answer v2 = ask_dolt(conn, job);
+        v2_answer v2 = ask(conn, job, t);
         if (!v2.ok) {
             v2_failed(v2.error, v2.timed_out);
             return;
@@ -399,7 +531,7 @@ void shadow::impl::process(dolt::connection& conn, queued& q) {
             const auto c =
                 comparator::compare({job.v1_status, job.v1_body}, {v2.status, v2.body}, r);
             if (c.what == result::match) {
-                count(ep, result::match);
+                count(t, ep, result::match);
                 return;
             }
         }
@@ -413,7 +545,7 @@ void shadow::impl::process(dolt::connection& conn, queued& q) {
         {
             std::unique_lock lock(mu);
             if (stopping) {
-                skip(ep, skip_reason::stopping);
+                skip(ep, skip_reason::stopping, t);
                 return;
             }
         }
@@ -421,7 +553,7 @@ void shadow::impl::process(dolt::connection& conn, queued& q) {
             if (mirror_ != nullptr) mirror_->look_at(user);
             {
                 std::unique_lock lock(mu);
-                wake.wait_for(lock, settle_poll, [&] { return stopping; });
+                pause.wait_for(lock, settle_poll, [&] { return stopping; });
             }
             token = git_token(user);
             const watermark_check w = check_dolt(conn, user);
@@ -436,12 +568,12 @@ void shadow::impl::process(dolt::connection& conn, queued& q) {
         rereads.fetch_add(1, relaxed);
         fetch_result again = fetch(job.target, job.headers, cfg.shadow.deadline);
         if (!again.ok) {
-            skip(ep, skip_reason::v1_reread_failed);
+            skip(ep, skip_reason::v1_reread_failed, t);
             spdlog::debug("event=shadow_reread_failed endpoint={} request_id={} error=\"{}\"",
                           v1::name(ep), job.request_id, again.error);
             return;
         }
-        v2_answer v2 = ask_dolt(conn, job);
+        v2_answer v2 = ask(conn, job, t);
         if (!v2.ok) {
             v2_failed(v2.error, v2.timed_out);
             return;
@@ -454,17 +586,17 @@ void shadow::impl::process(dolt::connection& conn, queued& q) {
         }
         const auto c = comparator::compare({again.status, again.body}, {v2.status, v2.body}, r);
         if (c.what == result::match) {
-            count(ep, result::lagging);  // the first look differed or could not be trusted
+            count(t, ep, result::lagging);  // the first look differed or could not be trusted
             return;
         }
-        count(ep, c.what);
-        record(job, c, again.status, again.body, v2, attempts);
+        count(t, ep, c.what);
+        record(job, t, c, again.status, again.body, v2, attempts);
         return;
     }
-    skip(ep, skip_reason::unsettled);
+    skip(ep, skip_reason::unsettled, t);
 }
 
-void shadow::impl::record(const shadow_job& job, const comparator::comparison& c,
+void shadow::impl::record(const shadow_job& job, target t, const comparator::comparison& c,
                           unsigned v1_status, const std::string& v1_body, const v2_answer& v2,
                           int attempts) {
     comparator::discrepancy d;
@@ -473,7 +605,7 @@ void shadow::impl::record(const shadow_job& job, const comparator::comparison& c
     d.endpoint = std::string(v1::name(job.route.ep));
     d.user = job.route.user_id;
     d.target = job.target;
-    d.v2_source = "dolt";
+    d.v2_source = std::string(name(t));
     d.what = c.what;
     d.diff = c.body;
     d.v1_status = v1_status;
@@ -484,10 +616,11 @@ void shadow::impl::record(const shadow_job& job, const comparator::comparison& c
     nlohmann::json j = comparator::to_json(d, red);
     {
         std::lock_guard lock(tally_mu);
+        auto& paths = tally[static_cast<std::size_t>(t)];
         if (c.body.differences.empty()) {
-            tally.add(job.route.ep, "(status)");
+            paths.add(job.route.ep, "(status)");
         }
-        for (const auto& x : c.body.differences) tally.add(job.route.ep, x.general_path);
+        for (const auto& x : c.body.differences) paths.add(job.route.ep, x.general_path);
     }
     if (log) {
         const std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -496,8 +629,9 @@ void shadow::impl::record(const shadow_job& job, const comparator::comparison& c
             spdlog::warn("event=discrepancy_log_failed error=\"{}\"", e);
         }
     }
-    spdlog::info("event=discrepancy endpoint={} result={} request_id={} differences={}",
-                 d.endpoint, comparator::name(c.what), d.request_id, c.body.differences.size());
+    spdlog::info("event=discrepancy target={} endpoint={} result={} request_id={} differences={}",
+                 name(t), d.endpoint, comparator::name(c.what), d.request_id,
+                 c.body.differences.size());
     if (cfg.shadow.records.ring == 0) return;
     std::lock_guard lock(ring_mu);
     ring.emplace_back(d.endpoint, std::move(j));
@@ -527,16 +661,33 @@ std::string shadow::status_json() const {
         j["circuit"] = std::string(ml::name(s.breaker.current()));
     }
     j["idle"] = j["queued"] == 0 && j["running"] == 0;
+    j["cpu_idle_share"] = s.idle.load(relaxed);
+    j["busy"] = s.busy.load(relaxed);
+    nlohmann::json names = nlohmann::json::array();
+    for (const auto t : s.targets) names.push_back(std::string(name(t)));
+    j["targets"] = std::move(names);
+    // Per endpoint: results summed over the targets, and per target.
     nlohmann::json eps = nlohmann::json::object();
     for (const auto ep : v1::all_endpoints()) {
         if (!sl::compared(ep)) continue;
-        nlohmann::json counts = nlohmann::json::object();
-        for (const auto r : comparator::all_results()) {
-            counts[std::string(comparator::name(r))] =
-                s.results[static_cast<std::size_t>(ep)][static_cast<std::size_t>(r)].load();
+        const auto e = static_cast<std::size_t>(ep);
+        nlohmann::json sum = nlohmann::json::object();
+        nlohmann::json by_target = nlohmann::json::object();
+        for (const auto t : s.targets) {
+            nlohmann::json counts = nlohmann::json::object();
+            for (const auto r : comparator::all_results()) {
+                const std::string key(comparator::name(r));
+                const auto n = s.results[static_cast<std::size_t>(t)][e]
+                                        [static_cast<std::size_t>(r)]
+                                            .load();
+                counts[key] = n;
+                sum[key] = sum.value(key, std::uint64_t{0}) + n;
+            }
+            by_target[std::string(name(t))] = std::move(counts);
         }
         eps[std::string(v1::name(ep))] = {{"sample_rate", s.sample.rate(ep)},
-                                          {"results", std::move(counts)}};
+                                          {"results", std::move(sum)},
+                                          {"targets", std::move(by_target)}};
     }
     j["endpoints"] = std::move(eps);
     nlohmann::json skipped = nlohmann::json::object();
@@ -551,14 +702,19 @@ std::string shadow::render_metrics() const {
     const impl& s = *impl_;
     std::string out;
     metric_header(out, "shadowgate_compare_total", "counter",
-                  "Shadow comparisons by endpoint and result.");
-    for (const auto ep : v1::all_endpoints()) {
-        if (!sl::compared(ep)) continue;
-        for (const auto r : comparator::all_results()) {
-            out += fmt::format(
-                "shadowgate_compare_total{{endpoint=\"{}\",result=\"{}\"}} {}\n", v1::name(ep),
-                comparator::name(r),
-                s.results[static_cast<std::size_t>(ep)][static_cast<std::size_t>(r)].load());
+                  "Shadow comparisons by endpoint, target (dolt, v2_http) and result.");
+    for (const auto t : s.targets) {
+        for (const auto ep : v1::all_endpoints()) {
+            if (!sl::compared(ep)) continue;
+            for (const auto r : comparator::all_results()) {
+                out += fmt::format(
+                    "shadowgate_compare_total{{endpoint=\"{}\",target=\"{}\",result=\"{}\"}} "
+                    "{}\n",
+                    v1::name(ep), name(t), comparator::name(r),
+                    s.results[static_cast<std::size_t>(t)][static_cast<std::size_t>(ep)]
+                             [static_cast<std::size_t>(r)]
+                                 .load());
+            }
         }
     }
     metric_header(out, "shadowgate_compare_skipped_total", "counter",
@@ -572,26 +728,34 @@ std::string shadow::render_metrics() const {
                   "most 32 per endpoint, then (other)).");
     {
         std::lock_guard lock(s.tally_mu);
-        for (const auto& row : s.tally.rows()) {
-            out += fmt::format(
-                "shadowgate_compare_differing_paths_total{{endpoint=\"{}\",path=\"{}\"}} {}\n",
-                v1::name(row.ep), label_value(row.path), row.count);
+        for (const auto t : s.targets) {
+            for (const auto& row : s.tally[static_cast<std::size_t>(t)].rows()) {
+                out += fmt::format(
+                    "shadowgate_compare_differing_paths_total{{endpoint=\"{}\",target=\"{}\","
+                    "path=\"{}\"}} {}\n",
+                    v1::name(row.ep), name(t), label_value(row.path), row.count);
+            }
         }
     }
-    // One histogram per compared endpoint.
-    auto histograms = [&](std::string_view name, std::string_view help,
-                          const std::array<histogram, v1::endpoint_count>& by_endpoint) {
-        metric_header(out, name, "histogram", help);
+    // One histogram per compared endpoint (and target).
+    metric_header(out, "shadowgate_compare_v1_seconds", "histogram",
+                  "v1's read latency for compared reads.");
+    for (const auto ep : v1::all_endpoints()) {
+        if (!sl::compared(ep)) continue;
+        s.v1_seconds[static_cast<std::size_t>(ep)].render(
+            out, "shadowgate_compare_v1_seconds", fmt::format("endpoint=\"{}\"", v1::name(ep)));
+    }
+    metric_header(out, "shadowgate_compare_v2_seconds", "histogram",
+                  "The target's answer time for compared reads (dolt: read and rendering; "
+                  "v2_http: the service's round trip).");
+    for (const auto t : s.targets) {
         for (const auto ep : v1::all_endpoints()) {
             if (!sl::compared(ep)) continue;
-            by_endpoint[static_cast<std::size_t>(ep)].render(
-                out, name, fmt::format("endpoint=\"{}\"", v1::name(ep)));
+            s.v2_seconds[static_cast<std::size_t>(t)][static_cast<std::size_t>(ep)].render(
+                out, "shadowgate_compare_v2_seconds",
+                fmt::format("endpoint=\"{}\",target=\"{}\"", v1::name(ep), name(t)));
         }
-    };
-    histograms("shadowgate_compare_v1_seconds", "v1's read latency for compared reads.",
-               s.v1_seconds);
-    histograms("shadowgate_compare_v2_seconds",
-               "Dolt's read and rendering time for compared reads.", s.v2_seconds);
+    }
     std::size_t queued = 0, running = 0;
     {
         std::lock_guard lock(s.mu);
@@ -601,6 +765,10 @@ std::string shadow::render_metrics() const {
     metric_line(out, "shadowgate_compare_queued", "gauge", "Comparisons waiting for a worker.",
                 queued);
     metric_line(out, "shadowgate_compare_running", "gauge", "Comparisons in progress.", running);
+    metric_line(out, "shadowgate_compare_cpu_idle_ratio", "gauge",
+                "The machine's idle CPU share at the last sample (comparisons pause below "
+                "shadow.min_idle_cpu).",
+                s.idle.load(relaxed));
     metric_line(out, "shadowgate_compare_rereads_total", "counter",
                 "Second reads of both sides after the mirror settled.", s.rereads.load());
     metric_line(out, "shadowgate_compare_record_write_errors_total", "counter",

@@ -2,6 +2,7 @@
 #include "proxy/shadow_logic.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 namespace sg::proxy::shadow_logic {
 
@@ -94,6 +95,65 @@ std::vector<path_tally::row> path_tally::rows() const {
                   });
     }
     return out;
+}
+
+std::vector<comparator::map_step> mapping_for(const config::shadow_config& cfg, v1::endpoint ep) {
+    std::vector<comparator::map_step> out;
+    const auto it = cfg.v2_http.endpoints.find(std::string(v1::name(ep)));
+    if (it == cfg.v2_http.endpoints.end()) return out;
+    for (const auto& step : it->second) {
+        out.push_back({step.drop ? comparator::map_step::op::drop : comparator::map_step::op::move,
+                       step.from, step.to});
+    }
+    return out;
+}
+
+std::string map_body(const std::string& body, const std::vector<comparator::map_step>& steps) {
+    if (steps.empty()) return body;
+    auto doc = nlohmann::json::parse(body, nullptr, false);
+    if (doc.is_discarded()) return body;
+    comparator::apply_mapping(doc, steps);
+    return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+bool token_bucket::take(std::chrono::steady_clock::time_point now) {
+    if (rate_ <= 0) return true;
+    const double burst = rate_ < 1 ? 1 : rate_;
+    if (last_) {
+        const double seconds = std::chrono::duration<double>(now - *last_).count();
+        if (seconds > 0) tokens_ = std::min(burst, tokens_ + seconds * rate_);
+    }
+    last_ = now;
+    if (tokens_ < 1) return false;
+    tokens_ -= 1;
+    return true;
+}
+
+std::optional<cpu_times> parse_proc_stat(std::string_view text) {
+    // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
+    if (text.substr(0, 4) != "cpu ") return std::nullopt;
+    text.remove_prefix(4);
+    std::array<std::uint64_t, 10> v{};
+    std::size_t n = 0;
+    while (n < v.size()) {
+        while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+        if (text.empty() || text.front() == '\n') break;
+        const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v[n]);
+        if (ec != std::errc{}) return std::nullopt;
+        text.remove_prefix(static_cast<std::size_t>(p - text.data()));
+        ++n;
+    }
+    if (n < 4) return std::nullopt;
+    cpu_times t;
+    for (std::size_t i = 0; i < std::min<std::size_t>(n, 8); ++i) t.total += v[i];
+    t.idle = v[3] + (n > 4 ? v[4] : 0);
+    return t;
+}
+
+double idle_share(const cpu_times& before, const cpu_times& after) {
+    if (after.total <= before.total || after.idle < before.idle) return 1.0;
+    const double idle = static_cast<double>(after.idle - before.idle);
+    return std::min(1.0, idle / static_cast<double>(after.total - before.total));
 }
 
 }  // namespace sg::proxy::shadow_logic

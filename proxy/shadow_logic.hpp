@@ -5,10 +5,14 @@
 
 #include "adapters/v1/routes.hpp"
 #include "comparator/compare.hpp"
+#include "comparator/mapping.hpp"
 #include "config/config.hpp"
 
 #include <array>
+#include <chrono>
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <map>
 #include <set>
 #include <string>
@@ -58,5 +62,35 @@ private:
     std::size_t max_;
     std::array<std::map<std::string, std::uint64_t>, v1::endpoint_count> counts_;
 };
+
+// The v2 service's mapping steps for `ep` (shadow.v2_http.endpoints.<ep>.map).
+std::vector<comparator::map_step> mapping_for(const config::shadow_config& cfg, v1::endpoint ep);
+
+// A v2 answer's body in v1's shape: parsed, mapped and written out again; unchanged when there
+// are no steps or the body is not JSON (the comparison then says how it differs).
+std::string map_body(const std::string& body, const std::vector<comparator::map_step>& steps);
+
+// At most `rate` takes per second on average, up to one second's worth at once; rate 0: every
+// take succeeds. Not synchronized.
+class token_bucket {
+public:
+    explicit token_bucket(double rate) : rate_(rate), tokens_(rate < 1 ? 1 : rate) {}
+    bool take(std::chrono::steady_clock::time_point now);
+
+private:
+    double rate_;
+    double tokens_;
+    std::optional<std::chrono::steady_clock::time_point> last_;
+};
+
+// The machine's CPU time from /proc/stat's first ("cpu ") line, in clock ticks: idle (idle +
+// iowait) and all (every field but guest times, which user time already counts).
+struct cpu_times {
+    std::uint64_t idle = 0;
+    std::uint64_t total = 0;
+};
+std::optional<cpu_times> parse_proc_stat(std::string_view text);
+// The idle share of the CPU time between two readings (1 when no time passed).
+double idle_share(const cpu_times& before, const cpu_times& after);
 
 }  // namespace sg::proxy::shadow_logic

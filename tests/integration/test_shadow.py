@@ -8,7 +8,10 @@ The oracle is the admin API: /admin/shadow (counts by endpoint and result) and
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +21,7 @@ import pytest
 import db_harness
 from db_harness import dolt_config, fresh_database
 from test_mirror import TOKEN, Stack, init_users, put
-from v1ref_harness import request
+from v1ref_harness import free_port, request
 
 READS = ["user_exists", "list_blocks", "diff_counts", "get_block", "block_history",
          "get_version", "list_diffs"]
@@ -37,12 +40,16 @@ def shadow_status(s: Stack) -> dict:
 
 
 def wait_shadow_idle(s: Stack, timeout=60.0) -> dict:
+    """Idle on two looks 200 ms apart: the proxy offers a comparison just after the client got
+    its answer, so one idle look right after a read can come before the read's offer."""
     deadline = time.monotonic() + timeout
+    seen_idle = False
     while time.monotonic() < deadline:
         st = shadow_status(s)
-        if st["idle"]:
+        if st["idle"] and seen_idle:
             return st
-        time.sleep(0.1)
+        seen_idle = st["idle"]
+        time.sleep(0.2)
     pytest.fail(f"shadow comparer never idle: {shadow_status(s)}")
 
 
@@ -82,7 +89,8 @@ def propose(s: Stack, user: str, label: str = "student", value: str = "x"):
                     "reasoning": "r", "confidence": "low", "agent_id": "planner"})
 
 
-SHADOW = {"sample_rate": 1.0, "workers": 2, "settle_timeout_ms": 5000}
+# Every read compared: no CPU gate (this 2-core box is often busy during the suite).
+SHADOW = {"sample_rate": 1.0, "workers": 2, "settle_timeout_ms": 5000, "min_idle_cpu": 0}
 
 
 @pytest.fixture
@@ -149,7 +157,7 @@ def test_mixed_traffic_with_agents_and_races_has_no_discrepancies(stack):
     status, records = admin(stack, "/admin/discrepancies")
     assert status == 200 and records == []
     m = stack.sg.metrics()
-    assert m['shadowgate_compare_total{endpoint="get_block",result="match"}'] > 0
+    assert m['shadowgate_compare_total{endpoint="get_block",target="dolt",result="match"}'] > 0
 
 
 def plant(s: Stack, sql: str):
@@ -224,7 +232,7 @@ def test_planted_discrepancies_are_reported_with_class_and_path_every_time(tmp_p
         st = shadow_status(s)
         assert st["endpoints"]["get_version"]["results"]["missing_in_v2"] == 2
         m = s.sg.metrics()
-        assert m['shadowgate_compare_differing_paths_total{endpoint="list_blocks",'
+        assert m['shadowgate_compare_differing_paths_total{endpoint="list_blocks",target="dolt",'
                  'path="/*/pending_diffs"}'] == 2
         # The JSONL file holds every record, one JSON object per line.
         lines = log.read_text().splitlines()
@@ -297,5 +305,197 @@ def test_records_rotate_and_the_listing_filters(tmp_path):
         assert status == 400
         status, _, _ = request("GET", s.sg.admin_url + "/admin/discrepancies")
         assert status == 401  # the token is required
+    finally:
+        s.close()
+
+
+# ---- the v2_http target: a v2 service of another shape, mapped into v1's -------------------------
+
+FAKE_V2 = Path(__file__).resolve().parent / "fake_v2.py"
+V2_MAPS = {
+    "get_block": {"map": [
+        {"move": "/block/name", "to": "/label"},
+        {"move": "/block/text", "to": "/content"},
+        {"move": "/block/body", "to": "/body"},
+        {"move": "/block/meta", "to": "/metadata"},
+        {"move": "/pending", "to": "/pending_diffs"},
+        {"drop": "/block"}]},
+    "list_blocks": {"map": [
+        {"move": "/items/*/name", "to": "/items/*/label"},
+        {"move": "/items/*/pending", "to": "/items/*/pending_diffs"},
+        {"move": "/items", "to": ""}]},
+}
+
+
+class FakeV2:
+    """fake_v2.py (a stand-in: no real v2 service exists) in front of the stack's v1ref."""
+
+    def __init__(self, v1_url: str):
+        self.port = free_port()
+        self.proc = subprocess.Popen([sys.executable, str(FAKE_V2), "--port", str(self.port),
+                                      "--v1", v1_url])
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                status, _, _ = request("GET", self.url + "/_fake/stats")
+                if status == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("fake_v2 did not start")
+
+    def fault(self, **kw):
+        status, _, _ = request("POST", self.url + "/_fake/fault", body_json=kw)
+        assert status == 200
+
+    def reads(self) -> int:
+        return json.loads(request("GET", self.url + "/_fake/stats")[2])["reads"]
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def by_target(st: dict, target: str) -> dict:
+    out: dict = {}
+    for ep in st["endpoints"].values():
+        for result, n in ep["targets"][target].items():
+            out[result] = out.get(result, 0) + n
+    return out
+
+
+def test_a_v2_service_of_another_shape_is_compared_through_its_mapping(tmp_path):
+    s = Stack(tmp_path, shadow=SHADOW)  # to learn v1's port; replaced below
+    v1_url = s.v1.url
+    fake = FakeV2(v1_url)
+    s.sg.stop()
+    s.cfg["shadow"] = {**SHADOW, "targets": ["dolt", "v2_http"],
+                       "v2_http": {"address": {"host": "127.0.0.1", "port": fake.port},
+                                   "path_prefix": "/api/v2", "endpoints": V2_MAPS}}
+    s.start()
+    try:
+        init_users(s, ["va", "vb"])
+        put(s, "va", "student", "---\ntitle: t\n---\nhello\n")
+        put(s, "va", "goals", "learn\n")
+        propose(s, "va", "student")
+        put(s, "vb", "student", "only\n")
+        s.converge()
+        for _ in range(3):
+            for user in ("va", "vb"):
+                read_all(s, user)
+        st = wait_shadow_idle(s)
+        dolt, v2 = by_target(st, "dolt"), by_target(st, "v2_http")
+        assert discrepancy_total({"endpoints": {"x": {"results": dolt}}}) == 0, dolt
+        assert discrepancy_total({"endpoints": {"x": {"results": v2}}}) == 0, v2
+        for ep in ("get_block", "list_blocks", "list_diffs"):
+            res = st["endpoints"][ep]["targets"]["v2_http"]
+            assert res["match"] + res["lagging"] > 0, (ep, res)
+        assert fake.reads() > 0
+
+        # A fault planted in v2 only: v2's get_block differs at /content, every time it is read;
+        # Dolt still agrees with v1.
+        fake.fault(content_suffix="drift")
+        for _ in range(3):
+            read(s, "/users/va/blocks/student")
+        st = wait_shadow_idle(s)
+        assert st["endpoints"]["get_block"]["targets"]["v2_http"]["mismatch"] == 3
+        assert st["endpoints"]["get_block"]["targets"]["dolt"]["mismatch"] == 0
+        recs = records_for(s, "get_block")
+        assert len(recs) == 3 and all(r["v2_source"] == "v2_http" for r in recs)
+        assert [d["path"] for d in recs[0]["differences"]] == ["/content"]
+        m = s.sg.metrics()
+        assert m['shadowgate_compare_total{endpoint="get_block",target="v2_http",'
+                 'result="mismatch"}'] == 3
+        assert m['shadowgate_compare_total{endpoint="get_block",target="dolt",'
+                 'result="mismatch"}'] == 0
+
+        # v2 gone: its comparisons are v2_error, Dolt's go on.
+        fake.stop()
+        before = by_target(st, "dolt")["match"]
+        for _ in range(4):
+            read(s, "/users/vb/blocks/student")
+        st = wait_shadow_idle(s)
+        assert st["endpoints"]["get_block"]["targets"]["v2_http"]["v2_error"] == 4, \
+            json.dumps(st["endpoints"]["get_block"])
+        assert by_target(st, "dolt")["match"] == before + 4
+    finally:
+        fake.stop()
+        s.close()
+
+
+def test_without_its_mapping_a_v2_of_another_shape_mismatches(tmp_path):
+    s = Stack(tmp_path, shadow=SHADOW)
+    fake = FakeV2(s.v1.url)
+    s.sg.stop()
+    s.cfg["shadow"] = {**SHADOW, "targets": ["v2_http"],
+                       "v2_http": {"address": {"host": "127.0.0.1", "port": fake.port},
+                                   "path_prefix": "/api/v2"}}
+    s.start()
+    try:
+        init_users(s, ["vn"])
+        put(s, "vn", "student", "hello\n")
+        s.converge()
+        read(s, "/users/vn/blocks/student")
+        read(s, "/users/vn/blocks/student/history")
+        st = wait_shadow_idle(s)
+        assert st["targets"] == ["v2_http"]
+        assert "dolt" not in st["endpoints"]["get_block"]["targets"]
+        assert st["endpoints"]["get_block"]["targets"]["v2_http"]["mismatch"] == 1
+        # history is not reshaped by the fake: it agrees as it is
+        assert st["endpoints"]["block_history"]["targets"]["v2_http"]["match"] == 1
+        paths = {d["path"] for d in records_for(s, "get_block")[0]["differences"]}
+        assert {"/block", "/label", "/content"} <= paths, paths
+    finally:
+        fake.stop()
+        s.close()
+
+
+# ---- bounded work: the budget and the CPU gate ---------------------------------------------------
+
+def test_the_budget_and_the_cpu_gate_skip_and_count(tmp_path):
+    s = Stack(tmp_path, shadow={**SHADOW, "max_per_second": 2})
+    try:
+        init_users(s, ["bu"])
+        put(s, "bu", "student", "hello\n")
+        s.converge()
+        for _ in range(20):
+            read(s, "/users/bu/blocks/student")
+        st = wait_shadow_idle(s)
+        res = st["endpoints"]["get_block"]["results"]
+        compared = res["match"] + res["lagging"]
+        # a burst of at most 2, plus what 2/s refilled while the reads ran
+        assert 2 <= compared < 20, res
+        assert st["skipped"]["budget"] == res["skipped"] == 20 - compared, st
+        assert s.sg.metrics()['shadowgate_compare_skipped_total{reason="budget"}'] == \
+            st["skipped"]["budget"]
+
+        # The CPU gate: with every core kept busy by burners, min_idle_cpu 0.5 skips every
+        # comparison (busy); once they stop, comparisons resume.
+        s.sg.stop()
+        s.cfg["shadow"] = {**SHADOW, "min_idle_cpu": 0.5}
+        s.start()
+        burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                   for _ in range((os.cpu_count() or 2) + 1)]
+        try:
+            deadline = time.monotonic() + 10
+            while not shadow_status(s)["busy"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            for _ in range(10):
+                read(s, "/users/bu/blocks/student")
+            st = wait_shadow_idle(s)
+        finally:
+            for b in burners:
+                b.kill()
+                b.wait()
+        assert st["busy"] is True, st["cpu_idle_share"]
+        assert st["skipped"]["busy"] == 10, json.dumps(st)
+        assert st["endpoints"]["get_block"]["results"]["match"] == 0
+        deadline = time.monotonic() + 10
+        while shadow_status(s)["busy"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        read(s, "/users/bu/blocks/student")
+        st = wait_shadow_idle(s)
+        assert st["endpoints"]["get_block"]["results"]["match"] == 1, json.dumps(st)
     finally:
         s.close()

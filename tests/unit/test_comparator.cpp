@@ -10,6 +10,7 @@
 
 #include "comparator/compare.hpp"
 #include "comparator/json_diff.hpp"
+#include "comparator/mapping.hpp"
 #include "comparator/record.hpp"
 
 namespace cmp = sg::comparator;
@@ -344,4 +345,72 @@ TEST_CASE("comparator: discrepancy records, redacted", "[comparator]") {
     CHECK(none_left["v1"]["body"]["label"] == "[redacted 7 bytes]");
     CHECK(none_left["v1"]["body"]["pending_diffs"] == 1);
     CHECK(none_left.dump().find("secret") == std::string::npos);
+}
+
+// ---- mapping: a v2 answer of another shape into v1's -----------------------------------------
+
+namespace {
+
+using sg::comparator::map_step;
+
+map_step move(std::string from, std::string to) {
+    return {map_step::op::move, std::move(from), std::move(to)};
+}
+map_step drop(std::string from) { return {map_step::op::drop, std::move(from), ""}; }
+
+nlohmann::json mapped(const char* doc, const std::vector<map_step>& steps) {
+    auto j = nlohmann::json::parse(doc);
+    sg::comparator::apply_mapping(j, steps);
+    return j;
+}
+
+}  // namespace
+
+TEST_CASE("mapping: moves, drops, elements under *", "[comparator]") {
+    using nlohmann::json;
+    // Renames and moves between levels, creating parents.
+    CHECK(mapped(R"({"block": {"name": "s", "text": "c"}, "pending": 2})",
+                 {move("/block/name", "/label"), move("/block/text", "/content"),
+                  move("/pending", "/pending_diffs"), drop("/block")}) ==
+          json::parse(R"({"label": "s", "content": "c", "pending_diffs": 2})"));
+    CHECK(mapped(R"({"a": 1})", {move("/a", "/x/y/z")}) == json::parse(R"({"x": {"y": {"z": 1}}})"));
+    // Every element of an array, then the array becomes the document.
+    CHECK(mapped(R"({"items": [{"name": "a", "pending": 1}, {"name": "b", "pending": 0}],
+                     "count": 2})",
+                 {move("/items/*/name", "/items/*/label"),
+                  move("/items/*/pending", "/items/*/pending_diffs"), move("/items", "")}) ==
+          json::parse(R"([{"label": "a", "pending_diffs": 1}, {"label": "b", "pending_diffs": 0}])"));
+    // An element replaced by one of its fields; * over object members; nested *.
+    CHECK(mapped(R"([{"v": {"id": 1}}, {"v": {"id": 2}}])", {move("/*/v", "/*")}) ==
+          json::parse(R"([{"id": 1}, {"id": 2}])"));
+    CHECK(mapped(R"({"m": {"a": {"old": 1}, "b": {"old": 2}}})", {move("/m/*/old", "/m/*/new")}) ==
+          json::parse(R"({"m": {"a": {"new": 1}, "b": {"new": 2}}})"));
+    CHECK(mapped(R"([{"xs": [{"k": 1}]}, {"xs": []}])", {move("/*/xs/*/k", "/*/xs/*/key")}) ==
+          json::parse(R"([{"xs": [{"key": 1}]}, {"xs": []}])"));
+    CHECK(mapped(R"([{"a": 1, "b": 2}])", {drop("/*/b")}) == json::parse(R"([{"a": 1}])"));
+    // Array positions; "~1" escapes.
+    CHECK(mapped(R"({"l": [1, 2, 3]})", {move("/l/0", "/first")}) ==
+          json::parse(R"({"l": [2, 3], "first": 1})"));
+    CHECK(mapped(R"({"a/b": 1})", {move("/a~1b", "/c")}) == json::parse(R"({"c": 1})"));
+    // Absent sources change nothing; a destination under a scalar leaves the value where it was.
+    CHECK(mapped(R"({"a": 1})", {move("/nope", "/b"), drop("/gone"), move("/x/*/y", "/x/*/z")}) ==
+          json::parse(R"({"a": 1})"));
+    CHECK(mapped(R"({"a": 1, "s": "text"})", {move("/a", "/s/inner")}) ==
+          json::parse(R"({"a": 1, "s": "text"})"));
+    // Steps that fail check_step are skipped.
+    CHECK(mapped(R"({"a": 1})", {move("a", "/b")}) == json::parse(R"({"a": 1})"));
+}
+
+TEST_CASE("mapping: check_step names what is wrong", "[comparator]") {
+    using sg::comparator::check_step;
+    CHECK(check_step(move("/a", "/b")).empty());
+    CHECK(check_step(move("/items/*/a", "/items/*/b")).empty());
+    CHECK(check_step(move("/items", "")).empty());
+    CHECK(check_step(drop("/a/*/b")).empty());
+    CHECK_THAT(check_step(move("a", "/b")), Catch::Contains("not a JSON Pointer"));
+    CHECK_THAT(check_step(move("/a", "b")), Catch::Contains("not a JSON Pointer"));
+    CHECK_THAT(check_step(move("/items/*/a", "/other/*/a")), Catch::Contains("same up to"));
+    CHECK_THAT(check_step(move("/items/*/a", "/a")), Catch::Contains("same up to"));
+    CHECK_THAT(check_step(move("/a", "/items/*/a")), Catch::Contains("same up to"));
+    CHECK_THAT(check_step(drop("")), Catch::Contains("whole document"));
 }

@@ -318,6 +318,40 @@ TEST_CASE("each invalid value is reported at its JSON path", "[config]") {
          "$.shadow.records.max_file_bytes", "between 4096"},
         {R"({"shadow": {"records": {"redact": true}}})", "$.shadow.records.redact",
          "unknown key"},
+        {R"({"shadow": {"targets": []}})", "$.shadow.targets", "non-empty array"},
+        {R"({"shadow": {"targets": ["dolt", "v3"]}})", "$.shadow.targets[1]",
+         "expected \"dolt\" or \"v2_http\""},
+        {R"({"shadow": {"targets": ["dolt", "dolt"]}})", "$.shadow.targets[1]", "listed twice"},
+        {R"({"shadow": {"targets": ["v2_http"]}})", "$.shadow.v2_http.address",
+         "set its address"},
+        {R"({"shadow": {"v2_http": {"address": {"port": 70000}}}})",
+         "$.shadow.v2_http.address.port", "between 0 and 65535"},
+        {R"({"shadow": {"v2_http": {"path_prefix": "api/"}}})", "$.shadow.v2_http.path_prefix",
+         "/api/v2"},
+        {R"({"shadow": {"v2_http": {"endpoints": {"put_block": {}}}}})",
+         "$.shadow.v2_http.endpoints.put_block", "not a compared read endpoint"},
+        {R"({"shadow": {"v2_http": {"endpoints": {"get_block": {"rename": []}}}}})",
+         "$.shadow.v2_http.endpoints.get_block.rename", "unknown key"},
+        {R"({"shadow": {"v2_http": {"endpoints": {"get_block": {"map": {}}}}}})",
+         "$.shadow.v2_http.endpoints.get_block.map", "array of steps"},
+        {R"({"shadow": {"v2_http": {"endpoints": {"get_block": {"map": [{"move": "/a"}]}}}}})",
+         "$.shadow.v2_http.endpoints.get_block.map[0]", "needs \"to\""},
+        {R"({"shadow": {"v2_http": {"endpoints": {"get_block": {"map": [
+            {"move": "/a", "to": "/b"}, {"move": "a", "to": "/b"}]}}}}})",
+         "$.shadow.v2_http.endpoints.get_block.map[1]", "JSON Pointer"},
+        {R"({"shadow": {"v2_http": {"endpoints": {"list_blocks": {"map": [
+            {"move": "/items/*/name", "to": "/other/*/label"}]}}}}})",
+         "$.shadow.v2_http.endpoints.list_blocks.map[0]", "same up to their last"},
+        {R"({"shadow": {"v2_http": {"endpoints": {"get_block": {"map": [{"drop": ""}]}}}}})",
+         "$.shadow.v2_http.endpoints.get_block.map[0]", "whole document"},
+        {R"({"shadow": {"v2_http": {"endpoints": {"get_block": {"map": [
+            {"drop": "/a", "to": "/b"}]}}}}})",
+         "$.shadow.v2_http.endpoints.get_block.map[0].to", "no destination"},
+        {R"({"shadow": {"v2_http": {"endpoints": {"get_block": {"map": [
+            {"move": "/a", "to": 3}]}}}}})",
+         "$.shadow.v2_http.endpoints.get_block.map[0].to", "JSON Pointer string"},
+        {R"({"shadow": {"max_per_second": -1}})", "$.shadow.max_per_second", "between 0"},
+        {R"({"shadow": {"min_idle_cpu": 2}})", "$.shadow.min_idle_cpu", "between 0 and 1"},
     };
     for (const auto& c : cases) {
         INFO(c.document);
@@ -430,6 +464,13 @@ TEST_CASE("dump_json round-trips", "[config]") {
     changed.shadow.endpoints["get_block"].ignore = {"/metadata/*"};
     changed.shadow.endpoints["list_diffs"].array_keys = {{"", "id"}, {"/x", "y"}};
     changed.shadow.records.redact_fields = {"content"};
+    changed.shadow.targets = {"v2_http", "dolt"};
+    changed.shadow.v2_http.address = {"127.0.0.1", 9000};
+    changed.shadow.v2_http.path_prefix = "/api/v2";
+    changed.shadow.v2_http.endpoints["list_blocks"] = {{false, "/items/*/name", "/items/*/label"},
+                                                       {true, "/count", ""}};
+    changed.shadow.max_per_second = 50;
+    changed.shadow.min_idle_cpu = 0.25;
     const auto dumped = sg::config::dump_json(changed);
     const auto again = parse(dumped, no_env);
     INFO(sg::config::format_problems(again.problems));
@@ -439,6 +480,15 @@ TEST_CASE("dump_json round-trips", "[config]") {
     CHECK(again.value->mode == sg::config::stage::dualwrite);
     CHECK(again.value->shadow.endpoints.at("get_block").sample_rate == 0.5);
     CHECK(again.value->shadow.endpoints.at("list_diffs").array_keys.at("/x") == "y");
+    CHECK(again.value->shadow.targets == std::vector<std::string>{"v2_http", "dolt"});
+    CHECK(again.value->shadow.v2_http.address.port == 9000);
+    CHECK(again.value->shadow.v2_http.path_prefix == "/api/v2");
+    const auto& steps = again.value->shadow.v2_http.endpoints.at("list_blocks");
+    REQUIRE(steps.size() == 2);
+    CHECK(steps[0].to == "/items/*/label");
+    CHECK((steps[1].drop && steps[1].from == "/count"));
+    CHECK(again.value->shadow.max_per_second == 50);
+    CHECK(again.value->shadow.min_idle_cpu == 0.25);
 }
 
 TEST_CASE("stage names", "[config]") {
