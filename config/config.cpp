@@ -647,6 +647,7 @@ reader_fn shadow_fields(loader& l, shadow_config& s) {
         {"max_body_bytes", l.number(s.max_body_bytes, 1, max_upstream_body_bytes)},
         {"max_per_second", l.real(s.max_per_second, 0, 1e9)},
         {"min_idle_cpu", l.real(s.min_idle_cpu, 0, 1)},
+        {"max_proxy_wait", l.real(s.max_proxy_wait, 0, 1)},
         {"records",
          l.section({
              {"ring", l.number(s.records.ring, 0, 1'000'000)},
@@ -746,6 +747,7 @@ json shadow_json(const shadow_config& s) {
             {"max_body_bytes", s.max_body_bytes},
             {"max_per_second", s.max_per_second},
             {"min_idle_cpu", s.min_idle_cpu},
+            {"max_proxy_wait", s.max_proxy_wait},
             {"records",
              {{"ring", s.records.ring},
               {"file", s.records.file},

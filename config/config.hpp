@@ -169,6 +169,10 @@ struct shadow_config {
     // Comparisons run on spare CPU only: while less than this share of the machine's CPU time is
     // idle (measured every 100 ms), new ones are skipped (reason busy). 0: never.
     double min_idle_cpu = 0.1;
+    // ... and while the proxy's threads wait for a CPU more than this share of the time (the
+    // run-queue delay the kernel counts per thread: the client's answers are being held up by
+    // CPU contention). 0: never.
+    double max_proxy_wait = 0.02;
     shadow_records_config records;
 };
 

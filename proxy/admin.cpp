@@ -1,4 +1,5 @@
 // proxy/admin: the admin listener's sessions and endpoints, on one thread of its own.
+#include "proxy/thread_name.hpp"
 #include "proxy/admin.hpp"
 
 #include "proxy/v2_render.hpp"
@@ -255,7 +256,10 @@ std::uint16_t admin_server::port() const {
 
 void admin_server::start() {
     asio::co_spawn(impl_->ioc, impl_->accept_loop(), asio::detached);
-    impl_->thread = std::thread([this] { impl_->ioc.run(); });
+    impl_->thread = std::thread([this] {
+        name_this_thread("sg-admin");
+        impl_->ioc.run();
+    });
 }
 
 void admin_server::stop() {

@@ -1,4 +1,5 @@
 // proxy/mirror: the worker and capture-scan threads (see the header), their metrics and status.
+#include "proxy/thread_name.hpp"
 #include "proxy/mirror.hpp"
 
 #include "adapters/dolt/connection.hpp"
@@ -466,6 +467,7 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
 }
 
 void mirror::impl::worker_loop() {
+    name_this_thread("sg-mirror");
     dolt::connection conn(dolt_options(cfg), dolt_stats);
     bool schema_ready = false;
     for (;;) {
@@ -650,6 +652,7 @@ bool mirror::impl::run_scan(dolt::connection& conn) {
 }
 
 void mirror::impl::scan_loop() {
+    name_this_thread("sg-scan");
     dolt::connection conn(dolt_options(cfg), dolt_stats);
     for (;;) {
         const bool ok = run_scan(conn);

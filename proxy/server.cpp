@@ -6,6 +6,7 @@
 // buffer the connection keeps, headers are serialized once and written with the body in one
 // gather write, sockets and awaitables use the concrete io_context executor (no type erasure),
 // and deadlines are plain stores swept by one timer per worker instead of a timer per operation.
+#include "proxy/thread_name.hpp"
 #include "proxy/server.hpp"
 
 #include "adapters/v1/routes.hpp"
@@ -672,6 +673,7 @@ void server::start() {
         worker* wp = w.get();
         asio::co_spawn(wp->ioc, wp->sweep(), asio::detached);
         w->thread = std::thread([wp] {
+            name_this_thread("sg-proxy");
             try {
                 wp->ioc.run();
             } catch (const std::exception& e) {

@@ -1,4 +1,5 @@
 // proxy/shadow: see the header.
+#include "proxy/thread_name.hpp"
 #include "proxy/shadow.hpp"
 
 #include "adapters/dolt/store.hpp"
@@ -21,6 +22,7 @@
 
 #include <array>
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <condition_variable>
@@ -191,6 +193,7 @@ struct shadow::impl {
     sl::token_bucket budget{cfg.shadow.max_per_second};  // under mu
     std::atomic<bool> busy{false};  // the machine has less idle CPU than shadow.min_idle_cpu
     std::atomic<double> idle{1.0};  // the machine's idle share at the last sample
+    std::atomic<double> proxy_wait{0.0};  // the proxy threads' run-queue wait share, likewise
     std::shared_ptr<dolt::counters> dolt_stats;
 
     git::lazy_storage_reader reader{cfg.v1_data_dir};  // storage may appear later
@@ -258,7 +261,7 @@ void shadow::start() {
     for (int i = 0; i < impl_->cfg.shadow.workers; ++i) {
         impl_->workers.emplace_back([this] { impl_->worker_loop(); });
     }
-    if (impl_->cfg.shadow.min_idle_cpu > 0) {
+    if (impl_->cfg.shadow.min_idle_cpu > 0 || impl_->cfg.shadow.max_proxy_wait > 0) {
         impl_->cpu_watch = std::thread([this] { impl_->watch_cpu(); });
     }
 }
@@ -283,7 +286,13 @@ void shadow::stop() {
 bool shadow::wants(const v1::route& route, std::string_view method) const {
     if (method != "GET" || route.hostile_reason) return false;
     std::uniform_real_distribution<double> u(0.0, 1.0);
-    return impl_->sample.take(route.ep, route.user_id, u(impl::rng));
+    if (!impl_->sample.take(route.ep, route.user_id, u(impl::rng))) return false;
+    // A busy machine skips here, before the proxy copies the request and the answer.
+    if (impl_->busy.load(relaxed)) {
+        impl_->skip(route.ep, skip_reason::busy);
+        return false;
+    }
+    return true;
 }
 
 void shadow::offer(shadow_job job) {
@@ -293,10 +302,6 @@ void shadow::offer(shadow_job job) {
         return;
     }
     impl_->v1_seconds[static_cast<std::size_t>(ep)].observe(job.v1_seconds);
-    if (impl_->busy.load(relaxed)) {
-        impl_->skip(ep, skip_reason::busy);
-        return;
-    }
     {
         std::lock_guard lock(impl_->mu);
         if (impl_->stopping || impl_->queue.size() >= impl_->cfg.shadow.queue) {
@@ -318,6 +323,7 @@ void shadow::impl::worker_loop() {
     // Comparisons yield the CPU to the proxy's threads: on a busy machine they fall behind (and
     // are skipped when the queue fills) rather than slow the client's answers. Linux's nice
     // applies per thread; failing to lower it is harmless.
+    name_this_thread("sg-compare");
     (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), comparer_nice);
     // This session only reads, every value quoted: a snapshot goes in one round trip.
     auto opts = dolt_options(cfg);
@@ -337,10 +343,38 @@ void shadow::impl::worker_loop() {
     }
 }
 
-// Samples the machine's idle CPU share every 100 ms (/proc/stat); below shadow.min_idle_cpu new
-// comparisons are skipped (busy), so that on a saturated machine neither this process's
-// comparers nor the database work they cause take CPU from the proxy. No /proc/stat: never busy.
+namespace {
+
+// The proxy threads' run-queue wait so far (ns, summed) and how many there are: every thread of
+// this process named sg-proxy (/proc/self/task/*/comm, then its schedstat).
+std::pair<std::uint64_t, std::size_t> proxy_run_delay() {
+    std::uint64_t sum = 0;
+    std::size_t threads = 0;
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+        std::ifstream comm(task.path() / "comm");
+        std::string name;
+        if (!std::getline(comm, name) || name != "sg-proxy") continue;
+        std::ifstream stat(task.path() / "schedstat");
+        std::string line;
+        if (!std::getline(stat, line)) continue;
+        if (auto d = sl::parse_run_delay(line)) {
+            sum += *d;
+            ++threads;
+        }
+    }
+    return {sum, threads};
+}
+
+}  // namespace
+
+// Every 100 ms: the machine's idle CPU share (/proc/stat) and the share of time the proxy's
+// threads waited for a CPU (their schedstat run delay). Below shadow.min_idle_cpu, or above
+// shadow.max_proxy_wait, new comparisons are skipped (busy): on a saturated machine neither this
+// process's comparers nor the database work they cause take CPU from the client's answers.
+// Readings that cannot be made (no /proc) never make it busy.
 void shadow::impl::watch_cpu() {
+    name_this_thread("sg-cpu-watch");
     auto read = []() -> std::optional<sl::cpu_times> {
         std::ifstream in("/proc/stat");
         std::string line;
@@ -348,18 +382,34 @@ void shadow::impl::watch_cpu() {
         return sl::parse_proc_stat(line);
     };
     auto last = read();
+    auto last_wait = proxy_run_delay();
+    auto last_time = steady::now();
     std::unique_lock lock(mu);
     while (!stopping) {
         pause.wait_for(lock, cpu_sample_every, [&] { return stopping; });
         if (stopping) break;
         lock.unlock();
         auto now = read();
+        const auto wait = proxy_run_delay();
+        const auto t = steady::now();
+        bool is_busy = false;
         if (last && now) {
             const double share = sl::idle_share(*last, *now);
             idle.store(share, relaxed);
-            busy.store(share < cfg.shadow.min_idle_cpu, relaxed);
+            is_busy = cfg.shadow.min_idle_cpu > 0 && share < cfg.shadow.min_idle_cpu;
         }
+        const double ns = std::chrono::duration<double, std::nano>(t - last_time).count();
+        if (wait.second > 0 && wait.second == last_wait.second && ns > 0 &&
+            wait.first >= last_wait.first) {
+            const double share =
+                static_cast<double>(wait.first - last_wait.first) / (ns * wait.second);
+            proxy_wait.store(share, relaxed);
+            is_busy = is_busy || (cfg.shadow.max_proxy_wait > 0 && share > cfg.shadow.max_proxy_wait);
+        }
+        busy.store(is_busy, relaxed);
         last = now;
+        last_wait = wait;
+        last_time = t;
         lock.lock();
     }
 }
@@ -662,6 +712,7 @@ std::string shadow::status_json() const {
     }
     j["idle"] = j["queued"] == 0 && j["running"] == 0;
     j["cpu_idle_share"] = s.idle.load(relaxed);
+    j["proxy_wait_share"] = s.proxy_wait.load(relaxed);
     j["busy"] = s.busy.load(relaxed);
     nlohmann::json names = nlohmann::json::array();
     for (const auto t : s.targets) names.push_back(std::string(name(t)));
@@ -769,6 +820,10 @@ std::string shadow::render_metrics() const {
                 "The machine's idle CPU share at the last sample (comparisons pause below "
                 "shadow.min_idle_cpu).",
                 s.idle.load(relaxed));
+    metric_line(out, "shadowgate_compare_proxy_wait_ratio", "gauge",
+                "Share of time the proxy threads waited for a CPU at the last sample "
+                "(comparisons pause above shadow.max_proxy_wait).",
+                s.proxy_wait.load(relaxed));
     metric_line(out, "shadowgate_compare_rereads_total", "counter",
                 "Second reads of both sides after the mirror settled.", s.rereads.load());
     metric_line(out, "shadowgate_compare_record_write_errors_total", "counter",

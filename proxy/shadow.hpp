@@ -54,7 +54,7 @@ public:
     void stop();  // queued comparisons are dropped (counted as skipped: stopping)
 
     // Whether the answer to this request should be compared (a GET of a compared read endpoint,
-    // sampled). Cheap; safe from any thread.
+    // sampled, and the machine not busy: then it counts the skip). Cheap; safe from any thread.
     bool wants(const v1::route& route, std::string_view method) const;
     // Queues a comparison; never blocks on Dolt.
     void offer(shadow_job job);

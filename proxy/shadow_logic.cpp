@@ -150,6 +150,17 @@ std::optional<cpu_times> parse_proc_stat(std::string_view text) {
     return t;
 }
 
+std::optional<std::uint64_t> parse_run_delay(std::string_view text) {
+    std::array<std::uint64_t, 2> v{};
+    for (auto& field : v) {
+        while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+        const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), field);
+        if (ec != std::errc{}) return std::nullopt;
+        text.remove_prefix(static_cast<std::size_t>(p - text.data()));
+    }
+    return v[1];
+}
+
 double idle_share(const cpu_times& before, const cpu_times& after) {
     if (after.total <= before.total || after.idle < before.idle) return 1.0;
     const double idle = static_cast<double>(after.idle - before.idle);

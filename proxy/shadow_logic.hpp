@@ -93,4 +93,8 @@ std::optional<cpu_times> parse_proc_stat(std::string_view text);
 // The idle share of the CPU time between two readings (1 when no time passed).
 double idle_share(const cpu_times& before, const cpu_times& after);
 
+// The time a thread has spent runnable but waiting for a CPU, in nanoseconds: the second field
+// of /proc/<pid>/task/<tid>/schedstat ("on-CPU ns, run-queue wait ns, timeslices").
+std::optional<std::uint64_t> parse_run_delay(std::string_view schedstat);
+
 }  // namespace sg::proxy::shadow_logic

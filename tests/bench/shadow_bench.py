@@ -103,6 +103,39 @@ def wrk(url, seconds, connections):
     return {"rps": rps, "p50": lat(50), "p99": lat(99), "non2xx": int(errors.group(1)) if errors else 0}
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pid):
+    """CPU seconds of each thread name of process `pid` (/proc/PID/task/*/stat)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / TICKS
+    return out
+
+
+def pids_of(pattern):
+    res = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    return [int(p) for p in res.stdout.split()]
+
+
+def cpu_snapshot(sg_pid, others):
+    """CPU seconds so far: shadowgate by thread role, and the other processes by name."""
+    snap = {}
+    for name, secs in thread_cpu(sg_pid).items():
+        role = name if name in ("sg-proxy", "sg-compare") else "sg-other"
+        snap[role] = snap.get(role, 0) + secs
+    for label, pattern in others.items():
+        snap[label] = sum(sum(thread_cpu(p).values()) for p in pids_of(pattern))
+    return snap
+
+
 def shadow_status(sg):
     status, _, body = request("GET", sg.admin_url + "/admin/shadow",
                               headers={"Authorization": f"Bearer {TOKEN}"})
@@ -116,6 +149,8 @@ def main():
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--out", default="")
+    ap.add_argument("--only", choices=["v1ref", "static"], default=None,
+                    help="measure one backend only (for investigation)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="sg-shadow-bench."))
@@ -147,6 +182,8 @@ def main():
 
         backends = [("v1 reference service", v1.port, f"/users/{users[0]}/blocks/student"),
                     ("tiny static backend", nginx_port, f"/users/{users[0]}/blocks/student")]
+        if args.only:
+            backends = [b for b in backends if ("static" in b[0]) == (args.only == "static")]
         results = {name: {rate: [] for rate in RATES} for name, _, _ in backends}
         for name, port, path in backends:
             for rnd in range(args.rounds):
@@ -162,12 +199,20 @@ def main():
                     try:
                         wrk(sg.url + path, 2, args.connections)  # warm-up, not reported
                         before = shadow_status(sg)
+                        others = {"mariadb": f"mariadbd.*{work}",
+                                  "backend": "nginx: worker process" if "static" in name
+                                  else "v1ref"}
+                        cpu0 = cpu_snapshot(sg.proc.pid, others)
                         r = wrk(sg.url + path, args.seconds, args.connections)
+                        cpu1 = cpu_snapshot(sg.proc.pid, others)
                         after = shadow_status(sg)
                         r["compare"] = diff_counts(before, after)
+                        r["cpu"] = {k: (cpu1.get(k, 0) - cpu0.get(k, 0)) / args.seconds
+                                    for k in cpu1}
                         results[name][rate].append(r)
                         log(f"{name} rate {rate:.0%} round {rnd}: {r['rps']:.0f} req/s, "
-                            f"p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, {r['compare']}")
+                            f"p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, {r['compare']}, "
+                            f"cpu {fmt_cpu(r['cpu'])}")
                     finally:
                         sg.stop()
         text = report(results, args)
@@ -181,6 +226,10 @@ def main():
         v1.stop()
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def fmt_cpu(cpu):
+    return ", ".join(f"{k} {v:.2f}" for k, v in sorted(cpu.items()))
 
 
 def diff_counts(before, after):
@@ -197,6 +246,11 @@ def diff_counts(before, after):
     return out
 
 
+def median_cpu(runs):
+    keys = sorted({k for r in runs for k in r["cpu"]})
+    return {k: statistics.median(r["cpu"].get(k, 0) for r in runs) for k in keys}
+
+
 def report(results, args):
     lines = ["# shadowgate shadow-read benchmark", "",
              "Written by `tests/bench/shadow_bench.py`. wrk -t2 -c%d, %d s per measurement after a "
@@ -208,8 +262,9 @@ def report(results, args):
              f"- machine: {os.cpu_count()} CPUs", ""]
     for name, by_rate in results.items():
         lines += [f"## {name}", "",
-                  "| sampling | req/s (median) | p50 ms | p99 ms | comparer (all rounds) |",
-                  "|---|---|---|---|---|"]
+                  "| sampling | req/s (median) | p50 ms | p99 ms | comparer (all rounds) "
+                  "| CPU cores busy (median) |",
+                  "|---|---|---|---|---|---|"]
         base = statistics.median(r["rps"] for r in by_rate[0.0])
         for rate, runs in by_rate.items():
             total: dict = {}
@@ -221,7 +276,8 @@ def report(results, args):
                          f"({each}) | "
                          f"{statistics.median(r['p50'] for r in runs):.2f} | "
                          f"{statistics.median(r['p99'] for r in runs):.2f} | "
-                         f"{', '.join(f'{k} {v}' for k, v in sorted(total.items())) or '-'} |")
+                         f"{', '.join(f'{k} {v}' for k, v in sorted(total.items())) or '-'} | "
+                         f"{fmt_cpu(median_cpu(runs))} |")
         full = statistics.median(r["rps"] for r in by_rate[1.0])
         tenth = statistics.median(r["rps"] for r in by_rate[0.1])
         ratio = full / base if base else 0

@@ -90,7 +90,8 @@ def propose(s: Stack, user: str, label: str = "student", value: str = "x"):
 
 
 # Every read compared: no CPU gate (this 2-core box is often busy during the suite).
-SHADOW = {"sample_rate": 1.0, "workers": 2, "settle_timeout_ms": 5000, "min_idle_cpu": 0}
+SHADOW = {"sample_rate": 1.0, "workers": 2, "settle_timeout_ms": 5000, "min_idle_cpu": 0,
+          "max_proxy_wait": 0}
 
 
 @pytest.fixture
@@ -473,7 +474,7 @@ def test_the_budget_and_the_cpu_gate_skip_and_count(tmp_path):
         # The CPU gate: with every core kept busy by burners, min_idle_cpu 0.5 skips every
         # comparison (busy); once they stop, comparisons resume.
         s.sg.stop()
-        s.cfg["shadow"] = {**SHADOW, "min_idle_cpu": 0.5}
+        s.cfg["shadow"] = {**SHADOW, "min_idle_cpu": 0.5, "max_proxy_wait": 0}
         s.start()
         burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
                    for _ in range((os.cpu_count() or 2) + 1)]
@@ -498,4 +499,48 @@ def test_the_budget_and_the_cpu_gate_skip_and_count(tmp_path):
         st = wait_shadow_idle(s)
         assert st["endpoints"]["get_block"]["results"]["match"] == 1, json.dumps(st)
     finally:
+        s.close()
+
+
+def test_the_proxy_wait_gate_pauses_comparisons_while_the_proxy_waits_for_cpu(tmp_path):
+    # Only the run-queue gate: CPU burners on every core plus a steady read load make the
+    # proxy's threads wait for a CPU; comparisons then pause (busy) and the wait is published.
+    s = Stack(tmp_path, shadow={**SHADOW, "max_proxy_wait": 0.001})
+    burners = []
+    try:
+        init_users(s, ["pw"])
+        put(s, "pw", "student", "hello\n")
+        s.converge()
+        st = shadow_status(s)
+        assert st["busy"] is False and st["skipped"]["busy"] == 0, st
+        burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                   for _ in range((os.cpu_count() or 2) + 1)]
+        stop = threading.Event()
+
+        def load():
+            while not stop.is_set():
+                read(s, "/users/pw/blocks/student")
+        readers = [threading.Thread(target=load) for _ in range(4)]
+        for t in readers:
+            t.start()
+        seen_wait, seen_busy = 0.0, False
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and not seen_busy:
+            st = shadow_status(s)
+            seen_wait = max(seen_wait, st["proxy_wait_share"])
+            seen_busy = seen_busy or st["busy"]
+            time.sleep(0.1)
+        stop.set()
+        for t in readers:
+            t.join()
+        st = wait_shadow_idle(s)
+        assert seen_busy, seen_wait
+        assert seen_wait > 0.001
+        assert st["skipped"]["busy"] > 0, json.dumps(st)
+        m = s.sg.metrics()
+        assert "shadowgate_compare_proxy_wait_ratio" in m
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
         s.close()

@@ -105,3 +105,11 @@ TEST_CASE("shadow CPU reading: /proc/stat's cpu line and the idle share", "[shad
     CHECK_FALSE(sl::parse_proc_stat("cpu  1 2"));
     CHECK_FALSE(sl::parse_proc_stat(""));
 }
+
+TEST_CASE("shadow CPU reading: a thread's run-queue wait from its schedstat", "[shadow]") {
+    CHECK(sl::parse_run_delay("259848 1200 1\n") == 1200u);
+    CHECK(sl::parse_run_delay("18446744073709551615 5 9") == 5u);
+    CHECK_FALSE(sl::parse_run_delay("259848"));
+    CHECK_FALSE(sl::parse_run_delay("a b c"));
+    CHECK_FALSE(sl::parse_run_delay(""));
+}
