@@ -47,6 +47,7 @@ constexpr std::size_t max_tallied_paths = 32;
 constexpr int comparer_nice = 10;
 
 constexpr std::chrono::milliseconds cpu_sample_every{100};
+constexpr std::chrono::milliseconds busy_hold{1000};
 
 // Why a comparison was not made (shadowgate_compare_skipped_total{reason}).
 enum class skip_reason {
@@ -370,7 +371,8 @@ std::pair<std::uint64_t, std::size_t> proxy_run_delay() {
 
 // Every 100 ms: the machine's idle CPU share (/proc/stat) and the share of time the proxy's
 // threads waited for a CPU (their schedstat run delay). Below shadow.min_idle_cpu, or above
-// shadow.max_proxy_wait, new comparisons are skipped (busy): on a saturated machine neither this
+// shadow.max_proxy_wait, new comparisons are skipped (busy, held for a second after the last busy
+// sample): on a saturated machine neither this
 // process's comparers nor the database work they cause take CPU from the client's answers.
 // Readings that cannot be made (no /proc) never make it busy.
 void shadow::impl::watch_cpu() {
@@ -384,6 +386,7 @@ void shadow::impl::watch_cpu() {
     auto last = read();
     auto last_wait = proxy_run_delay();
     auto last_time = steady::now();
+    steady::time_point busy_until{};
     std::unique_lock lock(mu);
     while (!stopping) {
         pause.wait_for(lock, cpu_sample_every, [&] { return stopping; });
@@ -406,7 +409,10 @@ void shadow::impl::watch_cpu() {
             proxy_wait.store(share, relaxed);
             is_busy = is_busy || (cfg.shadow.max_proxy_wait > 0 && share > cfg.shadow.max_proxy_wait);
         }
-        busy.store(is_busy, relaxed);
+        // Once busy, stay busy for a while: the comparisons a quiet sample lets in make the
+        // machine busy again at once, and short open windows would only let bursts through.
+        if (is_busy) busy_until = t + busy_hold;
+        busy.store(t < busy_until, relaxed);
         last = now;
         last_wait = wait;
         last_time = t;
