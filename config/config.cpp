@@ -416,6 +416,27 @@ std::string user_id_problem(const std::string& u) {
     return {};
 }
 
+// An object keyed by compared read endpoint names: each member goes to `each` (key, value,
+// path); other keys are problems.
+reader_fn per_endpoint(
+    loader& l, std::function<void(const std::string&, const json&, const std::string&)> each) {
+    return [&l, each = std::move(each)](const json& v, const std::string& path) {
+        if (!v.is_object()) {
+            l.add(path, std::string("expected an object, got ") + v.type_name());
+            return;
+        }
+        for (const auto& [key, value] : v.items()) {
+            const std::string p = child_path(path, key);
+            const auto* end = std::end(shadow_endpoint_names);
+            if (std::find(std::begin(shadow_endpoint_names), end, key) == end) {
+                l.add(p, "not a compared read endpoint; one of " + join(shadow_endpoint_names));
+                continue;
+            }
+            each(key, value, p);
+        }
+    };
+}
+
 reader_fn shadow_endpoint_fields(loader& l, shadow_endpoint_config& e) {
     return l.section({
         {"sample_rate", l.optional_real(e.sample_rate, 0, 1)},
@@ -564,32 +585,10 @@ reader_fn v2_http_fields(loader& l, v2_http_config& v) {
              v.path_prefix = p;
          }},
         {"endpoints",
-         [&l, &v](const json& j, const std::string& path) {
-             if (!j.is_object()) {
-                 l.add(path, std::string("expected an object, got ") + j.type_name());
-                 return;
-             }
-             for (const auto& [key, value] : j.items()) {
-                 const std::string p = child_path(path, key);
-                 const auto* end = std::end(shadow_endpoint_names);
-                 if (std::find(std::begin(shadow_endpoint_names), end, key) == end) {
-                     l.add(p, "not a compared read endpoint; one of " +
-                                  join(shadow_endpoint_names));
-                     continue;
-                 }
-                 if (!value.is_object()) {
-                     l.add(p, std::string("expected an object, got ") + value.type_name());
-                     continue;
-                 }
-                 for (const auto& [k, step_list] : value.items()) {
-                     if (k != "map") {
-                         l.add(child_path(p, k), "unknown key (an endpoint has \"map\")");
-                         continue;
-                     }
-                     mapping_fields(l, v.endpoints[key])(step_list, child_path(p, k));
-                 }
-             }
-         }},
+         per_endpoint(l,
+                      [&l, &v](const std::string& key, const json& value, const std::string& p) {
+                          l.section({{"map", mapping_fields(l, v.endpoints[key])}})(value, p);
+                      })},
     });
 }
 
@@ -623,22 +622,10 @@ reader_fn shadow_fields(loader& l, shadow_config& s) {
         {"v2_http", v2_http_fields(l, s.v2_http)},
         {"sample_rate", l.real(s.sample_rate, 0, 1)},
         {"endpoints",
-         [&l, &s](const json& v, const std::string& path) {
-             if (!v.is_object()) {
-                 l.add(path, std::string("expected an object, got ") + v.type_name());
-                 return;
-             }
-             for (const auto& [key, value] : v.items()) {
-                 const std::string p = child_path(path, key);
-                 const auto* end = std::end(shadow_endpoint_names);
-                 if (std::find(std::begin(shadow_endpoint_names), end, key) == end) {
-                     l.add(p, "not a compared read endpoint; one of " +
-                                  join(shadow_endpoint_names));
-                     continue;
-                 }
-                 shadow_endpoint_fields(l, s.endpoints[key])(value, p);
-             }
-         }},
+         per_endpoint(l,
+                      [&l, &s](const std::string& key, const json& value, const std::string& p) {
+                          shadow_endpoint_fields(l, s.endpoints[key])(value, p);
+                      })},
         {"always_users", l.strings(s.always_users, user_id_problem)},
         {"workers", l.number(s.workers, 1, 64)},
         {"queue", l.number(s.queue, 1, 1'000'000)},

@@ -257,6 +257,22 @@ result<bool> connection::ensure_connected() {
 
 namespace {
 
+// Appends the rows of a stored result set to out.data (NULL cells stay nullopt).
+void copy_rows(MYSQL_RES* res, rows& out) {
+    const unsigned n = mysql_num_fields(res);
+    out.data.reserve(out.data.size() + mysql_num_rows(res));
+    while (MYSQL_ROW r = mysql_fetch_row(res)) {
+        const unsigned long* len = mysql_fetch_lengths(res);
+        row values(n);
+        for (unsigned i = 0; i < n; ++i) {
+            if (r[i] != nullptr) {
+                values[i].emplace(r[i], len[i]);
+            }
+        }
+        out.data.push_back(std::move(values));
+    }
+}
+
 // Drains every result of the statement just sent. The first result set is copied out; the rest
 // are read and freed (left unread, the next statement would fail with 2014).
 bool drain(MYSQL* h, rows& out) {
@@ -266,18 +282,7 @@ bool drain(MYSQL* h, rows& out) {
         if (res != nullptr) {
             if (!have_set) {
                 have_set = true;
-                const unsigned n = mysql_num_fields(res);
-                out.data.reserve(mysql_num_rows(res));
-                while (MYSQL_ROW r = mysql_fetch_row(res)) {
-                    const unsigned long* len = mysql_fetch_lengths(res);
-                    row values(n);
-                    for (unsigned i = 0; i < n; ++i) {
-                        if (r[i] != nullptr) {
-                            values[i].emplace(r[i], len[i]);
-                        }
-                    }
-                    out.data.push_back(std::move(values));
-                }
+                copy_rows(res, out);
             }
             mysql_free_result(res);
         } else if (mysql_field_count(h) != 0) {
@@ -302,18 +307,7 @@ bool drain_each(MYSQL* h, std::vector<rows>& out) {
         rows one;
         MYSQL_RES* res = mysql_store_result(h);
         if (res != nullptr) {
-            const unsigned n = mysql_num_fields(res);
-            one.data.reserve(mysql_num_rows(res));
-            while (MYSQL_ROW r = mysql_fetch_row(res)) {
-                const unsigned long* len = mysql_fetch_lengths(res);
-                row values(n);
-                for (unsigned i = 0; i < n; ++i) {
-                    if (r[i] != nullptr) {
-                        values[i].emplace(r[i], len[i]);
-                    }
-                }
-                one.data.push_back(std::move(values));
-            }
+            copy_rows(res, one);
             mysql_free_result(res);
         } else if (mysql_field_count(h) != 0) {
             return false;
