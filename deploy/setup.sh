@@ -11,6 +11,8 @@ PACKAGES=(
     # tests, the v1 reference service, the demo
     python3 python3-fastapi python3-uvicorn python3-git python3-yaml python3-pytest
     python3-requests curl mariadb-server mariadb-client
+    # deploy/prometheus: promtool (check and unit-test the alert rules)
+    prometheus
     # fuzz targets (libFuzzer)
     clang-14 libclang-rt-14-dev
     # benchmarks
