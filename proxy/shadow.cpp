@@ -47,7 +47,7 @@ constexpr std::size_t max_tallied_paths = 32;
 constexpr int comparer_nice = 10;
 
 constexpr std::chrono::milliseconds cpu_sample_every{100};
-constexpr std::chrono::milliseconds busy_hold{1000};
+constexpr std::chrono::milliseconds busy_hold{300};
 
 // Why a comparison was not made (shadowgate_compare_skipped_total{reason}).
 enum class skip_reason {
@@ -371,7 +371,7 @@ std::pair<std::uint64_t, std::size_t> proxy_run_delay() {
 
 // Every 100 ms: the machine's idle CPU share (/proc/stat) and the share of time the proxy's
 // threads waited for a CPU (their schedstat run delay). Below shadow.min_idle_cpu, or above
-// shadow.max_proxy_wait, new comparisons are skipped (busy, held for a second after the last busy
+// shadow.max_proxy_wait, new comparisons are skipped (busy, held for 300 ms after the last busy
 // sample): on a saturated machine neither this
 // process's comparers nor the database work they cause take CPU from the client's answers.
 // Readings that cannot be made (no /proc) never make it busy.
