@@ -505,14 +505,12 @@ def test_the_budget_and_the_cpu_gate_skip_and_count(tmp_path):
 def test_the_proxy_wait_gate_pauses_comparisons_while_the_proxy_waits_for_cpu(tmp_path):
     # Only the run-queue gate: CPU burners on every core plus a steady read load make the
     # proxy's threads wait for a CPU; comparisons then pause (busy) and the wait is published.
-    s = Stack(tmp_path, shadow={**SHADOW, "max_proxy_wait": 0.001})
+    s = Stack(tmp_path, shadow={**SHADOW, "max_proxy_wait": 0.02})  # the default
     burners = []
     try:
         init_users(s, ["pw"])
         put(s, "pw", "student", "hello\n")
         s.converge()
-        st = shadow_status(s)
-        assert st["busy"] is False and st["skipped"]["busy"] == 0, st
         burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
                    for _ in range((os.cpu_count() or 2) + 1)]
         stop = threading.Event()
@@ -535,7 +533,7 @@ def test_the_proxy_wait_gate_pauses_comparisons_while_the_proxy_waits_for_cpu(tm
             t.join()
         st = wait_shadow_idle(s)
         assert seen_busy, seen_wait
-        assert seen_wait > 0.001
+        assert seen_wait > 0.02
         assert st["skipped"]["busy"] > 0, json.dumps(st)
         m = s.sg.metrics()
         assert "shadowgate_compare_proxy_wait_ratio" in m
