@@ -253,6 +253,10 @@ def shadow_summary(gate) -> bool:
                               headers=headers)
     records = json.loads(body) if status == 200 else []
     print(f"  discrepancies: {discrepancies} (lagging: equal once the mirror had settled)")
+    skipped = {k: v for k, v in st.get("skipped", {}).items() if v}
+    if skipped:
+        print(f"  skipped by reason: {skipped} (busy: this machine had no spare CPU, see "
+              f"shadow.min_idle_cpu and shadow.max_proxy_wait)")
     for r in records:
         print(f"    {r['endpoint']} {r['target']}: {r['result']} "
               f"{[d['path'] for d in r['differences']][:5]}")
