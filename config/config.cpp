@@ -647,6 +647,42 @@ reader_fn shadow_fields(loader& l, shadow_config& s) {
     });
 }
 
+reader_fn gate_fields(loader& l, gate_config& g) {
+    return l.section({
+        {"state_file", l.text(g.state_file, true)},
+        {"flush_interval_ms", l.duration(g.flush_interval)},
+        {"target",
+         [&l, &g](const json& v, const std::string& path) {
+             if (!v.is_string() ||
+                 (v.get<std::string>() != "" &&
+                  std::find(std::begin(shadow_target_names), std::end(shadow_target_names),
+                            v.get<std::string>()) == std::end(shadow_target_names))) {
+                 l.add(path, "expected \"dolt\", \"v2_http\" or \"\" (the first of "
+                             "shadow.targets)");
+                 return;
+             }
+             g.target = v.get<std::string>();
+         }},
+        {"endpoints",
+         l.strings(g.endpoints,
+                   [](const std::string& e) -> std::string {
+                       const auto* end = std::end(shadow_endpoint_names);
+                       if (std::find(std::begin(shadow_endpoint_names), end, e) == end) {
+                           return "not a compared read endpoint; one of " +
+                                  join(shadow_endpoint_names);
+                       }
+                       return {};
+                   })},
+        {"min_compared", l.number(g.min_compared, 0, 1'000'000'000'000)},
+        {"max_discrepancy_rate", l.real(g.max_discrepancy_rate, 0, 1)},
+        {"confidence", l.real(g.confidence, 0.5, 0.999999)},
+        {"max_mirror_lag_ms", l.duration(g.max_mirror_lag)},
+        {"max_parked_users", l.number(g.max_parked_users, 0, 1'000'000'000)},
+        {"reconcile_max_age_hours", l.number(g.reconcile_max_age_hours, 0, 100'000)},
+        {"min_shadow_hours", l.number(g.min_shadow_hours, 0, 100'000)},
+    });
+}
+
 void read_document(loader& l, const json& doc, config& c) {
     auto set_stage = [&c](std::size_t i) { c.mode = static_cast<stage>(i); };
     auto set_level = [&c](std::size_t i) { c.log.level = std::string(log_levels[i]); };
@@ -660,6 +696,7 @@ void read_document(loader& l, const json& doc, config& c) {
         {"migrate", migrate_fields(l, c.migrate)},
         {"mirror", mirror_fields(l, c.mirror)},
         {"shadow", shadow_fields(l, c.shadow)},
+        {"gate", gate_fields(l, c.gate)},
         {"log", l.section({{"level", l.choice(log_levels, set_level)}})},
     })(doc, "$");
 }
@@ -686,6 +723,11 @@ void cross_check(loader& l, const config& c) {
     if (std::find(targets.begin(), targets.end(), "v2_http") != targets.end() &&
         c.shadow.v2_http.address.port == 0) {
         l.add("$.shadow.v2_http.address", "shadow.targets has \"v2_http\": set its address");
+    }
+    if (!c.gate.target.empty() &&
+        std::find(targets.begin(), targets.end(), c.gate.target) == targets.end()) {
+        l.add("$.gate.target", "\"" + c.gate.target +
+                                   "\" is not among shadow.targets: its reads are never compared");
     }
     const auto& proxy = c.proxy.listen;
     const bool same_host = admin.listen.host == proxy.host || is_wildcard(admin.listen.host) ||
@@ -878,6 +920,18 @@ std::string dump_json(const config& c) {
           {"parked_retry_ms", c.mirror.parked_retry.count()},
           {"state_cache_mib", c.mirror.state_cache_mib}}},
         {"shadow", shadow_json(c.shadow)},
+        {"gate",
+         {{"state_file", c.gate.state_file},
+          {"flush_interval_ms", c.gate.flush_interval.count()},
+          {"target", c.gate.target},
+          {"endpoints", c.gate.endpoints},
+          {"min_compared", c.gate.min_compared},
+          {"max_discrepancy_rate", c.gate.max_discrepancy_rate},
+          {"confidence", c.gate.confidence},
+          {"max_mirror_lag_ms", c.gate.max_mirror_lag.count()},
+          {"max_parked_users", c.gate.max_parked_users},
+          {"reconcile_max_age_hours", c.gate.reconcile_max_age_hours},
+          {"min_shadow_hours", c.gate.min_shadow_hours}}},
         {"log", {{"level", c.log.level}}},
     };
     return doc.dump(4, ' ', false, json::error_handler_t::replace);

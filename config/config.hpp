@@ -176,6 +176,27 @@ struct shadow_config {
     shadow_records_config records;
 };
 
+// The cutover gate: GO only when every criterion passes (GET /admin/gate, `shadowgate gate`).
+struct gate_config {
+    // Where the evidence (comparison counts, when the shadow stage began, the last reconcile)
+    // is kept across restarts: a JSON file replaced atomically. "": in memory only (a restart
+    // starts the soak again).
+    std::string state_file;
+    milliseconds flush_interval{10'000};
+    // Whose comparisons count: "dolt" or "v2_http" ("": the first of shadow.targets).
+    std::string target;
+    std::vector<std::string> endpoints;  // read endpoints that must be covered ([]: all seven)
+    std::int64_t min_compared = 1000;    // compared reads per endpoint at least
+    // Discrepancies / compared reads per endpoint at most, judged by the upper bound of its
+    // Wilson interval at `confidence` (12 clean reads do not prove a rate of 0).
+    double max_discrepancy_rate = 0.001;
+    double confidence = 0.95;
+    milliseconds max_mirror_lag{5'000};  // the mirror's oldest unapplied write at most
+    std::int64_t max_parked_users = 0;
+    std::int64_t reconcile_max_age_hours = 24;  // the last reconcile clean and younger (0: not required)
+    std::int64_t min_shadow_hours = 168;        // the shadow stage held this long (7 days)
+};
+
 struct log_config {
     std::string level = "info";  // trace, debug, info, warn, error, off
 };
@@ -190,6 +211,7 @@ struct config {
     migrate_config migrate;
     mirror_config mirror;
     shadow_config shadow;
+    gate_config gate;
     log_config log;
 };
 

@@ -81,7 +81,11 @@ def main() -> int:
 
         gate = start_shadowgate(
             base_config(v1.port, stage="shadow", v1_data_dir=str(data), dolt=dolt,
-                        mirror={"scan_interval_ms": 2000}),
+                        mirror={"scan_interval_ms": 2000},
+                        # v1, MariaDB, the load and shadowgate share this machine: compare every
+                        # read rather than only on spare CPU (the production default).
+                        shadow={"min_idle_cpu": 0, "max_proxy_wait": 0},
+                        gate={"state_file": str(db_dir / "gate.json")}),
             env={"SHADOWGATE_ADMIN_TOKEN": TOKEN,
                  "SHADOWGATE_DOLT_PASSWORD": conn["SG_MARIADB_PASSWORD"]})
         print(f"\n2. shadowgate in the shadow stage on {gate.url} (admin {gate.admin_url}) in "
@@ -93,6 +97,7 @@ def main() -> int:
         mirror_ok = wait_for_mirror(gate, cfg_path, env)
         render_ok = compare_reads(gate, cfg_path, env, users)
         shadow_ok = shadow_summary(gate)
+        print_gate(gate, env)
         report(gate, tally, latencies)
         ok = backfill_ok and not mismatches and mirror_ok and render_ok and shadow_ok
         return 0 if ok else 1
@@ -261,6 +266,18 @@ def shadow_summary(gate) -> bool:
         print(f"    {r['endpoint']} {r['target']}: {r['result']} "
               f"{[d['path'] for d in r['differences']][:5]}")
     return bool(st) and discrepancies == 0
+
+
+def print_gate(gate, env):
+    """`shadowgate gate`: the cutover verdict with every criterion (NO-GO here: a demo is not a
+    seven-day soak, and no reconcile has run)."""
+    cfg = json.loads(Path(gate.config_path).read_text())
+    cfg["admin"]["listen"]["port"] = gate.admin_port
+    path = Path(gate.config_path).with_name("gate-cli.json")
+    path.write_text(json.dumps(cfg))
+    res = run("gate", "-c", str(path), env=env)
+    print(f"\n5b. the cutover gate (shadowgate gate, exit {res.returncode}: 0 only for GO):")
+    print("  " + (res.stdout or res.stderr).rstrip().replace("\n", "\n  "))
 
 
 def report(gate, tally, latencies):

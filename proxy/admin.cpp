@@ -1,8 +1,9 @@
 // proxy/admin: the admin listener's sessions and endpoints, on one thread of its own.
-#include "proxy/thread_name.hpp"
 #include "proxy/admin.hpp"
 
+#include "proxy/gate.hpp"
 #include "proxy/v2_render.hpp"
+#include "proxy/thread_name.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -61,13 +62,14 @@ bool bearer_token_matches(std::string_view authorization, std::string_view token
 }
 
 struct admin_server::impl {
-    impl(const config::config& c, metrics& mm, mirror* mir, shadow* sh)
-        : cfg(c), m(mm), mirror_(mir), shadow_(sh), acceptor(ioc) {}
+    impl(const config::config& c, metrics& mm, mirror* mir, shadow* sh, const gate* g)
+        : cfg(c), m(mm), mirror_(mir), shadow_(sh), gate_(g), acceptor(ioc) {}
 
     const config::config& cfg;
     metrics& m;
     mirror* mirror_;
     shadow* shadow_;
+    const gate* gate_;
     asio::io_context ioc{1};
     tcp::acceptor acceptor;
     std::vector<tcp::endpoint> upstream;
@@ -109,6 +111,7 @@ awaitable<response_t> admin_server::impl::route(const http::request<http::string
         std::string text = m.render(cfg.v1.name);
         if (mirror_ != nullptr) text += mirror_->render_metrics();
         if (shadow_ != nullptr) text += shadow_->render_metrics();
+        if (gate_ != nullptr) text += gate_->render_metrics();
         co_return make_response(http::status::ok, "text/plain; version=0.0.4", std::move(text));
     }
     if (path.starts_with("/admin/")) {
@@ -131,6 +134,9 @@ awaitable<response_t> admin_server::impl::route(const http::request<http::string
             auto res = json_response(http::status::unauthorized, j);
             res.set(http::field::www_authenticate, "Bearer");
             co_return res;
+        }
+        if (path == "/admin/gate" && get && gate_ != nullptr) {
+            co_return make_response(http::status::ok, "application/json", gate_->verdict_json());
         }
         if (path == "/admin/config" && get) {
             co_return make_response(http::status::ok, "application/json",
@@ -222,8 +228,9 @@ awaitable<void> admin_server::impl::accept_loop() {
     }
 }
 
-admin_server::admin_server(const config::config& cfg, metrics& m, mirror* mir, shadow* sh)
-    : impl_(std::make_unique<impl>(cfg, m, mir, sh)) {
+admin_server::admin_server(const config::config& cfg, metrics& m, mirror* mir, shadow* sh,
+                           const gate* g)
+    : impl_(std::make_unique<impl>(cfg, m, mir, sh, g)) {
     tcp::resolver resolver(impl_->ioc);
     beast::error_code ec;
     auto up = resolver.resolve(cfg.v1.address.host, std::to_string(cfg.v1.address.port), ec);

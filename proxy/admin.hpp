@@ -18,6 +18,8 @@ namespace sg::proxy {
 // Compares in constant time so the token cannot be guessed byte by byte.
 bool bearer_token_matches(std::string_view authorization, std::string_view token);
 
+class gate;
+
 class admin_server {
 public:
     // Binds the admin listen address; throws std::runtime_error on failure (start-up error).
@@ -25,8 +27,9 @@ public:
     // GET /admin/mirror and POST /admin/mirror/retry[?user=ID].
     // `sh` (null unless the stage is shadow) adds shadowgate_compare_* and serves
     // GET /admin/shadow and GET /admin/discrepancies?endpoint=&limit=.
+    // `g` (the cutover gate) adds shadowgate_gate_* and serves GET /admin/gate.
     admin_server(const config::config& cfg, metrics& m, mirror* mir = nullptr,
-                 shadow* sh = nullptr);
+                 shadow* sh = nullptr, const gate* g = nullptr);
     ~admin_server();
     admin_server(const admin_server&) = delete;
     admin_server& operator=(const admin_server&) = delete;

@@ -2,6 +2,8 @@
 // subcommands (migrate, reconcile, report, gate) join it here.
 #include "config/config.hpp"
 #include "proxy/admin.hpp"
+#include "proxy/gate.hpp"
+#include "proxy/http_fetch.hpp"
 #include "proxy/inspect.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/migrate.hpp"
@@ -9,6 +11,7 @@
 #include "proxy/server.hpp"
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/async.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -24,6 +27,7 @@ namespace {
 constexpr int exit_ok = 0;
 constexpr int exit_failure = 1;
 constexpr int exit_bad_config = 2;
+constexpr int exit_gate_unknown = 3;  // `gate`: the service could not be asked
 
 // Logs go through spdlog's async logger with overrun-oldest: a slow stderr never stalls a worker.
 void setup_logging(const std::string& level) {
@@ -94,8 +98,15 @@ int serve(const std::string& config_path, const std::string& ready_file) {
         if (cfg.mode == sg::config::stage::shadow) {
             shadow = std::make_unique<sg::proxy::shadow>(cfg, mirror.get());
         }
+        // The cutover gate: its evidence survives restarts (gate.state_file).
+        sg::proxy::gate gate(cfg, shadow.get(), mirror.get());
+        if (auto e = gate.start(); !e.empty()) {
+            spdlog::critical("event=startup_failed error=\"gate: {}\"", e);
+            spdlog::shutdown();
+            return exit_failure;
+        }
         sg::proxy::server server(cfg, metrics, mirror.get(), shadow.get());
-        sg::proxy::admin_server admin(cfg, metrics, mirror.get(), shadow.get());
+        sg::proxy::admin_server admin(cfg, metrics, mirror.get(), shadow.get(), &gate);
         if (mirror) mirror->start();
         if (shadow) shadow->start();
         server.start();
@@ -118,6 +129,7 @@ int serve(const std::string& config_path, const std::string& ready_file) {
         // After the proxy: the last answers' triggers are in; what is not applied yet is found
         // by the next start's capture scan.
         if (shadow) shadow->stop();
+        gate.stop();  // after the comparer: its last counts are in the evidence
         if (mirror) mirror->stop();
         admin.stop();
         spdlog::info("event=stopped drained={} open_connections={}", drained,
@@ -199,7 +211,44 @@ int main(int argc, char** argv) {
     render_cmd->add_option("targets", render_targets, "request targets, e.g. /users/u1/blocks")
         ->required();
 
+    auto* gate_cmd = app.add_subcommand(
+        "gate", "ask the running service for the cutover gate's verdict (exit 0 only for GO)");
+    std::string gate_config;
+    bool gate_json = false;
+    gate_cmd->add_option("-c,--config", gate_config, "config file (admin.listen, admin.token_env)")
+        ->required();
+    gate_cmd->add_flag("--json", gate_json, "print GET /admin/gate's JSON as it is");
+
     CLI11_PARSE(app, argc, argv);
+
+    if (*gate_cmd) {
+        auto loaded = sg::config::load_file(gate_config);
+        if (!loaded.problems.empty()) {
+            std::cerr << gate_config << ": " << sg::config::format_problems(loaded.problems);
+            return exit_bad_config;
+        }
+        const auto& admin = loaded.value->admin;
+        sg::config::endpoint_address where = admin.listen;
+        if (where.host == "0.0.0.0" || where.host.empty()) where.host = "127.0.0.1";
+        if (where.host == "::") where.host = "::1";
+        sg::proxy::header_list headers;
+        if (!admin.token.empty()) headers.emplace_back("Authorization", "Bearer " + admin.token);
+        auto r = sg::proxy::http_get(where, "/admin/gate", headers, std::chrono::seconds(10),
+                                     16 * 1024 * 1024);
+        if (!r.ok || r.status != 200) {
+            std::cerr << "gate: cannot ask " << where.host << ":" << where.port << ": "
+                      << (r.ok ? "HTTP " + std::to_string(r.status) + " " + r.body : r.error)
+                      << "\n";
+            return exit_gate_unknown;
+        }
+        std::cout << (gate_json ? r.body : sg::proxy::format_verdict(r.body));
+        const auto verdict = nlohmann::json::parse(r.body, nullptr, false);
+        if (verdict.is_discarded() || !verdict.contains("go")) {
+            std::cerr << "gate: the answer is not a verdict: " << r.body << "\n";
+            return exit_gate_unknown;
+        }
+        return verdict["go"] == true ? exit_ok : exit_failure;
+    }
 
     if (*render_cmd) {
         auto loaded = sg::config::load_file(render_config);

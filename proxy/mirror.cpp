@@ -1,5 +1,4 @@
 // proxy/mirror: the worker and capture-scan threads (see the header), their metrics and status.
-#include "proxy/thread_name.hpp"
 #include "proxy/mirror.hpp"
 
 #include "adapters/dolt/connection.hpp"
@@ -12,6 +11,7 @@
 #include "proxy/mirror_apply.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/mirror_logic.hpp"
+#include "proxy/thread_name.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -249,6 +249,12 @@ std::size_t mirror::retry_parked(const std::string& user) {
     impl_->forget_applied_state(user);
     impl_->wake.notify_one();
     return n;
+}
+
+mirror::health_info mirror::health() const {
+    std::lock_guard lock(impl_->mu);
+    return {impl_->dirty.oldest_age(steady::now()).count(),
+            impl_->dirty.parked().size()};
 }
 
 bool mirror::idle() const {

@@ -57,6 +57,13 @@ public:
     std::string status_json(std::size_t max_listed = 100) const;
     // POST /admin/mirror/retry: parked users (one, or all when empty) become dirty again.
     std::size_t retry_parked(const std::string& user);
+    // The mirror's health for the cutover gate: the age of the oldest unapplied change, and
+    // how many users are parked.
+    struct health_info {
+        double lag_seconds = 0;
+        std::size_t parked = 0;
+    };
+    health_info health() const;
     // True when a capture scan has completed and nothing is dirty or in flight;
     // for tests and benchmarks.
     bool idle() const;

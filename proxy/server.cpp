@@ -6,12 +6,12 @@
 // buffer the connection keeps, headers are serialized once and written with the body in one
 // gather write, sockets and awaitables use the concrete io_context executor (no type erasure),
 // and deadlines are plain stores swept by one timer per worker instead of a timer per operation.
-#include "proxy/thread_name.hpp"
 #include "proxy/server.hpp"
 
 #include "adapters/v1/routes.hpp"
 #include "proxy/mirror.hpp"
 #include "proxy/http_rules.hpp"
+#include "proxy/thread_name.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/basic_socket_acceptor.hpp>

@@ -1,5 +1,4 @@
 // proxy/shadow: see the header.
-#include "proxy/thread_name.hpp"
 #include "proxy/shadow.hpp"
 
 #include "adapters/dolt/store.hpp"
@@ -12,6 +11,7 @@
 #include "proxy/mirror_logic.hpp"
 #include "proxy/shadow_logic.hpp"
 #include "proxy/v2_render.hpp"
+#include "proxy/thread_name.hpp"
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -753,6 +753,25 @@ std::string shadow::status_json() const {
     }
     j["skipped"] = std::move(skipped);
     return j.dump() + "\n";
+}
+
+std::map<std::string, std::map<std::string, std::uint64_t>> shadow::counts(
+    std::string_view target_name) const {
+    std::map<std::string, std::map<std::string, std::uint64_t>> out;
+    for (const auto t : impl_->targets) {
+        if (name(t) != target_name) continue;
+        for (const auto ep : v1::all_endpoints()) {
+            if (!sl::compared(ep)) continue;
+            auto& row = out[std::string(v1::name(ep))];
+            for (const auto r : comparator::all_results()) {
+                row[std::string(comparator::name(r))] =
+                    impl_->results[static_cast<std::size_t>(t)][static_cast<std::size_t>(ep)]
+                                  [static_cast<std::size_t>(r)]
+                                      .load();
+            }
+        }
+    }
+    return out;
 }
 
 std::string shadow::render_metrics() const {

@@ -22,7 +22,9 @@
 #include "proxy/mirror.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -65,6 +67,10 @@ public:
     std::string discrepancies_json(std::string_view endpoint, std::size_t limit) const;
     // GET /admin/shadow: queue, workers, counts by endpoint and result.
     std::string status_json() const;
+    // Results so far of one target ("dolt", "v2_http"): endpoint -> result -> count (compared
+    // endpoints only; empty when the target is not configured).
+    std::map<std::string, std::map<std::string, std::uint64_t>> counts(
+        std::string_view target) const;
 
 private:
     struct impl;

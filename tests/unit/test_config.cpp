@@ -351,6 +351,13 @@ TEST_CASE("each invalid value is reported at its JSON path", "[config]") {
             {"move": "/a", "to": 3}]}}}}})",
          "$.shadow.v2_http.endpoints.get_block.map[0].to", "JSON Pointer string"},
         {R"({"shadow": {"max_per_second": -1}})", "$.shadow.max_per_second", "between 0"},
+        {R"({"gate": {"target": "v2_http"}})", "$.gate.target", "not among shadow.targets"},
+        {R"({"gate": {"target": "v3"}})", "$.gate.target", "expected \"dolt\""},
+        {R"({"gate": {"endpoints": ["put_block"]}})", "$.gate.endpoints[0]",
+         "not a compared read endpoint"},
+        {R"({"gate": {"confidence": 1}})", "$.gate.confidence", "between 0.5"},
+        {R"({"gate": {"max_discrepancy_rate": 2}})", "$.gate.max_discrepancy_rate", "between 0"},
+        {R"({"gate": {"min_shadow_hours": -1}})", "$.gate.min_shadow_hours", "between 0"},
         {R"({"shadow": {"min_idle_cpu": 2}})", "$.shadow.min_idle_cpu", "between 0 and 1"},
     };
     for (const auto& c : cases) {
@@ -471,6 +478,11 @@ TEST_CASE("dump_json round-trips", "[config]") {
                                                        {true, "/count", ""}};
     changed.shadow.max_per_second = 50;
     changed.shadow.min_idle_cpu = 0.25;
+    changed.gate.state_file = "/var/lib/shadowgate/gate.json";
+    changed.gate.target = "v2_http";
+    changed.gate.endpoints = {"get_block"};
+    changed.gate.min_shadow_hours = 24;
+    changed.gate.max_mirror_lag = std::chrono::milliseconds(750);
     const auto dumped = sg::config::dump_json(changed);
     const auto again = parse(dumped, no_env);
     INFO(sg::config::format_problems(again.problems));
@@ -489,6 +501,11 @@ TEST_CASE("dump_json round-trips", "[config]") {
     CHECK((steps[1].drop && steps[1].from == "/count"));
     CHECK(again.value->shadow.max_per_second == 50);
     CHECK(again.value->shadow.min_idle_cpu == 0.25);
+    CHECK(again.value->gate.state_file == "/var/lib/shadowgate/gate.json");
+    CHECK(again.value->gate.target == "v2_http");
+    CHECK(again.value->gate.endpoints == std::vector<std::string>{"get_block"});
+    CHECK(again.value->gate.min_shadow_hours == 24);
+    CHECK(again.value->gate.max_mirror_lag.count() == 750);
 }
 
 TEST_CASE("stage names", "[config]") {
