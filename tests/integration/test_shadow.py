@@ -492,7 +492,7 @@ def test_the_budget_and_the_cpu_gate_skip_and_count(tmp_path):
         assert st["busy"] is True, st["cpu_idle_share"]
         assert st["skipped"]["busy"] == 10, json.dumps(st)
         assert st["endpoints"]["get_block"]["results"]["match"] == 0
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # the burners' CPU drains, the 300 ms hold passes
         while shadow_status(s)["busy"] and time.monotonic() < deadline:
             time.sleep(0.1)
         read(s, "/users/bu/blocks/student")
