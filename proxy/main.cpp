@@ -8,6 +8,7 @@
 #include "proxy/metrics.hpp"
 #include "proxy/migrate.hpp"
 #include "proxy/mirror.hpp"
+#include "proxy/reconcile.hpp"
 #include "proxy/server.hpp"
 
 #include <CLI/CLI.hpp>
@@ -27,7 +28,8 @@ namespace {
 constexpr int exit_ok = 0;
 constexpr int exit_failure = 1;
 constexpr int exit_bad_config = 2;
-constexpr int exit_gate_unknown = 3;  // `gate`: the service could not be asked
+constexpr int exit_gate_unknown = 3;  // `gate`: the service could not be asked; `reconcile`:
+                                      // could not run
 
 // Logs go through spdlog's async logger with overrun-oldest: a slow stderr never stalls a worker.
 void setup_logging(const std::string& level) {
@@ -219,7 +221,45 @@ int main(int argc, char** argv) {
         ->required();
     gate_cmd->add_flag("--json", gate_json, "print GET /admin/gate's JSON as it is");
 
+    auto* reconcile_cmd = app.add_subcommand(
+        "reconcile",
+        "check every user of v1 storage (and of Dolt) against Dolt: missing, extra, different; "
+        "exit 0 clean, 1 drift, 3 could not run");
+    std::string reconcile_config;
+    sg::proxy::reconcile_options ropts;
+    bool reconcile_json = false;
+    reconcile_cmd->add_option("-c,--config", reconcile_config, "config file (v1_data_dir, dolt.*)")
+        ->required();
+    reconcile_cmd->add_option("--user", ropts.users, "only these users (repeatable)");
+    reconcile_cmd->add_flag("--repair", ropts.repair,
+                            "write each drifted user again as v1 storage has it (users only in "
+                            "Dolt are reported, never deleted)");
+    reconcile_cmd->add_option("--checkpoint", ropts.checkpoint,
+                              "resume from / save progress to this file (removed when complete)");
+    reconcile_cmd->add_option("--readers", ropts.readers, "git reader threads (default 2)")
+        ->check(CLI::Range(1, 64));
+    reconcile_cmd->add_option("--batch", ropts.batch, "users read back from Dolt at once (200)")
+        ->check(CLI::Range(1, 10000));
+    reconcile_cmd->add_flag("--json", reconcile_json, "print the report as JSON");
+
     CLI11_PARSE(app, argc, argv);
+
+    if (*reconcile_cmd) {
+        auto loaded = sg::config::load_file(reconcile_config);
+        if (!loaded.problems.empty()) {
+            std::cerr << reconcile_config << ": " << sg::config::format_problems(loaded.problems);
+            return exit_bad_config;
+        }
+        auto report = sg::proxy::run_reconcile(*loaded.value, ropts, reconcile_json ? nullptr
+                                                                                     : stderr);
+        std::cout << (reconcile_json ? sg::proxy::reconcile_report_json(report)
+                                     : sg::proxy::format_reconcile_report(report, ropts.repair));
+        if (!report.fatal.empty()) return exit_gate_unknown;
+        const bool repaired_all = ropts.repair && report.users_failed == 0 &&
+                                  report.users_repaired + report.extra_users == report.users_drifted;
+        return report.clean() || (repaired_all && report.extra_users == 0) ? exit_ok
+                                                                           : exit_failure;
+    }
 
     if (*gate_cmd) {
         auto loaded = sg::config::load_file(gate_config);

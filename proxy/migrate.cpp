@@ -10,6 +10,7 @@
 #include "proxy/dolt_session.hpp"
 #include "proxy/metadata.hpp"
 #include "proxy/progress.hpp"
+#include "proxy/user_pipeline.hpp"
 
 #include <fmt/format.h>
 
@@ -28,77 +29,6 @@ namespace sg::proxy {
 namespace {
 
 using steady = std::chrono::steady_clock;
-
-using metadata_cache = std::unordered_map<std::string, std::optional<std::string>>;
-
-// What a reader hands the writer for one user.
-struct item {
-    std::string user_id;
-    std::optional<v1::user_state> state;  // empty: unchanged (skipped) or failed
-    std::string failure;                  // set when the user could not be read
-    std::vector<std::string> warnings;    // what the reader skipped or found odd
-    metadata_cache metadata;              // frontmatter YAML -> metadata JSON, for its sources
-};
-
-// The metadata column needs a PyYAML-exact parse of every version's frontmatter; doing it on the
-// reader threads keeps it off the single writer thread, which the database waits on.
-metadata_cache precompute_metadata(const v1::user_state& state) {
-    metadata_cache out;
-    auto add = [&](const std::string& source) {
-        auto fm = dolt::frontmatter_of(source);
-        if (!fm) return;
-        std::string key(*fm);
-        if (out.count(key)) return;
-        out.emplace(std::move(key), metadata_json_of_frontmatter(*fm));
-    };
-    for (const auto& b : state.blocks) add(b.source);
-    for (const auto& v : state.versions) add(v.source);
-    return out;
-}
-
-// A bounded single-consumer queue: readers block when the writer falls behind, so memory stays
-// flat however many users there are.
-class item_queue {
-public:
-    explicit item_queue(std::size_t capacity) : capacity_(capacity) {}
-
-    void push(item it) {
-        std::unique_lock lock(mu_);
-        not_full_.wait(lock, [&] { return items_.size() < capacity_; });
-        items_.push_back(std::move(it));
-        not_empty_.notify_one();
-    }
-    // nullopt once every producer finished and the queue is empty.
-    std::optional<item> pop() {
-        std::unique_lock lock(mu_);
-        not_empty_.wait(lock, [&] { return !items_.empty() || producers_ == 0; });
-        if (items_.empty()) return std::nullopt;
-        item it = std::move(items_.front());
-        items_.pop_front();
-        not_full_.notify_one();
-        return it;
-    }
-    bool empty() {
-        std::lock_guard lock(mu_);
-        return items_.empty();
-    }
-    void add_producer() {
-        std::lock_guard lock(mu_);
-        ++producers_;
-    }
-    void producer_done() {
-        std::lock_guard lock(mu_);
-        --producers_;
-        not_empty_.notify_all();
-    }
-
-private:
-    std::mutex mu_;
-    std::condition_variable not_full_, not_empty_;
-    std::deque<item> items_;
-    std::size_t capacity_;
-    int producers_ = 0;
-};
 
 using watermarks = std::map<std::string, std::pair<std::string, std::string>, std::less<>>;
 
@@ -294,7 +224,7 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
     for (int i = 0; i < reader_count; ++i) {
         readers.emplace_back([&] {
             for (std::size_t k; (k = next.fetch_add(1)) < users.size();) {
-                item it{users[k], std::nullopt, "", {}, {}};
+                item it{users[k], std::nullopt, "", {}, {}, k};
                 if (auto mark = marks.find(users[k]); mark != marks.end()) {
                     auto hf = reader->head_and_fingerprint(users[k]);
                     if (hf && !hf->diffs.racy && hf->head == mark->second.first &&

@@ -535,40 +535,42 @@ result<std::int64_t> to_epoch(const cell& c, std::string_view what) {
     return adapter_error("unexpected time in column " + std::string(what));
 }
 
-// The statements that read `parts` of one user, in the order parse_user takes their results:
-// users, then commits, blocks, versions, diffs as asked.
-std::vector<std::string> user_statements(const connection& conn, std::string_view user_id,
-                                         const read_parts& parts) {
-    const std::string where = " WHERE user_id = " + conn.quoted(user_id);
+// The statements that read `parts` of the users `where` selects (" WHERE user_id = 'u'"), in the
+// order parse_user takes their results: users, then commits, blocks, versions, diffs as asked.
+// `keyed`: every row starts with its user_id and rows come ordered by user first (several users).
+std::vector<std::string> user_statements(const connection& conn, const std::string& where,
+                                         const read_parts& parts, bool keyed = false) {
     std::string of_label;
     if (parts.label) {
         of_label = " AND label = " + conn.quoted(*parts.label);
     }
+    const std::string key = keyed ? "user_id, " : "";
+    const std::string by = keyed ? " ORDER BY user_id, " : " ORDER BY ";
     std::vector<std::string> out;
-    out.push_back("SELECT user_id, head, diffs_fingerprint FROM users" + where);
+    out.push_back("SELECT " + key + "user_id, head, diffs_fingerprint FROM users" + where +
+                  (keyed ? " ORDER BY user_id" : ""));
     if (parts.commits) {
-        out.push_back(
-            "SELECT sha, parents, message, author, committed_at, tz_offset, seq FROM commits" +
-            where + " ORDER BY seq DESC");
+        out.push_back("SELECT " + key +
+                      "sha, parents, message, author, committed_at, tz_offset, seq FROM commits" +
+                      where + by + "seq DESC");
     }
     if (parts.blocks) {
-        out.push_back(std::string("SELECT label, ") +
-                      (parts.block_sources ? "source" : "''") + ", v1_commit FROM blocks" +
-                      where + of_label + " ORDER BY label");
+        out.push_back("SELECT " + key + "label, " + (parts.block_sources ? "source" : "''") +
+                      ", v1_commit FROM blocks" + where + of_label + by + "label");
     }
     if (parts.versions) {
-        out.push_back(std::string("SELECT id, label, ") +
+        out.push_back("SELECT " + key + "id, label, " +
                       (parts.version_sources ? "source" : "''") +
                       ", deleted, full_message, author, created_at, created_tz_offset, ordinal "
                       "FROM block_versions" +
-                      where + of_label + " ORDER BY label, ordinal DESC");
+                      where + of_label + by + "label, ordinal DESC");
     }
     if (parts.diffs) {
-        out.push_back(
-            "SELECT id, raw_json, agent_id, block_label, field, operation, current_value, "
-            "proposed_value, reasoning, confidence, status, source_query, created_at_text, "
-            "reviewed_at_text, applied_commit FROM pending_diffs" +
-            where + " ORDER BY id");
+        out.push_back("SELECT " + key +
+                      "id, raw_json, agent_id, block_label, field, operation, current_value, "
+                      "proposed_value, reasoning, confidence, status, source_query, "
+                      "created_at_text, reviewed_at_text, applied_commit FROM pending_diffs" +
+                      where + by + "id");
     }
     return out;
 }
@@ -673,7 +675,8 @@ result<std::optional<v1::user_state>> parse_user(std::span<rows> results,
 result<std::optional<v1::user_state>> read_user_in_tx(connection& conn,
                                                       std::string_view user_id) {
     const read_parts all = read_parts::everything();
-    const auto statements = user_statements(conn, user_id, all);
+    const auto statements =
+        user_statements(conn, " WHERE user_id = " + conn.quoted(user_id), all);
     std::vector<rows> results;
     for (const auto& sql : statements) {
         auto rs = conn.query(sql);
@@ -1095,6 +1098,52 @@ result<std::optional<watermark>> read_watermark(connection& conn, std::string_vi
     return parse_watermark(*rs, user_id);
 }
 
+result<std::map<std::string, v1::user_state, std::less<>>> read_users(
+    connection& conn, std::span<const std::string> user_ids) {
+    std::map<std::string, v1::user_state, std::less<>> out;
+    if (user_ids.empty()) return out;
+    std::string where = " WHERE user_id IN (";
+    for (std::size_t i = 0; i < user_ids.size(); ++i) {
+        if (i) where += ',';
+        conn.append_quoted(where, user_ids[i]);
+    }
+    where += ')';
+    const read_parts all = read_parts::everything();
+    const bool own = !conn.in_transaction();
+    if (own) {
+        if (auto r = conn.begin(); !r) return r.error();
+    }
+    // Every table's rows, split by their first column (the user): exact bytes, so a 'u ' that
+    // PAD SPACE lets match 'u' is not taken for it.
+    std::map<std::string, std::vector<rows>, std::less<>> by_user;
+    const auto statements = user_statements(conn, where, all, /*keyed=*/true);
+    for (std::size_t t = 0; t < statements.size(); ++t) {
+        auto rs = conn.query(statements[t]);
+        if (!rs) {
+            if (own) conn.rollback();
+            return rs.error();
+        }
+        for (auto& r : rs->data) {
+            std::string id = r[0].value_or("");
+            auto& tables = by_user[id];
+            tables.resize(statements.size());
+            r.erase(r.begin());
+            tables[t].data.push_back(std::move(r));
+        }
+    }
+    if (own) {
+        if (auto r = conn.commit(); !r) return r.error();
+    }
+    for (const auto& id : user_ids) {
+        auto it = by_user.find(id);
+        if (it == by_user.end()) continue;
+        auto state = parse_user(it->second, id, all);
+        if (!state) return state.error();
+        if (*state) out.emplace(id, std::move(**state));
+    }
+    return out;
+}
+
 result<snapshot> read_snapshot(connection& conn, std::string_view user_id,
                                const read_parts& parts) {
     if (conn.in_transaction()) {
@@ -1104,7 +1153,7 @@ result<snapshot> read_snapshot(connection& conn, std::string_view user_id,
     statements.reserve(8);
     statements.emplace_back("START TRANSACTION");
     statements.push_back(watermark_statement(conn, user_id));
-    for (auto& sql : user_statements(conn, user_id, parts)) {
+    for (auto& sql : user_statements(conn, " WHERE user_id = " + conn.quoted(user_id), parts)) {
         statements.push_back(std::move(sql));
     }
     statements.emplace_back("COMMIT");

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -90,6 +91,11 @@ result<apply_stats> apply_user(connection& conn, const v1::user_state& desired,
 // written. Reads in one transaction so the parts are consistent (unless the caller already has
 // one open, which is then used).
 result<std::optional<v1::user_state>> read_user(connection& conn, std::string_view user_id);
+
+// read_user for many users at once (one statement per table for all of them, in one transaction):
+// the states of those that exist, by user id. For bulk checks such as reconcile.
+result<std::map<std::string, v1::user_state, std::less<>>> read_users(
+    connection& conn, std::span<const std::string> user_ids);
 
 // Every user id in the tables, ascending by byte value.
 result<std::vector<std::string>> list_users(connection& conn);

@@ -1,0 +1,56 @@
+// proxy/user_pipeline: see the header.
+#include "proxy/user_pipeline.hpp"
+
+#include "adapters/dolt/values.hpp"
+#include "proxy/metadata.hpp"
+
+namespace sg::proxy {
+
+metadata_cache precompute_metadata(const v1::user_state& state) {
+    metadata_cache out;
+    auto add = [&](const std::string& source) {
+        auto fm = dolt::frontmatter_of(source);
+        if (!fm) return;
+        std::string key(*fm);
+        if (out.count(key)) return;
+        out.emplace(std::move(key), metadata_json_of_frontmatter(*fm));
+    };
+    for (const auto& b : state.blocks) add(b.source);
+    for (const auto& v : state.versions) add(v.source);
+    return out;
+}
+
+void item_queue::push(item it) {
+    std::unique_lock lock(mu_);
+    not_full_.wait(lock, [&] { return items_.size() < capacity_; });
+    items_.push_back(std::move(it));
+    not_empty_.notify_one();
+}
+
+std::optional<item> item_queue::pop() {
+    std::unique_lock lock(mu_);
+    not_empty_.wait(lock, [&] { return !items_.empty() || producers_ == 0; });
+    if (items_.empty()) return std::nullopt;
+    item it = std::move(items_.front());
+    items_.pop_front();
+    not_full_.notify_one();
+    return it;
+}
+
+bool item_queue::empty() {
+    std::lock_guard lock(mu_);
+    return items_.empty();
+}
+
+void item_queue::add_producer() {
+    std::lock_guard lock(mu_);
+    ++producers_;
+}
+
+void item_queue::producer_done() {
+    std::lock_guard lock(mu_);
+    --producers_;
+    not_empty_.notify_all();
+}
+
+}  // namespace sg::proxy

@@ -1,0 +1,56 @@
+// proxy/user_pipeline: what the batch commands (migrate, reconcile) share to read many users
+// from v1 storage on several threads while one thread talks to Dolt: the per-user item, a
+// bounded single-consumer queue, and the metadata precomputed on the reader threads.
+#pragma once
+
+#include "adapters/v1/model.hpp"
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace sg::proxy {
+
+// Frontmatter YAML -> the metadata column's JSON (nullopt: none), for one user's sources.
+using metadata_cache = std::unordered_map<std::string, std::optional<std::string>>;
+
+// What a reader hands the consumer for one user.
+struct item {
+    std::string user_id;
+    std::optional<v1::user_state> state;  // empty: unchanged (skipped) or failed
+    std::string failure;                  // set when the user could not be read
+    std::vector<std::string> warnings;    // what the reader skipped or found odd
+    metadata_cache metadata;              // frontmatter YAML -> metadata JSON, for its sources
+    std::size_t index = 0;                // position in the list of users being worked on
+};
+
+// The metadata column needs a PyYAML-exact parse of every version's frontmatter; doing it on the
+// reader threads keeps it off the single consumer thread, which the database waits on.
+metadata_cache precompute_metadata(const v1::user_state& state);
+
+// A bounded single-consumer queue: readers block when the consumer falls behind, so memory stays
+// flat however many users there are.
+class item_queue {
+public:
+    explicit item_queue(std::size_t capacity) : capacity_(capacity) {}
+    void push(item it);
+    // nullopt once every producer finished and the queue is empty.
+    std::optional<item> pop();
+    bool empty();
+    void add_producer();
+    void producer_done();
+
+private:
+    std::mutex mu_;
+    std::condition_variable not_full_, not_empty_;
+    std::deque<item> items_;
+    std::size_t capacity_;
+    int producers_ = 0;
+};
+
+}  // namespace sg::proxy
