@@ -2,6 +2,7 @@
 #include "proxy/admin.hpp"
 
 #include "proxy/gate.hpp"
+#include "proxy/reconcile.hpp"
 #include "proxy/v2_render.hpp"
 #include "proxy/thread_name.hpp"
 
@@ -62,14 +63,16 @@ bool bearer_token_matches(std::string_view authorization, std::string_view token
 }
 
 struct admin_server::impl {
-    impl(const config::config& c, metrics& mm, mirror* mir, shadow* sh, const gate* g)
-        : cfg(c), m(mm), mirror_(mir), shadow_(sh), gate_(g), acceptor(ioc) {}
+    impl(const config::config& c, metrics& mm, mirror* mir, shadow* sh, const gate* g,
+         reconcile_job* rec)
+        : cfg(c), m(mm), mirror_(mir), shadow_(sh), gate_(g), reconcile_(rec), acceptor(ioc) {}
 
     const config::config& cfg;
     metrics& m;
     mirror* mirror_;
     shadow* shadow_;
     const gate* gate_;
+    reconcile_job* reconcile_;
     asio::io_context ioc{1};
     tcp::acceptor acceptor;
     std::vector<tcp::endpoint> upstream;
@@ -134,6 +137,23 @@ awaitable<response_t> admin_server::impl::route(const http::request<http::string
             auto res = json_response(http::status::unauthorized, j);
             res.set(http::field::www_authenticate, "Bearer");
             co_return res;
+        }
+        if (path == "/admin/reconcile" && reconcile_ != nullptr) {
+            if (get) {
+                co_return make_response(http::status::ok, "application/json",
+                                        reconcile_->status_json());
+            }
+            if (req.method() == http::verb::post) {
+                reconcile_options opts;
+                opts.repair = query_param(target, "repair").value_or("") == "1";
+                opts.users = query_params(target, "user");
+                const bool started = reconcile_->start(std::move(opts));
+                nlohmann::json j;
+                j["started"] = started;
+                if (!started) j["detail"] = "a reconcile is running: GET /admin/reconcile";
+                co_return json_response(started ? http::status::accepted : http::status::conflict,
+                                        j);
+            }
         }
         if (path == "/admin/gate" && get && gate_ != nullptr) {
             co_return make_response(http::status::ok, "application/json", gate_->verdict_json());
@@ -229,8 +249,8 @@ awaitable<void> admin_server::impl::accept_loop() {
 }
 
 admin_server::admin_server(const config::config& cfg, metrics& m, mirror* mir, shadow* sh,
-                           const gate* g)
-    : impl_(std::make_unique<impl>(cfg, m, mir, sh, g)) {
+                           const gate* g, reconcile_job* rec)
+    : impl_(std::make_unique<impl>(cfg, m, mir, sh, g, rec)) {
     tcp::resolver resolver(impl_->ioc);
     beast::error_code ec;
     auto up = resolver.resolve(cfg.v1.address.host, std::to_string(cfg.v1.address.port), ec);

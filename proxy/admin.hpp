@@ -19,6 +19,7 @@ namespace sg::proxy {
 bool bearer_token_matches(std::string_view authorization, std::string_view token);
 
 class gate;
+class reconcile_job;
 
 class admin_server {
 public:
@@ -27,9 +28,10 @@ public:
     // GET /admin/mirror and POST /admin/mirror/retry[?user=ID].
     // `sh` (null unless the stage is shadow) adds shadowgate_compare_* and serves
     // GET /admin/shadow and GET /admin/discrepancies?endpoint=&limit=.
-    // `g` (the cutover gate) adds shadowgate_gate_* and serves GET /admin/gate.
+    // `g` (the cutover gate) adds shadowgate_gate_* and serves GET /admin/gate; `rec` serves
+    // POST /admin/reconcile[?repair=1&user=ID...] and GET /admin/reconcile.
     admin_server(const config::config& cfg, metrics& m, mirror* mir = nullptr,
-                 shadow* sh = nullptr, const gate* g = nullptr);
+                 shadow* sh = nullptr, const gate* g = nullptr, reconcile_job* rec = nullptr);
     ~admin_server();
     admin_server(const admin_server&) = delete;
     admin_server& operator=(const admin_server&) = delete;

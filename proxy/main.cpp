@@ -107,8 +107,10 @@ int serve(const std::string& config_path, const std::string& ready_file) {
             spdlog::shutdown();
             return exit_failure;
         }
+        sg::proxy::reconcile_job reconcile(cfg, &gate);
         sg::proxy::server server(cfg, metrics, mirror.get(), shadow.get());
-        sg::proxy::admin_server admin(cfg, metrics, mirror.get(), shadow.get(), &gate);
+        sg::proxy::admin_server admin(cfg, metrics, mirror.get(), shadow.get(), &gate,
+                                      &reconcile);
         if (mirror) mirror->start();
         if (shadow) shadow->start();
         server.start();

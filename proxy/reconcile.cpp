@@ -7,6 +7,7 @@
 #include "adapters/git/reader.hpp"
 #include "proxy/dolt_session.hpp"
 #include "proxy/file_util.hpp"
+#include "proxy/gate.hpp"
 #include "proxy/metadata.hpp"
 #include "proxy/progress.hpp"
 #include "proxy/user_pipeline.hpp"
@@ -267,6 +268,7 @@ reconcile_report run_reconcile(const config::config& cfg, const reconcile_option
         batch.clear();
         save_checkpoint();
         if (progress_out) progress.update(finished);
+        if (opts.on_progress) opts.on_progress(finished, users.size() - first);
         return true;
     };
 
@@ -327,6 +329,54 @@ std::string reconcile_report_json(const reconcile_report& r) {
     for (const auto& [user, why] : r.failures) failures.push_back({{"user", user}, {"error", why}});
     j["failures"] = std::move(failures);
     return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+reconcile_job::reconcile_job(const config::config& cfg, gate* g) : cfg_(cfg), gate_(g) {}
+
+reconcile_job::~reconcile_job() {
+    if (thread_.joinable()) thread_.join();
+}
+
+bool reconcile_job::start(reconcile_options opts) {
+    std::lock_guard lock(mu_);
+    if (running_) return false;
+    if (thread_.joinable()) thread_.join();
+    running_ = true;
+    repair_ = opts.repair;
+    done_ = 0;
+    total_ = 0;
+    opts.on_progress = [this](std::size_t done, std::size_t total) {
+        done_ = done;
+        total_ = total;
+    };
+    thread_ = std::thread([this, opts = std::move(opts)] {
+        auto r = run_reconcile(cfg_, opts, nullptr);
+        // A whole check of every user counts for the gate; a list of users does not.
+        if (gate_ != nullptr && r.fatal.empty() && opts.users.empty()) {
+            gate_logic::reconcile_record rec;
+            rec.finished_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+            rec.clean = r.clean();
+            rec.users = r.users_checked + r.users_resumed;
+            rec.drifted_users = r.users_drifted;
+            gate_->record_reconcile(rec);
+        }
+        std::lock_guard lock(mu_);
+        last_ = std::move(r);
+        running_ = false;
+    });
+    return true;
+}
+
+std::string reconcile_job::status_json() const {
+    std::lock_guard lock(mu_);
+    json j = {{"running", running_},
+              {"repair", repair_},
+              {"done", done_.load()},
+              {"total", total_.load()}};
+    j["last"] = last_ ? json::parse(reconcile_report_json(*last_)) : json(nullptr);
+    return j.dump() + "\n";
 }
 
 }  // namespace sg::proxy

@@ -14,7 +14,13 @@
 #include "adapters/v1/state_diff.hpp"
 #include "config/config.hpp"
 
+#include <atomic>
 #include <cstdio>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <map>
 #include <string>
 #include <utility>
@@ -29,6 +35,8 @@ struct reconcile_options {
     std::size_t batch = 200;         // users read back from Dolt per statement
     std::string checkpoint;          // "": no resuming
     std::size_t max_listed = 1000;   // drift entries kept for the report (all are counted)
+    // Called after each batch with the users done and to do (this run); may be empty.
+    std::function<void(std::size_t done, std::size_t total)> on_progress;
 };
 
 struct reconcile_report {
@@ -54,5 +62,32 @@ reconcile_report run_reconcile(const config::config& cfg, const reconcile_option
 std::string format_reconcile_report(const reconcile_report& r, bool repaired);
 // For machines (--json, POST /admin/reconcile).
 std::string reconcile_report_json(const reconcile_report& r);
+
+class gate;
+
+// POST /admin/reconcile: one reconcile at a time on its own thread inside the service (the
+// admin listener never waits for it); its result goes to the gate's evidence. GET
+// /admin/reconcile: running or not, progress, the last report.
+class reconcile_job {
+public:
+    reconcile_job(const config::config& cfg, gate* g);
+    ~reconcile_job();  // waits for a running reconcile
+    reconcile_job(const reconcile_job&) = delete;
+    reconcile_job& operator=(const reconcile_job&) = delete;
+
+    // False when one is running already.
+    bool start(reconcile_options opts);
+    std::string status_json() const;
+
+private:
+    const config::config cfg_;
+    gate* gate_;
+    mutable std::mutex mu_;
+    std::thread thread_;
+    bool running_ = false;
+    bool repair_ = false;
+    std::optional<reconcile_report> last_;
+    std::atomic<std::size_t> done_{0}, total_{0};
+};
 
 }  // namespace sg::proxy

@@ -35,11 +35,11 @@ std::string form_decode(std::string_view s) {
 
 }  // namespace
 
-std::optional<std::string> query_param(std::string_view target, std::string_view name) {
+std::vector<std::string> query_params(std::string_view target, std::string_view name) {
+    std::vector<std::string> found;
     const auto q = target.find('?');
-    if (q == std::string_view::npos) return std::nullopt;
+    if (q == std::string_view::npos) return found;
     std::string_view query = target.substr(q + 1);
-    std::optional<std::string> found;
     while (!query.empty()) {
         const auto amp = query.find('&');
         std::string_view pair = query.substr(0, amp);
@@ -48,9 +48,16 @@ std::optional<std::string> query_param(std::string_view target, std::string_view
         const auto eq = pair.find('=');
         std::string key = form_decode(pair.substr(0, eq));
         if (key != name) continue;
-        found = eq == std::string_view::npos ? std::string() : form_decode(pair.substr(eq + 1));
+        found.push_back(eq == std::string_view::npos ? std::string()
+                                                     : form_decode(pair.substr(eq + 1)));
     }
     return found;
+}
+
+std::optional<std::string> query_param(std::string_view target, std::string_view name) {
+    auto all = query_params(target, name);
+    if (all.empty()) return std::nullopt;
+    return std::move(all.back());
 }
 
 std::optional<v1::rendered> render_read(const std::optional<v1::user_state>& state,

@@ -11,12 +11,15 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sg::proxy {
 
 // The decoded value of the last `name` parameter in the query of `target` (Starlette's reading:
 // "%XX" decoded, "+" is a space); nullopt when absent.
 std::optional<std::string> query_param(std::string_view target, std::string_view name);
+// Every value of `name` in the query, in order, decoded the same way.
+std::vector<std::string> query_params(std::string_view target, std::string_view name);
 
 // v1's answer to the read request `route` (from classify) with request-target `target`, given
 // what Dolt holds for the route's user (nullopt: Dolt knows no such user). nullopt for routes

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -138,5 +139,68 @@ def test_a_state_file_that_cannot_be_read_stops_the_start_and_is_kept(tmp_path):
                              capture_output=True, text=True, timeout=30, env=s_env(s))
         assert res.returncode == 3, res.stdout + res.stderr
         assert "cannot ask" in res.stderr
+    finally:
+        s.close()
+
+
+def admin_call(s: Stack, method: str, path: str):
+    status, _, body = request(method, s.sg.admin_url + path,
+                              headers={"Authorization": f"Bearer {TOKEN}"})
+    return status, json.loads(body) if body else None
+
+
+def reconcile_in_service(s: Stack, query: str = "") -> dict:
+    status, body = admin_call(s, "POST", "/admin/reconcile" + query)
+    assert status == 202 and body["started"] is True, (status, body)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status, body = admin_call(s, "GET", "/admin/reconcile")
+        assert status == 200
+        if not body["running"] and body["last"] is not None:
+            return body
+        time.sleep(0.1)
+    pytest.fail("reconcile did not finish")
+
+
+def test_a_reconcile_in_the_service_feeds_the_gate(tmp_path):
+    state = tmp_path / "gate.json"
+    s = Stack(tmp_path, shadow=SHADOW)
+    s.sg.stop()
+    s.cfg["gate"] = {**GATE, "state_file": str(state), "reconcile_max_age_hours": 24}
+    s.start()
+    try:
+        init_users(s, ["rc1", "rc2"])
+        put(s, "rc1", "student", "hello\n")
+        put(s, "rc2", "goals", "learn\n")
+        s.converge()
+        v = verdict(s)
+        assert criterion(v, "reconcile")["measured"] == "no reconcile recorded"
+        assert criterion(v, "reconcile")["pass"] is False
+        status, _, _ = request("POST", s.sg.admin_url + "/admin/reconcile")
+        assert status == 401  # the token is required
+
+        done = reconcile_in_service(s)
+        assert done["last"]["clean"] is True and done["last"]["users_checked"] == 2, done
+        assert done["done"] == done["total"] == 2
+        rec = criterion(verdict(s), "reconcile")
+        assert rec["pass"] is True and rec["measured"].startswith("clean, 0 drifted of 2 users")
+
+        # Drift behind the mirror's back: found (the gate's criterion fails), repaired, and the
+        # next run is clean again.
+        plant(s, "UPDATE blocks SET source = CONCAT(source, 'x') WHERE user_id = 'rc2'")
+        done = reconcile_in_service(s, "?repair=1")
+        assert done["repair"] is True
+        assert done["last"]["users_drifted"] == 1 and done["last"]["users_repaired"] == 1, done
+        assert criterion(verdict(s), "reconcile")["pass"] is False
+        done = reconcile_in_service(s)
+        assert done["last"]["clean"] is True, done
+        assert criterion(verdict(s), "reconcile")["pass"] is True
+
+        # A run over some users does not count for the gate; the record survives a restart.
+        reconcile_in_service(s, "?user=rc1")
+        s.sg.stop()
+        s.start()
+        rec = criterion(verdict(s), "reconcile")
+        assert rec["pass"] is True and "of 2 users" in rec["measured"], rec
     finally:
         s.close()
