@@ -680,6 +680,7 @@ reader_fn gate_fields(loader& l, gate_config& g) {
         {"max_parked_users", l.number(g.max_parked_users, 0, 1'000'000'000)},
         {"reconcile_max_age_hours", l.number(g.reconcile_max_age_hours, 0, 100'000)},
         {"min_shadow_hours", l.number(g.min_shadow_hours, 0, 100'000)},
+        {"history_bucket_ms", l.duration(g.history_bucket)},
     });
 }
 
@@ -931,7 +932,8 @@ std::string dump_json(const config& c) {
           {"max_mirror_lag_ms", c.gate.max_mirror_lag.count()},
           {"max_parked_users", c.gate.max_parked_users},
           {"reconcile_max_age_hours", c.gate.reconcile_max_age_hours},
-          {"min_shadow_hours", c.gate.min_shadow_hours}}},
+          {"min_shadow_hours", c.gate.min_shadow_hours},
+          {"history_bucket_ms", c.gate.history_bucket.count()}}},
         {"log", {{"level", c.log.level}}},
     };
     return doc.dump(4, ' ', false, json::error_handler_t::replace);

@@ -195,6 +195,9 @@ struct gate_config {
     std::int64_t max_parked_users = 0;
     std::int64_t reconcile_max_age_hours = 24;  // the last reconcile clean and younger (0: not required)
     std::int64_t min_shadow_hours = 168;        // the shadow stage held this long (7 days)
+    // The discrepancy rate over time (reports' chart): compared reads and discrepancies per
+    // endpoint in buckets of this width, the newest 720 kept with the evidence.
+    milliseconds history_bucket{3'600'000};
 };
 
 struct log_config {

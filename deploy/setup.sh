@@ -13,6 +13,8 @@ PACKAGES=(
     python3-requests curl mariadb-server mariadb-client
     # deploy/prometheus: promtool (check and unit-test the alert rules)
     prometheus
+    # reports: the HTML report is rendered by headless Chromium in the tests
+    chromium
     # fuzz targets (libFuzzer)
     clang-14 libclang-rt-14-dev
     # benchmarks

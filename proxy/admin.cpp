@@ -3,6 +3,7 @@
 
 #include "proxy/gate.hpp"
 #include "proxy/reconcile.hpp"
+#include "proxy/report.hpp"
 #include "proxy/v2_render.hpp"
 #include "proxy/thread_name.hpp"
 
@@ -82,6 +83,7 @@ struct admin_server::impl {
     awaitable<void> accept_loop();
     awaitable<void> session(tcp::socket socket);
     awaitable<response_t> route(const http::request<http::string_body>& req);
+    response_t report_response(std::string_view target);
     awaitable<bool> upstream_reachable();
 };
 
@@ -155,6 +157,9 @@ awaitable<response_t> admin_server::impl::route(const http::request<http::string
                                         j);
             }
         }
+        if (path == "/admin/report" && get && gate_ != nullptr) {
+            co_return report_response(target);
+        }
         if (path == "/admin/gate" && get && gate_ != nullptr) {
             co_return make_response(http::status::ok, "application/json", gate_->verdict_json());
         }
@@ -214,6 +219,56 @@ awaitable<response_t> admin_server::impl::route(const http::request<http::string
     j["error"] = "not_found";
     j["detail"] = "no such admin endpoint";
     co_return json_response(http::status::not_found, j);
+}
+
+// GET /admin/report?format=json|md|html&endpoint=&from=&to=: the report from what the gate, the
+// comparer and the mirror know now.
+response_t admin_server::impl::report_response(std::string_view target) {
+    auto bad = [&](const std::string& detail) {
+        nlohmann::json j;
+        j["error"] = "bad_request";
+        j["detail"] = detail;
+        return json_response(http::status::bad_request, j);
+    };
+    const std::string format = query_param(target, "format").value_or("json");
+    if (format != "json" && format != "md" && format != "html") {
+        return bad("format must be json, md or html");
+    }
+    report::filter f;
+    f.endpoint = query_param(target, "endpoint").value_or("");
+    for (const char* key : {"from", "to"}) {
+        if (auto v = query_param(target, key)) {
+            auto t = report::parse_time(*v);
+            if (!t) return bad(std::string(key) + " must be Unix milliseconds or an ISO 8601 time");
+            (std::string_view(key) == "from" ? f.from_ms : f.to_ms) = t;
+        }
+    }
+    report::sources in;
+    in.gate = nlohmann::json::parse(gate_->verdict_json(), nullptr, false);
+    in.discrepancies =
+        shadow_ != nullptr
+            ? nlohmann::json::parse(shadow_->discrepancies_json("", cfg.shadow.records.ring + 1),
+                                    nullptr, false)
+            : nlohmann::json::array();
+    in.differing_paths = shadow_ != nullptr
+                             ? nlohmann::json::parse(shadow_->differing_paths_json(), nullptr, false)
+                             : nlohmann::json::array();
+    in.mirror = mirror_ != nullptr ? nlohmann::json::parse(mirror_->status_json(), nullptr, false)
+                                   : nlohmann::json();
+    in.confidence = cfg.gate.confidence;
+    in.now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+    const auto doc = report::build(in, f);
+    if (format == "md") {
+        return make_response(http::status::ok, "text/markdown; charset=utf-8",
+                             report::to_markdown(doc));
+    }
+    if (format == "html") {
+        return make_response(http::status::ok, "text/html; charset=utf-8", report::to_html(doc));
+    }
+    return make_response(http::status::ok, "application/json",
+                         doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 awaitable<void> admin_server::impl::session(tcp::socket socket) {

@@ -57,6 +57,44 @@ struct gate::impl {
     std::optional<std::int64_t> shadow_since_ms;
     std::optional<gate_logic::reconcile_record> last_reconcile;
     std::atomic<std::uint64_t> write_errors{0};
+    // The rate over time: bucket start (Unix ms) -> endpoint -> (compared, discrepancies), and
+    // the totals already counted into it.
+    std::map<std::int64_t, std::map<std::string, std::pair<std::uint64_t, std::uint64_t>>> history;
+    result_counts counted;
+    static constexpr std::size_t max_buckets = 720;
+
+    // Adds what was compared since the last call to the current bucket (under mu).
+    void update_history() {
+        const auto now = totals();
+        const auto width = std::max<std::int64_t>(1, cfg.gate.history_bucket.count());
+        const std::int64_t bucket = unix_ms() / width * width;
+        for (const auto& [ep, row] : now) {
+            gate_logic::counts a, b;
+            a.by_result = std::map<std::string, std::uint64_t>(row.begin(), row.end());
+            if (auto it = counted.find(ep); it != counted.end()) {
+                b.by_result = std::map<std::string, std::uint64_t>(it->second.begin(),
+                                                                  it->second.end());
+            }
+            const auto compared = a.compared() - std::min(a.compared(), b.compared());
+            const auto bad = a.discrepancies() - std::min(a.discrepancies(), b.discrepancies());
+            if (compared == 0 && bad == 0) continue;
+            auto& cell = history[bucket][ep];
+            cell.first += compared;
+            cell.second += bad;
+        }
+        counted = now;
+        while (history.size() > max_buckets) history.erase(history.begin());
+    }
+
+    json history_json() const {  // under mu
+        json out = json::array();
+        for (const auto& [t, eps] : history) {
+            json e = json::object();
+            for (const auto& [ep, cell] : eps) e[ep] = {cell.first, cell.second};
+            out.push_back({{"t_ms", t}, {"endpoints", std::move(e)}});
+        }
+        return out;
+    }
 
     // ... plus what this run's comparer counted.
     result_counts totals() const {
@@ -75,6 +113,8 @@ struct gate::impl {
         j["target"] = target;
         j["counts"] = totals();
         j["shadow_since_ms"] = shadow_since_ms ? json(*shadow_since_ms) : json(nullptr);
+        j["history_bucket_ms"] = cfg.gate.history_bucket.count();
+        j["history"] = history_json();
         if (last_reconcile) {
             j["last_reconcile"] = {{"finished_ms", last_reconcile->finished_ms},
                                    {"clean", last_reconcile->clean},
@@ -85,6 +125,7 @@ struct gate::impl {
     }
 
     void flush() {  // under mu
+        update_history();
         if (cfg.gate.state_file.empty()) return;
         const auto e = write_atomically(cfg.gate.state_file, state_json().dump(2) + "\n");
         if (!e.empty()) {
@@ -116,8 +157,17 @@ struct gate::impl {
         }
         try {
             base = j["counts"].get<result_counts>();
+            counted = base;
             if (j.contains("shadow_since_ms") && j["shadow_since_ms"].is_number_integer()) {
                 shadow_since_ms = j["shadow_since_ms"].get<std::int64_t>();
+            }
+            if (j.contains("history") && j["history"].is_array()) {
+                for (const auto& b : j["history"]) {
+                    auto& eps = history[b.at("t_ms").get<std::int64_t>()];
+                    for (const auto& [ep, cell] : b.at("endpoints").items()) {
+                        eps[ep] = {cell.at(0).get<std::uint64_t>(), cell.at(1).get<std::uint64_t>()};
+                    }
+                }
             }
             if (j.contains("last_reconcile") && j["last_reconcile"].is_object()) {
                 const auto& r = j["last_reconcile"];

@@ -12,16 +12,19 @@
 #include "proxy/server.hpp"
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/async.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 namespace {
 
@@ -147,6 +150,34 @@ int serve(const std::string& config_path, const std::string& ready_file) {
     return exit_ok;
 }
 
+// GET `path` from the running service's admin listener (admin.listen of the config at
+// `config_path`, the token from admin.token_env); nullopt with `exit_code` set when that fails
+// (the reason is printed).
+std::optional<sg::proxy::fetch_result> ask_admin(const std::string& config_path,
+                                                 const std::string& path, int& exit_code) {
+    auto loaded = sg::config::load_file(config_path);
+    if (!loaded.problems.empty()) {
+        std::cerr << config_path << ": " << sg::config::format_problems(loaded.problems);
+        exit_code = exit_bad_config;
+        return std::nullopt;
+    }
+    const auto& admin = loaded.value->admin;
+    sg::config::endpoint_address where = admin.listen;
+    if (where.host == "0.0.0.0" || where.host.empty()) where.host = "127.0.0.1";
+    if (where.host == "::") where.host = "::1";
+    sg::proxy::header_list headers;
+    if (!admin.token.empty()) headers.emplace_back("Authorization", "Bearer " + admin.token);
+    auto r = sg::proxy::http_get(where, path, headers, std::chrono::seconds(30),
+                                 256 * 1024 * 1024);
+    if (!r.ok || r.status != 200) {
+        std::cerr << "cannot ask " << where.host << ":" << where.port << path << ": "
+                  << (r.ok ? "HTTP " + std::to_string(r.status) + " " + r.body : r.error) << "\n";
+        exit_code = exit_gate_unknown;
+        return std::nullopt;
+    }
+    return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -244,7 +275,53 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 10000));
     reconcile_cmd->add_flag("--json", reconcile_json, "print the report as JSON");
 
+    auto* report_cmd = app.add_subcommand(
+        "report", "the discrepancy report of the running service (json, md or html)");
+    std::string report_config, report_format = "html", report_endpoint, report_from, report_to,
+                               report_out;
+    report_cmd->add_option("-c,--config", report_config, "config file (admin.listen, admin.token_env)")
+        ->required();
+    report_cmd->add_option("--format", report_format, "json, md or html (default html)")
+        ->check(CLI::IsMember({"json", "md", "html"}));
+    report_cmd->add_option("--endpoint", report_endpoint, "one read endpoint only");
+    report_cmd->add_option("--from", report_from, "from this time (ISO 8601 or Unix ms)");
+    report_cmd->add_option("--to", report_to, "until this time (ISO 8601 or Unix ms)");
+    report_cmd->add_option("-o,--out", report_out, "write to this file (default: stdout)");
+
     CLI11_PARSE(app, argc, argv);
+
+    if (*report_cmd) {
+        std::string query = "/admin/report?format=" + report_format;
+        auto add = [&](const char* key, const std::string& v) {
+            if (v.empty()) return;
+            query += std::string("&") + key + "=";
+            for (const unsigned char c : v) {
+                if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':') {
+                    query += static_cast<char>(c);
+                } else {
+                    query += fmt::format("%{:02X}", c);
+                }
+            }
+        };
+        add("endpoint", report_endpoint);
+        add("from", report_from);
+        add("to", report_to);
+        int code = exit_ok;
+        auto r = ask_admin(report_config, query, code);
+        if (!r) return code;
+        if (report_out.empty()) {
+            std::cout << r->body;
+            return exit_ok;
+        }
+        std::ofstream out(report_out, std::ios::binary);
+        out << r->body;
+        if (!out.flush()) {
+            std::cerr << "report: cannot write " << report_out << "\n";
+            return exit_failure;
+        }
+        std::cerr << "report: wrote " << report_out << " (" << r->body.size() << " bytes)\n";
+        return exit_ok;
+    }
 
     if (*reconcile_cmd) {
         auto loaded = sg::config::load_file(reconcile_config);
@@ -264,29 +341,13 @@ int main(int argc, char** argv) {
     }
 
     if (*gate_cmd) {
-        auto loaded = sg::config::load_file(gate_config);
-        if (!loaded.problems.empty()) {
-            std::cerr << gate_config << ": " << sg::config::format_problems(loaded.problems);
-            return exit_bad_config;
-        }
-        const auto& admin = loaded.value->admin;
-        sg::config::endpoint_address where = admin.listen;
-        if (where.host == "0.0.0.0" || where.host.empty()) where.host = "127.0.0.1";
-        if (where.host == "::") where.host = "::1";
-        sg::proxy::header_list headers;
-        if (!admin.token.empty()) headers.emplace_back("Authorization", "Bearer " + admin.token);
-        auto r = sg::proxy::http_get(where, "/admin/gate", headers, std::chrono::seconds(10),
-                                     16 * 1024 * 1024);
-        if (!r.ok || r.status != 200) {
-            std::cerr << "gate: cannot ask " << where.host << ":" << where.port << ": "
-                      << (r.ok ? "HTTP " + std::to_string(r.status) + " " + r.body : r.error)
-                      << "\n";
-            return exit_gate_unknown;
-        }
-        std::cout << (gate_json ? r.body : sg::proxy::format_verdict(r.body));
-        const auto verdict = nlohmann::json::parse(r.body, nullptr, false);
+        int code = exit_ok;
+        auto r = ask_admin(gate_config, "/admin/gate", code);
+        if (!r) return code;
+        std::cout << (gate_json ? r->body : sg::proxy::format_verdict(r->body));
+        const auto verdict = nlohmann::json::parse(r->body, nullptr, false);
         if (verdict.is_discarded() || !verdict.contains("go")) {
-            std::cerr << "gate: the answer is not a verdict: " << r.body << "\n";
+            std::cerr << "gate: the answer is not a verdict: " << r->body << "\n";
             return exit_gate_unknown;
         }
         return verdict["go"] == true ? exit_ok : exit_failure;

@@ -755,6 +755,20 @@ std::string shadow::status_json() const {
     return j.dump() + "\n";
 }
 
+std::string shadow::differing_paths_json() const {
+    nlohmann::json out = nlohmann::json::array();
+    std::lock_guard lock(impl_->tally_mu);
+    for (const auto t : impl_->targets) {
+        for (const auto& row : impl_->tally[static_cast<std::size_t>(t)].rows()) {
+            out.push_back({{"endpoint", std::string(v1::name(row.ep))},
+                           {"target", std::string(name(t))},
+                           {"path", row.path},
+                           {"count", row.count}});
+        }
+    }
+    return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::map<std::string, std::map<std::string, std::uint64_t>> shadow::counts(
     std::string_view target_name) const {
     std::map<std::string, std::map<std::string, std::uint64_t>> out;

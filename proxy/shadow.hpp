@@ -67,6 +67,9 @@ public:
     std::string discrepancies_json(std::string_view endpoint, std::size_t limit) const;
     // GET /admin/shadow: queue, workers, counts by endpoint and result.
     std::string status_json() const;
+    // The differing field paths counted so far: [{endpoint, target, path, count}], most frequent
+    // first per endpoint.
+    std::string differing_paths_json() const;
     // Results so far of one target ("dolt", "v2_http"): endpoint -> result -> count (compared
     // endpoints only; empty when the target is not configured).
     std::map<std::string, std::map<std::string, std::uint64_t>> counts(
