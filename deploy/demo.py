@@ -4,10 +4,13 @@ shadowgate in the `shadow` stage in front of v1 while a mix of real traffic goes
 agent writes storage directly), and at the end: what passed, whether the mirror brought Dolt to
 exactly v1's state (`shadowgate verify`), every read answered by Dolt's side compared with v1's
 answer, shadowgate's own shadow comparisons of every read that went through it, and the
-mirror's, comparer's and proxy's metrics. Run by deploy/demo.sh (which builds the binary).
+mirror's, comparer's and proxy's metrics. Then a discrepancy is planted in Dolt on purpose: the
+comparer must report it (and nothing else), a reconcile run by the service must find it, and the
+cutover gate and the HTML report show it. Run by deploy/demo.sh (which builds the binary).
 
-Everything runs on loopback in temporary directories and is stopped at the end. Exit code 0 only
-when every comparison matched.
+Everything runs on loopback in temporary directories and is stopped at the end (the HTML report
+is kept: --report, default ./shadowgate-demo-report.html). Exit code 0 only when every comparison
+matched before the planted discrepancy and exactly the planted one was found after it.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ def main() -> int:
     ap.add_argument("--users", type=int, default=8)
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--report", default="shadowgate-demo-report.html",
+                    help="where to write the HTML report (kept after the demo)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
 
@@ -97,9 +102,12 @@ def main() -> int:
         mirror_ok = wait_for_mirror(gate, cfg_path, env)
         render_ok = compare_reads(gate, cfg_path, env, users)
         shadow_ok = shadow_summary(gate)
-        print_gate(gate, env)
         report(gate, tally, latencies)
-        ok = backfill_ok and not mismatches and mirror_ok and render_ok and shadow_ok
+        planted_ok = planted_discrepancy(gate, conn, users, env)
+        print_gate(gate, env)
+        html_ok = write_report(gate, env, Path(args.report))
+        ok = (backfill_ok and not mismatches and mirror_ok and render_ok and shadow_ok and
+              planted_ok and html_ok)
         return 0 if ok else 1
     finally:
         if gate:
@@ -268,6 +276,75 @@ def shadow_summary(gate) -> bool:
     return bool(st) and discrepancies == 0
 
 
+def admin(gate, method, path):
+    status, _, body = request(method, gate.admin_url + path,
+                              headers={"Authorization": f"Bearer {TOKEN}"})
+    return status, json.loads(body) if body else None
+
+
+def planted_discrepancy(gate, conn, users, env) -> bool:
+    """Changes one block in Dolt behind shadowgate's back: the comparer must report it on every
+    read (and nothing else), and a reconcile run by the service must find exactly that user."""
+    victim, label = None, None
+    for u in users:
+        status, _, raw = request("GET", gate.url + f"/users/{u}/blocks")
+        blocks = json.loads(raw) if status == 200 else []
+        if blocks:
+            victim, label = u, blocks[0]["label"]
+            break
+    if victim is None:
+        print("\n7. planted discrepancy: no user with a block to plant it in")
+        return False
+    sql = (f"USE {conn['SG_MARIADB_DATABASE']}; UPDATE blocks SET source = CONCAT(source, "
+           f"'\\nplanted by the demo') WHERE user_id = '{victim}' AND label = '{label}';")
+    subprocess.run(["mariadb", "--no-defaults", "--protocol=socket",
+                    f"--socket={conn['SG_MARIADB_SOCKET']}", "-u", conn["SG_MARIADB_ROOT_USER"],
+                    "-e", sql], check=True, capture_output=True,
+                   env={**os.environ, "MYSQL_PWD": conn["SG_MARIADB_ROOT_PASSWORD"]})
+    for _ in range(3):
+        request("GET", gate.url + f"/users/{victim}/blocks/{label}")
+    for _ in range(300):
+        st = admin(gate, "GET", "/admin/shadow")[1]
+        if st and st.get("idle"):
+            break
+        time.sleep(0.1)
+    _, records = admin(gate, "GET", "/admin/discrepancies?limit=100")
+    print(f"\n7. a discrepancy planted in Dolt on purpose ({victim}/{label}: text appended to "
+          f"the block's row), then its block read 3 times through shadowgate:")
+    for r in records[:3]:
+        print(f"    {r['endpoint']} {r['target']}: {r['result']} "
+              f"{[d['path'] for d in r['differences']]}")
+    found_ok = len(records) == 3 and all(r["user"] == victim and r["endpoint"] == "get_block"
+                                         for r in records)
+    print(f"  recorded: {len(records)} (expected 3, all of them this block): "
+          f"{'ok' if found_ok else 'WRONG'}")
+
+    status, body = admin(gate, "POST", "/admin/reconcile")
+    for _ in range(600):
+        status, body = admin(gate, "GET", "/admin/reconcile")
+        if body and not body["running"] and body["last"]:
+            break
+        time.sleep(0.1)
+    last = body["last"]
+    drifted = sorted({d["user"] for d in last["drift"]})
+    print(f"\n8. a reconcile run by the service (POST /admin/reconcile): {last['users_checked']} "
+          f"users checked in {last['seconds']:.2f} s, drift {last['by_kind']} in {drifted}")
+    reconcile_ok = drifted == [victim]
+    print(f"  found exactly the planted drift: {'ok' if reconcile_ok else 'WRONG'}")
+    return found_ok and reconcile_ok
+
+
+def write_report(gate, env, path: Path) -> bool:
+    cfg = json.loads(Path(gate.config_path).read_text())
+    cfg["admin"]["listen"]["port"] = gate.admin_port
+    cli = Path(gate.config_path).with_name("report-cli.json")
+    cli.write_text(json.dumps(cfg))
+    res = run("report", "-c", str(cli), "--format", "html", "-o", str(path.resolve()), env=env)
+    print(f"\n10. the HTML report (shadowgate report --format html): {path.resolve()} "
+          f"({'written' if res.returncode == 0 else 'FAILED: ' + res.stderr.strip()})")
+    return res.returncode == 0
+
+
 def print_gate(gate, env):
     """`shadowgate gate`: the cutover verdict with every criterion (NO-GO here: a demo is not a
     seven-day soak, and no reconcile has run)."""
@@ -276,7 +353,8 @@ def print_gate(gate, env):
     path = Path(gate.config_path).with_name("gate-cli.json")
     path.write_text(json.dumps(cfg))
     res = run("gate", "-c", str(path), env=env)
-    print(f"\n5b. the cutover gate (shadowgate gate, exit {res.returncode}: 0 only for GO):")
+    print(f"\n9. the cutover gate (shadowgate gate, exit {res.returncode}: 0 only for GO; NO-GO "
+          f"here: no 7-day soak, too few reads, the planted drift):")
     print("  " + (res.stdout or res.stderr).rstrip().replace("\n", "\n  "))
 
 
