@@ -8,20 +8,6 @@
 namespace sg::comparator {
 namespace {
 
-std::string escape_segment(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (const char c : s) {
-        if (c == '~') {
-            out += "~0";
-        } else if (c == '/') {
-            out += "~1";
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
 
 // The text an element's key field stands for in a path.
 std::string key_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
@@ -254,6 +240,21 @@ std::optional<std::int64_t> days_from_civil(int y, unsigned m, unsigned d) {
 }
 
 }  // namespace
+
+std::string escape_segment(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (const char c : s) {
+        if (c == '~') {
+            out += "~0";
+        } else if (c == '/') {
+            out += "~1";
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
 
 std::string_view name(change c) {
     switch (c) {

@@ -82,6 +82,9 @@ struct diff_result {
 diff_result diff(const json& v1, const json& v2, const rules& r,
                  std::size_t max_differences = 200);
 
+// A JSON Pointer segment for `key` ("~" -> "~0", "/" -> "~1", RFC 6901).
+std::string escape_segment(std::string_view key);
+
 // A timestamp as microseconds since the epoch: "YYYY-MM-DD", then optionally "T" or " " and
 // "HH:MM[:SS[.f{1,9}]]", then optionally "Z" or "±HH[:]MM". nullopt for anything else.
 std::optional<std::int64_t> parse_timestamp(std::string_view s, int naive_offset_minutes);

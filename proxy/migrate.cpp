@@ -180,15 +180,8 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
         return report;
     };
 
-    if (cfg.v1_data_dir.empty()) {
-        report.fatal = "v1_data_dir is not set in the config";
-        return finish();
-    }
-    auto reader = git::storage_reader::open(cfg.v1_data_dir);
-    if (!reader) {
-        report.fatal = "cannot open v1 storage " + cfg.v1_data_dir + ": " + reader.error().message;
-        return finish();
-    }
+    auto reader = open_v1_storage(cfg, report.fatal);
+    if (!reader) return finish();
 
     std::vector<std::string> users;
     if (!users_to_process(*reader, opts.users, users, report)) return finish();

@@ -91,15 +91,8 @@ reconcile_report run_reconcile(const config::config& cfg, const reconcile_option
         report.seconds = std::chrono::duration<double>(steady::now() - t0).count();
         return report;
     };
-    if (cfg.v1_data_dir.empty()) {
-        report.fatal = "v1_data_dir is not set in the config";
-        return finish();
-    }
-    auto reader = git::storage_reader::open(cfg.v1_data_dir);
-    if (!reader) {
-        report.fatal = "cannot open v1 storage " + cfg.v1_data_dir + ": " + reader.error().message;
-        return finish();
-    }
+    auto reader = open_v1_storage(cfg, report.fatal);
+    if (!reader) return finish();
     dolt::connection conn(dolt_options(cfg));
     if (auto c = conn.connect(); !c) {
         report.fatal = "cannot connect to " + conn.describe() + ": " + c.error().to_string();

@@ -76,20 +76,6 @@ std::string compact(const json& v, std::size_t max = 120) {
     return s;
 }
 
-std::string json_pointer_escape(const std::string& key) {
-    std::string out;
-    for (const char c : key) {
-        if (c == '~') {
-            out += "~0";
-        } else if (c == '/') {
-            out += "~1";
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
-
 // Pretty-printed JSON as HTML, values at `marked` JSON Pointers wrapped in <mark>.
 void pretty_html(const json& v, const std::string& path, const std::set<std::string>& marked,
                  int indent, std::string& out) {
@@ -102,7 +88,7 @@ void pretty_html(const json& v, const std::string& path, const std::set<std::str
         for (const auto& [k, child] : v.items()) {
             out += pad + html_escape(json(k).dump(-1, ' ', false, json::error_handler_t::replace)) +
                    ": ";
-            pretty_html(child, path + "/" + json_pointer_escape(k), marked, indent + 2, out);
+            pretty_html(child, path + "/" + comparator::escape_segment(k), marked, indent + 2, out);
             out += ++i < v.size() ? ",\n" : "\n";
         }
         out += std::string(static_cast<std::size_t>(indent), ' ') + "}";

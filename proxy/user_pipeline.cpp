@@ -6,6 +6,19 @@
 
 namespace sg::proxy {
 
+std::optional<git::storage_reader> open_v1_storage(const config::config& cfg, std::string& why) {
+    if (cfg.v1_data_dir.empty()) {
+        why = "v1_data_dir is not set in the config";
+        return std::nullopt;
+    }
+    auto reader = git::storage_reader::open(cfg.v1_data_dir);
+    if (!reader) {
+        why = "cannot open v1 storage " + cfg.v1_data_dir + ": " + reader.error().message;
+        return std::nullopt;
+    }
+    return std::move(*reader);
+}
+
 metadata_cache precompute_metadata(const v1::user_state& state) {
     metadata_cache out;
     auto add = [&](const std::string& source) {

@@ -3,7 +3,9 @@
 // bounded single-consumer queue, and the metadata precomputed on the reader threads.
 #pragma once
 
+#include "adapters/git/reader.hpp"
 #include "adapters/v1/model.hpp"
+#include "config/config.hpp"
 
 #include <condition_variable>
 #include <cstddef>
@@ -15,6 +17,10 @@
 #include <vector>
 
 namespace sg::proxy {
+
+// v1 storage for a batch command: nullopt with `why` set when v1_data_dir is unset or cannot be
+// opened.
+std::optional<git::storage_reader> open_v1_storage(const config::config& cfg, std::string& why);
 
 // Frontmatter YAML -> the metadata column's JSON (nullopt: none), for one user's sources.
 using metadata_cache = std::unordered_map<std::string, std::optional<std::string>>;

@@ -23,6 +23,15 @@ GATE = {"endpoints": ["get_block", "list_blocks"], "min_compared": 20,
         "flush_interval_ms": 200}
 
 
+def gate_stack(tmp_path: Path, **gate) -> Stack:
+    """A stack whose shadowgate runs with GATE plus `gate` (v1ref and the database are kept)."""
+    s = Stack(tmp_path, shadow=SHADOW)
+    s.sg.stop()
+    s.cfg["gate"] = {**GATE, **gate}
+    s.start()
+    return s
+
+
 def gate_cli(s: Stack, tmp_path: Path, *args):
     """`shadowgate gate` against the running service (its admin port written into a config)."""
     cfg = json.loads(json.dumps(s.cfg))
@@ -51,10 +60,7 @@ def criterion(v: dict, name: str, endpoint: str = "") -> dict:
 
 def test_gate_go_no_go_and_its_evidence_survives_a_restart(tmp_path):
     state = tmp_path / "gate.json"
-    s = Stack(tmp_path, shadow=SHADOW)
-    s.sg.stop()
-    s.cfg["gate"] = {**GATE, "state_file": str(state)}
-    s.start()
+    s = gate_stack(tmp_path, state_file=str(state))
     try:
         init_users(s, ["ga"])
         put(s, "ga", "student", "hello\n")
@@ -163,11 +169,7 @@ def reconcile_in_service(s: Stack, query: str = "") -> dict:
 
 
 def test_a_reconcile_in_the_service_feeds_the_gate(tmp_path):
-    state = tmp_path / "gate.json"
-    s = Stack(tmp_path, shadow=SHADOW)
-    s.sg.stop()
-    s.cfg["gate"] = {**GATE, "state_file": str(state), "reconcile_max_age_hours": 24}
-    s.start()
+    s = gate_stack(tmp_path, state_file=str(tmp_path / "gate.json"), reconcile_max_age_hours=24)
     try:
         init_users(s, ["rc1", "rc2"])
         put(s, "rc1", "student", "hello\n")

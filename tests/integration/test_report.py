@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from sg_harness import shadowgate_bin
-from test_gate import GATE
+from test_gate import gate_stack
 from test_mirror import TOKEN, Stack, init_users, put
-from test_shadow import SHADOW, plant, read, wait_shadow_idle
+from test_shadow import plant, read, wait_shadow_idle
 from v1ref_harness import request
 
 ARTIFACTS = Path(os.environ.get("SG_ARTIFACTS", Path.cwd() / "artifacts"))
@@ -46,11 +46,7 @@ def browser(*args):
 
 
 def test_reports_in_three_formats_and_the_html_renders_in_chromium(tmp_path):
-    s = Stack(tmp_path, shadow=SHADOW)
-    s.sg.stop()
-    s.cfg["gate"] = {**GATE, "state_file": str(tmp_path / "gate.json"),
-                     "history_bucket_ms": 1000}
-    s.start()
+    s = gate_stack(tmp_path, state_file=str(tmp_path / "gate.json"), history_bucket_ms=1000)
     try:
         init_users(s, ["rp1", "rp2"])
         put(s, "rp1", "student", "---\ntitle: t\n---\nhello\n")
