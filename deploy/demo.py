@@ -44,7 +44,7 @@ def run(*args, env):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--users", type=int, default=8)
+    ap.add_argument("--users", type=int, default=200)
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--report", default="shadowgate-demo-report.html",
