@@ -2,6 +2,8 @@
 // every problem with its JSON path.
 #include "config/config.hpp"
 
+#include "comparator/mapping.hpp"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -468,39 +470,17 @@ reader_fn shadow_endpoint_fields(loader& l, shadow_endpoint_config& e) {
     });
 }
 
-// "" when `step` (a move or a drop) can be applied; else what is wrong. The same rules as
-// comparator::check_step, which the proxy applies (kept here so config stays free of the
-// comparator): paths are JSON Pointers; a move's paths agree up to their last "*".
+// "" when `step` (a move or a drop) can be applied; else what is wrong: the pointers' syntax with
+// the messages config gives every path, then comparator::check_step's rules (the ones the proxy
+// applies).
 std::string mapping_problem(const mapping_step& step) {
-    auto split = [](const std::string& p) {
-        std::vector<std::string> out;
-        std::size_t i = 1;
-        while (!p.empty() && i <= p.size()) {
-            const auto slash = p.find('/', i);
-            out.push_back(p.substr(i, slash == std::string::npos ? std::string::npos : slash - i));
-            if (slash == std::string::npos) break;
-            i = slash + 1;
-        }
-        return out;
-    };
     if (auto why = pointer_problem(step.from); !why.empty()) return why;
-    if (step.drop) return step.from.empty() ? "cannot drop the whole document" : "";
-    if (auto why = pointer_problem(step.to); !why.empty()) return why;
-    const auto f = split(step.from);
-    const auto t = split(step.to);
-    auto prefix = [](const std::vector<std::string>& p) {
-        for (std::size_t i = p.size(); i-- > 0;) {
-            if (p[i] == "*") return i + 1;
-        }
-        return std::size_t{0};
-    };
-    const std::size_t n = prefix(f);
-    if (n != prefix(t) || !std::equal(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(n),
-                                      t.begin())) {
-        return "\"" + step.from + "\" and \"" + step.to +
-               "\" must be the same up to their last \"*\" (elements move within themselves)";
+    if (!step.drop) {
+        if (auto why = pointer_problem(step.to); !why.empty()) return why;
     }
-    return {};
+    return comparator::check_step({step.drop ? comparator::map_step::op::drop
+                                             : comparator::map_step::op::move,
+                                   step.from, step.to});
 }
 
 reader_fn mapping_fields(loader& l, std::vector<mapping_step>& steps) {

@@ -70,11 +70,8 @@ struct gate::impl {
         const std::int64_t bucket = unix_ms() / width * width;
         for (const auto& [ep, row] : now) {
             gate_logic::counts a, b;
-            a.by_result = std::map<std::string, std::uint64_t>(row.begin(), row.end());
-            if (auto it = counted.find(ep); it != counted.end()) {
-                b.by_result = std::map<std::string, std::uint64_t>(it->second.begin(),
-                                                                  it->second.end());
-            }
+            a.by_result = row;
+            if (auto it = counted.find(ep); it != counted.end()) b.by_result = it->second;
             const auto compared = a.compared() - std::min(a.compared(), b.compared());
             const auto bad = a.discrepancies() - std::min(a.discrepancies(), b.discrepancies());
             if (compared == 0 && bad == 0) continue;
@@ -236,10 +233,7 @@ gate_logic::verdict gate::judge() const {
     gate_logic::evidence ev;
     {
         std::lock_guard lock(impl_->mu);
-        for (const auto& [ep, row] : impl_->totals()) {
-            ev.endpoints[ep].by_result = std::map<std::string, std::uint64_t>(row.begin(),
-                                                                              row.end());
-        }
+        for (auto& [ep, row] : impl_->totals()) ev.endpoints[ep].by_result = std::move(row);
         ev.shadow_since_ms = impl_->shadow_since_ms;
         ev.last_reconcile = impl_->last_reconcile;
     }

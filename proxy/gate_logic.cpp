@@ -2,6 +2,7 @@
 #include "proxy/gate_logic.hpp"
 
 #include "adapters/v1/routes.hpp"
+#include "comparator/compare.hpp"
 #include "proxy/shadow_logic.hpp"
 
 #include <fmt/format.h>
@@ -11,9 +12,6 @@
 namespace sg::proxy::gate_logic {
 
 namespace {
-
-constexpr const char* discrepancy_classes[] = {"mismatch", "missing_in_v2", "extra_in_v2",
-                                               "status_mismatch"};
 
 std::string percent(double x) { return fmt::format("{:.3g}%", x * 100); }
 
@@ -38,7 +36,9 @@ std::uint64_t counts::get(const std::string& r) const {
 
 std::uint64_t counts::discrepancies() const {
     std::uint64_t n = 0;
-    for (const char* c : discrepancy_classes) n += get(c);
+    for (const auto r : comparator::all_results()) {
+        if (comparator::is_discrepancy(r)) n += get(std::string(comparator::name(r)));
+    }
     return n;
 }
 

@@ -1,6 +1,7 @@
 // proxy/report: see the header.
 #include "proxy/report.hpp"
 
+#include "comparator/compare.hpp"
 #include "comparator/json_diff.hpp"
 #include "proxy/gate_logic.hpp"
 
@@ -16,11 +17,19 @@ namespace {
 
 using json = nlohmann::json;
 
+// The result columns, in reading order (agreement first); every one of comparator::result.
 constexpr const char* results[] = {"match",          "lagging",     "mismatch",
                                    "missing_in_v2",  "extra_in_v2", "status_mismatch",
                                    "v2_error",       "v2_timeout",  "skipped"};
-constexpr const char* discrepancy_classes[] = {"mismatch", "missing_in_v2", "extra_in_v2",
-                                               "status_mismatch"};
+static_assert(std::size(results) == comparator::result_count);
+
+// Whether the result named `n` is a discrepancy (comparator::is_discrepancy).
+bool is_discrepancy(std::string_view n) {
+    for (const auto r : comparator::all_results()) {
+        if (comparator::name(r) == n) return comparator::is_discrepancy(r);
+    }
+    return false;
+}
 
 std::string iso(std::int64_t ms) {
     const auto tp = std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
@@ -420,9 +429,7 @@ std::string to_html(const json& r) {
                            covered ? std::to_string(e["compared"].get<std::uint64_t>())
                                    : "0 (uncovered)");
         for (const char* k : results) {
-            const bool bad = std::find(std::begin(discrepancy_classes),
-                                       std::end(discrepancy_classes),
-                                       std::string_view(k)) != std::end(discrepancy_classes);
+            const bool bad = is_discrepancy(k);
             const auto n = e.value(k, std::uint64_t{0});
             out += fmt::format("<td class=\"num{}\">{}</td>", bad && n ? " fail" : "", n);
         }

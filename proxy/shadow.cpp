@@ -245,6 +245,12 @@ struct shadow::impl {
                 unsigned v1_status, const std::string& v1_body, const v2_answer& v2,
                 int attempts);
     bool dolt_allowed();
+    // fn(conn) behind the circuit breaker: its value, or nullopt with `error` set when the
+    // circuit is open, the session cannot be opened or fn fails (each counted by the breaker;
+    // only a lost session counts as Dolt unreachable).
+    template <class F>
+    auto through_breaker(dolt::connection& conn, std::string& error, F&& fn)
+        -> std::optional<std::decay_t<decltype(*fn(conn))>>;
     void dolt_result(bool reached);
 };
 
@@ -446,25 +452,34 @@ std::string shadow::impl::git_token(const std::string& user) {
     return "unreadable";
 }
 
-watermark_check shadow::impl::check_dolt(dolt::connection& conn, const std::string& user) {
-    watermark_check out;
+template <class F>
+auto shadow::impl::through_breaker(dolt::connection& conn, std::string& error, F&& fn)
+    -> std::optional<std::decay_t<decltype(*fn(conn))>> {
     if (!dolt_allowed()) {
-        out.error = "circuit open: Dolt unreachable";
-        return out;
+        error = "circuit open: Dolt unreachable";
+        return std::nullopt;
     }
     auto up = conn.ensure_connected();
     if (!up) {
         dolt_result(false);
-        out.error = up.error().to_string();
-        return out;
+        error = up.error().to_string();
+        return std::nullopt;
     }
-    auto mark = dolt::read_watermark(conn, user);
-    if (!mark) {
-        dolt_result(mark.error().kind != dolt::error_kind::connection_lost);
-        out.error = mark.error().to_string();
-        return out;
+    auto r = fn(conn);
+    if (!r) {
+        dolt_result(r.error().kind != dolt::error_kind::connection_lost);
+        error = r.error().to_string();
+        return std::nullopt;
     }
     dolt_result(true);
+    return std::move(*r);
+}
+
+watermark_check shadow::impl::check_dolt(dolt::connection& conn, const std::string& user) {
+    watermark_check out;
+    auto mark = through_breaker(conn, out.error,
+                                [&](dolt::connection& c) { return dolt::read_watermark(c, user); });
+    if (!mark) return out;
     out.ok = true;
     out.token = dolt_token(*mark);
     return out;
@@ -477,24 +492,15 @@ v2_answer shadow::impl::ask_dolt(dolt::connection& conn, const shadow_job& job) 
     v2_answer out;
     const auto t0 = steady::now();
     const auto deadline = t0 + cfg.shadow.deadline;
-    if (!dolt_allowed()) {
-        out.error = "circuit open: Dolt unreachable";
-        return out;
-    }
-    auto up = conn.ensure_connected();
-    if (!up) {
-        dolt_result(false);
-        out.error = up.error().to_string();
-        return out;
-    }
-    auto snap = dolt::read_snapshot(conn, job.route.user_id, parts_for(job.route));
+    bool asked = false;  // the snapshot read itself failed (not the circuit or the connect)
+    auto snap = through_breaker(conn, out.error, [&](dolt::connection& c) {
+        asked = true;
+        return dolt::read_snapshot(c, job.route.user_id, parts_for(job.route));
+    });
     if (!snap) {
-        dolt_result(snap.error().kind != dolt::error_kind::connection_lost);
-        out.error = snap.error().to_string();
-        out.timed_out = steady::now() >= deadline;
+        out.timed_out = asked && steady::now() >= deadline;
         return out;
     }
-    dolt_result(true);
     auto rendered = render_read(snap->state, job.route, job.target, tz);
     v2_seconds[static_cast<std::size_t>(target::dolt)][static_cast<std::size_t>(job.route.ep)]
         .observe(seconds_since(t0));

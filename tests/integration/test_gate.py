@@ -5,6 +5,7 @@ reference service, MariaDB (the ctest fixture)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -43,7 +44,6 @@ def gate_cli(s: Stack, tmp_path: Path, *args):
 
 
 def s_env(s: Stack):
-    import os
     return {**os.environ, **s.env}
 
 
