@@ -663,6 +663,12 @@ std::string_view resolve_plain(std::string_view v) {
     return tag_str;
 }
 
+}  // namespace
+
+bool plain_scalar_is_str(std::string_view value) { return resolve_plain(value) == tag_str; }
+
+namespace {
+
 // ------------------------------------------------------------------------------------------------
 // Composition: yaml-cpp events into PyYAML-like nodes (tags resolved as PyYAML's composer does).
 

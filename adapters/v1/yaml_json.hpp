@@ -138,6 +138,10 @@ std::string python_key_identity(const py_graph& graph, std::size_t index);
 bool is_python_space(char32_t c);
 std::string_view python_strip(std::string_view utf8);
 
+// True when PyYAML's resolver reads `value` as a plain scalar back as a str (no bool, int, float,
+// null, timestamp, merge or value tag): what yaml.dump checks before it writes a str unquoted.
+bool plain_scalar_is_str(std::string_view value);
+
 // len() of a Python str held as UTF-8 (code points).
 std::size_t python_len(std::string_view utf8);
 

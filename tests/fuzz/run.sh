@@ -34,14 +34,16 @@ LIBS="" build fuzz_comparator "$src/tests/fuzz/fuzz_comparator.cpp" \
 LIBS="-lyaml-cpp" build fuzz_frontmatter "$src/tests/fuzz/fuzz_frontmatter.cpp" \
     "$src/adapters/v1/frontmatter.cpp" "$src/adapters/v1/yaml_json.cpp"
 LIBS="" build fuzz_routes "$src/tests/fuzz/fuzz_routes.cpp" "$src/adapters/v1/routes.cpp"
+LIBS="-lyaml-cpp" build fuzz_yaml_emit "$src/tests/fuzz/fuzz_yaml_emit.cpp" \
+    "$src/adapters/v1/yaml_emit.cpp" "$src/adapters/v1/yaml_json.cpp"
 
 # Seed corpora from the fixtures (once).
-if [ ! -d "$out/seeds/fuzz_routes" ]; then
+if [ ! -d "$out/seeds/fuzz_yaml_emit" ]; then
     python3 - "$shared/fixtures/v1-transcript.jsonl" "$out/seeds" <<'PY'
 import json, sys, pathlib
 steps = [json.loads(l) for l in open(sys.argv[1])]
 root = pathlib.Path(sys.argv[2])
-for name in ("fuzz_comparator", "fuzz_frontmatter", "fuzz_routes"):
+for name in ("fuzz_comparator", "fuzz_frontmatter", "fuzz_routes", "fuzz_yaml_emit"):
     (root / name).mkdir(parents=True, exist_ok=True)
 bodies = [json.dumps(s["response"]) for s in steps if s["response"] is not None]
 for i in range(0, min(len(bodies) - 1, 200)):
@@ -55,6 +57,8 @@ for s in steps:
         (root / "fuzz_frontmatter" / f"s{n}").write_bytes(body["content"].encode())
         n += 1
     resp = s.get("response")
+    if isinstance(resp, dict) and isinstance(resp.get("metadata"), dict):
+        (root / "fuzz_yaml_emit" / f"m{n}").write_bytes(json.dumps(resp["metadata"]).encode())
     if isinstance(resp, dict) and isinstance(resp.get("content"), str):
         (root / "fuzz_frontmatter" / f"r{n}").write_bytes(resp["content"].encode())
         n += 1
@@ -62,7 +66,7 @@ PY
 fi
 
 status=0
-for name in fuzz_comparator fuzz_frontmatter fuzz_routes; do
+for name in fuzz_comparator fuzz_frontmatter fuzz_routes fuzz_yaml_emit; do
     corpus=$out/corpus/$name
     mkdir -p "$corpus" "$out/$name.findings"
     echo "fuzz: $name for ${seconds}s"
@@ -76,4 +80,18 @@ for name in fuzz_comparator fuzz_frontmatter fuzz_routes; do
         grep -E "stat::number_executed_units|cov:" "$out/$name.log" | tail -2 | sed 's/^/  /'
     fi
 done
+# The emitter's corpus through PyYAML itself: our text must be yaml.dump's and load back with
+# yaml.safe_load to the same value (the target checked our own loader).
+tool=${1:-$src/build}/tests/yaml_emit_tool
+if [ -x "$tool" ]; then
+    if ! find "$out/corpus/fuzz_yaml_emit" "$out/seeds/fuzz_yaml_emit" -type f -print0 |
+            xargs -0 -r -n 500 "$tool" --inputs |
+            /usr/bin/python3 "$src/tests/fuzz/check_emit_corpus.py"; then
+        echo "fuzz: fuzz_yaml_emit corpus DIFFERS FROM PYYAML"
+        status=1
+    fi
+else
+    echo "fuzz: $tool not built: cannot hold the emitter's corpus against PyYAML" >&2
+    status=1
+fi
 exit $status
