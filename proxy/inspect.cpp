@@ -49,13 +49,14 @@ int run_render(const config::config& cfg, const v1::time_zone& tz,
         }
         auto it = cache.find(route.user_id);
         if (it == cache.end()) {
-            auto read = dolt::read_user(conn, route.user_id);
+            // What the v2 side answers from: the plan's columns (never the audit copies).
+            auto read = dolt::read_snapshot(conn, route.user_id, dolt::read_parts::everything());
             if (!read) {
                 std::cerr << "render: reading " << route.user_id << ": "
                           << read.error().to_string() << "\n";
                 return 1;
             }
-            it = cache.emplace(route.user_id, std::move(*read)).first;
+            it = cache.emplace(route.user_id, std::move(read->state)).first;
         }
         auto answer = render_read(it->second, route, target, tz);
         if (!answer) {

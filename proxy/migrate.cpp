@@ -8,7 +8,6 @@
 #include "adapters/git/reader.hpp"
 #include "adapters/v1/state_diff.hpp"
 #include "proxy/dolt_session.hpp"
-#include "proxy/metadata.hpp"
 #include "proxy/progress.hpp"
 #include "proxy/user_pipeline.hpp"
 
@@ -70,7 +69,7 @@ dolt::result<std::array<std::size_t, 5>> dolt_totals(dolt::connection& conn,
     return out;
 }
 
-void count_rows(const v1::user_state& s, migrate_report& r) {
+void count_rows(const dolt::user_rows& s, migrate_report& r) {
     r.commits += s.commits.size();
     r.blocks += s.blocks.size();
     r.versions += s.versions.size();
@@ -125,8 +124,14 @@ void verify_users(const git::storage_reader& reader, dolt::connection& conn,
             report.drift.emplace_back(user, "missing user");
             continue;
         }
-        for (const auto& d : v1::diff_states(expected->state, **actual)) {
-            report.drift.emplace_back(user, v1::to_string(d));
+        const auto want = dolt::derive_rows(expected->state);
+        for (const auto& d : dolt::diff_rows(want, **actual)) {
+            report.drift.emplace_back(user, dolt::to_string(d));
+        }
+        if (record_unreadable) {  // else migrate's readers have listed them too
+            for (const auto& u : want.unrepresentable) {
+                report.unrepresentable.emplace_back(user, u.item + " " + u.key + ": " + u.reason);
+            }
         }
     }
 }
@@ -157,6 +162,19 @@ migrate_report run_verify(const config::config& cfg, const std::vector<std::stri
     return finish();
 }
 
+namespace {
+
+std::string unrepresentable_lines(const migrate_report& r) {
+    if (r.unrepresentable.empty()) return "  unrepresentable: 0\n";
+    std::string out = fmt::format(
+        "  unrepresentable: {} (v1 texts the plan's columns cannot give back exactly)\n",
+        r.unrepresentable.size());
+    for (const auto& [user, what] : r.unrepresentable) out += fmt::format("    {}: {}\n", user, what);
+    return out;
+}
+
+}  // namespace
+
 std::string format_verify_report(const migrate_report& r) {
     std::string out;
     if (!r.fatal.empty()) return "verify: FAILED to start: " + r.fatal + "\n";
@@ -164,6 +182,7 @@ std::string format_verify_report(const migrate_report& r) {
                        group_thousands(r.users_verified), group_thousands(r.drift.size()),
                        r.seconds);
     for (const auto& [user, what] : r.drift) out += fmt::format("    {}: {}\n", user, what);
+    out += unrepresentable_lines(r);
     if (!r.failures.empty()) {
         out += fmt::format("  unreadable in v1 storage ({}):\n", r.failures.size());
         for (const auto& [user, why] : r.failures) out += fmt::format("    {}: {}\n", user, why);
@@ -217,7 +236,7 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
     for (int i = 0; i < reader_count; ++i) {
         readers.emplace_back([&] {
             for (std::size_t k; (k = next.fetch_add(1)) < users.size();) {
-                item it{users[k], std::nullopt, "", {}, {}, k};
+                item it{users[k], std::nullopt, "", {}, k};
                 if (auto mark = marks.find(users[k]); mark != marks.end()) {
                     auto hf = reader->head_and_fingerprint(users[k]);
                     if (hf && !hf->diffs.racy && hf->head == mark->second.first &&
@@ -232,8 +251,7 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
                         it.warnings.push_back(std::string(git::name(w.kind)) + ": " + w.subject +
                                               ": " + w.message);
                     }
-                    it.metadata = precompute_metadata(read->state);
-                    it.state = std::move(read->state);
+                    it.rows = dolt::derive_rows(read->state);
                 } else {
                     it.failure = std::string(git::name(read.error().kind)) + ": " +
                                  read.error().message;
@@ -244,20 +262,14 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
         });
     }
 
-    metadata_cache batch_metadata;  // what the readers computed for the users in `batch`
     dolt::write_options wopts;
-    wopts.metadata_json = [&](std::string_view yaml) -> std::optional<std::string> {
-        auto found = batch_metadata.find(std::string(yaml));
-        if (found != batch_metadata.end()) return found->second;
-        return metadata_json_of_frontmatter(yaml);
-    };
     const std::size_t batch_size =
         opts.commit_policy == dolt::commit_policy::per_user_import ? 1 : opts.batch_size;
-    std::vector<v1::user_state> batch;
+    std::vector<dolt::user_rows> batch;
     progress_reporter progress(progress_out ? progress_out : stderr, users.size(), "users");
     std::size_t done = 0;
 
-    auto write_batch = [&](std::vector<v1::user_state>& states) {
+    auto write_batch = [&](std::vector<dolt::user_rows>& states) {
         if (states.empty()) return;
         if (opts.dry_run) {
             for (auto& s : states) {
@@ -269,12 +281,12 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
             states.clear();
             return;
         }
-        auto write = [&](std::span<const v1::user_state> part) {
+        auto write = [&](std::span<const dolt::user_rows> part) {
             return dolt::with_retry(*conn, dolt::retry_policy{}, [&](dolt::connection& c) {
                 return dolt::write_users(c, part, wopts);
             });
         };
-        auto record = [&](std::span<const v1::user_state> part, const dolt::write_stats& st) {
+        auto record = [&](std::span<const dolt::user_rows> part, const dolt::write_stats& st) {
             for (const auto& s : part) count_rows(s, report);
             report.users_written += part.size();
             report.rows += st.rows;
@@ -291,7 +303,7 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
         } else {
             // One bad user must not sink the batch: write them one by one to find it.
             for (const auto& s : states) {
-                std::span<const v1::user_state> one(&s, 1);
+                std::span<const dolt::user_rows> one(&s, 1);
                 auto single = write(one);
                 if (single) {
                     record(one, *single);
@@ -302,7 +314,6 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
             }
         }
         states.clear();
-        batch_metadata.clear();
     };
 
     while (auto it = queue.pop()) {
@@ -311,11 +322,14 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
         if (!it->failure.empty()) {
             ++report.users_failed;
             report.failures.emplace_back(it->user_id, it->failure);
-        } else if (!it->state) {
+        } else if (!it->rows) {
             ++report.users_unchanged;
         } else {
-            batch.push_back(std::move(*it->state));
-            batch_metadata.merge(it->metadata);
+            for (const auto& u : it->rows->unrepresentable) {
+                report.unrepresentable.emplace_back(it->user_id,
+                                                    u.item + " " + u.key + ": " + u.reason);
+            }
+            batch.push_back(std::move(*it->rows));
         }
         // Flush a full batch, or a partial one when the readers are behind, so progress and
         // resumability never wait on a slow reader.
@@ -396,6 +410,7 @@ std::string format_report(const migrate_report& r, const migrate_options& opts) 
              group_thousands(r.drift.size()));
         for (const auto& [user, what] : r.drift) line("    {}: {}", user, what);
     }
+    out += unrepresentable_lines(r);
     return out;
 }
 

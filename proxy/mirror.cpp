@@ -7,7 +7,6 @@
 #include "adapters/dolt/store.hpp"
 #include "adapters/git/reader.hpp"
 #include "proxy/dolt_session.hpp"
-#include "proxy/metadata.hpp"
 #include "proxy/mirror_apply.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/mirror_logic.hpp"
@@ -149,20 +148,25 @@ struct mirror::impl {
     // reads on from it (git) and compares with it (Dolt) instead of reading whole histories.
     // Worker thread, and retry_parked (forgets users whose rows an operator wants re-read).
     std::mutex cache_mu;
-    ml::recent_cache<std::shared_ptr<const git::user_read>> applied_states{
+    struct applied {
+        git::user_read read;
+        dolt::user_rows rows;  // derived from read.state
+    };
+    ml::recent_cache<std::shared_ptr<const applied>> applied_states{
         static_cast<std::size_t>(cfg.mirror.state_cache_mib) * 1024 * 1024};
     std::atomic<std::uint64_t> reads_incremental{0};
     std::atomic<std::uint64_t> reads_full{0};
     std::atomic<std::uint64_t> applies_known{0};
     std::atomic<std::uint64_t> pass_ns{0};  // time spent in passes
 
-    std::shared_ptr<const git::user_read> applied_state(const std::string& user) {
+    std::shared_ptr<const applied> applied_state(const std::string& user) {
         std::lock_guard lock(cache_mu);
         auto* p = applied_states.find(user);
         return p != nullptr ? *p : nullptr;
     }
-    void keep_applied_state(const std::string& user, std::shared_ptr<const git::user_read> r) {
-        const std::size_t bytes = approximate_bytes(r->state);
+    void keep_applied_state(const std::string& user, std::shared_ptr<const applied> r) {
+        // the rows hold about as much again as the state
+        const std::size_t bytes = 2 * approximate_bytes(r->read.state);
         std::lock_guard lock(cache_mu);
         applied_states.put(user, std::move(r), bytes);
     }
@@ -366,8 +370,10 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
 
     // What this mirror applied last, while Dolt still holds it: read on from there.
     auto known = applied_state(user);
-    if (known && !matches(known->state.head, known->state.diffs_fingerprint)) known.reset();
-    auto read = known ? store->read_user_since(*known) : store->read_user(user);
+    if (known && !matches(known->read.state.head, known->read.state.diffs_fingerprint)) {
+        known.reset();
+    }
+    auto read = known ? store->read_user_since(known->read) : store->read_user(user);
     if (!read) return from_git(read.error());
     (read->incremental ? reads_incremental : reads_full).fetch_add(1, relaxed);
     const v1::user_state& state = read->state;
@@ -388,7 +394,8 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
     }
 
     dolt::write_options wopts;
-    wopts.metadata_json = [](std::string_view yaml) { return metadata_json_of_frontmatter(yaml); };
+    // Only what is new is derived: the rest comes from the rows applied last.
+    dolt::user_rows rows = dolt::derive_rows(state, known ? &known->rows : nullptr);
     std::size_t diffs_changed = 0;
     auto count = [&](const dolt::apply_stats& st) {
         rows_written.fetch_add(st.rows_inserted, relaxed);
@@ -414,7 +421,7 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
     const bool replay = per_commit && *dolt && plan.new_commits.size() > 1;
     if (replay) {
         auto failed = apply_one_by_one(
-            conn, *store, state, plan.new_commits, wopts,
+            conn, *store, rows, plan.new_commits, wopts,
             [&](const v1::commit& c, const dolt::apply_stats& st) {
                 count(st);
                 commit_for(c);
@@ -428,8 +435,8 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
         }
     } else {
         dolt::apply_options aopts;
-        aopts.known = known ? &known->state : nullptr;
-        auto r = dolt::apply_user(conn, state, wopts, aopts);
+        aopts.known = known ? &known->rows : nullptr;
+        auto r = dolt::apply_user(conn, rows, wopts, aopts);
         if (!r) return from_dolt(r.error());
         if (r->used_known) applies_known.fetch_add(1, relaxed);
         count(*r);
@@ -468,7 +475,8 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
     applied_commits.fetch_add(commits_applied, relaxed);
     applied_diffs.fetch_add(diffs_changed, relaxed);
     out.result = pass_result::applied;
-    keep_applied_state(user, std::make_shared<const git::user_read>(std::move(*read)));
+    keep_applied_state(user,
+                       std::make_shared<const applied>(applied{std::move(*read), std::move(rows)}));
     return out;
 }
 

@@ -4,15 +4,16 @@
 namespace sg::proxy {
 
 std::optional<step_failure> apply_one_by_one(
-    dolt::connection& conn, const git::storage_reader& reader, const v1::user_state& head_state,
+    dolt::connection& conn, const git::storage_reader& reader, const dolt::user_rows& head_rows,
     std::span<const v1::commit* const> steps, const dolt::write_options& wopts,
     const std::function<void(const v1::commit&, const dolt::apply_stats&)>& after_each) {
+    dolt::user_rows previous;
     for (std::size_t i = 0; i < steps.size(); ++i) {
         const v1::commit& c = *steps[i];
         const bool last = i + 1 == steps.size();
         std::optional<git::user_read> at;
         if (!last) {
-            auto r = reader.read_user_at_commit(head_state.user_id, c.sha);
+            auto r = reader.read_user_at_commit(head_rows.user_id, c.sha);
             if (!r) {
                 step_failure f;
                 f.from = step_failure::source::git;
@@ -22,8 +23,10 @@ std::optional<step_failure> apply_one_by_one(
             }
             at.emplace(std::move(*r));
         }
-        const v1::user_state& state = last ? head_state : at->state;
-        auto applied = dolt::apply_user(conn, state, wopts, dolt::apply_options{!last});
+        // Versions are the head's (same commit, same bytes): only older block texts are new.
+        if (!last) previous = dolt::derive_rows(at->state, &head_rows);
+        const dolt::user_rows& rows = last ? head_rows : previous;
+        auto applied = dolt::apply_user(conn, rows, wopts, dolt::apply_options{!last});
         if (!applied) {
             step_failure f;
             f.from = step_failure::source::dolt;

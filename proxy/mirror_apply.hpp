@@ -25,12 +25,12 @@ struct step_failure {
 // Applies `steps` (new v1 commits, oldest first, the last one v1's HEAD) one by one: for each but
 // the last, the user as v1 had it right after that commit (read with libgit2; pending diffs left
 // as Dolt has them, since git does not version them), each in its own transaction that moves the
-// watermark to that commit; then `head_state` itself (today's pending diffs included).
+// watermark to that commit; then `head_rows` (v1's HEAD, today's pending diffs included).
 // `after_each(commit, stats)` runs after each step committed (the caller makes the Dolt commit
 // there). On failure the steps before stay applied (the watermark says how far it got) and the
 // failure is returned.
 std::optional<step_failure> apply_one_by_one(
-    dolt::connection& conn, const git::storage_reader& reader, const v1::user_state& head_state,
+    dolt::connection& conn, const git::storage_reader& reader, const dolt::user_rows& head_rows,
     std::span<const v1::commit* const> steps, const dolt::write_options& wopts,
     const std::function<void(const v1::commit&, const dolt::apply_stats&)>& after_each);
 

@@ -8,7 +8,6 @@
 #include "proxy/dolt_session.hpp"
 #include "proxy/file_util.hpp"
 #include "proxy/gate.hpp"
-#include "proxy/metadata.hpp"
 #include "proxy/progress.hpp"
 #include "proxy/user_pipeline.hpp"
 
@@ -32,9 +31,20 @@ namespace {
 using json = nlohmann::json;
 using steady = std::chrono::steady_clock;
 
-std::string kind_of(const v1::drift& d) { return std::string(v1::name(d.what_kind)) + " " + d.item; }
+std::string kind_of(const dolt::row_drift& d) {
+    std::string k = std::string(dolt::name(d.what)) + " " + d.item;
+    if (!d.column.empty()) k += "." + d.column;
+    return k;
+}
 
-void note_drift(reconcile_report& r, const std::string& user, std::vector<v1::drift> found,
+dolt::row_drift whole(dolt::row_drift::kind k, std::string item) {
+    dolt::row_drift d;
+    d.what = k;
+    d.item = std::move(item);
+    return d;
+}
+
+void note_drift(reconcile_report& r, const std::string& user, std::vector<dolt::row_drift> found,
                 std::size_t max_listed) {
     if (found.empty()) return;
     ++r.users_drifted;
@@ -54,7 +64,8 @@ struct checkpoint {
 json counts_json(const reconcile_report& r) {
     return {{"users_checked", r.users_checked},   {"users_drifted", r.users_drifted},
             {"users_repaired", r.users_repaired}, {"users_failed", r.users_failed},
-            {"extra_users", r.extra_users},       {"by_kind", r.by_kind}};
+            {"extra_users", r.extra_users},       {"unrepresentable", r.unrepresentable},
+            {"by_kind", r.by_kind}};
 }
 
 std::string load_checkpoint(const std::string& path, std::optional<checkpoint>& out) {
@@ -73,6 +84,7 @@ std::string load_checkpoint(const std::string& path, std::optional<checkpoint>& 
         c.counts.users_repaired = n.at("users_repaired").get<std::size_t>();
         c.counts.users_failed = n.at("users_failed").get<std::size_t>();
         c.counts.extra_users = n.at("extra_users").get<std::size_t>();
+        c.counts.unrepresentable = n.value("unrepresentable", std::size_t{0});
         c.counts.by_kind = n.at("by_kind").get<std::map<std::string, std::size_t>>();
         out = std::move(c);
     } catch (...) {
@@ -147,8 +159,7 @@ reconcile_report run_reconcile(const config::config& cfg, const reconcile_option
         // Users only Dolt holds: drift, reported (a reconcile never deletes a user).
         for (const auto& u : extra) {
             ++report.extra_users;
-            note_drift(report, u, {v1::drift{v1::drift::kind::extra, "user", "", ""}},
-                       opts.max_listed);
+            note_drift(report, u, {whole(dolt::row_drift::kind::extra, "user")}, opts.max_listed);
         }
     }
 
@@ -161,11 +172,10 @@ reconcile_report run_reconcile(const config::config& cfg, const reconcile_option
     for (int i = 0; i < reader_count; ++i) {
         readers.emplace_back([&] {
             for (std::size_t k; (k = next.fetch_add(1)) < users.size();) {
-                item it{users[k], std::nullopt, "", {}, {}, k};
+                item it{users[k], std::nullopt, "", {}, k};
                 auto read = reader->read_user(users[k]);
                 if (read) {
-                    if (opts.repair) it.metadata = precompute_metadata(read->state);
-                    it.state = std::move(read->state);
+                    it.rows = dolt::derive_rows(read->state);
                 } else if (read.error().kind == git::error_kind::not_found) {
                     it.failure = "not_found";  // listed by the caller: maybe only in Dolt
                 } else {
@@ -178,13 +188,7 @@ reconcile_report run_reconcile(const config::config& cfg, const reconcile_option
         });
     }
 
-    metadata_cache batch_metadata;
     dolt::write_options wopts;
-    wopts.metadata_json = [&](std::string_view yaml) -> std::optional<std::string> {
-        auto found = batch_metadata.find(std::string(yaml));
-        if (found != batch_metadata.end()) return found->second;
-        return metadata_json_of_frontmatter(yaml);
-    };
     progress_reporter progress(progress_out ? progress_out : stderr, users.size() - first,
                                "users");
     std::vector<bool> done(users.size(), false);
@@ -203,7 +207,7 @@ reconcile_report run_reconcile(const config::config& cfg, const reconcile_option
     auto compare_batch = [&]() -> bool {
         std::vector<std::string> ids;
         for (const auto& it : batch) {
-            if (it.state) ids.push_back(it.user_id);
+            if (it.rows) ids.push_back(it.user_id);
         }
         auto in_dolt = dolt::with_retry(conn, dolt::retry_policy{}, [&](dolt::connection& c) {
             return dolt::read_users(c, ids);
@@ -214,15 +218,14 @@ reconcile_report run_reconcile(const config::config& cfg, const reconcile_option
         }
         for (auto& it : batch) {
             ++report.users_checked;
-            if (!it.state) {
+            if (!it.rows) {
                 if (it.failure == "not_found") {
                     // Listed by the caller and absent from v1 storage.
                     auto one = dolt::read_users(conn, std::span<const std::string>(&it.user_id, 1));
                     if (one && !one->empty()) {
                         ++report.extra_users;
                         note_drift(report, it.user_id,
-                                   {v1::drift{v1::drift::kind::extra, "user", "", ""}},
-                                   opts.max_listed);
+                                   {whole(dolt::row_drift::kind::extra, "user")}, opts.max_listed);
                     } else {
                         ++report.users_failed;
                         report.failures.emplace_back(it.user_id, "in neither v1 storage nor Dolt");
@@ -233,19 +236,23 @@ reconcile_report run_reconcile(const config::config& cfg, const reconcile_option
                 }
                 continue;
             }
+            for (const auto& u : it.rows->unrepresentable) {
+                ++report.unrepresentable;
+                if (report.unrepresentable_listed.size() < opts.max_listed)
+                    report.unrepresentable_listed.emplace_back(it.user_id, u);
+            }
             const auto found = in_dolt->find(it.user_id);
-            std::vector<v1::drift> drift;
+            std::vector<dolt::row_drift> drift;
             if (found == in_dolt->end()) {
-                drift.push_back(v1::drift{v1::drift::kind::missing, "user", "", ""});
+                drift.push_back(whole(dolt::row_drift::kind::missing, "user"));
             } else {
-                drift = v1::diff_states(*it.state, found->second);
+                drift = dolt::diff_rows(*it.rows, found->second);
             }
             if (drift.empty()) continue;
             note_drift(report, it.user_id, std::move(drift), opts.max_listed);
             if (!opts.repair) continue;
-            batch_metadata = std::move(it.metadata);
             auto applied = dolt::with_retry(conn, dolt::retry_policy{}, [&](dolt::connection& c) {
-                return dolt::apply_user(c, *it.state, wopts);
+                return dolt::apply_user(c, *it.rows, wopts);
             });
             if (applied) {
                 ++report.users_repaired;
@@ -298,7 +305,12 @@ std::string format_reconcile_report(const reconcile_report& r, bool repaired) {
         r.clean() ? ": clean" : "");
     if (repaired) out += fmt::format("  repaired: {} users written again as v1 has them\n", r.users_repaired);
     for (const auto& [kind, n] : r.by_kind) out += fmt::format("  {:<20} {}\n", kind, n);
-    for (const auto& [user, d] : r.drift) out += fmt::format("    {}: {}\n", user, v1::to_string(d));
+    for (const auto& [user, d] : r.drift) out += fmt::format("    {}: {}\n", user, dolt::to_string(d));
+    out += fmt::format("  unrepresentable: {}{}\n", r.unrepresentable,
+                       r.unrepresentable ? " (v1 texts the plan's columns cannot give back exactly)"
+                                         : "");
+    for (const auto& [user, u] : r.unrepresentable_listed)
+        out += fmt::format("    {}: {} {}: {}\n", user, u.item, u.key, u.reason);
     for (const auto& [user, why] : r.failures) out += fmt::format("  failed {}: {}\n", user, why);
     return out;
 }
@@ -311,13 +323,23 @@ std::string reconcile_report_json(const reconcile_report& r) {
     if (!r.fatal.empty()) j["fatal"] = r.fatal;
     json drift = json::array();
     for (const auto& [user, d] : r.drift) {
-        drift.push_back({{"user", user},
-                         {"kind", std::string(v1::name(d.what_kind))},
-                         {"item", d.item},
-                         {"key", d.key},
-                         {"detail", d.detail}});
+        json one = {{"user", user},
+                    {"kind", std::string(dolt::name(d.what))},
+                    {"item", d.item},
+                    {"key", d.key}};
+        if (d.what == dolt::row_drift::kind::different) {
+            one["column"] = d.column;
+            one["v1"] = d.v1;
+            one["v2"] = d.v2;
+        }
+        drift.push_back(std::move(one));
     }
     j["drift"] = std::move(drift);
+    json unrep = json::array();
+    for (const auto& [user, u] : r.unrepresentable_listed) {
+        unrep.push_back({{"user", user}, {"item", u.item}, {"key", u.key}, {"reason", u.reason}});
+    }
+    j["unrepresentable_listed"] = std::move(unrep);
     json failures = json::array();
     for (const auto& [user, why] : r.failures) failures.push_back({{"user", user}, {"error", why}});
     j["failures"] = std::move(failures);

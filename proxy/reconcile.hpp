@@ -1,7 +1,9 @@
 // proxy/reconcile: `shadowgate reconcile`, the full data check: every user of v1 storage (or a
-// list) against what Dolt holds, and every user Dolt holds that v1 does not, field by field
-// (adapters/v1/state_diff): users, commits, blocks, every version, every pending diff. Drift is
-// reported per user and kind (missing, extra, different). With `repair`, each drifted user is
+// list) against what Dolt holds, and every user Dolt holds that v1 does not, column by column
+// (adapters/dolt/rows: the rows v1's state gives against the rows the tables hold): users,
+// commits, blocks, every version, every pending diff. Drift is reported per user, kind (missing,
+// extra, different) and column, with both values. v1 texts the plan's columns cannot give back
+// exactly are counted and listed as `unrepresentable`, with the reason. With `repair`, each drifted user is
 // written again as v1 storage has it, through the mirror's apply (its rows and watermark in one
 // transaction); a user only Dolt holds is reported, never deleted.
 //
@@ -11,7 +13,7 @@
 // an interrupted run resume.
 #pragma once
 
-#include "adapters/v1/state_diff.hpp"
+#include "adapters/dolt/rows.hpp"
 #include "config/config.hpp"
 
 #include <atomic>
@@ -47,7 +49,9 @@ struct reconcile_report {
     std::size_t users_failed = 0;    // unreadable in v1 storage, or a failed repair
     std::size_t extra_users = 0;     // only in Dolt
     std::map<std::string, std::size_t> by_kind;  // "missing block" -> count, and so on
-    std::vector<std::pair<std::string, v1::drift>> drift;      // user, difference (bounded)
+    std::vector<std::pair<std::string, dolt::row_drift>> drift;  // user, difference (bounded)
+    std::size_t unrepresentable = 0;  // v1 texts the columns cannot give back (all counted)
+    std::vector<std::pair<std::string, dolt::unrepresentable_item>> unrepresentable_listed;  // bounded
     std::vector<std::pair<std::string, std::string>> failures;  // user, why
     std::string fatal;  // the run could not start or stopped (storage or database unusable)
     double seconds = 0;

@@ -1,8 +1,6 @@
 // proxy/user_pipeline: see the header.
 #include "proxy/user_pipeline.hpp"
 
-#include "adapters/dolt/values.hpp"
-#include "proxy/metadata.hpp"
 
 namespace sg::proxy {
 
@@ -17,20 +15,6 @@ std::optional<git::storage_reader> open_v1_storage(const config::config& cfg, st
         return std::nullopt;
     }
     return std::move(*reader);
-}
-
-metadata_cache precompute_metadata(const v1::user_state& state) {
-    metadata_cache out;
-    auto add = [&](const std::string& source) {
-        auto fm = dolt::frontmatter_of(source);
-        if (!fm) return;
-        std::string key(*fm);
-        if (out.count(key)) return;
-        out.emplace(std::move(key), metadata_json_of_frontmatter(*fm));
-    };
-    for (const auto& b : state.blocks) add(b.source);
-    for (const auto& v : state.versions) add(v.source);
-    return out;
 }
 
 void item_queue::push(item it) {

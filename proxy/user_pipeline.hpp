@@ -1,8 +1,10 @@
 // proxy/user_pipeline: what the batch commands (migrate, reconcile) share to read many users
 // from v1 storage on several threads while one thread talks to Dolt: the per-user item, a
-// bounded single-consumer queue, and the metadata precomputed on the reader threads.
+// bounded single-consumer queue; the rows are derived on the reader threads (a PyYAML-exact
+// parse and dump of every version's frontmatter), off the single thread the database waits on.
 #pragma once
 
+#include "adapters/dolt/rows.hpp"
 #include "adapters/git/reader.hpp"
 #include "adapters/v1/model.hpp"
 #include "config/config.hpp"
@@ -13,7 +15,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 namespace sg::proxy {
@@ -22,22 +23,14 @@ namespace sg::proxy {
 // opened.
 std::optional<git::storage_reader> open_v1_storage(const config::config& cfg, std::string& why);
 
-// Frontmatter YAML -> the metadata column's JSON (nullopt: none), for one user's sources.
-using metadata_cache = std::unordered_map<std::string, std::optional<std::string>>;
-
 // What a reader hands the consumer for one user.
 struct item {
     std::string user_id;
-    std::optional<v1::user_state> state;  // empty: unchanged (skipped) or failed
+    std::optional<dolt::user_rows> rows;  // derived from v1; empty: unchanged (skipped) or failed
     std::string failure;                  // set when the user could not be read
     std::vector<std::string> warnings;    // what the reader skipped or found odd
-    metadata_cache metadata;              // frontmatter YAML -> metadata JSON, for its sources
     std::size_t index = 0;                // position in the list of users being worked on
 };
-
-// The metadata column needs a PyYAML-exact parse of every version's frontmatter; doing it on the
-// reader threads keeps it off the single consumer thread, which the database waits on.
-metadata_cache precompute_metadata(const v1::user_state& state);
 
 // A bounded single-consumer queue: readers block when the consumer falls behind, so memory stays
 // flat however many users there are.

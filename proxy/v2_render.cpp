@@ -97,7 +97,7 @@ dolt::read_parts parts_for(const v1::route& route) {
     switch (route.ep) {
         case endpoint::list_blocks:
             p.blocks = true;
-            p.block_sources = false;
+            p.block_texts = false;
             p.diffs = true;
             break;
         case endpoint::diff_counts:
@@ -109,9 +109,9 @@ dolt::read_parts parts_for(const v1::route& route) {
             break;
         case endpoint::block_history:
             p.blocks = true;
-            p.block_sources = false;
+            p.block_texts = false;
             p.versions = true;
-            p.version_sources = false;
+            p.version_texts = false;
             p.label = label;
             break;
         case endpoint::get_version:

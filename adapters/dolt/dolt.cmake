@@ -5,9 +5,10 @@ add_library(sg_adapters_dolt
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/dolt_commit.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/error.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/schema.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/dolt/rows.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/store.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/values.cpp)
 target_include_directories(sg_adapters_dolt PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(sg_adapters_dolt
-    PUBLIC Boost::headers nlohmann_json::nlohmann_json
+    PUBLIC sg_v1_model Boost::headers nlohmann_json::nlohmann_json
     PRIVATE PkgConfig::MARIADB)

@@ -165,14 +165,14 @@ result<commit_result> dolt_commit(connection& conn, const commit_request& req) {
 }
 
 result<commit_result> commit_after_import(connection& conn, commit_policy policy,
-                                          std::span<const v1::user_state> users,
+                                          std::span<const user_rows> users,
                                           std::int64_t now) {
     if (policy != commit_policy::per_user_import || users.empty()) {
         return commit_result{};
     }
     commit_request req;
     if (users.size() == 1) {
-        const v1::user_state& u = users.front();
+        const user_rows& u = users.front();
         req.message = "mirror " + u.user_id;
         req.author = "shadowgate";
         req.time = now;

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "adapters/dolt/connection.hpp"
+#include "adapters/dolt/rows.hpp"
 #include "adapters/v1/model.hpp"
 
 #include <cstdint>
@@ -102,7 +103,7 @@ result<commit_result> commit_or_record(connection& conn, const commit_request& r
 // "mirror {user_id}: {v1 summary} (v1 {head[:12]})", with that HEAD commit's author and time;
 // for several, "mirror N users: id, id, ..." by "shadowgate" at `now`. Otherwise policy_off.
 result<commit_result> commit_after_import(connection& conn, commit_policy policy,
-                                          std::span<const v1::user_state> users,
+                                          std::span<const user_rows> users,
                                           std::int64_t now);
 
 // The policy hook at the end of a run (or interval): with once_per_run it commits `message` by

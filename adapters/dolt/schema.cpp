@@ -11,6 +11,8 @@
 // - Primary keys of three VARCHAR(255) utf8mb4 columns take 3060 bytes: under InnoDB's 3072.
 #include "adapters/dolt/schema.hpp"
 
+#include "adapters/dolt/rows.hpp"
+#include "adapters/dolt/store.hpp"
 #include "adapters/dolt/values.hpp"
 
 #include <chrono>
@@ -21,6 +23,56 @@
 namespace sg::dolt {
 
 namespace {
+
+result<bool> has_column(connection& conn, std::string_view table, std::string_view column) {
+    std::string sql =
+        "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE()"
+        " AND table_name = ";
+    conn.append_quoted(sql, table);
+    sql += " AND column_name = ";
+    conn.append_quoted(sql, column);
+    auto rs = conn.query(sql);
+    if (!rs) return rs.error();
+    return !rs->data.empty() && rs->data[0][0] && *rs->data[0][0] != "0";
+}
+
+// Migration 4: the text columns that let v1's texts be rebuilt from the plan's columns
+// (adapters/v1/columns.hpp says what each holds), then every user's rows computed again from
+// the audit copies of v1's bytes, user by user (each in its own transaction; only the rows that
+// change are written). Columns are added only when missing (ADD COLUMN IF NOT EXISTS is
+// MariaDB's alone), so an interrupted run can run again.
+result<void> text_columns_step(connection& conn) {
+    struct added {
+        std::string_view column, type;
+    };
+    constexpr added columns[] = {{"metadata_keys", "LONGTEXT"},
+                                 {"frontmatter", "BOOLEAN NOT NULL DEFAULT FALSE"},
+                                 {"blank_lines", "BIGINT NOT NULL DEFAULT 0"}};
+    for (std::string_view table : {"blocks", "block_versions"}) {
+        for (const auto& c : columns) {
+            auto has = has_column(conn, table, c.column);
+            if (!has) return has.error();
+            if (*has) continue;
+            const std::string sql = "ALTER TABLE " + std::string(table) + " ADD COLUMN " +
+                                    std::string(c.column) + " " + std::string(c.type);
+            if (auto r = conn.execute(sql); !r) return r.error();
+        }
+    }
+    // The whole first line of a commit message: v1's history shows it uncut.
+    if (auto r = conn.execute("ALTER TABLE block_versions MODIFY message LONGTEXT"); !r) {
+        return r.error();
+    }
+    auto users = list_users(conn);
+    if (!users) return users.error();
+    for (const auto& id : *users) {
+        auto rows = read_user(conn, id);
+        if (!rows) return rows.error();
+        if (!*rows) continue;
+        auto applied = apply_user(conn, derive_rows(audit_state(**rows)));
+        if (!applied) return applied.error();
+    }
+    return {};
+}
 
 const std::vector<migration>& all_migrations() {
     static const std::vector<migration> list{
@@ -165,6 +217,25 @@ const std::vector<migration>& all_migrations() {
              " PRIMARY KEY (id)"
              ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
          }},
+        // The v2 side answers from the plan's columns alone, so they hold all v1's answers need
+        // (adapters/v1/columns.hpp; README, "The v2 tables"):
+        //   blocks.content          the body of the file as v1's GET block reads it (universal
+        //                           newlines, then parse_frontmatter); block_versions.content
+        //                           the same of the blob as GET version reads it (line ends kept)
+        //   metadata                the frontmatter as JSON, NULL without frontmatter
+        //   metadata_keys           JSON Pointers of every mapping key in document order (Dolt
+        //                           sorts JSON keys; yaml.dump keeps dict order)
+        //   frontmatter             whether the text has a frontmatter block
+        //   blank_lines             the "\n"s between the closing "---\n" and the body
+        //   block_versions.message  the first line of the commit message, uncut (LONGTEXT)
+        //   block_versions.author   the "Author:" footer as history shows it
+        // Then every row is derived again from the audit copies (source, full_message, raw_json).
+        {4,
+         "text columns v1's answers can be rebuilt from (metadata_keys, frontmatter, "
+         "blank_lines; block_versions.message uncut)",
+         {},
+         /*transactional=*/false,
+         text_columns_step},
     };
     return list;
 }
@@ -251,6 +322,9 @@ result<std::vector<int>> migrate(connection& conn) {
         for (std::string_view stmt : m.statements) {
             if (!run) break;
             if (auto r = conn.execute(stmt); !r) return failed(r.error());
+        }
+        if (run && m.step != nullptr) {
+            if (auto r = m.step(conn); !r) return failed(r.error());
         }
         if (m.transactional) {
             if (auto r = conn.commit(); !r) return failed(r.error());

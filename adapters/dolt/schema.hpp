@@ -19,6 +19,9 @@ struct migration {
     // itself): run in one transaction that first inserts the version row, so an interrupted one
     // rolls back whole and a racing process waits and then skips it.
     bool transactional = false;
+    // Code run after the statements, for what SQL alone cannot do portably (columns added only
+    // when missing, values computed by shadowgate's own rules). Must be safe to run again.
+    result<void> (*step)(connection&) = nullptr;
 };
 
 // Every migration this binary knows, in version order. Never edit one that has shipped: add a

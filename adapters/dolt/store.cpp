@@ -199,19 +199,8 @@ result<std::string> commit_datetime(std::int64_t t, std::string_view user, std::
     return *s;
 }
 
-std::optional<std::string> metadata_of(const write_options& opts, std::string_view source) {
-    if (!opts.metadata_json) {
-        return std::nullopt;
-    }
-    const auto fm = frontmatter_of(source);
-    if (!fm) {
-        return std::nullopt;
-    }
-    return opts.metadata_json(*fm);
-}
-
 // "('a','b',...)" for the users of the batch.
-std::string in_list(const connection& conn, const std::vector<const v1::user_state*>& users) {
+std::string in_list(const connection& conn, const std::vector<const user_rows*>& users) {
     std::string s = "(";
     for (std::size_t i = 0; i < users.size(); ++i) {
         if (i > 0) {
@@ -245,48 +234,24 @@ statement_limits limits_of(const connection& conn, const write_options& opts) {
     return {soft, hard, std::max<std::size_t>(1, opts.max_rows_per_statement)};
 }
 
-// Positions as stored. The model counts from the newest (seq 0 = HEAD, ordinal 0 = the newest
-// version); the tables count from the oldest, so that new history appends rows and leaves the old
-// ones as they are (the mirror then rewrites only what changed, and Dolt's history stays small).
-std::int64_t flip(std::int64_t count, std::int64_t position) { return count - 1 - position; }
-
-std::unordered_map<std::string_view, std::int64_t> versions_per_label(const v1::user_state& u) {
-    std::unordered_map<std::string_view, std::int64_t> n;
-    for (const auto& v : u.versions) {
-        ++n[v.label];
-    }
-    return n;
-}
-
-// Every commit's time by sha (commits, and versions for states that list no commits).
-std::unordered_map<std::string_view, std::int64_t> commit_times_of(const v1::user_state& u) {
-    std::unordered_map<std::string_view, std::int64_t> t;
-    for (const auto& c : u.commits) {
-        t.emplace(c.sha, c.commit_time);
-    }
-    for (const auto& v : u.versions) {
-        t.emplace(v.sha, v.commit_time);
-    }
-    return t;
-}
-
 // The rows of one transaction, table by table, as prepared multi-row INSERTs.
 class row_sink {
 public:
     row_sink(connection& conn, const write_options& opts, write_stats& stats)
-        : opts_(opts),
-          lim_(limits_of(conn, opts)),
+        : lim_(limits_of(conn, opts)),
           users_(conn, "users", "user_id, head, diffs_fingerprint", lim_.soft, lim_.hard,
                  lim_.max_rows, stats),
           commits_(conn, "commits",
                    "user_id, sha, seq, parents, message, author, committed_at, tz_offset",
                    lim_.soft, lim_.hard, lim_.max_rows, stats),
           blocks_(conn, "blocks",
-                  "user_id, label, content, metadata, updated_at, source, v1_commit", lim_.soft,
-                  lim_.hard, lim_.max_rows, stats),
+                  "user_id, label, content, metadata, metadata_keys, frontmatter, blank_lines, "
+                  "updated_at, source, v1_commit",
+                  lim_.soft, lim_.hard, lim_.max_rows, stats),
           versions_(conn, "block_versions",
-                    "id, user_id, label, content, metadata, author, message, created_at, "
-                    "is_current, source, full_message, created_tz_offset, ordinal, deleted",
+                    "id, user_id, label, content, metadata, metadata_keys, frontmatter, "
+                    "blank_lines, author, message, created_at, is_current, source, full_message, "
+                    "created_tz_offset, ordinal, deleted",
                     lim_.soft, lim_.hard, lim_.max_rows, stats),
           diffs_(conn, "pending_diffs",
                  "id, user_id, agent_id, block_label, field, operation, current_value, "
@@ -298,12 +263,12 @@ public:
 
     const statement_limits& limits() const { return lim_; }
 
-    result<void> user(const v1::user_state& u) {
+    result<void> user(const user_rows& u) {
         row_writer(users_.begin_row(), owned_).str(u.user_id).str(u.head).str(u.diffs_fingerprint);
         return users_.end_row();
     }
 
-    result<void> commit(const v1::user_state& u, const v1::commit& c) {
+    result<void> commit(const user_rows& u, const v1::commit& c) {
         auto when = commit_datetime(c.commit_time, u.user_id, c.sha);
         if (!when) {
             return when.error();
@@ -311,7 +276,7 @@ public:
         row_writer(commits_.begin_row(), owned_)
             .str(u.user_id)
             .str(c.sha)
-            .num(flip(static_cast<std::int64_t>(u.commits.size()), c.seq))
+            .num(c.seq)
             .own(join_parents(c.parents))
             .str(c.message)
             .str(c.author)
@@ -320,48 +285,36 @@ public:
         return commits_.end_row();
     }
 
-    result<void> block(const v1::user_state& u, const v1::block& b,
-                       const std::unordered_map<std::string_view, std::int64_t>& times) {
-        std::optional<std::string> updated;
-        if (auto it = times.find(b.commit); it != times.end()) {
-            updated = utc_datetime(it->second);
-        }
-        row_writer(blocks_.begin_row(), owned_)
-            .str(u.user_id)
-            .str(b.label)
-            .str(body_of(b.source))
-            .opt(metadata_of(opts_, b.source))
-            .opt(updated)
-            .str(b.source)
-            .str(b.commit);
+    result<void> block(const user_rows& u, const block_row& b) {
+        row_writer w(blocks_.begin_row(), owned_);
+        w.str(u.user_id).str(b.label);
+        text(w, b.text);
+        w.opt_view(b.updated_at).str(b.source).str(b.v1_commit);
         return blocks_.end_row();
     }
 
-    result<void> version(const v1::user_state& u, const v1::block_version& v,
-                         std::int64_t versions_of_label) {
-        auto when = commit_datetime(v.commit_time, u.user_id, v.sha);
+    result<void> version(const user_rows& u, const version_row& v) {
+        auto when = commit_datetime(v.created_at, u.user_id, v.id);
         if (!when) {
             return when.error();
         }
-        row_writer(versions_.begin_row(), owned_)
-            .str(v.sha)
-            .str(u.user_id)
-            .str(v.label)
-            .str(v.deleted ? std::string_view{} : body_of(v.source))
-            .opt(v.deleted ? std::nullopt : metadata_of(opts_, v.source))
-            .str(v.author)
-            .str(summary_line(v.message))
-            .own(std::move(*when))
-            .boolean(v.ordinal == 0)
-            .str(v.source)
+        row_writer w(versions_.begin_row(), owned_);
+        w.str(v.id).str(u.user_id).str(v.label);
+        text(w, v.text);
+        w.str(v.author)
             .str(v.message)
-            .num(v.commit_tz_offset_minutes)
-            .num(flip(versions_of_label, v.ordinal))
+            .own(std::move(*when))
+            .boolean(v.is_current)
+            .str(v.source)
+            .str(v.full_message)
+            .num(v.created_tz_offset)
+            .num(v.ordinal)
             .boolean(v.deleted);
         return versions_.end_row();
     }
 
-    result<void> diff(const v1::user_state& u, const v1::pending_diff& d) {
+    result<void> diff(const user_rows& u, const diff_row& row) {
+        const v1::pending_diff& d = row.fields;
         row_writer(diffs_.begin_row(), owned_)
             .str(d.id)
             .str(u.user_id)
@@ -375,8 +328,8 @@ public:
             .str(d.confidence)
             .str(d.status)
             .opt_view(d.source_query)
-            .opt(iso_to_datetime6(d.created_at))
-            .opt(d.reviewed_at ? iso_to_datetime6(*d.reviewed_at) : std::nullopt)
+            .opt_view(row.created_at)
+            .opt_view(row.reviewed_at)
             .opt_view(d.applied_commit)
             .str(d.created_at)
             .opt_view(d.reviewed_at)
@@ -384,7 +337,7 @@ public:
         return diffs_.end_row();
     }
 
-    result<void> mark(const v1::user_state& u, std::string applied_at) {
+    result<void> mark(const user_rows& u, std::string applied_at) {
         row_writer(marks_.begin_row(), owned_)
             .str(u.user_id)
             .str(u.head)
@@ -404,14 +357,19 @@ public:
     }
 
 private:
-    const write_options& opts_;
+    // content, metadata, metadata_keys, frontmatter, blank_lines
+    static void text(row_writer& w, const v1::text_columns& t) {
+        w.str(t.content).opt_view(t.metadata).str(t.metadata_keys).boolean(t.frontmatter).num(
+            t.blank_lines);
+    }
+
     statement_limits lim_;
     std::deque<std::string> owned_;  // strings computed for rows not yet sent
     batched_insert users_, commits_, blocks_, versions_, diffs_, marks_;
 };
 
 // Every row of `u` except its watermark.
-result<void> add_all_rows(row_sink& sink, const v1::user_state& u) {
+result<void> add_all_rows(row_sink& sink, const user_rows& u) {
     if (auto r = sink.user(u); !r) {
         return r;
     }
@@ -420,19 +378,17 @@ result<void> add_all_rows(row_sink& sink, const v1::user_state& u) {
             return r;
         }
     }
-    const auto times = commit_times_of(u);
-    for (const v1::block& b : u.blocks) {
-        if (auto r = sink.block(u, b, times); !r) {
+    for (const block_row& b : u.blocks) {
+        if (auto r = sink.block(u, b); !r) {
             return r;
         }
     }
-    const auto counts = versions_per_label(u);
-    for (const v1::block_version& v : u.versions) {
-        if (auto r = sink.version(u, v, counts.at(v.label)); !r) {
+    for (const version_row& v : u.versions) {
+        if (auto r = sink.version(u, v); !r) {
             return r;
         }
     }
-    for (const v1::pending_diff& d : u.diffs) {
+    for (const diff_row& d : u.diffs) {
         if (auto r = sink.diff(u, d); !r) {
             return r;
         }
@@ -450,7 +406,7 @@ result<void> run_counted(connection& conn, const std::string& sql, write_stats& 
     return {};
 }
 
-result<void> write_batch(connection& conn, const std::vector<const v1::user_state*>& users,
+result<void> write_batch(connection& conn, const std::vector<const user_rows*>& users,
                          const write_options& opts, write_stats& stats) {
     row_sink sink(conn, opts, stats);
     const std::size_t soft = sink.limits().soft;
@@ -462,7 +418,7 @@ result<void> write_batch(connection& conn, const std::vector<const v1::user_stat
     std::unordered_map<std::string, old_watermark> old;
     std::vector<std::string> in_lists;
     for (std::size_t i = 0; i < users.size();) {
-        std::vector<const v1::user_state*> chunk;
+        std::vector<const user_rows*> chunk;
         std::size_t bytes = 0;
         while (i < users.size() && (chunk.empty() || bytes < soft / 4)) {
             bytes += users[i]->user_id.size() * 2 + 4;
@@ -497,7 +453,7 @@ result<void> write_batch(connection& conn, const std::vector<const v1::user_stat
         }
     }
 
-    for (const v1::user_state* u : users) {
+    for (const user_rows* u : users) {
         if (auto r = add_all_rows(sink, *u); !r) {
             return r;
         }
@@ -536,7 +492,7 @@ result<std::int64_t> to_epoch(const cell& c, std::string_view what) {
 }
 
 // The statements that read `parts` of the users `where` selects (" WHERE user_id = 'u'"), in the
-// order parse_user takes their results: users, then commits, blocks, versions, diffs as asked.
+// order parse_rows takes their results: users, then commits, blocks, versions, diffs as asked.
 // `keyed`: every row starts with its user_id and rows come ordered by user first (several users).
 std::vector<std::string> user_statements(const connection& conn, const std::string& where,
                                          const read_parts& parts, bool keyed = false) {
@@ -546,6 +502,8 @@ std::vector<std::string> user_statements(const connection& conn, const std::stri
     }
     const std::string key = keyed ? "user_id, " : "";
     const std::string by = keyed ? " ORDER BY user_id, " : " ORDER BY ";
+    constexpr std::string_view texts = "content, metadata, metadata_keys, frontmatter, blank_lines";
+    constexpr std::string_view no_texts = "'', NULL, '[]', FALSE, 0";
     std::vector<std::string> out;
     out.push_back("SELECT " + key + "user_id, head, diffs_fingerprint FROM users" + where +
                   (keyed ? " ORDER BY user_id" : ""));
@@ -555,37 +513,59 @@ std::vector<std::string> user_statements(const connection& conn, const std::stri
                       where + by + "seq DESC");
     }
     if (parts.blocks) {
-        out.push_back("SELECT " + key + "label, " + (parts.block_sources ? "source" : "''") +
-                      ", v1_commit FROM blocks" + where + of_label + by + "label");
+        out.push_back("SELECT " + key + "label, " +
+                      std::string(parts.block_texts ? texts : no_texts) +
+                      ", updated_at, v1_commit" + (parts.audit ? ", source" : "") +
+                      " FROM blocks" + where + of_label + by + "label");
     }
     if (parts.versions) {
         out.push_back("SELECT " + key + "id, label, " +
-                      (parts.version_sources ? "source" : "''") +
-                      ", deleted, full_message, author, created_at, created_tz_offset, ordinal "
-                      "FROM block_versions" +
+                      std::string(parts.version_texts ? texts : no_texts) +
+                      ", author, message, created_at, created_tz_offset, is_current, ordinal, "
+                      "deleted" +
+                      (parts.audit ? ", full_message, source" : "") + " FROM block_versions" +
                       where + of_label + by + "label, ordinal DESC");
     }
     if (parts.diffs) {
         out.push_back("SELECT " + key +
-                      "id, raw_json, agent_id, block_label, field, operation, current_value, "
-                      "proposed_value, reasoning, confidence, status, source_query, "
-                      "created_at_text, reviewed_at_text, applied_commit FROM pending_diffs" +
-                      where + by + "id");
+                      "id, agent_id, block_label, field, operation, current_value, "
+                      "proposed_value, reasoning, confidence, status, source_query, created_at, "
+                      "reviewed_at, applied_commit" +
+                      (parts.audit ? ", created_at_text, reviewed_at_text, raw_json" : "") +
+                      " FROM pending_diffs" + where + by + "id");
     }
     return out;
 }
 
-// The user's state from the results of user_statements(parts), in that order.
-result<std::optional<v1::user_state>> parse_user(std::span<rows> results,
-                                                 std::string_view user_id,
-                                                 const read_parts& parts) {
+result<std::optional<std::string>> datetime6_cell(const cell& c, std::string_view what) {
+    if (!c) return std::optional<std::string>{};
+    if (auto n = normal_datetime6(*c)) return std::optional<std::string>(std::move(*n));
+    return adapter_error("unexpected time in column " + std::string(what));
+}
+
+// content, metadata, metadata_keys, frontmatter, blank_lines from r[at...].
+result<v1::text_columns> text_cells(std::vector<cell>& r, std::size_t at, std::string_view table) {
+    v1::text_columns t;
+    t.content = std::move(r[at]).value_or("");
+    t.metadata = std::move(r[at + 1]);
+    t.metadata_keys = std::move(r[at + 2]).value_or("[]");
+    t.frontmatter = r[at + 3].value_or("0") != "0";
+    auto blank = to_int(r[at + 4], std::string(table) + ".blank_lines");
+    if (!blank) return blank.error();
+    t.blank_lines = *blank;
+    return t;
+}
+
+// The user's rows from the results of user_statements(parts), in that order.
+result<std::optional<user_rows>> parse_rows(std::span<rows> results, std::string_view user_id,
+                                            const read_parts& parts) {
     std::size_t next = 0;
     rows& urs = results[next++];
     // PAD SPACE: 'u ' = 'u' in SQL. Only the exact id is this user.
     if (urs.data.empty() || urs.data[0][0].value_or("") != user_id) {
-        return std::optional<v1::user_state>{};
+        return std::optional<user_rows>{};
     }
-    v1::user_state u;
+    user_rows u;
     u.user_id = std::string(user_id);
     u.head = urs.data[0][1].value_or("");
     u.diffs_fingerprint = urs.data[0][2].value_or("");
@@ -605,75 +585,88 @@ result<std::optional<v1::user_state>> parse_user(std::span<rows> results,
             }
             c.commit_time = *t;
             c.commit_tz_offset_minutes = static_cast<int>(*tz);
-            c.seq = *seq;  // stored from the oldest: flipped below
+            c.seq = *seq;
             u.commits.push_back(std::move(c));
-        }
-        for (auto& c : u.commits) {
-            c.seq = flip(static_cast<std::int64_t>(u.commits.size()), c.seq);
         }
     }
 
     if (parts.blocks) {
         for (auto& r : results[next++].data) {
-            u.blocks.push_back(v1::block{std::move(r[0]).value_or(""),
-                                         std::move(r[1]).value_or(""),
-                                         std::move(r[2]).value_or("")});
+            block_row b;
+            b.label = std::move(r[0]).value_or("");
+            auto text = text_cells(r, 1, "blocks");
+            auto updated = datetime6_cell(r[6], "blocks.updated_at");
+            if (!text || !updated) return !text ? text.error() : updated.error();
+            b.text = std::move(*text);
+            b.updated_at = std::move(*updated);
+            b.v1_commit = std::move(r[7]).value_or("");
+            if (parts.audit) b.source = std::move(r[8]).value_or("");
+            u.blocks.push_back(std::move(b));
         }
     }
 
     if (parts.versions) {
         for (auto& r : results[next++].data) {
-            v1::block_version v;
-            v.sha = std::move(r[0]).value_or("");
+            version_row v;
+            v.id = std::move(r[0]).value_or("");
             v.label = std::move(r[1]).value_or("");
-            v.source = std::move(r[2]).value_or("");
-            v.deleted = r[3].value_or("0") != "0";
-            v.message = std::move(r[4]).value_or("");
-            v.author = std::move(r[5]).value_or("");
-            auto t = to_epoch(r[6], "block_versions.created_at");
-            auto tz = to_int(r[7], "block_versions.created_tz_offset");
-            auto ord = to_int(r[8], "block_versions.ordinal");
+            auto text = text_cells(r, 2, "block_versions");
+            if (!text) return text.error();
+            v.text = std::move(*text);
+            v.author = std::move(r[7]).value_or("");
+            v.message = std::move(r[8]).value_or("");
+            auto t = to_epoch(r[9], "block_versions.created_at");
+            auto tz = to_int(r[10], "block_versions.created_tz_offset");
+            auto ord = to_int(r[12], "block_versions.ordinal");
             if (!t || !tz || !ord) {
                 return !t ? t.error() : !tz ? tz.error() : ord.error();
             }
-            v.commit_time = *t;
-            v.commit_tz_offset_minutes = static_cast<int>(*tz);
-            v.ordinal = *ord;  // stored from the oldest: flipped below
+            v.created_at = *t;
+            v.created_tz_offset = static_cast<int>(*tz);
+            v.is_current = r[11].value_or("0") != "0";
+            v.ordinal = *ord;
+            v.deleted = r[13].value_or("0") != "0";
+            if (parts.audit) {
+                v.full_message = std::move(r[14]).value_or("");
+                v.source = std::move(r[15]).value_or("");
+            }
             u.versions.push_back(std::move(v));
-        }
-        // Every version of a label is read or none is: the counts per label are whole.
-        const auto counts = versions_per_label(u);
-        for (auto& v : u.versions) {
-            v.ordinal = flip(counts.at(v.label), v.ordinal);
         }
     }
 
     if (parts.diffs) {
         for (auto& r : results[next++].data) {
-            v1::pending_diff d;
+            diff_row row;
+            v1::pending_diff& d = row.fields;
             d.id = std::move(r[0]).value_or("");
-            d.raw_json = std::move(r[1]).value_or("");
-            d.agent_id = std::move(r[2]).value_or("");
-            d.block_label = std::move(r[3]).value_or("");
-            d.field = std::move(r[4]);
-            d.operation = std::move(r[5]).value_or("");
-            d.current_value = std::move(r[6]);
-            d.proposed_value = std::move(r[7]).value_or("");
-            d.reasoning = std::move(r[8]).value_or("");
-            d.confidence = std::move(r[9]).value_or("");
-            d.status = std::move(r[10]).value_or("");
-            d.source_query = std::move(r[11]);
-            d.created_at = std::move(r[12]).value_or("");
-            d.reviewed_at = std::move(r[13]);
-            d.applied_commit = std::move(r[14]);
-            u.diffs.push_back(std::move(d));
+            d.agent_id = std::move(r[1]).value_or("");
+            d.block_label = std::move(r[2]).value_or("");
+            d.field = std::move(r[3]);
+            d.operation = std::move(r[4]).value_or("");
+            d.current_value = std::move(r[5]);
+            d.proposed_value = std::move(r[6]).value_or("");
+            d.reasoning = std::move(r[7]).value_or("");
+            d.confidence = std::move(r[8]).value_or("");
+            d.status = std::move(r[9]).value_or("");
+            d.source_query = std::move(r[10]);
+            auto created = datetime6_cell(r[11], "pending_diffs.created_at");
+            auto reviewed = datetime6_cell(r[12], "pending_diffs.reviewed_at");
+            if (!created || !reviewed) return !created ? created.error() : reviewed.error();
+            row.created_at = std::move(*created);
+            row.reviewed_at = std::move(*reviewed);
+            d.applied_commit = std::move(r[13]);
+            if (parts.audit) {
+                d.created_at = std::move(r[14]).value_or("");
+                d.reviewed_at = std::move(r[15]);
+                d.raw_json = std::move(r[16]).value_or("");
+            }
+            u.diffs.push_back(std::move(row));
         }
     }
-    return std::optional<v1::user_state>(std::move(u));
+    return std::optional<user_rows>(std::move(u));
 }
 
-result<std::optional<v1::user_state>> read_user_in_tx(connection& conn,
-                                                      std::string_view user_id) {
+result<std::optional<user_rows>> read_user_in_tx(connection& conn, std::string_view user_id) {
     const read_parts all = read_parts::everything();
     const auto statements =
         user_statements(conn, " WHERE user_id = " + conn.quoted(user_id), all);
@@ -685,11 +678,11 @@ result<std::optional<v1::user_state>> read_user_in_tx(connection& conn,
         }
         // No such user: the other tables hold nothing for it either.
         if (results.empty() && (rs->data.empty() || rs->data[0][0].value_or("") != user_id)) {
-            return std::optional<v1::user_state>{};
+            return std::optional<user_rows>{};
         }
         results.push_back(std::move(*rs));
     }
-    return parse_user(results, user_id, all);
+    return parse_rows(results, user_id, all);
 }
 
 std::optional<watermark> parse_watermark(rows& rs, std::string_view user_id) {
@@ -709,7 +702,7 @@ std::string watermark_statement(const connection& conn, std::string_view user_id
 
 }  // namespace
 
-result<write_stats> write_users(connection& conn, std::span<const v1::user_state> users,
+result<write_stats> write_users(connection& conn, std::span<const user_rows> users,
                                 const write_options& opts) {
     if (conn.in_transaction()) {
         return adapter_error("write_users called inside an open transaction", "25000");
@@ -719,7 +712,7 @@ result<write_stats> write_users(connection& conn, std::span<const v1::user_state
     for (std::size_t i = 0; i < users.size(); ++i) {
         last[users[i].user_id] = i;
     }
-    std::vector<const v1::user_state*> batch;
+    std::vector<const user_rows*> batch;
     batch.reserve(last.size());
     for (std::size_t i = 0; i < users.size(); ++i) {
         if (last[users[i].user_id] == i) {
@@ -750,33 +743,10 @@ result<write_stats> write_users(connection& conn, std::span<const v1::user_state
 
 namespace {
 
-// Rows compared in stored form: positions as stored (counted from the oldest) and every column
-// the row is built from; derived columns (content, metadata, message, updated_at) follow.
-bool same_commit(const v1::commit& a, std::int64_t na, const v1::commit& b, std::int64_t nb) {
+bool same_commit(const v1::commit& a, const v1::commit& b) {
     return a.sha == b.sha && a.parents == b.parents && a.message == b.message &&
            a.author == b.author && a.commit_time == b.commit_time &&
-           a.commit_tz_offset_minutes == b.commit_tz_offset_minutes &&
-           flip(na, a.seq) == flip(nb, b.seq);
-}
-
-bool same_version(const v1::block_version& a, std::int64_t na, const v1::block_version& b,
-                  std::int64_t nb) {
-    return a.sha == b.sha && a.label == b.label && a.source == b.source &&
-           a.deleted == b.deleted && a.message == b.message && a.author == b.author &&
-           a.commit_time == b.commit_time &&
-           a.commit_tz_offset_minutes == b.commit_tz_offset_minutes &&
-           flip(na, a.ordinal) == flip(nb, b.ordinal) && (a.ordinal == 0) == (b.ordinal == 0);
-}
-
-// Every column of a pending_diffs row comes from these fields (the parsed ones follow raw_json
-// for real storage, but compare them all: a row is rewritten whenever any column would change).
-bool same_diff(const v1::pending_diff& a, const v1::pending_diff& b) {
-    return a.id == b.id && a.raw_json == b.raw_json && a.agent_id == b.agent_id &&
-           a.block_label == b.block_label && a.field == b.field && a.operation == b.operation &&
-           a.current_value == b.current_value && a.proposed_value == b.proposed_value &&
-           a.reasoning == b.reasoning && a.confidence == b.confidence && a.status == b.status &&
-           a.source_query == b.source_query && a.created_at == b.created_at &&
-           a.reviewed_at == b.reviewed_at && a.applied_commit == b.applied_commit;
+           a.commit_tz_offset_minutes == b.commit_tz_offset_minutes && a.seq == b.seq;
 }
 
 // A row's key within one user's rows of a table: one or two columns (the second "" for tables
@@ -900,18 +870,18 @@ result<void> sync_rows(connection& conn, std::string_view uid, std::size_t soft,
     return {};
 }
 
-result<apply_stats> apply_in_tx(connection& conn, const v1::user_state& wanted,
+result<apply_stats> apply_in_tx(connection& conn, const user_rows& wanted,
                                 const write_options& opts, const apply_options& aopts) {
     apply_stats st;
     auto mark = read_watermark(conn, wanted.user_id);
     if (!mark) {
         return mark.error();
     }
-    const v1::user_state* known = aopts.known;
+    const user_rows* known = aopts.known;
     st.used_known = known != nullptr && *mark && known->user_id == wanted.user_id &&
                     (*mark)->v1_commit == known->head &&
                     (*mark)->diffs_fingerprint == known->diffs_fingerprint;
-    result<std::optional<v1::user_state>> current = std::optional<v1::user_state>{};
+    result<std::optional<user_rows>> current = std::optional<user_rows>{};
     if (!st.used_known) {
         current = read_user_in_tx(conn, wanted.user_id);
         if (!current) {
@@ -920,18 +890,18 @@ result<apply_stats> apply_in_tx(connection& conn, const v1::user_state& wanted,
     }
     st.existed = st.used_known || current->has_value();
     st.previous_head = *mark ? (*mark)->v1_commit : std::string();
-    const v1::user_state empty{};
-    const v1::user_state& cur = st.used_known ? *known : *current ? **current : empty;
+    const user_rows empty{};
+    const user_rows& cur = st.used_known ? *known : *current ? **current : empty;
 
-    v1::user_state kept_diffs;
-    const v1::user_state* desired = &wanted;
+    user_rows kept_diffs;
+    const user_rows* desired = &wanted;
     if (aopts.keep_diffs) {
         kept_diffs = wanted;
         kept_diffs.diffs = cur.diffs;
         kept_diffs.diffs_fingerprint = *mark ? (*mark)->diffs_fingerprint : cur.diffs_fingerprint;
         desired = &kept_diffs;
     }
-    const v1::user_state& want = *desired;
+    const user_rows& want = *desired;
     const std::string uid = want.user_id;
 
     row_sink sink(conn, opts, st.writes);
@@ -954,66 +924,37 @@ result<apply_stats> apply_in_tx(connection& conn, const v1::user_state& wanted,
         counted_rows(0, 1);
     }
 
-    const auto times = commit_times_of(want);
-    const auto n_cur = versions_per_label(cur);
-    const auto n_want = versions_per_label(want);
-    auto count_in = [](const auto& m, std::string_view label) -> std::int64_t {
-        auto it = m.find(label);
-        return it == m.end() ? 0 : it->second;
-    };
-    const auto commits_cur = static_cast<std::int64_t>(cur.commits.size());
-    const auto commits_want = static_cast<std::int64_t>(want.commits.size());
     auto sync = [&](const auto& ctx) { return sync_rows(conn, uid, soft, st, ctx); };
-
+    // Every column is compared, so a row changed behind the mirror's back is written again.
     if (auto r = sync(table_sync<v1::commit>{
             "commits", "sha", cur.commits, want.commits,
-            [](const v1::commit& c) { return row_key{c.sha, {}}; },
-            [&](const v1::commit& a, const v1::commit& b) {
-                // A commit's fields are fixed by its sha; what the caller applied itself (known)
-                // came from git too, so only the position can differ.
-                if (st.used_known) return flip(commits_cur, a.seq) == flip(commits_want, b.seq);
-                return same_commit(a, commits_cur, b, commits_want);
-            },
+            [](const v1::commit& c) { return row_key{c.sha, {}}; }, same_commit,
             [&](const v1::commit& c) { return sink.commit(want, c); }, &st.commits_added,
             nullptr});
         !r) {
         return r.error();
     }
-    // updated_at follows the block's commit, whose time is part of the commit row
-    if (auto r = sync(table_sync<v1::block>{
+    if (auto r = sync(table_sync<block_row>{
             "blocks", "label", cur.blocks, want.blocks,
-            [](const v1::block& b) { return row_key{b.label, {}}; },
-            [](const v1::block& a, const v1::block& b) {
-                return a.source == b.source && a.commit == b.commit;
-            },
-            [&](const v1::block& b) { return sink.block(want, b, times); }, nullptr, nullptr});
+            [](const block_row& b) { return row_key{b.label, {}}; },
+            [](const block_row& a, const block_row& b) { return same_row(a, b); },
+            [&](const block_row& b) { return sink.block(want, b); }, nullptr, nullptr});
         !r) {
         return r.error();
     }
-    if (auto r = sync(table_sync<v1::block_version>{
+    if (auto r = sync(table_sync<version_row>{
             "block_versions", "label,id", cur.versions, want.versions,
-            [](const v1::block_version& v) { return row_key{v.label, v.sha}; },
-            [&](const v1::block_version& a, const v1::block_version& b) {
-                const auto na = count_in(n_cur, a.label), nb = count_in(n_want, b.label);
-                // Likewise a version's source and commit fields, by label and sha.
-                if (st.used_known) {
-                    return flip(na, a.ordinal) == flip(nb, b.ordinal) &&
-                           (a.ordinal == 0) == (b.ordinal == 0);
-                }
-                return same_version(a, na, b, nb);
-            },
-            [&](const v1::block_version& v) {
-                return sink.version(want, v, count_in(n_want, v.label));
-            },
-            nullptr, nullptr});
+            [](const version_row& v) { return row_key{v.label, v.id}; },
+            [](const version_row& a, const version_row& b) { return same_row(a, b); },
+            [&](const version_row& v) { return sink.version(want, v); }, nullptr, nullptr});
         !r) {
         return r.error();
     }
-    if (auto r = sync(table_sync<v1::pending_diff>{
+    if (auto r = sync(table_sync<diff_row>{
             "pending_diffs", "id", cur.diffs, want.diffs,
-            [](const v1::pending_diff& d) { return row_key{d.id, {}}; }, same_diff,
-            [&](const v1::pending_diff& d) { return sink.diff(want, d); }, nullptr,
-            &st.diffs_changed});
+            [](const diff_row& d) { return row_key{d.fields.id, {}}; },
+            [](const diff_row& a, const diff_row& b) { return same_row(a, b); },
+            [&](const diff_row& d) { return sink.diff(want, d); }, nullptr, &st.diffs_changed});
         !r) {
         return r.error();
     }
@@ -1037,7 +978,7 @@ result<apply_stats> apply_in_tx(connection& conn, const v1::user_state& wanted,
 
 }  // namespace
 
-result<apply_stats> apply_user(connection& conn, const v1::user_state& desired,
+result<apply_stats> apply_user(connection& conn, const user_rows& desired,
                                const write_options& opts, const apply_options& aopts) {
     if (conn.in_transaction()) {
         return adapter_error("apply_user called inside an open transaction", "25000");
@@ -1059,7 +1000,7 @@ result<apply_stats> apply_user(connection& conn, const v1::user_state& desired,
     return st;
 }
 
-result<std::optional<v1::user_state>> read_user(connection& conn, std::string_view user_id) {
+result<std::optional<user_rows>> read_user(connection& conn, std::string_view user_id) {
     const bool own = !conn.in_transaction();
     if (own) {
         if (auto r = conn.begin(); !r) {
@@ -1098,9 +1039,9 @@ result<std::optional<watermark>> read_watermark(connection& conn, std::string_vi
     return parse_watermark(*rs, user_id);
 }
 
-result<std::map<std::string, v1::user_state, std::less<>>> read_users(
+result<std::map<std::string, user_rows, std::less<>>> read_users(
     connection& conn, std::span<const std::string> user_ids) {
-    std::map<std::string, v1::user_state, std::less<>> out;
+    std::map<std::string, user_rows, std::less<>> out;
     if (user_ids.empty()) return out;
     std::string where = " WHERE user_id IN (";
     for (std::size_t i = 0; i < user_ids.size(); ++i) {
@@ -1137,7 +1078,7 @@ result<std::map<std::string, v1::user_state, std::less<>>> read_users(
     for (const auto& id : user_ids) {
         auto it = by_user.find(id);
         if (it == by_user.end()) continue;
-        auto state = parse_user(it->second, id, all);
+        auto state = parse_rows(it->second, id, all);
         if (!state) return state.error();
         if (*state) out.emplace(id, std::move(**state));
     }
@@ -1149,11 +1090,13 @@ result<snapshot> read_snapshot(connection& conn, std::string_view user_id,
     if (conn.in_transaction()) {
         return adapter_error("read_snapshot inside an open transaction");
     }
+    read_parts plan = parts;
+    plan.audit = false;  // answers come from the plan's columns only
     std::vector<std::string> statements;
     statements.reserve(8);
     statements.emplace_back("START TRANSACTION");
     statements.push_back(watermark_statement(conn, user_id));
-    for (auto& sql : user_statements(conn, " WHERE user_id = " + conn.quoted(user_id), parts)) {
+    for (auto& sql : user_statements(conn, " WHERE user_id = " + conn.quoted(user_id), plan)) {
         statements.push_back(std::move(sql));
     }
     statements.emplace_back("COMMIT");
@@ -1164,12 +1107,12 @@ result<snapshot> read_snapshot(connection& conn, std::string_view user_id,
     }
     snapshot out;
     out.mark = parse_watermark((*results)[1], user_id);
-    auto state = parse_user(std::span<rows>(*results).subspan(2, results->size() - 3), user_id,
-                            parts);
+    auto state = parse_rows(std::span<rows>(*results).subspan(2, results->size() - 3), user_id,
+                            plan);
     if (!state) {
         return state.error();
     }
-    out.state = std::move(*state);
+    if (*state) out.state = rebuild_state(**state);
     return out;
 }
 

@@ -1,11 +1,12 @@
-// adapters/dolt/store: writes v1 user states (adapters/v1/model.hpp) into the v2 tables and
-// reads them back, losslessly: every byte of sources, messages and pending-diff files, every
-// time and every order comes back as it was written. Writing replaces a user's rows wholesale,
-// in one transaction per batch together with the user's watermark, with multi-row INSERTs sized
-// to the server's max_allowed_packet; the bulk import and the mirror both use it.
+// adapters/dolt/store: writes one user's rows of the v2 tables (adapters/dolt/rows.hpp, derived
+// from v1's state) and reads them back: every column, or for an answer only the plan's columns
+// (rebuilt into a v1 state by rows.hpp). Writing replaces a user's rows, in one transaction per
+// batch together with the user's watermark, with multi-row INSERTs sized to the server's
+// max_allowed_packet; the bulk import and the mirror both use it.
 #pragma once
 
 #include "adapters/dolt/connection.hpp"
+#include "adapters/dolt/rows.hpp"
 #include "adapters/v1/model.hpp"
 
 #include <chrono>
@@ -21,10 +22,6 @@
 namespace sg::dolt {
 
 struct write_options {
-    // Turns a block file's frontmatter YAML (frontmatter_of(source)) into the JSON text of the
-    // `metadata` column, nullopt for NULL. Unset: metadata stays NULL. v1's YAML rules (PyYAML
-    // safe_load, dates, invalid YAML gives {}) belong to adapters/v1, which supplies this.
-    std::function<std::optional<std::string>(std::string_view frontmatter_yaml)> metadata_json;
     // Upper bound of one INSERT statement. 0: 4 MiB, and never more than the server's
     // max_allowed_packet less headroom, which is also the hard limit for a single row.
     std::size_t max_statement_bytes = 0;
@@ -41,7 +38,7 @@ struct write_stats {
     std::size_t bytes = 0;       // SQL text and bound values sent
 };
 
-// Makes the tables hold exactly `users` for each user given (users, commits, blocks,
+// Makes the tables hold exactly `users` (rows from derive_rows) for each user given (users, commits, blocks,
 // block_versions, pending_diffs, mirror_watermarks): their old rows are deleted and the new ones
 // inserted, all in one transaction that commits before this returns. Users not in the span are
 // untouched. Idempotent: writing the same states again leaves every row as it was, including
@@ -49,7 +46,7 @@ struct write_stats {
 // the last state wins. On any error the transaction is rolled back and nothing changed (retry
 // retryable errors with with_retry). Must not be called inside an open transaction. On Dolt the
 // caller then makes the Dolt commit (dolt_commit.hpp) according to its policy.
-result<write_stats> write_users(connection& conn, std::span<const v1::user_state> users,
+result<write_stats> write_users(connection& conn, std::span<const user_rows> users,
                                 const write_options& opts = {});
 
 struct apply_options {
@@ -62,7 +59,7 @@ struct apply_options {
     // diffs fingerprint (read in the same transaction), otherwise the rows are read as usual.
     // Rows changed behind the mirror's back without moving the watermark are then not seen
     // (reconcile finds those; callers forget `known` for a repair).
-    const v1::user_state* known = nullptr;
+    const user_rows* known = nullptr;
 };
 
 struct apply_stats {
@@ -79,22 +76,23 @@ struct apply_stats {
 };
 
 // Makes the tables hold exactly `desired` for its user, like write_users, but by changing only
-// the rows that differ from what is there (read first, in the same transaction): a new v1 commit
+// the rows that differ from what is there (read first, in the same transaction; every column
+// compared, metadata as JSON values): a new v1 commit
 // adds its rows and flips one is_current, and applying the same state again changes nothing at
 // all. One transaction, the watermark included, committed before this returns; rolled back on
 // any error. Must not be called inside an open transaction.
-result<apply_stats> apply_user(connection& conn, const v1::user_state& desired,
+result<apply_stats> apply_user(connection& conn, const user_rows& desired,
                                const write_options& opts = {}, const apply_options& aopts = {});
 
-// The state written for user_id, exactly as it was given to write_users (commits by seq, blocks
-// by label, versions by label then ordinal, diffs by id); nullopt when the user was never
-// written. Reads in one transaction so the parts are consistent (unless the caller already has
-// one open, which is then used).
-result<std::optional<v1::user_state>> read_user(connection& conn, std::string_view user_id);
+// Every row of user_id, every column (audit copies included), as write_users was given them
+// (unrepresentable left empty); nullopt when the user was never written. Reads in one
+// transaction so the parts are consistent (unless the caller already has one open, which is then
+// used). For checks (reconcile, verify) and repairs, never for answers.
+result<std::optional<user_rows>> read_user(connection& conn, std::string_view user_id);
 
 // read_user for many users at once (one statement per table for all of them, in one transaction):
-// the states of those that exist, by user id. For bulk checks such as reconcile.
-result<std::map<std::string, v1::user_state, std::less<>>> read_users(
+// the rows of those that exist, by user id.
+result<std::map<std::string, user_rows, std::less<>>> read_users(
     connection& conn, std::span<const std::string> user_ids);
 
 // Every user id in the tables, ascending by byte value.
@@ -110,25 +108,28 @@ struct watermark {
 // The watermark of user_id, nullopt when the user was never written.
 result<std::optional<watermark>> read_watermark(connection& conn, std::string_view user_id);
 
-// The parts of one user's state a read needs: each read endpoint renders from a few of them.
+// The parts of one user's rows a read needs: each read endpoint renders from a few of them.
 struct read_parts {
     bool commits = false;
     bool blocks = false;
-    bool block_sources = true;    // false: blocks without their text (source left empty)
+    bool block_texts = true;    // false: blocks without their text columns (left empty)
     bool versions = false;
-    bool version_sources = true;  // false: versions without their text
+    bool version_texts = true;  // false: versions without their text columns
     bool diffs = false;
+    bool audit = false;         // also the audit copies (source, full_message, raw_json, ...)
     std::optional<std::string> label;  // blocks and versions of this label only
 
     static read_parts everything() {
         read_parts p;
-        p.commits = p.blocks = p.versions = p.diffs = true;
+        p.commits = p.blocks = p.versions = p.diffs = p.audit = true;
         return p;
     }
 };
 
 // A user's watermark and the asked parts of its state (nullopt state: no such user), read in
-// one transaction, so that the state is exactly the one the watermark names. One round trip
+// one transaction, so that the state is exactly the one the watermark names. The state is built
+// from the plan's columns alone (rebuild_state; audit copies are never read here): what the v2
+// side answers from. One round trip
 // when the connection allows several statements (options::multi_statements). Must not be
 // called inside an open transaction.
 struct snapshot {

@@ -110,6 +110,22 @@ std::optional<std::string> iso_to_datetime6(std::string_view s) {
     return out + "." + *f;
 }
 
+std::optional<std::string> normal_datetime6(std::string_view s) {
+    const auto c = parse_civil(s, ' ');
+    if (!c) return std::nullopt;
+    const auto f = fraction(s);
+    if (!f) return std::nullopt;
+    return std::string(s.substr(0, 19)) + "." + *f;
+}
+
+std::optional<std::string> datetime6_to_iso(std::string_view s) {
+    auto n = normal_datetime6(s);
+    if (!n) return std::nullopt;
+    (*n)[10] = 'T';
+    if (n->compare(20, 6, "000000") == 0) n->resize(19);
+    return n;
+}
+
 std::optional<std::string_view> frontmatter_of(std::string_view source) {
     if (source.substr(0, 4) != "---\n") {
         return std::nullopt;

@@ -30,6 +30,14 @@ std::optional<std::int64_t> parse_utc_datetime(std::string_view s);
 // the exact text is stored beside it anyway.
 std::optional<std::string> iso_to_datetime6(std::string_view s);
 
+// A DATETIME(6) value as the tables give it back ("YYYY-MM-DD HH:MM:SS", with or without a
+// fraction of up to 6 digits) in one spelling: "YYYY-MM-DD HH:MM:SS.ffffff". nullopt otherwise.
+std::optional<std::string> normal_datetime6(std::string_view s);
+
+// Python's isoformat() of that naive time: "YYYY-MM-DDTHH:MM:SS", then ".ffffff" unless the
+// microseconds are 0 (the inverse of iso_to_datetime6 on what isoformat() prints).
+std::optional<std::string> datetime6_to_iso(std::string_view s);
+
 // A time point as a DATETIME(6) literal in UTC: "YYYY-MM-DD HH:MM:SS.ffffff".
 std::string datetime6(std::chrono::system_clock::time_point tp);
 

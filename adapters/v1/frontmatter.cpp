@@ -52,8 +52,10 @@ frontmatter parse_frontmatter(std::string_view text, const yaml_limits& limits) 
         }
         std::string_view body = text.substr(close + 5);
         const auto first = body.find_first_not_of('\n');
-        body = first == std::string_view::npos ? std::string_view{} : body.substr(first);
+        f.stripped_newlines = first == std::string_view::npos ? body.size() : first;
+        body = body.substr(f.stripped_newlines);
         f.body = std::string(body);
+        f.yaml_size = close - 4;
 
         auto loaded = load_yaml(text.substr(4, close - 4), limits);
         switch (loaded.outcome) {

@@ -29,6 +29,8 @@ struct frontmatter {
     // `crash` and `too_large`.
     py_graph metadata;
     std::string body;  // after the closing "---\n", leading "\n"s stripped; the whole text if none
+    std::size_t stripped_newlines = 0;  // how many "\n"s were stripped before the body
+    std::size_t yaml_size = 0;          // bytes of the YAML between the "---" lines
 };
 
 // v1's parse_frontmatter(text) for a Python str `text` (valid UTF-8). The frontmatter is the

@@ -24,6 +24,9 @@ struct block_version {
     // Position in git's order for this block's history, 0 = newest (what history lists first).
     // Several commits often share one second; this keeps their order exact.
     std::int64_t ordinal = 0;
+    // What history shows as is_current, where the state says it (the v2 side stores it); unset:
+    // as v1, the first entry history lists.
+    std::optional<bool> is_current;
 };
 
 // One commit of the user's repository (every commit reachable from HEAD, not only those that
@@ -65,6 +68,7 @@ struct pending_diff {
     std::string created_at;
     std::optional<std::string> reviewed_at;
     std::optional<std::string> applied_commit;
+    bool operator==(const pending_diff&) const = default;
 };
 
 // Everything v1 storage says about one user.

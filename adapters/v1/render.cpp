@@ -537,33 +537,6 @@ std::optional<std::string_view> source_at(const user_state& state, const commit_
     return std::nullopt;
 }
 
-// The message as GitPython decodes it, and v1's _extract_author of it.
-std::string author_of(const std::string& message) {
-    const std::string_view stripped = python_strip(message);
-    std::size_t pos = 0;
-    while (pos <= stripped.size()) {
-        const auto nl = stripped.find('\n', pos);
-        const std::string_view line =
-            stripped.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-        if (line.rfind("Author: ", 0) == 0) {
-            // line.replace("Author: ", ""): every occurrence goes.
-            std::string out;
-            std::size_t i = 0;
-            while (i < line.size()) {
-                if (line.compare(i, 8, "Author: ") == 0) {
-                    i += 8;
-                } else {
-                    out += line[i++];
-                }
-            }
-            return out;
-        }
-        if (nl == std::string_view::npos) break;
-        pos = nl + 1;
-    }
-    return "unknown";
-}
-
 // GET block runs a few Python frames deeper than GET versions, so Python's recursion limit ends
 // its deep metadata one level earlier (measured on the v1 reference).
 yaml_limits get_block_limits() {
@@ -759,9 +732,10 @@ rendered render_history(const user_state& state, std::string_view label_bytes,
             if (i) out += ',';
             out += "{\"sha\":" + python_json_string(v->sha);
             out += ",\"message\":" + python_json_string(message.substr(0, message.find('\n')));
-            out += ",\"author\":" + python_json_string(author_of(message));
+            out += ",\"author\":" + python_json_string(utf8_decode_replace(v->author));
             out += ",\"timestamp\":" + python_json_string(*ts);
-            out += i == 0 ? ",\"is_current\":true}" : ",\"is_current\":false}";
+            out += v->is_current.value_or(i == 0) ? ",\"is_current\":true}"
+                                                  : ",\"is_current\":false}";
         }
         out += ']';
         return json_answer(200, std::move(out));

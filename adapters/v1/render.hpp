@@ -89,8 +89,9 @@ std::optional<rendered> check_history_limit(std::optional<std::string_view> raw_
 // GET /users/{u}/blocks/{label}/history[?limit=N]: [{"sha","message","author","timestamp",
 // "is_current"}], newest first (the model's `ordinal`), at most `limit` (default 20; 0 gives [],
 // a negative value is handed to git's --max-count as v1 does: usually no limit); [] when the block
-// does not exist at HEAD. message = first line, author = the first "Author: " line of the message
-// (or "unknown"), timestamp = commit time in `tz` without fraction. Answers the 422 itself too.
+// does not exist at HEAD. message = first line, author = the version's `author` (the "Author: "
+// footer, or "unknown"), timestamp = commit time in `tz` without fraction, is_current as the
+// version says or else the first entry. Answers the 422 itself too.
 rendered render_history(const user_state& state, std::string_view label,
                         std::optional<std::string_view> raw_limit,
                         const time_zone& tz = time_zone::utc());

@@ -44,7 +44,7 @@ TEST_CASE("a data error is permanent and leaves the session usable", "[connectio
     REQUIRE(migrate(conn));
 
     auto user = testing::make_user(std::string(300, 'u'), 1, 1);  // user_id is VARCHAR(255)
-    auto r = write_users(conn, std::span(&user, 1));
+    auto r = testing::write_states(conn, std::span(&user, 1));
     REQUIRE_FALSE(r);
     CHECK(r.error().code == 1406);
     CHECK(r.error().sqlstate == "22001");
@@ -66,7 +66,7 @@ TEST_CASE("a data error is permanent and leaves the session usable", "[connectio
     // A pending diff whose operation is outside the plan's ENUM: strict mode refuses it.
     auto odd = testing::make_user("odd-diff", 1, 1);
     odd.diffs[0].operation = "rewrite_everything";
-    auto e1 = write_users(conn, std::span(&odd, 1));
+    auto e1 = testing::write_states(conn, std::span(&odd, 1));
     REQUIRE_FALSE(e1);
     INFO(e1.error().to_string());
     CHECK(e1.error().code == 1265);
@@ -75,7 +75,7 @@ TEST_CASE("a data error is permanent and leaves the session usable", "[connectio
     // Bytes that are not UTF-8 do not fit utf8mb4 columns (v1 writes UTF-8; see schema.cpp).
     auto latin1 = testing::make_user("latin1", 1, 1);
     latin1.blocks[0].source = "caf\xe9";
-    auto e2 = write_users(conn, std::span(&latin1, 1));
+    auto e2 = testing::write_states(conn, std::span(&latin1, 1));
     REQUIRE_FALSE(e2);
     INFO(e2.error().to_string());
     CHECK(e2.error().code == 1366);
@@ -129,13 +129,13 @@ TEST_CASE("a killed session is retryable and reconnecting works", "[connection][
                                     CHECK_FALSE(c.in_transaction());
                                     return lost.error();
                                 }
-                                return write_users(c, std::span(&user, 1));
+                                return testing::write_states(c, std::span(&user, 1));
                             });
         REQUIRE(r);
         CHECK(attempts == 2);
         CHECK(conn.stats().retries == 1);
         CHECK(conn.stats().reconnects == 1);
-        auto back = read_user(conn, "killed-mid-write");
+        auto back = testing::read_state(conn, "killed-mid-write");
         REQUIRE(back);
         REQUIRE(back->has_value());
         testing::require_same(user, **back);

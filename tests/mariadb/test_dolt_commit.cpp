@@ -113,7 +113,7 @@ TEST_CASE("on MariaDB, Dolt commits are a no-op that says not_dolt", "[dolt_comm
     CHECK(conn.stats().dolt_commits_not_dolt == 1);
     CHECK(conn.stats().permanent_errors == 0);  // the probe's failure is an answer, not an error
 
-    const auto users = std::vector<sg::v1::user_state>{testing::make_user("u1", 1, 2)};
+    const auto users = std::vector<user_rows>{derive_rows(testing::make_user("u1", 1, 2))};
     auto per_user = commit_after_import(conn, commit_policy::per_user_import, users, 0);
     REQUIRE(per_user);
     CHECK(per_user->outcome == commit_outcome::not_dolt);

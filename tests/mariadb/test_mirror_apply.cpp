@@ -77,7 +77,7 @@ behind mirror_up_to(const git::storage_reader& reader, dolt::connection& conn,
     REQUIRE(dolt::migrate(conn));
     auto at = reader.read_user_at_commit("u", watermark);
     REQUIRE(at.has_value());
-    REQUIRE(dolt::apply_user(conn, at->state));
+    REQUIRE(dolt::testing::apply_state(conn, at->state));
     auto full = reader.read_user("u");
     REQUIRE(full.has_value());
     behind b{std::move(*full), {}};
@@ -88,7 +88,7 @@ behind mirror_up_to(const git::storage_reader& reader, dolt::connection& conn,
 }
 
 v1::user_state read_back(dolt::connection& conn, const std::string& user) {
-    auto r = dolt::read_user(conn, user);
+    auto r = dolt::testing::read_state(conn, user);
     REQUIRE(r);
     REQUIRE(r->has_value());
     return **r;
@@ -126,7 +126,7 @@ TEST_CASE("commit-by-commit apply: every step is v1 as of that commit", "[mirror
 
     std::vector<std::string> seen;
     auto failed = proxy::apply_one_by_one(
-        conn, *reader, b.full.state, b.steps, {},
+        conn, *reader, dolt::derive_rows(b.full.state), b.steps, {},
         [&](const v1::commit& c, const dolt::apply_stats& st) {
             seen.push_back(c.sha);
             CHECK(st.watermark_moved);
@@ -165,7 +165,7 @@ TEST_CASE("commit-by-commit apply stops at a failing step, the steps before stay
     REQUIRE(b.steps.size() == 3);
 
     int steps = 0;
-    auto failed = proxy::apply_one_by_one(conn, *reader, b.full.state, b.steps, {},
+    auto failed = proxy::apply_one_by_one(conn, *reader, dolt::derive_rows(b.full.state), b.steps, {},
                                           [&](const v1::commit&, const dolt::apply_stats&) {
                                               ++steps;
                                           });

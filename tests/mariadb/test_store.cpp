@@ -2,6 +2,7 @@
 // the real MariaDB server of the fixture, one scratch database per test case.
 #include "adapters/dolt/schema.hpp"
 #include "adapters/dolt/store.hpp"
+#include "adapters/v1/frontmatter.hpp"
 #include "adapters/dolt/values.hpp"
 #include "tests/mariadb/test_support.hpp"
 
@@ -170,14 +171,14 @@ TEST_CASE("migrations create the tables once and are idempotent", "[schema]") {
 
     auto first = migrate(conn);
     REQUIRE(first);
-    CHECK(*first == std::vector<int>{1, 2, 3});
+    CHECK(*first == std::vector<int>{1, 2, 3, 4});
     auto second = migrate(conn);
     REQUIRE(second);
     CHECK(second->empty());
     auto applied = applied_migrations(conn);
     REQUIRE(applied);
-    CHECK(*applied == std::vector<int>{1, 2, 3});
-    CHECK(scalar(conn, "SELECT COUNT(*) FROM schema_migrations") == "3");
+    CHECK(*applied == std::vector<int>{1, 2, 3, 4});
+    CHECK(scalar(conn, "SELECT COUNT(*) FROM schema_migrations") == "4");
     CHECK(scalar(conn, "SELECT name FROM schema_migrations WHERE version = 1").find("users") !=
           std::string::npos);
 
@@ -207,6 +208,42 @@ TEST_CASE("migrations create the tables once and are idempotent", "[schema]") {
     conn.rollback();
 }
 
+TEST_CASE("migration 4 brings a database of the old text columns up to date", "[schema]") {
+    scratch_db db;
+    connection conn = db.connect();
+    REQUIRE(migrate(conn));
+    const v1::user_state u = tricky_user();
+    REQUIRE(testing::write_states(conn, std::span(&u, 1)));
+    // The database as the binary before migration 4 left it: no text columns, the first line
+    // cut to VARCHAR(500), content taken from the raw file (CRLF kept in blocks).
+    for (const char* sql : {
+             "ALTER TABLE blocks DROP COLUMN metadata_keys, DROP COLUMN frontmatter,"
+             " DROP COLUMN blank_lines",
+             "ALTER TABLE block_versions DROP COLUMN metadata_keys, DROP COLUMN frontmatter,"
+             " DROP COLUMN blank_lines",
+             "UPDATE block_versions SET message = LEFT(message, 3)",
+             "ALTER TABLE block_versions MODIFY message VARCHAR(500)",
+             "UPDATE blocks SET content = source, metadata = NULL",
+             "DELETE FROM schema_migrations WHERE version = 4",
+         }) {
+        INFO(sql);
+        REQUIRE(conn.execute(sql));
+    }
+    auto done = migrate(conn);
+    REQUIRE(done);
+    CHECK(*done == std::vector<int>{4});
+    auto back = read_user(conn, u.user_id);
+    REQUIRE(back);
+    REQUIRE(back->has_value());
+    for (const auto& d : diff_rows(derive_rows(u), **back)) FAIL_CHECK(to_string(d));
+    CHECK(scalar(conn, "SELECT DATA_TYPE FROM information_schema.columns WHERE table_schema ="
+                       " DATABASE() AND table_name = 'block_versions' AND column_name ="
+                       " 'message'") == "longtext");
+    auto again = migrate(conn);
+    REQUIRE(again);
+    CHECK(again->empty());
+}
+
 TEST_CASE("a user state round-trips byte for byte", "[store]") {
     scratch_db db;
     connection conn = db.connect();
@@ -214,16 +251,12 @@ TEST_CASE("a user state round-trips byte for byte", "[store]") {
     const v1::user_state u = tricky_user();
 
     write_options opts;
-    opts.metadata_json = [](std::string_view yaml) -> std::optional<std::string> {
-        // Stand-in for adapters/v1's YAML->JSON: enough to check the column is filled.
-        return "{\"yaml_bytes\": " + std::to_string(yaml.size()) + "}";
-    };
-    auto w = write_users(conn, std::span(&u, 1), opts);
+    auto w = testing::write_states(conn, std::span(&u, 1), opts);
     REQUIRE(w);
     CHECK(w->users == 1);
     CHECK(w->rows == 1 + 4 + 3 + 7 + 2 + 1);
 
-    auto back = read_user(conn, u.user_id);
+    auto back = testing::read_state(conn, u.user_id);
     REQUIRE(back);
     REQUIRE(back->has_value());
     require_same(u, **back);
@@ -232,14 +265,21 @@ TEST_CASE("a user state round-trips byte for byte", "[store]") {
 
     SECTION("derived columns") {
         const std::string uid = conn.quoted(u.user_id);
+        // No frontmatter: the whole file is the body, as GET block reads it (text mode: CRLF
+        // read as LF); the version keeps the blob's line ends.
         CHECK(scalar(conn, "SELECT content FROM blocks WHERE label = 'big'") ==
-              u.blocks[0].source);  // no frontmatter: the whole file is the body
+              sg::v1::universal_newlines(u.blocks[0].source));
+        CHECK(scalar(conn, "SELECT content FROM block_versions WHERE label = 'big' AND "
+                           "ordinal = 1") == u.blocks[0].source);
         CHECK(scalar(conn, "SELECT metadata FROM blocks WHERE label = 'big'") == "NULL");
         // Positions are stored counted from the oldest: the older of big's two versions is 0.
         CHECK(scalar(conn, "SELECT content FROM block_versions WHERE label = 'big' AND "
                            "ordinal = 0") == "small");
-        CHECK(scalar(conn, "SELECT JSON_VALUE(metadata, '$.yaml_bytes') FROM block_versions "
-                           "WHERE label = 'big' AND ordinal = 0") == "10");
+        const std::string older_big = " FROM block_versions WHERE label = 'big' AND ordinal = 0";
+        CHECK(scalar(conn, "SELECT JSON_VALUE(metadata, '$.block')" + older_big) == "big");
+        CHECK(scalar(conn, "SELECT metadata_keys" + older_big) == R"(["/block"])");
+        CHECK(scalar(conn, "SELECT frontmatter" + older_big) == "1");
+        CHECK(scalar(conn, "SELECT blank_lines" + older_big) == "1");
         CHECK(scalar(conn, "SELECT updated_at FROM blocks WHERE label = 'big'") ==
               "2026-01-13 18:27:03.000000");
         CHECK(scalar(conn, "SELECT message FROM block_versions WHERE label = 'student' AND "
@@ -257,11 +297,11 @@ TEST_CASE("a user state round-trips byte for byte", "[store]") {
         CHECK(scalar(conn, "SELECT COUNT(*) FROM commits WHERE user_id = " + uid) == "4");
     }
     SECTION("unknown users read as nullopt") {
-        auto none = read_user(conn, "nobody");
+        auto none = testing::read_state(conn, "nobody");
         REQUIRE(none);
         CHECK_FALSE(none->has_value());
         // PAD SPACE would match 'u ' to 'u' in SQL; the reader insists on the exact id.
-        auto padded = read_user(conn, u.user_id + " ");
+        auto padded = testing::read_state(conn, u.user_id + " ");
         REQUIRE(padded);
         CHECK_FALSE(padded->has_value());
         auto mark = read_watermark(conn, "nobody");
@@ -280,10 +320,10 @@ TEST_CASE("users without blocks, and the generated users, round-trip", "[store]"
     std::vector<v1::user_state> users{empty_repo, testing::make_user("no-blocks", 0, 0),
                                       testing::make_user("four-by-ten", 4, 10),
                                       testing::make_user("seven-by-three", 7, 3)};
-    REQUIRE(write_users(conn, users));
+    REQUIRE(testing::write_states(conn, users));
     for (const auto& u : users) {
         INFO(u.user_id);
-        auto back = read_user(conn, u.user_id);
+        auto back = testing::read_state(conn, u.user_id);
         REQUIRE(back);
         REQUIRE(back->has_value());
         require_same(u, **back);
@@ -311,7 +351,7 @@ TEST_CASE("rewriting replaces a user's rows and is idempotent", "[store]") {
 
     std::vector<v1::user_state> users{testing::make_user("alice", 4, 5),
                                       testing::make_user("bob", 2, 2)};
-    REQUIRE(write_users(conn, users, opts));
+    REQUIRE(testing::write_states(conn, users, opts));
     const auto first = dump(conn);
     auto mark1 = read_watermark(conn, "alice");
     REQUIRE(mark1);
@@ -320,20 +360,20 @@ TEST_CASE("rewriting replaces a user's rows and is idempotent", "[store]") {
 
     SECTION("the same states again change nothing, applied_at included") {
         opts.now = clock_at(1768329999);
-        REQUIRE(write_users(conn, users, opts));
+        REQUIRE(testing::write_states(conn, users, opts));
         CHECK(dump(conn) == first);
     }
     SECTION("a new state replaces the old rows of that user only") {
         opts.now = clock_at(1768329999);
         const v1::user_state smaller = testing::make_user("alice", 1, 1);
-        REQUIRE(write_users(conn, std::span(&smaller, 1), opts));
-        auto back = read_user(conn, "alice");
+        REQUIRE(testing::write_states(conn, std::span(&smaller, 1), opts));
+        auto back = testing::read_state(conn, "alice");
         REQUIRE(back);
         REQUIRE(back->has_value());
         require_same(smaller, **back);
         CHECK(scalar(conn, "SELECT COUNT(*) FROM block_versions WHERE user_id = 'alice'") ==
               "1");
-        auto bob = read_user(conn, "bob");
+        auto bob = testing::read_state(conn, "bob");
         REQUIRE(bob);
         REQUIRE(bob->has_value());
         require_same(users[1], **bob);
@@ -345,10 +385,10 @@ TEST_CASE("rewriting replaces a user's rows and is idempotent", "[store]") {
     SECTION("a user given twice in one batch: the last state wins") {
         std::vector<v1::user_state> twice{testing::make_user("carol", 3, 3),
                                           testing::make_user("carol", 1, 2)};
-        auto w = write_users(conn, twice, opts);
+        auto w = testing::write_states(conn, twice, opts);
         REQUIRE(w);
         CHECK(w->users == 1);
-        auto back = read_user(conn, "carol");
+        auto back = testing::read_state(conn, "carol");
         REQUIRE(back);
         REQUIRE(back->has_value());
         require_same(twice[1], **back);
@@ -367,11 +407,11 @@ TEST_CASE("statements are split to the byte budget; a row over the packet limit 
     }
     write_options small;
     small.max_statement_bytes = 4096;
-    auto w = write_users(conn, users, small);
+    auto w = testing::write_states(conn, users, small);
     REQUIRE(w);
     CHECK(w->statements > 50);
     for (const auto& u : users) {
-        auto back = read_user(conn, u.user_id);
+        auto back = testing::read_state(conn, u.user_id);
         REQUIRE(back);
         REQUIRE(back->has_value());
         require_same(u, **back);
@@ -382,7 +422,7 @@ TEST_CASE("statements are split to the byte budget; a row over the packet limit 
     huge.blocks[0].source.assign(static_cast<std::size_t>(conn.max_allowed_packet() / 2 + 1024),
                                  'h');
     const std::uint64_t statements_before = conn.stats().statements;
-    auto r = write_users(conn, std::span(&huge, 1));
+    auto r = testing::write_states(conn, std::span(&huge, 1));
     REQUIRE_FALSE(r);
     INFO(r.error().to_string());
     CHECK(r.error().code == 0);
@@ -391,7 +431,7 @@ TEST_CASE("statements are split to the byte budget; a row over the packet limit 
     CHECK(conn.connected());
     CHECK_FALSE(conn.in_transaction());
     CHECK(conn.stats().statements > statements_before);
-    auto none = read_user(conn, "huge");
+    auto none = testing::read_state(conn, "huge");
     REQUIRE(none);
     CHECK_FALSE(none->has_value());
 }
@@ -407,7 +447,7 @@ TEST_CASE("500 small users in one call", "[store][bench]") {
         users.push_back(testing::make_user(id, 4, 10));
     }
     const auto start = std::chrono::steady_clock::now();
-    auto w = write_users(conn, users);
+    auto w = testing::write_states(conn, users);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     REQUIRE(w);
@@ -419,7 +459,7 @@ TEST_CASE("500 small users in one call", "[store][bench]") {
     auto ids = list_users(conn);
     REQUIRE(ids);
     CHECK(ids->size() == 500);
-    auto back = read_user(conn, "bulk-0321");
+    auto back = testing::read_state(conn, "bulk-0321");
     REQUIRE(back);
     REQUIRE(back->has_value());
     require_same(users[321], **back);
@@ -441,7 +481,7 @@ TEST_CASE("10,000 users in batches of 500", "[.bench]") {
             users.push_back(testing::make_user(id, 4, 10));
         }
         const auto start = std::chrono::steady_clock::now();
-        auto w = write_users(conn, users);
+        auto w = testing::write_states(conn, users);
         write_seconds +=
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         REQUIRE(w);
@@ -486,11 +526,7 @@ std::string dump_tables(connection& conn) {
 }
 
 write_options metadata_opts() {
-    write_options o;
-    o.metadata_json = [](std::string_view yaml) -> std::optional<std::string> {
-        return "{\"n\": " + std::to_string(yaml.size()) + "}";
-    };
-    return o;
+    return write_options{};
 }
 
 // dump_tables of a fresh database into which `state` was bulk-written (write_users): what an
@@ -499,7 +535,7 @@ std::string bulk_written(const v1::user_state& state, const write_options& opts)
     scratch_db db;
     connection bulk = db.connect();
     REQUIRE(migrate(bulk));
-    REQUIRE(write_users(bulk, std::span(&state, 1), opts));
+    REQUIRE(testing::write_states(bulk, std::span(&state, 1), opts));
     return dump_tables(bulk);
 }
 
@@ -514,7 +550,7 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
     const v1::user_state v6 = testing::make_user("mirror-me", 2, 6);  // v5 + 2 commits
     REQUIRE(v6.commits.size() == v5.commits.size() + 2);
 
-    auto first = apply_user(conn, v5, opts);
+    auto first = testing::apply_state(conn, v5, opts);
     REQUIRE(first);
     CHECK_FALSE(first->existed);
     CHECK(first->watermark_moved);
@@ -522,7 +558,7 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
     CHECK(first->commits_added == v5.commits.size());
     CHECK(first->diffs_changed == v5.diffs.size());
     {
-        auto back = read_user(conn, "mirror-me");
+        auto back = testing::read_state(conn, "mirror-me");
         REQUIRE(back);
         REQUIRE(back->has_value());
         require_same(v5, **back);
@@ -530,7 +566,7 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
     const std::string applied_at = scalar(conn, "SELECT applied_at FROM mirror_watermarks");
 
     SECTION("the same state again changes nothing, not even applied_at") {
-        auto again = apply_user(conn, v5, opts);
+        auto again = testing::apply_state(conn, v5, opts);
         REQUIRE(again);
         CHECK(again->existed);
         CHECK_FALSE(again->changed());
@@ -543,7 +579,7 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
         const std::string init_seq =
             scalar(conn, "SELECT seq FROM commits WHERE sha = '" + v5.commits.back().sha + "'");
         CHECK(init_seq == "0");  // counted from the oldest
-        auto next = apply_user(conn, v6, opts);
+        auto next = testing::apply_state(conn, v6, opts);
         REQUIRE(next);
         CHECK(next->previous_head == v5.head);
         CHECK(next->commits_added == 2);
@@ -555,7 +591,7 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
         CHECK(next->rows_deleted == 1 + 0 + 2 + 2 + 2 + 1);
         CHECK(scalar(conn, "SELECT seq FROM commits WHERE sha = '" + v5.commits.back().sha +
                                "'") == init_seq);
-        auto back = read_user(conn, "mirror-me");
+        auto back = testing::read_state(conn, "mirror-me");
         REQUIRE(back);
         REQUIRE(back->has_value());
         require_same(v6, **back);
@@ -571,7 +607,7 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
         auto small = opts;
         small.max_rows_per_statement = 1;
         const v1::user_state far = testing::make_user("mirror-me", 2, 40);
-        auto next = apply_user(conn, far, small);
+        auto next = testing::apply_state(conn, far, small);
         INFO((next ? "" : next.error().to_string()));
         REQUIRE(next);
         CHECK(next->rows_deleted > 0);
@@ -580,8 +616,9 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
 
     SECTION("the last applied state, while the watermark names it, replaces reading the rows") {
         apply_options with_known;
-        with_known.known = &v5;
-        auto next = apply_user(conn, v6, opts, with_known);
+        const user_rows v5_rows = derive_rows(v5);
+        with_known.known = &v5_rows;
+        auto next = testing::apply_state(conn, v6, opts, with_known);
         REQUIRE(next);
         CHECK(next->used_known);
         CHECK(next->existed);
@@ -591,7 +628,7 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
         CHECK(dump_tables(conn) == bulk_written(v6, opts));
 
         // `known` is v5 but the watermark names v6 now: the rows are read, nothing changes.
-        auto stale = apply_user(conn, v6, opts, with_known);
+        auto stale = testing::apply_state(conn, v6, opts, with_known);
         REQUIRE(stale);
         CHECK_FALSE(stale->used_known);
         CHECK_FALSE(stale->changed());
@@ -601,8 +638,9 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
         v1::user_state someone = v6;
         someone.user_id = "someone-else";
         apply_options wrong;
-        wrong.known = &someone;
-        auto again = apply_user(conn, v6, opts, wrong);
+        const user_rows someone_rows = derive_rows(someone);
+        wrong.known = &someone_rows;
+        auto again = testing::apply_state(conn, v6, opts, wrong);
         REQUIRE(again);
         CHECK_FALSE(again->used_known);
         CHECK_FALSE(again->changed());
@@ -611,10 +649,10 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
     SECTION("a rewritten history (or another user's) replaces everything") {
         v1::user_state other = testing::make_user("someone-else", 3, 2);
         other.user_id = "mirror-me";
-        auto r = apply_user(conn, other, opts);
+        auto r = testing::apply_state(conn, other, opts);
         REQUIRE(r);
         CHECK(r->commits_added == other.commits.size());
-        auto back = read_user(conn, "mirror-me");
+        auto back = testing::read_state(conn, "mirror-me");
         REQUIRE(back);
         REQUIRE(back->has_value());
         require_same(other, **back);
@@ -626,7 +664,7 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
         no_diffs.diffs.clear();
         no_diffs.diffs_fingerprint = "other";
         REQUIRE_FALSE(v5.diffs.empty());
-        auto r = apply_user(conn, no_diffs, opts, apply_options{true});
+        auto r = testing::apply_state(conn, no_diffs, opts, apply_options{true});
         REQUIRE(r);
         CHECK(r->diffs_changed == 0);
         auto mark = read_watermark(conn, "mirror-me");
@@ -634,14 +672,14 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
         REQUIRE(mark->has_value());
         CHECK((*mark)->v1_commit == v6.head);
         CHECK((*mark)->diffs_fingerprint == v5.diffs_fingerprint);
-        auto back = read_user(conn, "mirror-me");
+        auto back = testing::read_state(conn, "mirror-me");
         REQUIRE(back);
         REQUIRE(back->has_value());
         CHECK((*back)->diffs.size() == v5.diffs.size());
         CHECK((*back)->head == v6.head);
 
         SECTION("then the real diffs replace them") {
-            auto last = apply_user(conn, no_diffs, opts);
+            auto last = testing::apply_state(conn, no_diffs, opts);
             REQUIRE(last);
             CHECK(last->diffs_changed == v5.diffs.size());
             CHECK(scalar(conn, "SELECT COUNT(*) FROM pending_diffs") == "0");
@@ -651,11 +689,11 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
     SECTION("a failing row rolls the whole apply back") {
         v1::user_state bad = v6;
         bad.commits.front().author = std::string(300, 'a');  // VARCHAR(255)
-        auto r = apply_user(conn, bad, opts);
+        auto r = testing::apply_state(conn, bad, opts);
         REQUIRE_FALSE(r);
         CHECK(r.error().kind == error_kind::permanent);
         CHECK_FALSE(conn.in_transaction());
-        auto back = read_user(conn, "mirror-me");
+        auto back = testing::read_state(conn, "mirror-me");
         REQUIRE(back);
         REQUIRE(back->has_value());
         require_same(v5, **back);
@@ -667,7 +705,7 @@ TEST_CASE("migration 2 renumbers positions written by migration 1 code", "[schem
     connection conn = db.connect();
     REQUIRE(migrate(conn));
     const v1::user_state u = testing::make_user("renumber", 3, 4);
-    REQUIRE(write_users(conn, std::span(&u, 1)));
+    REQUIRE(testing::write_states(conn, std::span(&u, 1)));
     // Back to the old layout (counted from the newest), as a database of migration 1 holds it.
     for (const auto* sql :
          {"UPDATE commits c JOIN (SELECT user_id, MAX(seq) AS top FROM commits GROUP BY user_id) m"
@@ -683,7 +721,7 @@ TEST_CASE("migration 2 renumbers positions written by migration 1 code", "[schem
     auto applied = migrate(conn);
     REQUIRE(applied);
     CHECK(*applied == std::vector<int>{2});
-    auto back = read_user(conn, "renumber");
+    auto back = testing::read_state(conn, "renumber");
     REQUIRE(back);
     REQUIRE(back->has_value());
     require_same(u, **back);
@@ -691,7 +729,7 @@ TEST_CASE("migration 2 renumbers positions written by migration 1 code", "[schem
     auto again = migrate(conn);
     REQUIRE(again);
     CHECK(again->empty());
-    auto still = read_user(conn, "renumber");
+    auto still = testing::read_state(conn, "renumber");
     REQUIRE(still);
     require_same(u, **still);
 }

@@ -290,4 +290,23 @@ void require_same(const v1::user_state& a, const v1::user_state& b) {
     }
 }
 
+result<write_stats> write_states(connection& conn, std::span<const v1::user_state> users,
+                                 const write_options& opts) {
+    std::vector<user_rows> rows;
+    for (const auto& u : users) rows.push_back(derive_rows(u));
+    return write_users(conn, rows, opts);
+}
+
+result<apply_stats> apply_state(connection& conn, const v1::user_state& desired,
+                                const write_options& opts, const apply_options& aopts) {
+    return apply_user(conn, derive_rows(desired), opts, aopts);
+}
+
+result<std::optional<v1::user_state>> read_state(connection& conn, std::string_view user_id) {
+    auto r = read_user(conn, user_id);
+    if (!r) return r.error();
+    if (!*r) return std::optional<v1::user_state>{};
+    return std::optional<v1::user_state>(audit_state(**r));
+}
+
 }  // namespace sg::dolt::testing

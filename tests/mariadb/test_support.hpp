@@ -4,12 +4,16 @@
 #pragma once
 
 #include "adapters/dolt/connection.hpp"
+#include "adapters/dolt/store.hpp"
 #include "adapters/v1/model.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <optional>
+#include <span>
 #include <string>
+#include <vector>
 
 // REQUIRE(r) on a result prints the error (or "ok") instead of needing operator<< for T and E.
 namespace Catch {
@@ -72,5 +76,13 @@ v1::user_state make_user(const std::string& user_id, int blocks, int versions);
 // Fails the current test case (Catch2 CHECKs, so every difference is listed) unless a and b are
 // equal field by field, versions compared by (label, ordinal).
 void require_same(const v1::user_state& a, const v1::user_state& b);
+
+// The store speaks rows (derive_rows of a v1 state); these take and give v1 states, which the
+// cases build and compare. read_state gives the v1 bytes the rows keep (audit_state).
+result<write_stats> write_states(connection& conn, std::span<const v1::user_state> users,
+                                 const write_options& opts = {});
+result<apply_stats> apply_state(connection& conn, const v1::user_state& desired,
+                                const write_options& opts = {}, const apply_options& aopts = {});
+result<std::optional<v1::user_state>> read_state(connection& conn, std::string_view user_id);
 
 }  // namespace sg::dolt::testing

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "adapters/git/history.hpp"
 #include "adapters/v1/render.hpp"
 #include "adapters/v1/routes.hpp"
 
@@ -38,6 +39,7 @@ struct history_builder {
         c.sha = sha(id);
         if (!st.commits.empty()) c.parents.push_back(st.commits.front().sha);
         c.message = message;
+        c.author = sg::git::author_footer(message);  // as the git reader fills it
         c.commit_time = time;
         // state.commits is in rev-list order: newest first.
         st.commits.insert(st.commits.begin(), c);
@@ -51,6 +53,7 @@ struct history_builder {
             v.source = source.value_or("");
             v.deleted = !source;
             v.message = message;
+            v.author = c.author;
             v.commit_time = time;
             v.ordinal = -(next_ordinal[label]++);  // fixed below: 0 = newest
             st.versions.push_back(v);
@@ -445,8 +448,8 @@ TEST_CASE("recorded v1 answers render byte for byte", "[render][transcript]") {
                     v.sha = item["sha"];
                     v.label = route.label;
                     v.message = item["message"].get<std::string>();
-                    if (item["author"] != "unknown")
-                        v.message += "\n\nAuthor: " + item["author"].get<std::string>();
+                    v.author = item["author"].get<std::string>();
+                    if (v.author != "unknown") v.message += "\n\nAuthor: " + v.author;
                     std::tm tm{};
                     const std::string ts = item["timestamp"];
                     REQUIRE(strptime(ts.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) != nullptr);

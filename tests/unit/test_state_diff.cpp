@@ -17,7 +17,7 @@ user_state sample() {
                  {"a1", {}, "Initialize user storage", "unknown", 100, 0, 1}};
     s.blocks = {{"student", "---\nblock: student\n---\n\nhi", "b2"}};
     s.versions = {{"b2", "student", "---\nblock: student\n---\n\nhi", false, "Edit\n\nAuthor: user",
-                   "user", 200, 0, 0}};
+                   "user", 200, 0, 0, std::nullopt}};
     pending_diff d;
     d.id = "d1";
     d.raw_json = "{}";

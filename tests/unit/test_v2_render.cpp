@@ -3,7 +3,6 @@
 #include <catch2/catch.hpp>
 
 #include "proxy/inspect.hpp"
-#include "proxy/metadata.hpp"
 #include "proxy/v2_render.hpp"
 
 using sg::proxy::query_param;
@@ -51,17 +50,3 @@ TEST_CASE("render_read answers reads, and nothing else") {
     CHECK_FALSE(read("GET", "/users/..%2Fx/blocks", state).has_value());
 }
 
-TEST_CASE("the metadata column shows what v1 shows for a frontmatter") {
-    using sg::proxy::metadata_json_of_frontmatter;
-    CHECK(metadata_json_of_frontmatter("title: T\nn: 2") == R"({"title":"T","n":2})");
-    CHECK(metadata_json_of_frontmatter("when: 2026-01-13") == R"({"when":"2026-01-13"})");
-    // `safe_load(...) or {}`: invalid YAML and every falsy value show as {}.
-    CHECK(metadata_json_of_frontmatter("a: [unclosed") == "{}");
-    for (const char* falsy : {"", "~", "0", "[]", "''", "false"}) {
-        INFO(falsy);
-        CHECK(metadata_json_of_frontmatter(falsy) == "{}");
-    }
-    // A truthy value that is not a mapping: v1 cannot show it as block metadata.
-    CHECK_FALSE(metadata_json_of_frontmatter("[1, 2]").has_value());
-    CHECK_FALSE(metadata_json_of_frontmatter("42").has_value());
-}
