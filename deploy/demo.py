@@ -295,7 +295,7 @@ def planted_discrepancy(gate, conn, users, env) -> bool:
     if victim is None:
         print("\n7. planted discrepancy: no user with a block to plant it in")
         return False
-    sql = (f"USE {conn['SG_MARIADB_DATABASE']}; UPDATE blocks SET source = CONCAT(source, "
+    sql = (f"USE {conn['SG_MARIADB_DATABASE']}; UPDATE blocks SET content = CONCAT(content, "
            f"'\\nplanted by the demo') WHERE user_id = '{victim}' AND label = '{label}';")
     subprocess.run(["mariadb", "--no-defaults", "--protocol=socket",
                     f"--socket={conn['SG_MARIADB_SOCKET']}", "-u", conn["SG_MARIADB_ROOT_USER"],

@@ -116,7 +116,8 @@ struct gate::impl {
             j["last_reconcile"] = {{"finished_ms", last_reconcile->finished_ms},
                                    {"clean", last_reconcile->clean},
                                    {"users", last_reconcile->users},
-                                   {"drifted_users", last_reconcile->drifted_users}};
+                                   {"drifted_users", last_reconcile->drifted_users},
+                                   {"unrepresentable", last_reconcile->unrepresentable}};
         }
         return j;
     }
@@ -170,7 +171,8 @@ struct gate::impl {
                 const auto& r = j["last_reconcile"];
                 last_reconcile = gate_logic::reconcile_record{
                     r.at("finished_ms").get<std::int64_t>(), r.at("clean").get<bool>(),
-                    r.at("users").get<std::uint64_t>(), r.at("drifted_users").get<std::uint64_t>()};
+                    r.at("users").get<std::uint64_t>(), r.at("drifted_users").get<std::uint64_t>(),
+                    r.value("unrepresentable", std::uint64_t{0})};
             }
         } catch (const json::exception& e) {
             return path + ": " + e.what();
@@ -281,6 +283,19 @@ std::string gate::render_metrics() const {
     for (const auto& c : v.criteria) {
         out += fmt::format("shadowgate_gate_criterion_pass{{criterion=\"{}\",endpoint=\"{}\"}} {}\n",
                            c.name, c.endpoint, c.pass ? 1 : 0);
+    }
+    std::optional<gate_logic::reconcile_record> rec;
+    {
+        std::lock_guard lock(impl_->mu);
+        rec = impl_->last_reconcile;
+    }
+    if (rec) {
+        metric_line(out, "shadowgate_reconcile_drifted_users", "gauge",
+                    "Users with drift in the last whole reconcile.", rec->drifted_users);
+        metric_line(out, "shadowgate_reconcile_unrepresentable", "gauge",
+                    "v1 texts the plan's columns cannot give back exactly, in the last whole "
+                    "reconcile (the v2 side answers differently there).",
+                    rec->unrepresentable);
     }
     metric_line(out, "shadowgate_gate_state_write_errors_total", "counter",
                 "Writes of gate.state_file that failed (the evidence is kept in memory).",

@@ -161,9 +161,9 @@ verdict evaluate(const config::gate_config& cfg, const evidence& ev) {
         } else {
             const auto& r = *ev.last_reconcile;
             const double age = static_cast<double>(ev.now_ms - r.finished_ms);
-            rec.measured = fmt::format("{}, {} drifted of {} users, {} ago",
+            rec.measured = fmt::format("{}, {} drifted of {} users, {} unrepresentable, {} ago",
                                        r.clean ? "clean" : "drift", r.drifted_users, r.users,
-                                       hours(age));
+                                       r.unrepresentable, hours(age));
             rec.pass = r.clean &&
                        age <= static_cast<double>(cfg.reconcile_max_age_hours) * 3'600'000.0;
         }

@@ -27,6 +27,7 @@ struct reconcile_record {
     bool clean = false;
     std::uint64_t users = 0;
     std::uint64_t drifted_users = 0;
+    std::uint64_t unrepresentable = 0;  // v1 texts the plan's columns cannot give back
 };
 
 // What the gate knows: persisted (survives restarts) and live.

@@ -375,6 +375,7 @@ bool reconcile_job::start(reconcile_options opts) {
             rec.clean = r.clean();
             rec.users = r.users_checked + r.users_resumed;
             rec.drifted_users = r.users_drifted;
+            rec.unrepresentable = r.unrepresentable;
             gate_->record_reconcile(rec);
         }
         std::lock_guard lock(mu_);

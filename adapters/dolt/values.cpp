@@ -126,29 +126,6 @@ std::optional<std::string> datetime6_to_iso(std::string_view s) {
     return n;
 }
 
-std::optional<std::string_view> frontmatter_of(std::string_view source) {
-    if (source.substr(0, 4) != "---\n") {
-        return std::nullopt;
-    }
-    // Non-greedy (.*?) then "\n---\n": the first closing marker wins, and the group may be empty
-    // ("---\n\n---\n"), but the "\n" of the opening "---\n" cannot double as the closing one.
-    const std::size_t close = source.find("\n---\n", 4);
-    if (close == std::string_view::npos) {
-        return std::nullopt;
-    }
-    return source.substr(4, close - 4);
-}
-
-std::string_view body_of(std::string_view source) {
-    const auto fm = frontmatter_of(source);
-    if (!fm) {
-        return source;
-    }
-    std::string_view rest = source.substr(4 + fm->size() + 5);
-    const std::size_t start = rest.find_first_not_of('\n');
-    return start == std::string_view::npos ? std::string_view{} : rest.substr(start);
-}
-
 std::string_view summary_line(std::string_view message, std::size_t max_chars) {
     std::string_view line = message.substr(0, message.find('\n'));
     std::size_t chars = 0;

@@ -1,6 +1,6 @@
 // adapters/dolt/values: pure conversions between the v1 model's values and the column values of
-// the Dolt tables: UTC DATETIME text, v1's naive ISO times, the frontmatter/body split, the
-// history summary line, parent lists. No I/O; shared by the writer, the reader and the tests.
+// the Dolt tables: UTC DATETIME text, v1's naive ISO times, the history summary line, parent
+// lists. No I/O; shared by the writer, the reader and the tests.
 #pragma once
 
 #include <chrono>
@@ -40,13 +40,6 @@ std::optional<std::string> datetime6_to_iso(std::string_view s);
 
 // A time point as a DATETIME(6) literal in UTC: "YYYY-MM-DD HH:MM:SS.ffffff".
 std::string datetime6(std::chrono::system_clock::time_point tp);
-
-// v1's parse_frontmatter split (v1-contract §3): the frontmatter is the match of
-// `^---\n(.*?)\n---\n` (dot matches newline). Returns its YAML text, nullopt without a match.
-std::optional<std::string_view> frontmatter_of(std::string_view source);
-// The body: what follows the frontmatter with leading '\n's stripped, or all of source without
-// frontmatter. This is the `content` column.
-std::string_view body_of(std::string_view source);
 
 // The history summary of a commit message: its first line (up to the first '\n', as GitPython's
 // `summary`), cut to at most max_chars characters (UTF-8 code points, VARCHAR(500) counts

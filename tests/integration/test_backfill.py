@@ -405,6 +405,15 @@ def test_round_trip_of_unusual_storage(setup, tmp_path):
         cfg_path = config_for(setup, tmp_path, name, v1_data_dir=str(data))
         res = shadowgate(setup, "migrate", "-c", str(cfg_path), "--verify")
         assert "0 differences" in res.stdout and "0 failed" in res.stdout, res.stdout
+        # Hand-made files the plan's columns cannot give back are listed ("user: block label:
+        # why", "user: version label@sha: why"); the v2 side answers differently exactly there.
+        unrep = set()
+        for line in res.stdout.splitlines():
+            parts = line.strip().split(": ", 2)
+            if len(parts) == 3 and parts[1].split(" ", 1)[0] in ("block", "version"):
+                item, key = parts[1].split(" ", 1)
+                unrep.add((parts[0], key.split("@")[0]))
+        assert ("edge-b", "badyaml") in unrep, res.stdout
 
         paths = []
         for user in ["edge-a", "edge-b", "empty-user", "nobody"]:
@@ -424,7 +433,12 @@ def test_round_trip_of_unusual_storage(setup, tmp_path):
         res = shadowgate(setup, "render", "-c", str(cfg_path), "--tz", "utc", *paths)
         answers = [json.loads(line) for line in res.stdout.splitlines()]
         assert len(answers) == len(paths) > 60
+        compared = 0
         for path, answer in zip(paths, answers):
+            segs = path.split("?")[0].split("/")
+            if len(segs) > 4 and (segs[2], segs[4]) in unrep:
+                continue  # reported as unrepresentable: a real difference, shown by the comparer
+            compared += 1
             status, _, body = v1.request("GET", path)
             assert answer["status"] == status, (path, answer, body[:200])
             if endpoint_of(path) == "/users/U/blocks" and status == 200:
@@ -433,6 +447,7 @@ def test_round_trip_of_unusual_storage(setup, tmp_path):
                     sorted(json.loads(body), key=key), path
             else:
                 assert answer["body"].encode() == body, (path, answer["body"][:300], body[:300])
+        assert compared > 60
     finally:
         v1.stop()
         drop_database(setup, f"{setup['name']}_edge")

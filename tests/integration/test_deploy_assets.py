@@ -339,7 +339,7 @@ def live(tmp_path_factory):
         st = wait_shadow_idle(s)
         assert discrepancy_total(st) == 0, st
         # Drift behind the mirror's back: every get_block read of da-1/student now differs.
-        plant(s, "UPDATE blocks SET source = CONCAT(source, 'planted\\n') "
+        plant(s, "UPDATE blocks SET content = CONCAT(content, 'planted\\n') "
                  "WHERE user_id = 'da-1' AND label = 'student'")
         for _ in range(3):
             read_all(s, "da-1", "student", shas["da-1"])

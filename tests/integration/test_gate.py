@@ -107,7 +107,7 @@ def test_gate_go_no_go_and_its_evidence_survives_a_restart(tmp_path):
         assert gate_cli(s, tmp_path).returncode == 0
 
         # Real discrepancies in get_block: its rate's bound fails, NO-GO.
-        plant(s, "UPDATE blocks SET source = CONCAT(source, 'drift\\n') WHERE user_id = 'ga'")
+        plant(s, "UPDATE blocks SET content = CONCAT(content, 'drift\\n') WHERE user_id = 'ga'")
         for _ in range(10):
             read(s, "/users/ga/blocks/student")
         wait_shadow_idle(s)
@@ -189,7 +189,7 @@ def test_a_reconcile_in_the_service_feeds_the_gate(tmp_path):
 
         # Drift behind the mirror's back: found (the gate's criterion fails), repaired, and the
         # next run is clean again.
-        plant(s, "UPDATE blocks SET source = CONCAT(source, 'x') WHERE user_id = 'rc2'")
+        plant(s, "UPDATE blocks SET content = CONCAT(content, 'x') WHERE user_id = 'rc2'")
         done = reconcile_in_service(s, "?repair=1")
         assert done["repair"] is True
         assert done["last"]["users_drifted"] == 1 and done["last"]["users_repaired"] == 1, done

@@ -65,8 +65,9 @@ def test_reconcile_finds_each_kind_of_drift_and_repair_clears_it(tmp_path):
         assert "progress done=4 total=4" in res.stderr  # the progress line (not a terminal)
         code, r = report(s)
         assert code == 1
-        assert r["by_kind"] == {"missing user": 1, "extra block": 1, "different version": 1,
-                                "different diff": 1, "extra user": 1}, r["by_kind"]
+        assert r["by_kind"] == {"missing user": 1, "extra block": 1,
+                                "different version.source": 1, "different diff.status": 1,
+                                "extra user": 1}, r["by_kind"]
         found = {(d["user"], d["kind"], d["item"], d["key"]) for d in r["drift"]}
         assert ("ru1", "missing", "user", "") in found
         assert ("ru2", "extra", "block", "ghost") in found
@@ -101,7 +102,7 @@ def test_a_checkpoint_resumes_and_a_bad_one_is_refused(tmp_path):
         code, r = report(s, "--checkpoint", str(cp))
         assert r["users_resumed"] == 2 and r["users_checked"] == 4, r
         assert r["by_kind"]["different block"] == 1  # carried over
-        assert r["by_kind"]["different version"] >= 1  # ru4, found this run
+        assert r["by_kind"]["different version.source"] >= 1  # ru4, found this run
         assert {d["user"] for d in r["drift"]} == {"ru4"}
         assert code == 1
         assert not cp.exists()  # a complete run removes it
@@ -117,5 +118,78 @@ def test_a_checkpoint_resumes_and_a_bad_one_is_refused(tmp_path):
         assert r["users_checked"] == 2 and {d["user"] for d in r["drift"]} == {"ru4"}, r
         code, r = report(s, "--user", "nobody")
         assert r["users_failed"] == 1 and "neither" in r["failures"][0]["error"], r
+    finally:
+        s.close()
+
+
+# Each plan column the v2 service reads, planted one at a time: (SQL, item, column, the read
+# endpoints whose answer renders that column; none for columns no v1 answer shows).
+PLANTED = [
+    ("UPDATE blocks SET content = CONCAT(content, 'planted') WHERE {b}",
+     "block", "content", ["get_block"]),
+    ("UPDATE blocks SET metadata = JSON_SET(metadata, '$.title', 'planted') WHERE {b}",
+     "block", "metadata", ["get_block"]),
+    ("UPDATE blocks SET updated_at = '2001-01-01 00:00:00' WHERE {b}",
+     "block", "updated_at", []),
+    ("UPDATE block_versions SET content = CONCAT(content, 'planted') WHERE {v}",
+     "version", "content", ["get_version"]),
+    ("UPDATE block_versions SET metadata = JSON_SET(metadata, '$.title', 'planted') WHERE {v}",
+     "version", "metadata", ["get_version"]),
+    ("UPDATE block_versions SET author = 'agent:planted' WHERE {v}",
+     "version", "author", ["block_history"]),
+    ("UPDATE block_versions SET message = 'planted' WHERE {v}",
+     "version", "message", ["block_history"]),
+    ("UPDATE block_versions SET created_at = '2001-01-01 00:00:00' WHERE {v}",
+     "version", "created_at", ["block_history"]),
+    ("UPDATE block_versions SET is_current = FALSE WHERE {v}",
+     "version", "is_current", ["block_history"]),
+    ("UPDATE block_versions SET ordinal = -5 WHERE {v}",
+     "version", "ordinal", ["block_history"]),
+    ("UPDATE pending_diffs SET reasoning = 'planted' WHERE {d}",
+     "diff", "reasoning", ["list_diffs"]),
+    ("UPDATE pending_diffs SET created_at = '2001-01-01 00:00:00' WHERE {d}",
+     "diff", "created_at", ["list_diffs"]),
+    ("UPDATE pending_diffs SET proposed_value = 'planted' WHERE {d}",
+     "diff", "proposed_value", []),
+    ("UPDATE pending_diffs SET status = 'rejected' WHERE {d}",
+     "diff", "status", ["list_diffs", "diff_counts", "list_blocks"]),
+]
+
+
+def test_a_change_in_each_plan_column_is_named_repaired_and_shown_by_the_comparer(tmp_path):
+    from test_shadow import read_all, records_for, wait_shadow_idle, discrepancy_total
+    s = Stack(tmp_path, shadow=SHADOW)
+    try:
+        init_users(s, ["pc"])
+        put(s, "pc", "student", "---\ntitle: First\n---\nline one\r\nline two\n")
+        head = put(s, "pc", "student", "---\ntitle: Second\n---\n\n\nagain\r\n")
+        diff = propose(s, "pc", "student", "more")
+        s.converge()
+        read_all(s, "pc", "student", head)
+        assert discrepancy_total(wait_shadow_idle(s)) == 0
+        where = {"b": "user_id = 'pc' AND label = 'student'",
+                 "v": f"user_id = 'pc' AND label = 'student' AND id = '{head}'",
+                 "d": f"user_id = 'pc' AND id = '{diff['id']}'"}
+        for sql, item, column, endpoints in PLANTED:
+            s.sql(sql.format(**where))
+            code, r = report(s)
+            assert code == 1, (column, r)
+            named = [d for d in r["drift"] if d["item"] == item and d.get("column") == column]
+            assert len(named) == 1 and named[0]["user"] == "pc", (item, column, r["drift"])
+            assert named[0]["v1"] != named[0]["v2"], named
+            assert r["unrepresentable"] == 0, r
+            before = {ep: len(records_for(s, ep, 1000)) for ep in endpoints}
+            for _ in range(2):  # every read shows it
+                read_all(s, "pc", "student", head)
+            wait_shadow_idle(s)
+            for ep in endpoints:
+                got = records_for(s, ep, 1000)
+                assert len(got) == before[ep] + 2, (item, column, ep)
+                assert got[0]["user"] == "pc" and got[0]["differences"], got[0]
+            code, r = report(s, "--repair")
+            assert r["users_repaired"] == 1, (column, r)
+            code, r = report(s)
+            assert code == 0 and r["clean"], (column, r)
+            assert s.verify().returncode == 0, column
     finally:
         s.close()

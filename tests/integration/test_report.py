@@ -56,7 +56,7 @@ def test_reports_in_three_formats_and_the_html_renders_in_chromium(tmp_path):
             read(s, "/users/rp1/blocks/student")
             read(s, "/users/rp2/blocks")
         wait_shadow_idle(s)
-        plant(s, "UPDATE blocks SET source = REPLACE(source, 'hello', 'hullo <b>x</b>')"
+        plant(s, "UPDATE blocks SET content = REPLACE(content, 'hello', 'hullo <b>x</b>')"
                  " WHERE user_id = 'rp1'")
         for _ in range(3):
             read(s, "/users/rp1/blocks/student")

@@ -185,18 +185,18 @@ def test_planted_discrepancies_are_reported_with_class_and_path_every_time(tmp_p
         st = wait_shadow_idle(s)
         assert discrepancy_total(st) == 0, st
 
-        # Four kinds of drift planted in Dolt behind the mirror's back (watermark untouched).
-        plant(s, "UPDATE blocks SET source = CONCAT(source, 'planted\\n') "
+        # Four kinds of drift planted in Dolt's plan columns behind the mirror's back (watermark
+        # untouched); the audit copies (source, raw_json) keep v1's bytes and answer nothing.
+        plant(s, "UPDATE blocks SET content = CONCAT(content, 'planted\\n') "
                  "WHERE user_id = 'pl' AND label = 'student'")
         plant(s, f"DELETE FROM block_versions WHERE user_id = 'pl' AND id = '{first}'")
-        # (the row keeps the file's exact text too, which Dolt's answers are rendered from)
-        plant(s, "UPDATE pending_diffs SET status = 'rejected', raw_json = "
-                 "REPLACE(raw_json, '\"status\": \"pending\"', '\"status\": \"rejected\"') "
+        plant(s, "UPDATE pending_diffs SET status = 'rejected' "
                  f"WHERE user_id = 'pl' AND id = '{diff['id']}'")
-        assert "rejected" in s.sql(f"SELECT raw_json FROM pending_diffs WHERE id = '{diff['id']}'")
-        plant(s, "INSERT INTO blocks (user_id, label, content, metadata, updated_at, source, "
-                 "v1_commit) SELECT user_id, 'planted', content, metadata, updated_at, source, "
-                 "v1_commit FROM blocks WHERE user_id = 'pl' AND label = 'student'")
+        plant(s, "INSERT INTO blocks (user_id, label, content, metadata, metadata_keys, "
+                 "frontmatter, blank_lines, updated_at, source, v1_commit) SELECT user_id, "
+                 "'planted', content, metadata, metadata_keys, frontmatter, blank_lines, "
+                 "updated_at, source, v1_commit FROM blocks WHERE user_id = 'pl' AND "
+                 "label = 'student'")
 
         for round_ in range(2):  # every read shows it again
             read_all(s, "pl", "student", first)
@@ -281,7 +281,7 @@ def test_records_rotate_and_the_listing_filters(tmp_path):
         init_users(s, ["ro"])
         put(s, "ro", "student", "secret words\n")
         s.converge()
-        plant(s, "UPDATE blocks SET source = CONCAT(source, 'drift\\n') WHERE user_id = 'ro'")
+        plant(s, "UPDATE blocks SET content = CONCAT(content, 'drift\\n') WHERE user_id = 'ro'")
         for _ in range(12):
             read(s, "/users/ro/blocks/student")
             read(s, "/users/ro/blocks")

@@ -44,24 +44,13 @@ TEST_CASE("iso_to_datetime6 takes Python's naive isoformat only", "[values]") {
     CHECK_FALSE(iso_to_datetime6(""));
 }
 
-TEST_CASE("frontmatter split follows v1's parse_frontmatter", "[values]") {
-    const std::string file =
-        "---\nblock: student\ntitle: Student\n---\n\n\nMarkdown body...\n---\nnot fm\n";
-    CHECK(frontmatter_of(file) ==
-          std::optional<std::string_view>("block: student\ntitle: Student"));
-    CHECK(body_of(file) == "Markdown body...\n---\nnot fm\n");
-    // Empty frontmatter group; the opening newline cannot close it.
-    CHECK(frontmatter_of("---\n\n---\nbody") == std::optional<std::string_view>(""));
-    CHECK(body_of("---\n\n---\nbody") == "body");
-    CHECK_FALSE(frontmatter_of("---\n---\nbody"));
-    CHECK(body_of("---\n---\nbody") == "---\n---\nbody");
-    // No match: the whole text is the body, leading newlines kept.
-    CHECK(body_of("\n\nplain") == "\n\nplain");
-    CHECK(body_of("") == "");
-    // CRLF files do not match (v1's regex wants '\n').
-    CHECK_FALSE(frontmatter_of("---\r\nblock: x\r\n---\r\nbody"));
-    // Only newlines after the frontmatter: empty body.
-    CHECK(body_of("---\nblock: x\n---\n\n\n") == "");
+TEST_CASE("DATETIME(6) values come back in one spelling and print as isoformat()", "[values]") {
+    CHECK(normal_datetime6("2026-11-22 04:16:24") == "2026-11-22 04:16:24.000000");
+    CHECK(normal_datetime6("2026-11-22 04:16:24.5") == "2026-11-22 04:16:24.500000");
+    CHECK_FALSE(normal_datetime6("2026-11-22T04:16:24"));
+    CHECK(datetime6_to_iso("2026-11-22 04:16:24.000000") == "2026-11-22T04:16:24");
+    CHECK(datetime6_to_iso("2026-11-22 04:16:24.125199") == "2026-11-22T04:16:24.125199");
+    CHECK_FALSE(datetime6_to_iso("garbage"));
 }
 
 TEST_CASE("summary_line cuts at the first newline and at 500 code points", "[values]") {

@@ -58,6 +58,25 @@ TEST_CASE("columns: a file v1 wrote splits into the plan's columns and joins bac
     round_trip("---\ntext: 'first\n\n  second'\n---\n\nx");
 }
 
+TEST_CASE("columns: the split follows v1's parse_frontmatter", "[columns]") {
+    const auto s = split_text("---\nblock: student\n---\n\n\nMarkdown body...\n---\nnot fm\n");
+    CHECK(s.columns.content == "Markdown body...\n---\nnot fm\n");
+    CHECK(s.columns.blank_lines == 2);
+    // The opening newline cannot close the frontmatter; CRLF files do not match (v1's regex
+    // wants '\n'); without a match the whole text is the body, leading newlines kept.
+    for (const char* plain : {"---\n---\nbody", "---\r\nblock: x\r\n---\r\nbody", "\n\nplain"}) {
+        const auto p = split_text(plain);
+        CHECK_FALSE(p.columns.frontmatter);
+        CHECK(p.columns.content == plain);
+        CHECK_FALSE(p.columns.metadata);
+    }
+    // Only newlines after the frontmatter: an empty body.
+    const auto empty = split_text("---\nblock: x\n---\n\n\n");
+    CHECK(empty.columns.content.empty());
+    CHECK(empty.columns.blank_lines == 2);
+    CHECK(empty.unrepresentable.empty());
+}
+
 TEST_CASE("columns: key order comes back from metadata_keys, whatever order the JSON has",
           "[columns]") {
     sg::v1::text_columns c;
