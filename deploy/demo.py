@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-from sg_harness import base_config, start_shadowgate  # noqa: E402
+from sg_harness import base_config, start_shadowgate, varied_body  # noqa: E402
 from v1ref_harness import request, start_v1ref  # noqa: E402
 
 LABELS = ["student", "journey", "progress", "operating_manual"]
@@ -145,7 +145,7 @@ def traffic(args, rng, v1, gate, users):
         r = rng.random()
         if r < 0.35:
             status, raw = via_proxy("PUT", f"/users/{u}/blocks/{label}",
-                                    {"content": f"## {label}\n\nrevision {n} by {u}",
+                                    {"content": varied_body(rng, n, label),
                                      "message": f"edit {n}"})
             if status == 200:
                 shas[(u, label)].append(json.loads(raw)["commit_sha"])
@@ -167,7 +167,7 @@ def traffic(args, rng, v1, gate, users):
         elif r < 0.88:
             # ... or rewrites a block itself.
             v1.request("POST", f"/_test/users/{u}/blocks/{label}/agent-write",
-                       {"content": f"## {label}\n\nagent rewrite {n}"})
+                       {"content": varied_body(rng, n, label)})
             tally[("agent", "block write (direct to storage)", 200)] += 1
         elif r < 0.92:
             status, raw = via_proxy("GET", f"/users/{u}/blocks/{label}/diffs")

@@ -295,3 +295,40 @@ class ScriptedUpstream:
         head = (b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nX-Upstream: scripted\r\n"
                 % (status, reason, content_type, len(payload))) + extra + b"\r\n"
         conn.sendall(head + (b"" if method == "HEAD" else payload))
+
+
+# Bodies of every kind a client writes, for traffic that must still give 0 discrepancies: Windows
+# and old-Mac line ends, leading blank lines, frontmatter written by the user (strings that look
+# like other YAML types, lists, nesting, non-ASCII), broken YAML, empty frontmatter, non-ASCII
+# text and 20 kB bodies. No YAML dates: JSON cannot carry them (they are reported as
+# unrepresentable, see the README's "The v2 tables").
+BODY_KINDS = ["plain", "crlf", "lone_cr", "leading_blank", "user_frontmatter", "broken_yaml",
+              "empty_frontmatter", "non_ascii", "large"]
+
+
+def varied_body(rng, n: int, label: str, kind: str | None = None) -> str:
+    kind = kind or rng.choice(BODY_KINDS)
+    if kind == "crlf":
+        return f"## {label}\r\n\r\nrevision {n}\r\nsecond line\r\n"
+    if kind == "lone_cr":
+        return f"## {label}\rrevision {n}\rmixed\r\nends\n"
+    if kind == "leading_blank":
+        return "\n" * rng.randint(1, 4) + f"## {label}\n\nrevision {n} after blank lines\n"
+    if kind == "user_frontmatter":
+        return ("---\n"
+                f"title: Notes {n}\n"
+                f"tags: [a, 'yes', '1.0', \"null\", caf\u00e9]\n"
+                "nested:\n  z: 1\n  a: [x, {k: v}]\n"
+                "quote: 'a: b # not a comment'\n"
+                "---\n"
+                f"body {n} under the user's frontmatter\n")
+    if kind == "broken_yaml":
+        return f"---\ntitle: [unclosed\n  - : :\n---\n\nrevision {n} below broken YAML\n"
+    if kind == "empty_frontmatter":
+        return f"---\n\n---\nrevision {n} under empty frontmatter\n"
+    if kind == "non_ascii":
+        return f"## {label} \u00e9t\u00e9 \u2603 \U0001F600 \u4e2d\u6587\n\nrevision {n} \u00fc\n"
+    if kind == "large":
+        line = f"revision {n}: " + "lorem ipsum dolor sit amet " * 3 + "\n"
+        return (line * (20_000 // len(line) + 1))[:20_000]
+    return f"## {label}\n\nrevision {n}\n"

@@ -20,6 +20,7 @@ import pytest
 
 import db_harness
 from db_harness import dolt_config, fresh_database
+from sg_harness import BODY_KINDS, varied_body
 from test_mirror import TOKEN, Stack, init_users, put
 from v1ref_harness import free_port, request
 
@@ -105,6 +106,9 @@ def test_mixed_traffic_with_agents_and_races_has_no_discrepancies(stack):
     users = [f"sr-{i}" for i in range(4)]
     init_users(stack, users)
     shas = {u: put(stack, u, "student", f"first {u}\n") for u in users}
+    # Every kind of body at least once (the loop below mixes them at random).
+    for k, kind in enumerate(BODY_KINDS):
+        put(stack, users[k % len(users)], "journey", varied_body(random.Random(k), k, "journey", kind))
     stack.converge()
     rng = random.Random(5)
     stop = threading.Event()
@@ -118,11 +122,13 @@ def test_mixed_traffic_with_agents_and_races_has_no_discrepancies(stack):
                 what = i % 5
                 if what == 0:
                     stack.agent("POST", f"/_test/users/{u}/blocks/student/agent-write",
-                                {"content": f"agent {i}\n", "author": "agent:tutor"})
+                                {"content": varied_body(rng, i, "student"),
+                                 "author": "agent:tutor"})
                 elif what == 1:
                     propose(stack, u, value=f"p{i}")
                 else:
-                    put(stack, u, rng.choice(["student", "journey"]), f"write {i}\n")
+                    label = rng.choice(["student", "journey"])
+                    put(stack, u, label, varied_body(rng, i, label))
             except AssertionError as e:  # a failed write is a test failure, reported below
                 errors.append(e)
             i += 1
@@ -144,6 +150,9 @@ def test_mixed_traffic_with_agents_and_races_has_no_discrepancies(stack):
         t.join()
     assert not errors, errors[:3]
     stack.converge()
+    # Everything written through v1's API is representable in the plan's columns.
+    res = stack.verify()
+    assert res.returncode == 0 and "unrepresentable: 0" in res.stdout, res.stdout
     for u in users:  # and once more at rest
         read_all(stack, u, "student", shas[u])
     st = wait_shadow_idle(stack)
