@@ -20,10 +20,12 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <condition_variable>
 #include <deque>
@@ -92,6 +94,23 @@ struct queued {
     shadow_job job;
     steady::time_point enqueued;
 };
+
+// A comparison whose first look could not decide (Dolt behind v1's storage, or the answers
+// differed): it waits for the mirror without holding a worker, resumed by whichever worker is
+// free when it is due (shadow::impl::settle).
+struct settling {
+    std::shared_ptr<const queued> q;
+    target t = target::dolt;
+    steady::time_point until;  // the first look + shadow.settle_timeout
+    steady::time_point due;    // when to look again
+    int attempts = 1;          // reads of v1 so far (the served answer counts)
+    std::string token;         // v1 storage's token last seen
+    bool in_step = false;      // Dolt's watermark equals `token`
+    bool polled = false;       // the mirror was asked and the poll interval has passed
+};
+
+// Soonest due first (std::push_heap keeps the largest first: compare backwards).
+bool later(const settling& a, const settling& b) { return a.due > b.due; }
 
 // Where the two sides stand for one user, as comparable tokens: v1 storage's HEAD and
 // pending_diffs/ fingerprint ("absent" without the user, "unreadable" when it cannot be read),
@@ -186,6 +205,7 @@ struct shadow::impl {
     // notify_one must reach an idle worker.
     std::condition_variable pause;
     std::deque<queued> queue;
+    std::vector<settling> waiting;  // a heap by `due` (later): comparisons waiting to settle
     bool stopping = false;
     std::size_t running = 0;
     std::vector<std::thread> workers;
@@ -235,7 +255,9 @@ struct shadow::impl {
     void worker_loop();
     void watch_cpu();
     void process(dolt::connection& conn, queued& q);
-    void compare_with(dolt::connection& conn, const queued& q, target t);
+    void compare_with(dolt::connection& conn, const std::shared_ptr<const queued>& q, target t);
+    void settle(dolt::connection& conn, settling s);
+    void defer(settling s);
     std::string git_token(const std::string& user);
     watermark_check check_dolt(dolt::connection& conn, const std::string& user);
     v2_answer ask(dolt::connection& conn, const shadow_job& job, target t);
@@ -282,6 +304,10 @@ void shadow::stop() {
             impl_->skip(q.job.route.ep, skip_reason::stopping);
         }
         impl_->queue.clear();
+        for (const auto& w : impl_->waiting) {
+            impl_->skip(w.q->job.route.ep, skip_reason::stopping, w.t);
+        }
+        impl_->waiting.clear();
         threads.swap(impl_->workers);
         if (impl_->cpu_watch.joinable()) threads.push_back(std::move(impl_->cpu_watch));
     }
@@ -338,8 +364,29 @@ void shadow::impl::worker_loop() {
     dolt::connection conn(std::move(opts), dolt_stats);
     std::unique_lock lock(mu);
     for (;;) {
-        wake.wait(lock, [&] { return stopping || !queue.empty(); });
+        // A comparison due to settle comes first (it is older), then a new one; in between the
+        // worker sleeps until the next one is due or a new one is queued.
+        const bool due = !waiting.empty() && waiting.front().due <= steady::now();
         if (stopping) return;
+        if (due) {
+            std::pop_heap(waiting.begin(), waiting.end(), later);
+            settling w = std::move(waiting.back());
+            waiting.pop_back();
+            ++running;
+            lock.unlock();
+            settle(conn, std::move(w));
+            lock.lock();
+            --running;
+            continue;
+        }
+        if (queue.empty()) {
+            if (waiting.empty()) {
+                wake.wait(lock);
+            } else {
+                wake.wait_until(lock, waiting.front().due);
+            }
+            continue;
+        }
         queued q = std::move(queue.front());
         queue.pop_front();
         ++running;
@@ -530,7 +577,25 @@ void shadow::impl::process(dolt::connection& conn, queued& q) {
         skip(ep, skip_reason::busy);
         return;
     }
-    for (const auto t : targets) compare_with(conn, q, t);
+    const auto shared = std::make_shared<const queued>(std::move(q));
+    for (const auto t : targets) compare_with(conn, shared, t);
+}
+
+void shadow::impl::defer(settling w) {
+    {
+        std::lock_guard lock(mu);
+        if (stopping) {
+            skip(w.q->job.route.ep, skip_reason::stopping, w.t);
+            return;
+        }
+        if (waiting.size() >= cfg.shadow.queue) {  // bounded like the queue
+            skip(w.q->job.route.ep, skip_reason::unsettled, w.t);
+            return;
+        }
+        waiting.push_back(std::move(w));
+        std::push_heap(waiting.begin(), waiting.end(), later);
+    }
+    wake.notify_one();  // a sleeping worker sets its timer by the soonest due
 }
 
 v2_answer shadow::impl::ask(dolt::connection& conn, const shadow_job& job, target t) {
@@ -566,44 +631,54 @@ v2_answer shadow::impl::ask_v2(dolt::connection& conn, const shadow_job& job) {
     return out;
 }
 
-void shadow::impl::compare_with(dolt::connection& conn, const queued& q, target t) {
-    const shadow_job& job = q.job;
+void shadow::impl::compare_with(dolt::connection& conn, const std::shared_ptr<const queued>& q,
+                                target t) {
+    const shadow_job& job = q->job;
     const auto ep = job.route.ep;
     const auto& user = job.route.user_id;
+    const comparator::endpoint_rules& r = rules[static_cast<std::size_t>(ep)];
+
+    // First look: v1's answer as served, against the target's when Dolt's state is the one of
+    // v1's storage now (the answer v1 served came from that storage or an older one: an older
+    // one can only make a difference, which the settling below sorts out).
+    settling w;
+    w.q = q;
+    w.t = t;
+    w.token = git_token(user);
+    v2_answer v2 = ask(conn, job, t);
+    if (!v2.ok) {
+        count(t, ep, v2.timed_out ? result::v2_timeout : result::v2_error);
+        spdlog::debug("event=shadow_v2_failed target={} endpoint={} request_id={} error=\"{}\"",
+                      name(t), v1::name(ep), job.request_id, v2.error);
+        return;
+    }
+    w.in_step = w.token != "unreadable" && v2.token == w.token;
+    if (w.in_step) {
+        const auto c = comparator::compare({job.v1_status, job.v1_body}, {v2.status, v2.body}, r);
+        if (c.what == result::match) {
+            count(t, ep, result::match);
+            return;
+        }
+    }
+    w.until = steady::now() + cfg.shadow.settle_timeout;
+    settle(conn, std::move(w));
+}
+
+// Settle: wait until Dolt is in step with v1's storage (token), then read both again with the
+// storage unchanged around the two reads. Equal: lag. Different: a discrepancy. Waiting for the
+// mirror hands the comparison back (defer) instead of holding the worker.
+void shadow::impl::settle(dolt::connection& conn, settling w) {
+    const shadow_job& job = w.q->job;
+    const auto ep = job.route.ep;
+    const auto& user = job.route.user_id;
+    const target t = w.t;
     auto v2_failed = [&](const std::string& error, bool timed_out) {
         count(t, ep, timed_out ? result::v2_timeout : result::v2_error);
         spdlog::debug("event=shadow_v2_failed target={} endpoint={} request_id={} error=\"{}\"",
                       name(t), v1::name(ep), job.request_id, error);
     };
     const comparator::endpoint_rules& r = rules[static_cast<std::size_t>(ep)];
-
-    // First look: v1's answer as served, against the target's when Dolt's state is the one of
-    // v1's storage now (the answer v1 served came from that storage or an older one: an older
-    // one can only make a difference, which the settling below sorts out).
-    std::string token = git_token(user);
-    bool in_step = false;
-    {
-        v2_answer v2 = ask(conn, job, t);
-        if (!v2.ok) {
-            v2_failed(v2.error, v2.timed_out);
-            return;
-        }
-        in_step = token != "unreadable" && v2.token == token;
-        if (in_step) {
-            const auto c =
-                comparator::compare({job.v1_status, job.v1_body}, {v2.status, v2.body}, r);
-            if (c.what == result::match) {
-                count(t, ep, result::match);
-                return;
-            }
-        }
-    }
-
-    // Settle: wait until Dolt is in step with v1's storage (token), then read both again with
-    // the storage unchanged around the two reads. Equal: lag. Different: a discrepancy.
-    const auto settle_until = steady::now() + cfg.shadow.settle_timeout;
-    int attempts = 1;
-    while (steady::now() < settle_until) {
+    while (steady::now() < w.until) {
         {
             std::unique_lock lock(mu);
             if (stopping) {
@@ -611,22 +686,25 @@ void shadow::impl::compare_with(dolt::connection& conn, const queued& q, target 
                 return;
             }
         }
-        if (!in_step) {
-            if (mirror_ != nullptr) mirror_->look_at(user);
-            {
-                std::unique_lock lock(mu);
-                pause.wait_for(lock, settle_poll, [&] { return stopping; });
-            }
-            token = git_token(user);
-            const watermark_check w = check_dolt(conn, user);
-            if (!w.ok) {
-                v2_failed(w.error, false);
+        if (!w.in_step) {
+            if (!w.polled) {  // ask the mirror, look again after a poll interval
+                if (mirror_ != nullptr) mirror_->look_at(user);
+                w.polled = true;
+                w.due = steady::now() + settle_poll;
+                defer(std::move(w));
                 return;
             }
-            in_step = token != "unreadable" && w.token == token;
+            w.polled = false;
+            w.token = git_token(user);
+            const watermark_check c = check_dolt(conn, user);
+            if (!c.ok) {
+                v2_failed(c.error, false);
+                return;
+            }
+            w.in_step = w.token != "unreadable" && c.token == w.token;
             continue;
         }
-        ++attempts;
+        ++w.attempts;
         rereads.fetch_add(1, relaxed);
         fetch_result again = fetch(job.target, job.headers, cfg.shadow.deadline);
         if (!again.ok) {
@@ -641,9 +719,9 @@ void shadow::impl::compare_with(dolt::connection& conn, const queued& q, target 
             return;
         }
         const std::string after = git_token(user);
-        if (after != token || v2.token != token) {  // storage or Dolt moved meanwhile
-            token = after;
-            in_step = after != "unreadable" && v2.token == after;
+        if (after != w.token || v2.token != w.token) {  // storage or Dolt moved meanwhile
+            w.token = after;
+            w.in_step = after != "unreadable" && v2.token == after;
             continue;
         }
         const auto c = comparator::compare({again.status, again.body}, {v2.status, v2.body}, r);
@@ -652,7 +730,7 @@ void shadow::impl::compare_with(dolt::connection& conn, const queued& q, target 
             return;
         }
         count(t, ep, c.what);
-        record(job, t, c, again.status, again.body, v2, attempts);
+        record(job, t, c, again.status, again.body, v2, w.attempts);
         return;
     }
     skip(ep, skip_reason::unsettled, t);
@@ -719,10 +797,11 @@ std::string shadow::status_json() const {
         std::lock_guard lock(s.mu);
         j["queued"] = s.queue.size();
         j["running"] = s.running;
+        j["settling"] = s.waiting.size();
         j["workers"] = s.workers.size();
         j["circuit"] = std::string(ml::name(s.breaker.current()));
     }
-    j["idle"] = j["queued"] == 0 && j["running"] == 0;
+    j["idle"] = j["queued"] == 0 && j["running"] == 0 && j["settling"] == 0;
     j["cpu_idle_share"] = s.idle.load(relaxed);
     j["proxy_wait_share"] = s.proxy_wait.load(relaxed);
     j["busy"] = s.busy.load(relaxed);
@@ -758,6 +837,7 @@ std::string shadow::status_json() const {
         skipped[std::string(skip_names[i])] = s.skips[i].load();
     }
     j["skipped"] = std::move(skipped);
+    j["rereads"] = s.rereads.load();
     return j.dump() + "\n";
 }
 
@@ -852,15 +932,19 @@ std::string shadow::render_metrics() const {
                 fmt::format("endpoint=\"{}\",target=\"{}\"", v1::name(ep), name(t)));
         }
     }
-    std::size_t queued = 0, running = 0;
+    std::size_t queued = 0, running = 0, settling_now = 0;
     {
         std::lock_guard lock(s.mu);
         queued = s.queue.size();
         running = s.running;
+        settling_now = s.waiting.size();
     }
     metric_line(out, "shadowgate_compare_queued", "gauge", "Comparisons waiting for a worker.",
                 queued);
     metric_line(out, "shadowgate_compare_running", "gauge", "Comparisons in progress.", running);
+    metric_line(out, "shadowgate_compare_settling", "gauge",
+                "Comparisons waiting for the mirror to catch up (holding no worker).",
+                settling_now);
     metric_line(out, "shadowgate_compare_cpu_idle_ratio", "gauge",
                 "The machine's idle CPU share at the last sample (comparisons pause below "
                 "shadow.min_idle_cpu).",

@@ -514,7 +514,7 @@ def test_the_budget_and_the_cpu_gate_skip_and_count(tmp_path):
 def test_the_proxy_wait_gate_pauses_comparisons_while_the_proxy_waits_for_cpu(tmp_path):
     # Only the run-queue gate: CPU burners on every core plus a steady read load make the
     # proxy's threads wait for a CPU; comparisons then pause (busy) and the wait is published.
-    s = Stack(tmp_path, shadow={**SHADOW, "max_proxy_wait": 0.02})  # the default
+    s = Stack(tmp_path, shadow={**SHADOW, "max_proxy_wait": 0.1})  # the default
     burners = []
     try:
         init_users(s, ["pw"])
