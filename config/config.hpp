@@ -162,6 +162,9 @@ struct shadow_config {
     // than this is a v2_timeout; also the timeout of a re-read of v1.
     milliseconds deadline{5'000};
     milliseconds settle_timeout{3'000};     // how long to wait for the mirror when they differ
+    // v1 re-reads on their way at once (a settling comparison reads v1 again once the mirror is
+    // in step): the most load settling adds to v1. More wait, holding no worker.
+    int max_rereads = 2;
     std::size_t max_body_bytes = 1024 * 1024;  // larger v1 answers are not compared (skipped)
     // Comparisons started per second at most (0: no limit); more are skipped (reason budget).
     // Bounds the load shadow reads put on Dolt and v2 whatever the traffic.

@@ -167,8 +167,11 @@ std::optional<sg::proxy::fetch_result> ask_admin(const std::string& config_path,
     if (where.host == "::") where.host = "::1";
     sg::proxy::header_list headers;
     if (!admin.token.empty()) headers.emplace_back("Authorization", "Bearer " + admin.token);
-    auto r = sg::proxy::http_get(where, path, headers, std::chrono::seconds(30),
-                                 256 * 1024 * 1024);
+    auto r = sg::proxy::http_get({.address = where,
+                                  .target = path,
+                                  .headers = std::move(headers),
+                                  .timeout = std::chrono::seconds(30),
+                                  .max_body = 256 * 1024 * 1024});
     if (!r.ok || r.status != 200) {
         std::cerr << "cannot ask " << where.host << ":" << where.port << path << ": "
                   << (r.ok ? "HTTP " + std::to_string(r.status) + " " + r.body : r.error) << "\n";

@@ -33,6 +33,7 @@
 #include <optional>
 #include <random>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace sg::proxy {
@@ -45,11 +46,20 @@ namespace ml = mirror_logic;
 namespace sl = shadow_logic;
 constexpr auto relaxed = std::memory_order_relaxed;
 constexpr std::chrono::milliseconds settle_poll{20};
+// After v1's storage moved during a re-read: the pause before looking again, doubling from
+// settle_poll per re-read up to 16 times it (hot writes cost a few re-reads, not one per poll).
+std::chrono::milliseconds reread_backoff(int attempts) {
+    return settle_poll * (1 << std::clamp(attempts - 1, 0, 4));
+}
 constexpr std::size_t max_tallied_paths = 32;
 constexpr int comparer_nice = 10;
 
 constexpr std::chrono::milliseconds cpu_sample_every{100};
 constexpr std::chrono::milliseconds busy_hold{300};
+// The proxy's run-queue wait is judged over this many samples (500 ms): one 100 ms sample swings
+// with whichever process ran at that moment, and at half of v1's capacity such swings tripped
+// the guard on a third of the samples without moving the client's p99.
+constexpr std::size_t proxy_wait_window = 5;
 
 // Why a comparison was not made (shadowgate_compare_skipped_total{reason}).
 enum class skip_reason {
@@ -107,6 +117,7 @@ struct settling {
     std::string token;         // v1 storage's token last seen
     bool in_step = false;      // Dolt's watermark equals `token`
     bool polled = false;       // the mirror was asked and the poll interval has passed
+    std::optional<fetch_result> again;  // v1's answer to the re-read, when it is back
 };
 
 // Soonest due first (std::push_heap keeps the largest first: compare backwards).
@@ -138,13 +149,23 @@ struct watermark_check {
     std::string token;
 };
 
+// Where both sides of one user stood at `at`: shared by every comparison of that user settling
+// at once (hot writes queue many), so that they cost one look per poll interval, not one each.
+struct user_look {
+    steady::time_point at;
+    std::string git;        // v1 storage's token
+    watermark_check dolt;   // Dolt's
+    steady::time_point mirror_asked;  // the last look_at for this user
+};
+constexpr std::size_t max_looks = 4096;
+constexpr std::chrono::milliseconds mirror_ask_every{250};  // older looks are dropped beyond this
+
 }  // namespace
 
 struct shadow::impl {
-    impl(const config::config& c, mirror* mir, fetcher f)
+    impl(const config::config& c, mirror* mir)
         : cfg(c),
           mirror_(mir),
-          fetch(std::move(f)),
           sample(c.shadow),
           breaker(c.mirror.breaker_threshold, c.mirror.breaker_cooldown, c.mirror.retry_max),
           dolt_stats(std::make_shared<dolt::counters>()),
@@ -168,29 +189,13 @@ struct shadow::impl {
             log.emplace(c.shadow.records.file, c.shadow.records.max_file_bytes,
                         c.shadow.records.keep_files);
         }
-        if (!fetch) {
-            const auto addr = c.v1.address;
-            const auto limit = c.shadow.max_body_bytes;
-            fetch = [addr, limit](const std::string& target, const header_list& headers,
-                                  std::chrono::milliseconds timeout) {
-                return http_get(addr, target, headers, timeout, limit);
-            };
-        }
-        if (c.shadow.v2_http.address.port != 0) {
-            const auto addr = c.shadow.v2_http.address;
-            const auto limit = c.shadow.max_body_bytes;
-            const auto prefix = c.shadow.v2_http.path_prefix;
-            fetch_v2 = [addr, limit, prefix](const std::string& target, const header_list& headers,
-                                             std::chrono::milliseconds timeout) {
-                return http_get(addr, prefix + target, headers, timeout, limit);
-            };
-        }
     }
 
     const config::config cfg;
     mirror* mirror_;
-    fetcher fetch;
-    fetcher fetch_v2;  // the v2 service, when configured
+    // v1 re-reads (from start() to stop()): on a thread of their own, so that a worker never
+    // waits for v1.
+    std::unique_ptr<http_client> v1_client;
     std::vector<target> targets;
     std::array<std::vector<comparator::map_step>, v1::endpoint_count> maps;  // v2's shape -> v1's
     sl::sampler sample;
@@ -206,6 +211,7 @@ struct shadow::impl {
     std::condition_variable pause;
     std::deque<queued> queue;
     std::vector<settling> waiting;  // a heap by `due` (later): comparisons waiting to settle
+    std::size_t rereading = 0;      // settling comparisons whose v1 re-read is on its way
     bool stopping = false;
     std::size_t running = 0;
     std::vector<std::thread> workers;
@@ -215,6 +221,9 @@ struct shadow::impl {
     std::atomic<bool> busy{false};  // the machine has less idle CPU than shadow.min_idle_cpu
     std::atomic<double> idle{1.0};  // the machine's idle share at the last sample
     std::atomic<double> proxy_wait{0.0};  // the proxy threads' run-queue wait share, likewise
+    // CPU samples that made the machine busy, by what tripped: idle CPU, proxy wait.
+    std::atomic<std::uint64_t> busy_low_idle{0};
+    std::atomic<std::uint64_t> busy_proxy_wait{0};
     std::shared_ptr<dolt::counters> dolt_stats;
 
     git::lazy_storage_reader reader{cfg.v1_data_dir};  // storage may appear later
@@ -227,6 +236,9 @@ struct shadow::impl {
     std::array<std::array<histogram, v1::endpoint_count>, target_count> v2_seconds{};
     std::atomic<std::uint64_t> record_write_errors{0};
     std::atomic<std::uint64_t> rereads{0};
+    std::atomic<std::uint64_t> looks_made{0};  // token checks made for settling comparisons
+    std::mutex looks_mu;
+    std::unordered_map<std::string, user_look> looks;  // by user, under looks_mu
     mutable std::mutex tally_mu;
     std::array<sl::path_tally, target_count> tally;
 
@@ -257,7 +269,10 @@ struct shadow::impl {
     void process(dolt::connection& conn, queued& q);
     void compare_with(dolt::connection& conn, const std::shared_ptr<const queued>& q, target t);
     void settle(dolt::connection& conn, settling s);
-    void defer(settling s);
+    void defer(settling s, bool reread_back = false);
+    user_look look(dolt::connection& conn, const std::string& user);
+    void ask_mirror(const std::string& user);
+    void reread(settling s);
     std::string git_token(const std::string& user);
     watermark_check check_dolt(dolt::connection& conn, const std::string& user);
     v2_answer ask(dolt::connection& conn, const shadow_job& job, target t);
@@ -278,8 +293,8 @@ struct shadow::impl {
 
 thread_local std::mt19937_64 shadow::impl::rng{std::random_device{}()};
 
-shadow::shadow(const config::config& cfg, mirror* mir, fetcher fetch)
-    : impl_(std::make_unique<impl>(cfg, mir, std::move(fetch))) {}
+shadow::shadow(const config::config& cfg, mirror* mir)
+    : impl_(std::make_unique<impl>(cfg, mir)) {}
 
 shadow::~shadow() { stop(); }
 
@@ -287,6 +302,7 @@ void shadow::start() {
     std::lock_guard lock(impl_->mu);
     if (!impl_->workers.empty()) return;
     impl_->stopping = false;
+    impl_->v1_client = std::make_unique<http_client>("sg-compare", comparer_nice);
     for (int i = 0; i < impl_->cfg.shadow.workers; ++i) {
         impl_->workers.emplace_back([this] { impl_->worker_loop(); });
     }
@@ -314,6 +330,10 @@ void shadow::stop() {
     impl_->wake.notify_all();
     impl_->pause.notify_all();
     for (auto& t : threads) t.join();
+    // Re-reads still on their way end as "stopping": each comes back through defer, which
+    // counts it skipped.
+    if (impl_->v1_client) impl_->v1_client->stop();
+    impl_->v1_client.reset();
 }
 
 bool shadow::wants(const v1::route& route, std::string_view method) const {
@@ -422,8 +442,8 @@ std::pair<std::uint64_t, std::size_t> proxy_run_delay() {
 
 }  // namespace
 
-// Every 100 ms: the machine's idle CPU share (/proc/stat) and the share of time the proxy's
-// threads waited for a CPU (their schedstat run delay). Below shadow.min_idle_cpu, or above
+// Every 100 ms: the machine's idle CPU share (/proc/stat) and the share of the last 500 ms the
+// proxy's threads waited for a CPU (their schedstat run delay). Below shadow.min_idle_cpu, or above
 // shadow.max_proxy_wait, new comparisons are skipped (busy, held for 300 ms after the last busy
 // sample): on a saturated machine neither this
 // process's comparers nor the database work they cause take CPU from the client's answers.
@@ -437,8 +457,17 @@ void shadow::impl::watch_cpu() {
         return sl::parse_proc_stat(line);
     };
     auto last = read();
-    auto last_wait = proxy_run_delay();
-    auto last_time = steady::now();
+    // (time, summed run delay, threads) of the last proxy_wait_window samples, oldest first.
+    struct wait_sample {
+        steady::time_point at;
+        std::uint64_t delay;
+        std::size_t threads;
+    };
+    std::deque<wait_sample> waits;
+    {
+        const auto w = proxy_run_delay();
+        waits.push_back({steady::now(), w.first, w.second});
+    }
     steady::time_point busy_until{};
     std::unique_lock lock(mu);
     while (!stopping) {
@@ -448,27 +477,32 @@ void shadow::impl::watch_cpu() {
         auto now = read();
         const auto wait = proxy_run_delay();
         const auto t = steady::now();
+        // A thread that came or went makes the sums incomparable: start the window again.
+        if (wait.second != waits.back().threads || wait.first < waits.back().delay) waits.clear();
+        waits.push_back({t, wait.first, wait.second});
+        if (waits.size() > proxy_wait_window + 1) waits.pop_front();
+        const wait_sample& from = waits.front();
         bool is_busy = false;
         if (last && now) {
             const double share = sl::idle_share(*last, *now);
             idle.store(share, relaxed);
             is_busy = cfg.shadow.min_idle_cpu > 0 && share < cfg.shadow.min_idle_cpu;
+            if (is_busy) busy_low_idle.fetch_add(1, relaxed);
         }
-        const double ns = std::chrono::duration<double, std::nano>(t - last_time).count();
-        if (wait.second > 0 && wait.second == last_wait.second && ns > 0 &&
-            wait.first >= last_wait.first) {
-            const double share =
-                static_cast<double>(wait.first - last_wait.first) / (ns * wait.second);
+        const double ns = std::chrono::duration<double, std::nano>(t - from.at).count();
+        if (wait.second > 0 && waits.size() > 1 && ns > 0) {
+            const double share = static_cast<double>(wait.first - from.delay) / (ns * wait.second);
             proxy_wait.store(share, relaxed);
-            is_busy = is_busy || (cfg.shadow.max_proxy_wait > 0 && share > cfg.shadow.max_proxy_wait);
+            if (cfg.shadow.max_proxy_wait > 0 && share > cfg.shadow.max_proxy_wait) {
+                busy_proxy_wait.fetch_add(1, relaxed);
+                is_busy = true;
+            }
         }
         // Once busy, stay busy for a while: the comparisons a quiet sample lets in make the
         // machine busy again at once, and short open windows would only let bursts through.
         if (is_busy) busy_until = t + busy_hold;
         busy.store(t < busy_until, relaxed);
         last = now;
-        last_wait = wait;
-        last_time = t;
         lock.lock();
     }
 }
@@ -581,14 +615,16 @@ void shadow::impl::process(dolt::connection& conn, queued& q) {
     for (const auto t : targets) compare_with(conn, shared, t);
 }
 
-void shadow::impl::defer(settling w) {
+void shadow::impl::defer(settling w, bool reread_back) {
     {
         std::lock_guard lock(mu);
+        if (reread_back) --rereading;
         if (stopping) {
             skip(w.q->job.route.ep, skip_reason::stopping, w.t);
             return;
         }
-        if (waiting.size() >= cfg.shadow.queue) {  // bounded like the queue
+        // Bounded like the queue; a re-read coming back was counted in the bound when it left.
+        if (!reread_back && waiting.size() + rereading >= cfg.shadow.queue) {
             skip(w.q->job.route.ep, skip_reason::unsettled, w.t);
             return;
         }
@@ -596,6 +632,79 @@ void shadow::impl::defer(settling w) {
         std::push_heap(waiting.begin(), waiting.end(), later);
     }
     wake.notify_one();  // a sleeping worker sets its timer by the soonest due
+}
+
+// Both sides' tokens for `user`: the look another settling comparison made less than a poll
+// interval ago, else a new one. A token seen earlier is as good as a fresh one here: the storage
+// token read after the re-read must still equal it, and tokens never come back.
+user_look shadow::impl::look(dolt::connection& conn, const std::string& user) {
+    const auto now = steady::now();
+    {
+        std::lock_guard lock(looks_mu);
+        auto it = looks.find(user);
+        if (it != looks.end() && now - it->second.at < settle_poll) return it->second;
+    }
+    user_look l;
+    l.at = now;
+    l.git = git_token(user);
+    l.dolt = check_dolt(conn, user);
+    looks_made.fetch_add(1, relaxed);
+    std::lock_guard lock(looks_mu);
+    if (looks.size() >= max_looks) {
+        std::erase_if(looks, [&](const auto& kv) {
+            return now - std::max(kv.second.at, kv.second.mirror_asked) > cfg.shadow.settle_timeout;
+        });
+    }
+    auto& slot = looks[user];
+    l.mirror_asked = slot.mirror_asked;
+    slot = l;
+    return l;
+}
+
+// The mirror asked to look at `user` (a change that bypassed the API has no trigger), at most once
+// per mirror_ask_every whoever asks: writes through the API mark the user themselves, and each
+// ask can cost the mirror a pass.
+void shadow::impl::ask_mirror(const std::string& user) {
+    if (mirror_ == nullptr) return;
+    const auto now = steady::now();
+    {
+        std::lock_guard lock(looks_mu);
+        auto& slot = looks[user];
+        if (now - slot.mirror_asked < mirror_ask_every) return;
+        slot.mirror_asked = now;
+    }
+    mirror_->look_at(user);
+}
+
+// v1 read again on the client's thread; the answer comes back through defer, due at once. While
+// shadow.max_rereads are on their way, the comparison looks again after a poll interval.
+void shadow::impl::reread(settling w) {
+    {
+        std::unique_lock lock(mu);
+        if (rereading >= static_cast<std::size_t>(cfg.shadow.max_rereads)) {
+            lock.unlock();
+            w.in_step = false;
+            w.polled = true;
+            w.due = steady::now() + settle_poll;
+            defer(std::move(w));
+            return;
+        }
+        ++rereading;
+    }
+    ++w.attempts;
+    rereads.fetch_add(1, relaxed);
+    const shadow_job& job = w.q->job;
+    get_request req{.address = cfg.v1.address,
+                    .target = job.target,
+                    .headers = job.headers,
+                    .timeout = cfg.shadow.deadline,
+                    .max_body = cfg.shadow.max_body_bytes};
+    auto held = std::make_shared<settling>(std::move(w));
+    v1_client->get(std::move(req), [this, held](fetch_result r) {
+        held->again = std::move(r);
+        held->due = steady::now();
+        defer(std::move(*held), true);
+    });
 }
 
 v2_answer shadow::impl::ask(dolt::connection& conn, const shadow_job& job, target t) {
@@ -611,12 +720,17 @@ v2_answer shadow::impl::ask_v2(dolt::connection& conn, const shadow_job& job) {
         out.error = w.error;
         return out;
     }
-    if (!fetch_v2) {
+    const auto& v2 = cfg.shadow.v2_http;
+    if (v2.address.port == 0) {
         out.error = "shadow.v2_http.address is not set";
         return out;
     }
     const auto t0 = steady::now();
-    fetch_result r = fetch_v2(job.target, job.headers, cfg.shadow.deadline);
+    fetch_result r = http_get({.address = v2.address,
+                               .target = v2.path_prefix + job.target,
+                               .headers = job.headers,
+                               .timeout = cfg.shadow.deadline,
+                               .max_body = cfg.shadow.max_body_bytes});
     v2_seconds[static_cast<std::size_t>(target::v2_http)][static_cast<std::size_t>(job.route.ep)]
         .observe(seconds_since(t0));
     if (!r.ok) {
@@ -678,7 +792,7 @@ void shadow::impl::settle(dolt::connection& conn, settling w) {
                       name(t), v1::name(ep), job.request_id, error);
     };
     const comparator::endpoint_rules& r = rules[static_cast<std::size_t>(ep)];
-    while (steady::now() < w.until) {
+    for (;;) {
         {
             std::unique_lock lock(mu);
             if (stopping) {
@@ -686,51 +800,58 @@ void shadow::impl::settle(dolt::connection& conn, settling w) {
                 return;
             }
         }
+        if (w.again) {  // v1's second answer is back: Dolt's now, and whether storage moved
+            fetch_result again = std::move(*w.again);
+            w.again.reset();
+            if (!again.ok) {
+                skip(ep, skip_reason::v1_reread_failed, t);
+                spdlog::debug("event=shadow_reread_failed endpoint={} request_id={} error=\"{}\"",
+                              v1::name(ep), job.request_id, again.error);
+                return;
+            }
+            v2_answer v2 = ask(conn, job, t);
+            if (!v2.ok) {
+                v2_failed(v2.error, v2.timed_out);
+                return;
+            }
+            const std::string after = git_token(user);
+            if (after != w.token || v2.token != w.token) {  // storage or Dolt moved meanwhile:
+                // look again later, the longer the more often it moved (writes are hot)
+                w.in_step = false;
+                w.polled = true;
+                w.due = steady::now() + reread_backoff(w.attempts);
+                defer(std::move(w));
+                return;
+            }
+            const auto c = comparator::compare({again.status, again.body}, {v2.status, v2.body}, r);
+            if (c.what == result::match) {
+                count(t, ep, result::lagging);  // the first look differed or could not be trusted
+                return;
+            }
+            count(t, ep, c.what);
+            record(job, t, c, again.status, again.body, v2, w.attempts);
+            return;
+        }
+        if (steady::now() >= w.until) break;
         if (!w.in_step) {
             if (!w.polled) {  // ask the mirror, look again after a poll interval
-                if (mirror_ != nullptr) mirror_->look_at(user);
+                ask_mirror(user);
                 w.polled = true;
                 w.due = steady::now() + settle_poll;
                 defer(std::move(w));
                 return;
             }
             w.polled = false;
-            w.token = git_token(user);
-            const watermark_check c = check_dolt(conn, user);
-            if (!c.ok) {
-                v2_failed(c.error, false);
+            const user_look l = look(conn, user);
+            if (!l.dolt.ok) {
+                v2_failed(l.dolt.error, false);
                 return;
             }
-            w.in_step = w.token != "unreadable" && c.token == w.token;
+            w.token = l.git;
+            w.in_step = w.token != "unreadable" && l.dolt.token == w.token;
             continue;
         }
-        ++w.attempts;
-        rereads.fetch_add(1, relaxed);
-        fetch_result again = fetch(job.target, job.headers, cfg.shadow.deadline);
-        if (!again.ok) {
-            skip(ep, skip_reason::v1_reread_failed, t);
-            spdlog::debug("event=shadow_reread_failed endpoint={} request_id={} error=\"{}\"",
-                          v1::name(ep), job.request_id, again.error);
-            return;
-        }
-        v2_answer v2 = ask(conn, job, t);
-        if (!v2.ok) {
-            v2_failed(v2.error, v2.timed_out);
-            return;
-        }
-        const std::string after = git_token(user);
-        if (after != w.token || v2.token != w.token) {  // storage or Dolt moved meanwhile
-            w.token = after;
-            w.in_step = after != "unreadable" && v2.token == after;
-            continue;
-        }
-        const auto c = comparator::compare({again.status, again.body}, {v2.status, v2.body}, r);
-        if (c.what == result::match) {
-            count(t, ep, result::lagging);  // the first look differed or could not be trusted
-            return;
-        }
-        count(t, ep, c.what);
-        record(job, t, c, again.status, again.body, v2, w.attempts);
+        reread(std::move(w));  // in step at w.token: read v1 again (storage must stay there)
         return;
     }
     skip(ep, skip_reason::unsettled, t);
@@ -797,7 +918,7 @@ std::string shadow::status_json() const {
         std::lock_guard lock(s.mu);
         j["queued"] = s.queue.size();
         j["running"] = s.running;
-        j["settling"] = s.waiting.size();
+        j["settling"] = s.waiting.size() + s.rereading;  // waiting for the mirror or v1
         j["workers"] = s.workers.size();
         j["circuit"] = std::string(ml::name(s.breaker.current()));
     }
@@ -805,6 +926,8 @@ std::string shadow::status_json() const {
     j["cpu_idle_share"] = s.idle.load(relaxed);
     j["proxy_wait_share"] = s.proxy_wait.load(relaxed);
     j["busy"] = s.busy.load(relaxed);
+    j["busy_samples"] = {{"low_idle_cpu", s.busy_low_idle.load()},
+                         {"proxy_wait", s.busy_proxy_wait.load()}};
     nlohmann::json names = nlohmann::json::array();
     for (const auto t : s.targets) names.push_back(std::string(name(t)));
     j["targets"] = std::move(names);
@@ -937,7 +1060,7 @@ std::string shadow::render_metrics() const {
         std::lock_guard lock(s.mu);
         queued = s.queue.size();
         running = s.running;
-        settling_now = s.waiting.size();
+        settling_now = s.waiting.size() + s.rereading;
     }
     metric_line(out, "shadowgate_compare_queued", "gauge", "Comparisons waiting for a worker.",
                 queued);
@@ -953,6 +1076,12 @@ std::string shadow::render_metrics() const {
                 "Share of time the proxy threads waited for a CPU at the last sample "
                 "(comparisons pause above shadow.max_proxy_wait).",
                 s.proxy_wait.load(relaxed));
+    metric_header(out, "shadowgate_compare_busy_samples_total", "counter",
+                  "CPU samples (every 100 ms) that paused new comparisons, by what tripped.");
+    out += fmt::format("shadowgate_compare_busy_samples_total{{cause=\"low_idle_cpu\"}} {}\n",
+                       s.busy_low_idle.load());
+    out += fmt::format("shadowgate_compare_busy_samples_total{{cause=\"proxy_wait\"}} {}\n",
+                       s.busy_proxy_wait.load());
     metric_line(out, "shadowgate_compare_rereads_total", "counter",
                 "Second reads of both sides after the mirror settled.", s.rereads.load());
     metric_line(out, "shadowgate_compare_record_write_errors_total", "counter",

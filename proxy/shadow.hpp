@@ -13,7 +13,8 @@
 // or when the answers differ, the worker asks the mirror to look at the user, waits for the two to
 // be in step (up to shadow.settle_timeout), then reads both sides again (v1 over HTTP, Dolt) with
 // the storage unchanged around the reads: equal answers count as `lagging`, different ones are a
-// discrepancy, recorded every time a read shows it.
+// discrepancy, recorded every time a read shows it. Neither the wait for the mirror nor the v1
+// re-read holds a worker: a settling comparison is handed back and resumed when it is due.
 #pragma once
 
 #include "adapters/v1/routes.hpp"
@@ -43,11 +44,8 @@ struct shadow_job {
 
 class shadow {
 public:
-    // `mir` is the stage's mirror (asked to look at users found out of step). `fetch` re-reads
-    // v1 (http_get against v1.address unless a test gives another).
-    using fetcher = std::function<fetch_result(const std::string& target, const header_list&,
-                                               std::chrono::milliseconds timeout)>;
-    shadow(const config::config& cfg, mirror* mir, fetcher fetch = {});
+    // `mir` is the stage's mirror (asked to look at users found out of step).
+    shadow(const config::config& cfg, mirror* mir);
     ~shadow();
     shadow(const shadow&) = delete;
     shadow& operator=(const shadow&) = delete;

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import threading
@@ -550,4 +551,160 @@ def test_the_proxy_wait_gate_pauses_comparisons_while_the_proxy_waits_for_cpu(tm
         for b in burners:
             b.kill()
             b.wait()
+        s.close()
+
+
+def test_a_user_that_never_settles_holds_no_worker(tmp_path):
+    """One worker, a user whose mirror is parked (Dolt stays behind v1's storage): its comparisons
+    wait for the mirror without the worker, so another user's reads are still compared at once
+    (a held worker would leave them queued past the 1.5 s deadline), and the stuck ones end as
+    `unsettled` after settle_timeout."""
+    s = Stack(tmp_path, shadow={**SHADOW, "workers": 1, "deadline_ms": 1500,
+                                "settle_timeout_ms": 4000})
+    try:
+        init_users(s, ["stuck", "free"])
+        put(s, "free", "student", "free\n")
+        s.converge()
+        # An author longer than the schema's VARCHAR(255): every pass of `stuck` fails, parked.
+        s.agent("POST", "/_test/users/stuck/raw-commit",
+                {"files": {"memory-blocks/student.md": "x\n"}, "message": "Long author",
+                 "author": "a" * 300})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and s.mirror_status()["parked_users"] == 0:
+            time.sleep(0.2)
+        assert s.mirror_status()["parked_users"] == 1
+        before = wait_shadow_idle(s)
+
+        for _ in range(6):
+            assert read(s, "/users/stuck/blocks/student")[0] == 200
+        for _ in range(10):
+            assert read(s, "/users/free/blocks")[0] == 200
+        # While the stuck comparisons settle, the free ones are done.
+        deadline = time.monotonic() + 3
+        st = shadow_status(s)
+        while time.monotonic() < deadline:
+            st = shadow_status(s)
+            done = st["endpoints"]["list_blocks"]["results"]
+            if done["match"] - before["endpoints"]["list_blocks"]["results"]["match"] == 10:
+                break
+            time.sleep(0.05)
+        assert st["endpoints"]["list_blocks"]["results"]["match"] - \
+            before["endpoints"]["list_blocks"]["results"]["match"] == 10, st
+        assert st["settling"] == 6 and st["running"] == 0 and st["queued"] == 0, st
+        assert st["skipped"]["deadline"] == before["skipped"]["deadline"], st
+
+        st = wait_shadow_idle(s)
+        assert st["skipped"]["unsettled"] - before["skipped"]["unsettled"] == 6, st
+        assert st["endpoints"]["get_block"]["results"]["skipped"] - \
+            before["endpoints"]["get_block"]["results"]["skipped"] == 6, st
+        assert discrepancy_total(st) == 0, st
+    finally:
+        s.close()
+
+
+class SlowRereads:
+    """A TCP relay in front of v1 that holds back shadowgate's v1 re-reads: a connection whose
+    first request says `Connection: close` (http_fetch's; the proxy's own upstream connections
+    are kept alive) waits `delay` seconds before it is relayed. Counts the re-read connections
+    open at once."""
+
+    def __init__(self, upstream_port: int, delay: float):
+        self.upstream_port = upstream_port
+        self.delay = delay
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.rereads = 0
+        self.open_rereads = 0
+        self.max_open_rereads = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        up = socket.create_connection(("127.0.0.1", self.upstream_port))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = conn.recv(65536)
+            if not chunk:
+                conn.close()
+                up.close()
+                return
+            head += chunk
+        is_reread = b"\r\nconnection: close\r\n" in head.split(b"\r\n\r\n")[0].lower() + b"\r\n"
+        if is_reread:
+            with self.lock:
+                self.rereads += 1
+                self.open_rereads += 1
+                self.max_open_rereads = max(self.max_open_rereads, self.open_rereads)
+            time.sleep(self.delay)
+        up.sendall(head)
+
+        def pump(src, dst):
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    dst.sendall(data)
+            except OSError:
+                pass
+            for sk in (src, dst):
+                try:
+                    sk.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        back = threading.Thread(target=pump, args=(up, conn), daemon=True)
+        back.start()
+        pump(conn, up)
+        back.join()
+        conn.close()
+        up.close()
+        if is_reread:
+            with self.lock:
+                self.open_rereads -= 1
+
+
+def test_v1_rereads_are_bounded_and_each_comparison_still_ends(tmp_path):
+    """A planted difference makes every read of the block settle and read v1 again. 12 reads at
+    once against re-reads held back 0.3 s each: never more than shadow.max_rereads (2) re-reads
+    open at once, and every comparison still ends (a recorded mismatch)."""
+    s = Stack(tmp_path, shadow={**SHADOW, "max_rereads": 2, "settle_timeout_ms": 20000})
+    relay = None
+    try:
+        init_users(s, ["rr"])
+        put(s, "rr", "student", "one\n")
+        s.converge()
+        s.sg.stop()
+        relay = SlowRereads(s.v1.port, 0.3)
+        s.cfg["v1"]["address"]["port"] = relay.port
+        s.start()
+        plant(s, "UPDATE blocks SET content = 'planted\\n' WHERE user_id = 'rr'")
+        threads = [threading.Thread(target=read, args=(s, "/users/rr/blocks/student"))
+                   for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        st = wait_shadow_idle(s)
+        assert st["endpoints"]["get_block"]["results"]["mismatch"] == 12, st
+        assert len(records_for(s, "get_block")) == 12
+        assert relay.rereads >= 12, relay.rereads
+        assert 1 <= relay.max_open_rereads <= 2, relay.max_open_rereads
+        assert st["rereads"] == relay.rereads, (st["rereads"], relay.rereads)
+    finally:
+        if relay:
+            relay.close()
         s.close()
