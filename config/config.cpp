@@ -615,7 +615,7 @@ reader_fn shadow_fields(loader& l, shadow_config& s) {
         {"max_body_bytes", l.number(s.max_body_bytes, 1, max_upstream_body_bytes)},
         {"max_per_second", l.real(s.max_per_second, 0, 1e9)},
         {"min_idle_cpu", l.real(s.min_idle_cpu, 0, 1)},
-        {"max_proxy_wait", l.real(s.max_proxy_wait, 0, 1)},
+        {"max_proxy_wait_us", l.real(s.max_proxy_wait_us, 0, 1e6)},
         {"records",
          l.section({
              {"ring", l.number(s.records.ring, 0, 1'000'000)},
@@ -759,7 +759,7 @@ json shadow_json(const shadow_config& s) {
             {"max_body_bytes", s.max_body_bytes},
             {"max_per_second", s.max_per_second},
             {"min_idle_cpu", s.min_idle_cpu},
-            {"max_proxy_wait", s.max_proxy_wait},
+            {"max_proxy_wait_us", s.max_proxy_wait_us},
             {"records",
              {{"ring", s.records.ring},
               {"file", s.records.file},

@@ -172,14 +172,12 @@ struct shadow_config {
     // Comparisons run on spare CPU only: while less than this share of the machine's CPU time is
     // idle (measured every 100 ms), new ones are skipped (reason busy). 0: never.
     double min_idle_cpu = 0.1;
-    // ... and while the proxy's threads wait for a CPU more than this share of the time (the
-    // run-queue delay the kernel counts per thread: the client's answers are being held up by
-    // CPU contention). 0: never. Not lower by default: at half of v1's capacity on 2 cores the
-    // proxy waits 2-7% of the time with no comparison at all (v1, the database and the load
-    // share the cores) and comparisons (at nice 10) do not move the client's p99
-    // (tests/bench/SHADOW_COST_RESULTS.md): 0.02 shed 99% of comparisons there. A CPU burner
-    // per core brings it to about 0.2.
-    double max_proxy_wait = 0.1;
+    // ... and while the proxy's threads wait longer than this for a CPU (µs, on average each
+    // time they run, over 500 ms: the run-queue delay the kernel counts per thread, which each
+    // step of a client's answer picks up). 0: never. At half of v1's capacity on 2 cores the
+    // proxy waits 10-20 µs per run with no comparison and 25-40 µs comparing every read; CPU
+    // burners on every core bring it to 150-350 µs (tests/bench/SHADOW_COST_RESULTS.md).
+    double max_proxy_wait_us = 100;
     shadow_records_config records;
 };
 

@@ -89,7 +89,7 @@ def main() -> int:
                         mirror={"scan_interval_ms": 2000},
                         # v1, MariaDB, the load and shadowgate share this machine: compare every
                         # read rather than only on spare CPU (the production default).
-                        shadow={"min_idle_cpu": 0, "max_proxy_wait": 0},
+                        shadow={"min_idle_cpu": 0, "max_proxy_wait_us": 0},
                         gate={"state_file": str(db_dir / "gate.json")}),
             env={"SHADOWGATE_ADMIN_TOKEN": TOKEN,
                  "SHADOWGATE_DOLT_PASSWORD": conn["SG_MARIADB_PASSWORD"]})
@@ -269,7 +269,7 @@ def shadow_summary(gate) -> bool:
     skipped = {k: v for k, v in st.get("skipped", {}).items() if v}
     if skipped:
         print(f"  skipped by reason: {skipped} (busy: this machine had no spare CPU, see "
-              f"shadow.min_idle_cpu and shadow.max_proxy_wait)")
+              f"shadow.min_idle_cpu and shadow.max_proxy_wait_us)")
     for r in records:
         print(f"    {r['endpoint']} {r['target']}: {r['result']} "
               f"{[d['path'] for d in r['differences']][:5]}")

@@ -220,7 +220,8 @@ struct shadow::impl {
     sl::token_bucket budget{cfg.shadow.max_per_second};  // under mu
     std::atomic<bool> busy{false};  // the machine has less idle CPU than shadow.min_idle_cpu
     std::atomic<double> idle{1.0};  // the machine's idle share at the last sample
-    std::atomic<double> proxy_wait{0.0};  // the proxy threads' run-queue wait share, likewise
+    // The µs the proxy threads waited for a CPU, on average, each time they ran (last 500 ms).
+    std::atomic<double> proxy_wait_per_run{0.0};
     // CPU samples that made the machine busy, by what tripped: idle CPU, proxy wait.
     std::atomic<std::uint64_t> busy_low_idle{0};
     std::atomic<std::uint64_t> busy_proxy_wait{0};
@@ -306,7 +307,7 @@ void shadow::start() {
     for (int i = 0; i < impl_->cfg.shadow.workers; ++i) {
         impl_->workers.emplace_back([this] { impl_->worker_loop(); });
     }
-    if (impl_->cfg.shadow.min_idle_cpu > 0 || impl_->cfg.shadow.max_proxy_wait > 0) {
+    if (impl_->cfg.shadow.min_idle_cpu > 0 || impl_->cfg.shadow.max_proxy_wait_us > 0) {
         impl_->cpu_watch = std::thread([this] { impl_->watch_cpu(); });
     }
 }
@@ -419,10 +420,10 @@ void shadow::impl::worker_loop() {
 
 namespace {
 
-// The proxy threads' run-queue wait so far (ns, summed) and how many there are: every thread of
-// this process named sg-proxy (/proc/self/task/*/comm, then its schedstat).
-std::pair<std::uint64_t, std::size_t> proxy_run_delay() {
-    std::uint64_t sum = 0;
+// The proxy threads' schedstat so far, summed, and how many there are: every thread of this
+// process named sg-proxy (/proc/self/task/*/comm, then its schedstat).
+std::pair<sl::sched_times, std::size_t> proxy_sched() {
+    sl::sched_times sum;
     std::size_t threads = 0;
     std::error_code ec;
     for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
@@ -432,8 +433,10 @@ std::pair<std::uint64_t, std::size_t> proxy_run_delay() {
         std::ifstream stat(task.path() / "schedstat");
         std::string line;
         if (!std::getline(stat, line)) continue;
-        if (auto d = sl::parse_run_delay(line)) {
-            sum += *d;
+        if (auto t = sl::parse_schedstat(line)) {
+            sum.run += t->run;
+            sum.delay += t->delay;
+            sum.slices += t->slices;
             ++threads;
         }
     }
@@ -442,11 +445,13 @@ std::pair<std::uint64_t, std::size_t> proxy_run_delay() {
 
 }  // namespace
 
-// Every 100 ms: the machine's idle CPU share (/proc/stat) and the share of the last 500 ms the
-// proxy's threads waited for a CPU (their schedstat run delay). Below shadow.min_idle_cpu, or above
-// shadow.max_proxy_wait, new comparisons are skipped (busy, held for 300 ms after the last busy
-// sample): on a saturated machine neither this
-// process's comparers nor the database work they cause take CPU from the client's answers.
+// Every 100 ms: the machine's idle CPU share (/proc/stat) and how long, over the last 500 ms, the
+// proxy's threads waited for a CPU each time they ran (their schedstat run delay over their
+// timeslices: the delay a request's every step picks up). Below shadow.min_idle_cpu, or above
+// shadow.max_proxy_wait_us, new comparisons are skipped (busy, held for 300 ms after the last
+// busy sample): on a saturated machine neither this process's comparers nor the database work
+// they cause take CPU from the client's answers. A share of time waited would not do: it grows
+// with the traffic (a busier proxy is runnable more often) as much as with the contention.
 // Readings that cannot be made (no /proc) never make it busy.
 void shadow::impl::watch_cpu() {
     name_this_thread("sg-cpu-watch");
@@ -457,16 +462,15 @@ void shadow::impl::watch_cpu() {
         return sl::parse_proc_stat(line);
     };
     auto last = read();
-    // (time, summed run delay, threads) of the last proxy_wait_window samples, oldest first.
+    // (summed schedstat, threads) of the last proxy_wait_window samples, oldest first.
     struct wait_sample {
-        steady::time_point at;
-        std::uint64_t delay;
+        sl::sched_times sched;
         std::size_t threads;
     };
     std::deque<wait_sample> waits;
     {
-        const auto w = proxy_run_delay();
-        waits.push_back({steady::now(), w.first, w.second});
+        const auto w = proxy_sched();
+        waits.push_back({w.first, w.second});
     }
     steady::time_point busy_until{};
     std::unique_lock lock(mu);
@@ -475,11 +479,15 @@ void shadow::impl::watch_cpu() {
         if (stopping) break;
         lock.unlock();
         auto now = read();
-        const auto wait = proxy_run_delay();
+        const auto wait = proxy_sched();
         const auto t = steady::now();
         // A thread that came or went makes the sums incomparable: start the window again.
-        if (wait.second != waits.back().threads || wait.first < waits.back().delay) waits.clear();
-        waits.push_back({t, wait.first, wait.second});
+        const sl::sched_times& prev = waits.back().sched;
+        if (wait.second != waits.back().threads || wait.first.delay < prev.delay ||
+            wait.first.slices < prev.slices) {
+            waits.clear();
+        }
+        waits.push_back({wait.first, wait.second});
         if (waits.size() > proxy_wait_window + 1) waits.pop_front();
         const wait_sample& from = waits.front();
         bool is_busy = false;
@@ -489,11 +497,10 @@ void shadow::impl::watch_cpu() {
             is_busy = cfg.shadow.min_idle_cpu > 0 && share < cfg.shadow.min_idle_cpu;
             if (is_busy) busy_low_idle.fetch_add(1, relaxed);
         }
-        const double ns = std::chrono::duration<double, std::nano>(t - from.at).count();
-        if (wait.second > 0 && waits.size() > 1 && ns > 0) {
-            const double share = static_cast<double>(wait.first - from.delay) / (ns * wait.second);
-            proxy_wait.store(share, relaxed);
-            if (cfg.shadow.max_proxy_wait > 0 && share > cfg.shadow.max_proxy_wait) {
+        if (wait.second > 0 && waits.size() > 1) {
+            const double us = sl::wait_per_run_us(from.sched, wait.first);
+            proxy_wait_per_run.store(us, relaxed);
+            if (cfg.shadow.max_proxy_wait_us > 0 && us > cfg.shadow.max_proxy_wait_us) {
                 busy_proxy_wait.fetch_add(1, relaxed);
                 is_busy = true;
             }
@@ -924,7 +931,7 @@ std::string shadow::status_json() const {
     }
     j["idle"] = j["queued"] == 0 && j["running"] == 0 && j["settling"] == 0;
     j["cpu_idle_share"] = s.idle.load(relaxed);
-    j["proxy_wait_share"] = s.proxy_wait.load(relaxed);
+    j["proxy_wait_per_run_us"] = s.proxy_wait_per_run.load(relaxed);
     j["busy"] = s.busy.load(relaxed);
     j["busy_samples"] = {{"low_idle_cpu", s.busy_low_idle.load()},
                          {"proxy_wait", s.busy_proxy_wait.load()}};
@@ -1072,10 +1079,10 @@ std::string shadow::render_metrics() const {
                 "The machine's idle CPU share at the last sample (comparisons pause below "
                 "shadow.min_idle_cpu).",
                 s.idle.load(relaxed));
-    metric_line(out, "shadowgate_compare_proxy_wait_ratio", "gauge",
-                "Share of time the proxy threads waited for a CPU at the last sample "
-                "(comparisons pause above shadow.max_proxy_wait).",
-                s.proxy_wait.load(relaxed));
+    metric_line(out, "shadowgate_compare_proxy_wait_per_run_seconds", "gauge",
+                "How long the proxy threads waited for a CPU, on average, each time they ran "
+                "(last 500 ms; comparisons pause above shadow.max_proxy_wait_us).",
+                s.proxy_wait_per_run.load(relaxed) / 1e6);
     metric_header(out, "shadowgate_compare_busy_samples_total", "counter",
                   "CPU samples (every 100 ms) that paused new comparisons, by what tripped.");
     out += fmt::format("shadowgate_compare_busy_samples_total{{cause=\"low_idle_cpu\"}} {}\n",

@@ -150,15 +150,21 @@ std::optional<cpu_times> parse_proc_stat(std::string_view text) {
     return t;
 }
 
-std::optional<std::uint64_t> parse_run_delay(std::string_view text) {
-    std::array<std::uint64_t, 2> v{};
+std::optional<sched_times> parse_schedstat(std::string_view text) {
+    std::array<std::uint64_t, 3> v{};
     for (auto& field : v) {
         while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
         const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), field);
         if (ec != std::errc{}) return std::nullopt;
         text.remove_prefix(static_cast<std::size_t>(p - text.data()));
     }
-    return v[1];
+    return sched_times{v[0], v[1], v[2]};
+}
+
+double wait_per_run_us(const sched_times& before, const sched_times& after) {
+    if (after.slices <= before.slices || after.delay < before.delay) return 0.0;
+    return static_cast<double>(after.delay - before.delay) / 1000.0 /
+           static_cast<double>(after.slices - before.slices);
 }
 
 double idle_share(const cpu_times& before, const cpu_times& after) {

@@ -93,8 +93,16 @@ std::optional<cpu_times> parse_proc_stat(std::string_view text);
 // The idle share of the CPU time between two readings (1 when no time passed).
 double idle_share(const cpu_times& before, const cpu_times& after);
 
-// The time a thread has spent runnable but waiting for a CPU, in nanoseconds: the second field
-// of /proc/<pid>/task/<tid>/schedstat ("on-CPU ns, run-queue wait ns, timeslices").
-std::optional<std::uint64_t> parse_run_delay(std::string_view schedstat);
+// A thread's /proc/<pid>/task/<tid>/schedstat: time on a CPU and time runnable but waiting for
+// one (ns), and how many times it was put on a CPU.
+struct sched_times {
+    std::uint64_t run = 0;
+    std::uint64_t delay = 0;
+    std::uint64_t slices = 0;
+};
+std::optional<sched_times> parse_schedstat(std::string_view schedstat);
+// The µs waited for a CPU per timeslice between two readings of the same threads (0 when they
+// did not run, or the readings are not of the same threads: a counter went back).
+double wait_per_run_us(const sched_times& before, const sched_times& after);
 
 }  // namespace sg::proxy::shadow_logic

@@ -83,6 +83,21 @@ def compared_and_skipped(before, after):
             "skipped": {k: v for k, v in skipped.items() if v}}
 
 
+def quantiles(xs, fmt=".2f"):
+    """p50 / p90 / max of a list of readings, as text."""
+    if not xs:
+        return "-"
+    xs = sorted(xs)
+    return " / ".join(f"{xs[min(len(xs) - 1, int(q * len(xs)))]:{fmt}}" for q in (0.5, 0.9, 1.0))
+
+
+def guarded(run, k, fmt):
+    """The guard's k-th reading over a run; '-' when the guard was off (it reads nothing)."""
+    if not run["guarded"]:
+        return "-"
+    return quantiles([g[k] for g in run["guard"]], fmt)
+
+
 def cpu(sg_pid, v1_pid):
     sg = thread_cpu(sg_pid)
     db = sum(sum(thread_cpu(p).values()) for p in pids_of("mariadbd"))
@@ -98,7 +113,7 @@ def main():
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--rate", type=float, default=0, help="reads/s (default: half of v1's capacity)")
     ap.add_argument("--guard", choices=["on", "off"], default="on",
-                    help="the CPU guard (shadow.min_idle_cpu, max_proxy_wait) in the steady runs")
+                    help="the CPU guard (shadow.min_idle_cpu, max_proxy_wait_us) in the steady runs")
     ap.add_argument("--workers", type=int, default=0, help="shadow.workers (default: the config's)")
     ap.add_argument("--skip-steady", action="store_true")
     ap.add_argument("--skip-hot", action="store_true")
@@ -139,7 +154,7 @@ def main():
         def start(sample, guard=True):
             shadow = {"sample_rate": sample}
             if not guard:
-                shadow.update({"min_idle_cpu": 0, "max_proxy_wait": 0})
+                shadow.update({"min_idle_cpu": 0, "max_proxy_wait_us": 0})
             if args.workers:
                 shadow["workers"] = args.workers
             cfg = base_config(v1.port, stage="shadow", v1_data_dir=str(data), dolt=dolt,
@@ -157,7 +172,21 @@ def main():
                     openloop(sg.port, path, rate, 2, args.users)  # warm-up
                     time.sleep(0.5)
                     s0, c0 = shadow_status(sg), cpu(sg.proc.pid, v1.proc.pid)
-                    ol = openloop(sg.port, path, rate, args.seconds, args.users)
+                    # The guard's own readings, sampled as it takes them (every 100 ms).
+                    readings, done = [], threading.Event()
+
+                    def sample_guard():
+                        while not done.wait(0.1):
+                            st = shadow_status(sg)
+                            readings.append((st.get("proxy_wait_per_run_us", 0.0),
+                                             st.get("cpu_idle_share", 0.0)))
+                    sampler = threading.Thread(target=sample_guard)
+                    sampler.start()
+                    try:
+                        ol = openloop(sg.port, path, rate, args.seconds, args.users)
+                    finally:
+                        done.set()
+                        sampler.join()
                     deadline = time.monotonic() + 30
                     while time.monotonic() < deadline and not shadow_status(sg).get("idle"):
                         time.sleep(0.1)
@@ -165,11 +194,14 @@ def main():
                     run = {"load": ol, "cmp": compared_and_skipped(s0, s1),
                            "cpu": {k: c1[k] - c0[k] for k in c0},
                            "busy": {k: v - s0.get("busy_samples", {}).get(k, 0)
-                                    for k, v in s1.get("busy_samples", {}).items()}}
+                                    for k, v in s1.get("busy_samples", {}).items()},
+                           "guard": readings, "guarded": args.guard == "on"}
                     steady[sample].append(run)
                     log(f"round {rnd} sampling {sample:.0%}: p99 {ol['p99_ms']:.1f} ms, "
                         f"compared {run['cmp']['compared']}/{ol['ok']}, {run['cmp']['skipped']}, "
-                        f"busy samples {run['busy']}")
+                        f"busy samples {run['busy']}, proxy wait per run "
+                        f"{quantiles([r[0] for r in readings])} us, "
+                        f"idle {quantiles([r[1] for r in readings])}")
                 finally:
                     sg.stop()
 
@@ -191,8 +223,9 @@ def main():
                   f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
                   "## Steady reads", "",
                   "| sampling | reads | p50 ms | p99 ms | compared | skipped | CPU per compared "
-                  "read: comparer threads / shadowgate net / database net (µs) |",
-                  "|---|---|---|---|---|---|---|"]
+                  "read: comparer threads / shadowgate net / database net (µs) | guard: proxy "
+                  "wait per run µs p50 / p90 / max | guard: idle CPU share p50 / p90 / max |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         base = steady[0.0]
         per_read_sg0 = med([r["cpu"]["sg"] / max(1, r["load"]["ok"]) for r in base])
         per_read_db0 = med([r["cpu"]["db"] / max(1, r["load"]["ok"]) for r in base])
@@ -208,7 +241,8 @@ def main():
                     cost = "-"
                 lines.append(f"| {sample:.0%} | {ok} | {r['load']['p50_ms']:.2f} | "
                              f"{r['load']['p99_ms']:.2f} | {n} ({n / max(1, ok):.1%}) | "
-                             f"{r['cmp']['skipped'] or '-'} | {cost} |")
+                             f"{r['cmp']['skipped'] or '-'} | {cost} | "
+                             f"{guarded(r, 0, '.0f')} | {guarded(r, 1, '.2f')} |")
         p99_0 = med([r["load"]["p99_ms"] for r in steady[0.0]])
         p99_1 = med([r["load"]["p99_ms"] for r in steady[1.0]])
         share = med([r["cmp"]["compared"] / max(1, r["load"]["ok"]) for r in steady[1.0]])
@@ -216,6 +250,42 @@ def main():
         lines += ["", f"- compared at 100%: {share:.1%} (median); client p99 at 100% / 0%: "
                       f"{p99_1:.2f} / {p99_0:.2f} ms = {p99_1 / max(p99_0, 1e-9):.3f}; goal "
                       f"(>= 99% compared, p99 within 10%): {'MET' if met else 'NOT MET'}", ""]
+        compared_runs = [r for r in steady[1.0] if r["cmp"]["compared"]]
+        if compared_runs:
+            def per(key):
+                return med([(r["cpu"][key] - (0 if key == "sg_compare" else
+                                              {"sg": per_read_sg0, "db": per_read_db0}[key]
+                                              * r["load"]["ok"])) / r["cmp"]["compared"] * 1e6
+                            for r in compared_runs])
+            cmp_us, sg_us, db_us = per("sg_compare"), per("sg"), per("db")
+            idle0 = med([med([g[1] for g in r["guard"]]) for r in steady[0.0] if r["guard"]])
+            idle1 = med([med([g[1] for g in r["guard"]]) for r in compared_runs if r["guard"]])
+            lines += ["### Reading these numbers", "",
+                      f"- A compared read costs about {sg_us + db_us:.0f} µs of CPU: "
+                      f"{cmp_us:.0f} µs in shadowgate's comparer threads, "
+                      f"{max(0.0, sg_us - cmp_us):.0f} µs more in shadowgate (the proxy's copy "
+                      f"of the answer, the queue, the guard) and {db_us:.0f} µs in the "
+                      "database (one batch per comparison: a transaction around the "
+                      "watermark, the user's row and the block rows).",
+                      "- The comparer threads run at nice 10, so the kernel gives the proxy's "
+                      "threads the CPU first; most of their time is system calls (the storage "
+                      "token opens the user's directory, `.git`, HEAD, the ref and the diffs "
+                      "directory, about 35 system calls per comparison) and the round trip to "
+                      "the database. The database's share runs at the database's own priority, "
+                      "on the same two cores as v1 and the proxy here: that is the cost that "
+                      "reaches the client's answers on this machine. Deployed as the notes "
+                      "describe (shadowgate beside v1, Dolt its own server), it lands on Dolt's "
+                      "cores instead.",
+                      ] + ([f"- The machine's idle share fell from {idle0:.0%} to {idle1:.0%} "
+                            "with every read compared."] if idle0 and idle1 else []) + [
+                      "- The guard (on in these runs unless `--guard off`) pauses comparisons "
+                      "when the machine's idle share falls under `shadow.min_idle_cpu` or the "
+                      "proxy's threads wait longer than `shadow.max_proxy_wait_us` for a CPU "
+                      "each time they run; the column shows what it read. At this load it "
+                      "should not trip: when it does, `skipped` says `busy`.",
+                      "- p99 over one run is the slowest 1% of its reads: on a shared 2-core "
+                      "VM it moves by 10-40% between runs of the same sampling, so compare the "
+                      "medians and read each row.", ""]
 
         # Hot writes: writers and readers on the same few users, the CPU guard off; once at 0%
         # sampling (the baseline for the client's latency) and once at 100%.
@@ -281,6 +351,13 @@ def main():
                          f"{hot['rereads'] / n:.2f} | {hot['discrepancies']} | "
                          f"{hot['skipped'] or '-'} | {used['compare']:.1f} / {used['mirror']:.1f} / "
                          f"{used['db']:.1f} |")
+        if not args.skip_hot:
+            lines += ["", "- Hot writes keep the machine at v1's limit whatever the sampling: "
+                          "reads queue behind writes at v1, and a read's open-loop latency "
+                          "counts that queue. What is measured here is how many reads still get "
+                          "compared (a read whose user never holds still for a settle window "
+                          "ends `unsettled`) and how often v1 is read again to prove a "
+                          "difference was lag; the CPU column says what comparing added."]
         lines.append("")
     finally:
         v1.stop()

@@ -93,7 +93,7 @@ def propose(s: Stack, user: str, label: str = "student", value: str = "x"):
 
 # Every read compared: no CPU gate (this 2-core box is often busy during the suite).
 SHADOW = {"sample_rate": 1.0, "workers": 2, "settle_timeout_ms": 5000, "min_idle_cpu": 0,
-          "max_proxy_wait": 0}
+          "max_proxy_wait_us": 0}
 
 
 @pytest.fixture
@@ -484,7 +484,7 @@ def test_the_budget_and_the_cpu_gate_skip_and_count(tmp_path):
         # The CPU gate: with every core kept busy by burners, min_idle_cpu 0.5 skips every
         # comparison (busy); once they stop, comparisons resume.
         s.sg.stop()
-        s.cfg["shadow"] = {**SHADOW, "min_idle_cpu": 0.5, "max_proxy_wait": 0}
+        s.cfg["shadow"] = {**SHADOW, "min_idle_cpu": 0.5, "max_proxy_wait_us": 0}
         s.start()
         burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
                    for _ in range((os.cpu_count() or 2) + 1)]
@@ -513,9 +513,10 @@ def test_the_budget_and_the_cpu_gate_skip_and_count(tmp_path):
 
 
 def test_the_proxy_wait_gate_pauses_comparisons_while_the_proxy_waits_for_cpu(tmp_path):
-    # Only the run-queue gate: CPU burners on every core plus a steady read load make the
-    # proxy's threads wait for a CPU; comparisons then pause (busy) and the wait is published.
-    s = Stack(tmp_path, shadow={**SHADOW, "max_proxy_wait": 0.1})  # the default
+    # Only the run-queue gate, at its default: CPU burners on every core plus a steady read load
+    # make the proxy's threads wait for a CPU each time they run; comparisons then pause (busy),
+    # counted by cause, and the wait is published.
+    s = Stack(tmp_path, shadow={k: v for k, v in SHADOW.items() if k != "max_proxy_wait_us"})
     burners = []
     try:
         init_users(s, ["pw"])
@@ -535,7 +536,7 @@ def test_the_proxy_wait_gate_pauses_comparisons_while_the_proxy_waits_for_cpu(tm
         deadline = time.monotonic() + 8
         while time.monotonic() < deadline and not seen_busy:
             st = shadow_status(s)
-            seen_wait = max(seen_wait, st["proxy_wait_share"])
+            seen_wait = max(seen_wait, st["proxy_wait_per_run_us"])
             seen_busy = seen_busy or st["busy"]
             time.sleep(0.1)
         stop.set()
@@ -543,10 +544,13 @@ def test_the_proxy_wait_gate_pauses_comparisons_while_the_proxy_waits_for_cpu(tm
             t.join()
         st = wait_shadow_idle(s)
         assert seen_busy, seen_wait
-        assert seen_wait > 0.02
+        assert seen_wait > 100  # the default shadow.max_proxy_wait_us
         assert st["skipped"]["busy"] > 0, json.dumps(st)
+        assert st["busy_samples"]["proxy_wait"] > 0, json.dumps(st)
+        assert st["busy_samples"]["low_idle_cpu"] == 0, json.dumps(st)
         m = s.sg.metrics()
-        assert "shadowgate_compare_proxy_wait_ratio" in m
+        assert "shadowgate_compare_proxy_wait_per_run_seconds" in m
+        assert m['shadowgate_compare_busy_samples_total{cause="proxy_wait"}'] > 0
     finally:
         for b in burners:
             b.kill()

@@ -359,6 +359,8 @@ TEST_CASE("each invalid value is reported at its JSON path", "[config]") {
         {R"({"gate": {"max_discrepancy_rate": 2}})", "$.gate.max_discrepancy_rate", "between 0"},
         {R"({"gate": {"min_shadow_hours": -1}})", "$.gate.min_shadow_hours", "between 0"},
         {R"({"shadow": {"min_idle_cpu": 2}})", "$.shadow.min_idle_cpu", "between 0 and 1"},
+        {R"({"shadow": {"max_proxy_wait_us": -1}})", "$.shadow.max_proxy_wait_us", "between 0 and"},
+        {R"({"shadow": {"max_proxy_wait": 0.1}})", "$.shadow.max_proxy_wait", "unknown key"},
     };
     for (const auto& c : cases) {
         INFO(c.document);
@@ -478,6 +480,7 @@ TEST_CASE("dump_json round-trips", "[config]") {
                                                        {true, "/count", ""}};
     changed.shadow.max_per_second = 50;
     changed.shadow.min_idle_cpu = 0.25;
+    changed.shadow.max_proxy_wait_us = 250;
     changed.gate.state_file = "/var/lib/shadowgate/gate.json";
     changed.gate.target = "v2_http";
     changed.gate.endpoints = {"get_block"};
@@ -501,6 +504,7 @@ TEST_CASE("dump_json round-trips", "[config]") {
     CHECK((steps[1].drop && steps[1].from == "/count"));
     CHECK(again.value->shadow.max_per_second == 50);
     CHECK(again.value->shadow.min_idle_cpu == 0.25);
+    CHECK(again.value->shadow.max_proxy_wait_us == 250);
     CHECK(again.value->gate.state_file == "/var/lib/shadowgate/gate.json");
     CHECK(again.value->gate.target == "v2_http");
     CHECK(again.value->gate.endpoints == std::vector<std::string>{"get_block"});

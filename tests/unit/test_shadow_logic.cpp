@@ -106,10 +106,23 @@ TEST_CASE("shadow CPU reading: /proc/stat's cpu line and the idle share", "[shad
     CHECK_FALSE(sl::parse_proc_stat(""));
 }
 
-TEST_CASE("shadow CPU reading: a thread's run-queue wait from its schedstat", "[shadow]") {
-    CHECK(sl::parse_run_delay("259848 1200 1\n") == 1200u);
-    CHECK(sl::parse_run_delay("18446744073709551615 5 9") == 5u);
-    CHECK_FALSE(sl::parse_run_delay("259848"));
-    CHECK_FALSE(sl::parse_run_delay("a b c"));
-    CHECK_FALSE(sl::parse_run_delay(""));
+TEST_CASE("shadow CPU reading: a thread's run time, run-queue wait and slices", "[shadow]") {
+    const auto t = sl::parse_schedstat("259848 1200 7\n");
+    REQUIRE(t);
+    CHECK(t->run == 259848u);
+    CHECK(t->delay == 1200u);
+    CHECK(t->slices == 7u);
+    CHECK(sl::parse_schedstat("18446744073709551615 5 9")->run == 18446744073709551615u);
+    CHECK_FALSE(sl::parse_schedstat("259848 1200"));
+    CHECK_FALSE(sl::parse_schedstat("a b c"));
+    CHECK_FALSE(sl::parse_schedstat(""));
+}
+
+TEST_CASE("shadow CPU reading: the wait per timeslice between two readings", "[shadow]") {
+    const sl::sched_times a{1000, 50'000, 10};
+    CHECK(sl::wait_per_run_us(a, {9000, 350'000, 110}) == Approx(3.0));  // 300 µs over 100 runs
+    CHECK(sl::wait_per_run_us(a, {9000, 50'000, 20}) == 0.0);           // ran without waiting
+    CHECK(sl::wait_per_run_us(a, a) == 0.0);                            // did not run
+    CHECK(sl::wait_per_run_us(a, {0, 0, 5}) == 0.0);                    // other threads
+    CHECK(sl::wait_per_run_us(a, {9000, 40'000, 20}) == 0.0);
 }
