@@ -175,8 +175,9 @@ struct shadow_config {
     // ... and while the proxy's threads wait longer than this for a CPU (µs, on average each
     // time they run, over 500 ms: the run-queue delay the kernel counts per thread, which each
     // step of a client's answer picks up). 0: never. At half of v1's capacity on 2 cores the
-    // proxy waits 10-20 µs per run with no comparison and 25-40 µs comparing every read; CPU
-    // burners on every core bring it to 150-350 µs (tests/bench/SHADOW_COST_RESULTS.md).
+    // proxy waits 10-40 µs per run with no comparison and 35-50 µs comparing every read (single
+    // 500 ms windows up to ~120 µs); CPU burners on every core bring it to 150-350 µs
+    // (tests/bench/SHADOW_COST_RESULTS.md).
     double max_proxy_wait_us = 100;
     shadow_records_config records;
 };

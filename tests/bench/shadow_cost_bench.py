@@ -91,13 +91,6 @@ def quantiles(xs, fmt=".2f"):
     return " / ".join(f"{xs[min(len(xs) - 1, int(q * len(xs)))]:{fmt}}" for q in (0.5, 0.9, 1.0))
 
 
-def guarded(run, k, fmt):
-    """The guard's k-th reading over a run; '-' when the guard was off (it reads nothing)."""
-    if not run["guarded"]:
-        return "-"
-    return quantiles([g[k] for g in run["guard"]], fmt)
-
-
 def cpu(sg_pid, v1_pid):
     sg = thread_cpu(sg_pid)
     db = sum(sum(thread_cpu(p).values()) for p in pids_of("mariadbd"))
@@ -172,7 +165,8 @@ def main():
                     openloop(sg.port, path, rate, 2, args.users)  # warm-up
                     time.sleep(0.5)
                     s0, c0 = shadow_status(sg), cpu(sg.proc.pid, v1.proc.pid)
-                    # The guard's own readings, sampled as it takes them (every 100 ms).
+                    # The guard's own readings, sampled as it takes them (every 100 ms); with the
+                    # guard off it reads nothing.
                     readings, done = [], threading.Event()
 
                     def sample_guard():
@@ -181,12 +175,14 @@ def main():
                             readings.append((st.get("proxy_wait_per_run_us", 0.0),
                                              st.get("cpu_idle_share", 0.0)))
                     sampler = threading.Thread(target=sample_guard)
-                    sampler.start()
+                    if args.guard == "on":
+                        sampler.start()
                     try:
                         ol = openloop(sg.port, path, rate, args.seconds, args.users)
                     finally:
                         done.set()
-                        sampler.join()
+                        if sampler.is_alive():
+                            sampler.join()
                     deadline = time.monotonic() + 30
                     while time.monotonic() < deadline and not shadow_status(sg).get("idle"):
                         time.sleep(0.1)
@@ -195,7 +191,7 @@ def main():
                            "cpu": {k: c1[k] - c0[k] for k in c0},
                            "busy": {k: v - s0.get("busy_samples", {}).get(k, 0)
                                     for k, v in s1.get("busy_samples", {}).items()},
-                           "guard": readings, "guarded": args.guard == "on"}
+                           "guard": readings}
                     steady[sample].append(run)
                     log(f"round {rnd} sampling {sample:.0%}: p99 {ol['p99_ms']:.1f} ms, "
                         f"compared {run['cmp']['compared']}/{ol['ok']}, {run['cmp']['skipped']}, "
@@ -229,20 +225,24 @@ def main():
         base = steady[0.0]
         per_read_sg0 = med([r["cpu"]["sg"] / max(1, r["load"]["ok"]) for r in base])
         per_read_db0 = med([r["cpu"]["db"] / max(1, r["load"]["ok"]) for r in base])
+
+        def costs(r):
+            """CPU µs per compared read: comparer threads, shadowgate net and database net of
+            what the 0% runs spent per request."""
+            ok, n = r["load"]["ok"], r["cmp"]["compared"]
+            return (r["cpu"]["sg_compare"] / n * 1e6,
+                    (r["cpu"]["sg"] - per_read_sg0 * ok) / n * 1e6,
+                    (r["cpu"]["db"] - per_read_db0 * ok) / n * 1e6)
+
         for sample, runs in steady.items():
             for r in runs:
                 ok, n = r["load"]["ok"], r["cmp"]["compared"]
-                if sample and n:
-                    cmp_us = r["cpu"]["sg_compare"] / n * 1e6
-                    sg_us = (r["cpu"]["sg"] - per_read_sg0 * ok) / n * 1e6
-                    db_us = (r["cpu"]["db"] - per_read_db0 * ok) / n * 1e6
-                    cost = f"{cmp_us:.0f} / {sg_us:.0f} / {db_us:.0f}"
-                else:
-                    cost = "-"
+                cost = " / ".join(f"{c:.0f}" for c in costs(r)) if sample and n else "-"
                 lines.append(f"| {sample:.0%} | {ok} | {r['load']['p50_ms']:.2f} | "
                              f"{r['load']['p99_ms']:.2f} | {n} ({n / max(1, ok):.1%}) | "
                              f"{r['cmp']['skipped'] or '-'} | {cost} | "
-                             f"{guarded(r, 0, '.0f')} | {guarded(r, 1, '.2f')} |")
+                             f"{quantiles([g[0] for g in r['guard']], '.0f')} | "
+                             f"{quantiles([g[1] for g in r['guard']])} |")
         p99_0 = med([r["load"]["p99_ms"] for r in steady[0.0]])
         p99_1 = med([r["load"]["p99_ms"] for r in steady[1.0]])
         share = med([r["cmp"]["compared"] / max(1, r["load"]["ok"]) for r in steady[1.0]])
@@ -252,12 +252,7 @@ def main():
                       f"(>= 99% compared, p99 within 10%): {'MET' if met else 'NOT MET'}", ""]
         compared_runs = [r for r in steady[1.0] if r["cmp"]["compared"]]
         if compared_runs:
-            def per(key):
-                return med([(r["cpu"][key] - (0 if key == "sg_compare" else
-                                              {"sg": per_read_sg0, "db": per_read_db0}[key]
-                                              * r["load"]["ok"])) / r["cmp"]["compared"] * 1e6
-                            for r in compared_runs])
-            cmp_us, sg_us, db_us = per("sg_compare"), per("sg"), per("db")
+            cmp_us, sg_us, db_us = (med([costs(r)[k] for r in compared_runs]) for k in range(3))
             idle0 = med([med([g[1] for g in r["guard"]]) for r in steady[0.0] if r["guard"]])
             idle1 = med([med([g[1] for g in r["guard"]]) for r in compared_runs if r["guard"]])
             lines += ["### Reading these numbers", "",
@@ -340,6 +335,7 @@ def main():
                   "mirror to settle) | v1 re-reads per compared read | discrepancies | skipped | "
                   "CPU s: comparer / mirror / database |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
+        hot_p50_0 = 0.0
         for sample in () if args.skip_hot else (0.0, 1.0):
             ol, hot, writes, used = run_hot(sample)
             n = max(1, hot["compared"])
@@ -351,10 +347,15 @@ def main():
                          f"{hot['rereads'] / n:.2f} | {hot['discrepancies']} | "
                          f"{hot['skipped'] or '-'} | {used['compare']:.1f} / {used['mirror']:.1f} / "
                          f"{used['db']:.1f} |")
-        if not args.skip_hot:
-            lines += ["", "- Hot writes keep the machine at v1's limit whatever the sampling: "
-                          "reads queue behind writes at v1, and a read's open-loop latency "
-                          "counts that queue. What is measured here is how many reads still get "
+            if sample == 0.0:
+                hot_p50_0 = ol["p50_ms"]
+        steady_p50_0 = med([r["load"]["p50_ms"] for r in steady[0.0]])
+        if not args.skip_hot and steady_p50_0 and hot_p50_0 > 10 * steady_p50_0:
+            lines += ["", f"- Read p50 at 0% sampling was {hot_p50_0:.0f} ms here against "
+                          f"{steady_p50_0:.1f} ms in the steady runs: the hot writes keep the "
+                          "machine at v1's limit whatever the sampling (reads queue behind "
+                          "writes at v1, and a read's open-loop latency counts that queue), so "
+                          "the latency columns measure that queue. What is measured here is how many reads still get "
                           "compared (a read whose user never holds still for a settle window "
                           "ends `unsettled`) and how often v1 is read again to prove a "
                           "difference was lag; the CPU column says what comparing added."]
