@@ -379,10 +379,7 @@ void shadow::impl::worker_loop() {
     // applies per thread; failing to lower it is harmless.
     name_this_thread("sg-compare");
     (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), comparer_nice);
-    // This session only reads, every value quoted: a snapshot goes in one round trip.
-    auto opts = dolt_options(cfg);
-    opts.multi_statements = true;
-    dolt::connection conn(std::move(opts), dolt_stats);
+    dolt::connection conn(dolt_options(cfg), dolt_stats);
     std::unique_lock lock(mu);
     for (;;) {
         // A comparison due to settle comes first (it is older), then a new one; in between the

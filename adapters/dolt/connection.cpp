@@ -203,10 +203,9 @@ result<void> connection::connect() {
     const char* host = opts_.unix_socket ? "localhost" : opts_.host.c_str();
     const char* socket = opts_.unix_socket ? opts_.unix_socket->c_str() : nullptr;
     const char* db = opts_.database.empty() ? nullptr : opts_.database.c_str();
-    // CLIENT_MULTI_RESULTS: CALL returns several results. CLIENT_MULTI_STATEMENTS only when
-    // asked for (options::multi_statements).
-    const unsigned long flags =
-        CLIENT_MULTI_RESULTS | (opts_.multi_statements ? CLIENT_MULTI_STATEMENTS : 0UL);
+    // CLIENT_MULTI_RESULTS: CALL returns several results. Never CLIENT_MULTI_STATEMENTS: one
+    // statement per query, so an escaping mistake cannot become a second statement.
+    const unsigned long flags = CLIENT_MULTI_RESULTS;
     if (mysql_real_connect(h, host, opts_.user.c_str(), opts_.password.c_str(), db, opts_.port,
                            socket, flags) == nullptr) {
         handle_ = h;
@@ -300,64 +299,7 @@ bool drain(MYSQL* h, rows& out) {
     }
 }
 
-// Reads one result per statement of a multi-statement text into `out` (rows of a result set,
-// or the affected rows). False on an error (the statements after it were not run).
-bool drain_each(MYSQL* h, std::vector<rows>& out) {
-    for (;;) {
-        rows one;
-        MYSQL_RES* res = mysql_store_result(h);
-        if (res != nullptr) {
-            copy_rows(res, one);
-            mysql_free_result(res);
-        } else if (mysql_field_count(h) != 0) {
-            return false;
-        } else {
-            one.affected = mysql_affected_rows(h);
-        }
-        out.push_back(std::move(one));
-        const int more = mysql_next_result(h);
-        if (more == -1) {
-            return true;
-        }
-        if (more > 0) {
-            return false;
-        }
-    }
-}
-
 }  // namespace
-
-result<std::vector<rows>> connection::query_batch(std::span<const std::string> statements) {
-    std::vector<rows> out;
-    out.reserve(statements.size());
-    if (!opts_.multi_statements) {
-        for (const auto& sql : statements) {
-            auto r = query(sql);
-            if (!r) {
-                return r.error();
-            }
-            out.push_back(std::move(*r));
-        }
-        return out;
-    }
-    if (handle_ == nullptr || broken_) {
-        return fail(adapter_error("not connected", "08003", error_kind::connection_lost));
-    }
-    std::string text;
-    for (const auto& sql : statements) {
-        if (!text.empty()) text += ";\n";
-        text += sql;
-    }
-    stats_->statements.fetch_add(statements.size(), std::memory_order_relaxed);
-    if (mysql_real_query(handle_, text.data(), text.size()) != 0 || !drain_each(handle_, out)) {
-        return fail(last_error(""));
-    }
-    if (out.size() != statements.size()) {
-        return fail(adapter_error("a batch of " + std::to_string(statements.size()) +
-                                  " statements gave " + std::to_string(out.size()) + " results"));
-    }
-    return out;
-}
 
 result<rows> connection::query(std::string_view sql) {
     if (handle_ == nullptr || broken_) {

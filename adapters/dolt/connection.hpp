@@ -40,10 +40,6 @@ struct options {
     // insert of a few MiB, its COMMIT and a Dolt commit must fit.
     std::chrono::seconds read_timeout{60};
     std::chrono::seconds write_timeout{60};
-    // Let query_batch() send several statements in one round trip (CLIENT_MULTI_STATEMENTS).
-    // Off by default: with one statement per round trip an escaping mistake cannot become a
-    // second statement. For sessions that only read, with every value quoted by append_quoted.
-    bool multi_statements = false;
 };
 
 // Monotonic counters of what the adapter did and which failures it handled; shared by all the
@@ -115,10 +111,6 @@ public:
     // Runs one statement and drains every result it produces (CALL returns several). Returns the
     // first result set's rows. An error marks the session broken when it is `connection_lost`.
     result<rows> query(std::string_view sql);
-    // Runs `statements` in order and returns each one's result (rows, or affected rows), stopping
-    // at the first error (the rest are not run). With options::multi_statements they travel as
-    // one text in one round trip; otherwise one by one. Each must be a single statement.
-    result<std::vector<rows>> query_batch(std::span<const std::string> statements);
     // query() for statements whose result set is not needed; returns affected rows.
     result<std::uint64_t> execute(std::string_view sql);
 

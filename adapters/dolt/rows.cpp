@@ -254,10 +254,6 @@ user_rows derive_rows(const v1::user_state& s, const user_rows* reuse) {
         row.ordinal = flip(per_label[v.label], v.ordinal);
         r.versions.push_back(std::move(row));
     }
-    std::stable_sort(r.versions.begin(), r.versions.end(),
-                     [](const version_row& a, const version_row& b) {
-                         return a.label != b.label ? a.label < b.label : a.ordinal > b.ordinal;
-                     });
 
     for (const auto& d : s.diffs) {
         diff_row row;
@@ -267,10 +263,22 @@ user_rows derive_rows(const v1::user_state& s, const user_rows* reuse) {
         note("diff", d.id, diff_problem(d));
         r.diffs.push_back(std::move(row));
     }
+    sort_rows(r);
+    return r;
+}
+
+void sort_rows(user_rows& r) {
+    std::stable_sort(r.commits.begin(), r.commits.end(),
+                     [](const v1::commit& a, const v1::commit& b) { return a.seq > b.seq; });
+    std::stable_sort(r.blocks.begin(), r.blocks.end(),
+                     [](const block_row& a, const block_row& b) { return a.label < b.label; });
+    std::stable_sort(r.versions.begin(), r.versions.end(),
+                     [](const version_row& a, const version_row& b) {
+                         return a.label != b.label ? a.label < b.label : a.ordinal > b.ordinal;
+                     });
     std::stable_sort(r.diffs.begin(), r.diffs.end(), [](const diff_row& a, const diff_row& b) {
         return a.fields.id < b.fields.id;
     });
-    return r;
 }
 
 v1::user_state rebuild_state(const user_rows& r) {

@@ -78,6 +78,10 @@ struct user_rows {
 // change, so a mirror pass costs what is new.
 user_rows derive_rows(const v1::user_state& state, const user_rows* reuse = nullptr);
 
+// Puts the rows in the order user_rows lists them (labels and ids by their bytes), whatever order
+// they were read in.
+void sort_rows(user_rows& rows);
+
 // The v1 state the rows stand for, built from the plan's columns alone (audit copies unused):
 // block and version texts joined from their columns (a text the columns cannot make is left
 // empty), versions' message and author as history shows them, diffs from their fields with times

@@ -491,49 +491,69 @@ result<std::int64_t> to_epoch(const cell& c, std::string_view what) {
     return adapter_error("unexpected time in column " + std::string(what));
 }
 
-// The statements that read `parts` of the users `where` selects (" WHERE user_id = 'u'"), in the
-// order parse_rows takes their results: users, then commits, blocks, versions, diffs as asked.
+// One table's share of a read of users: its select list (names and literals only, no comma
+// inside one, so a comma counts a column), the table with its condition, and the order the
+// readers take its rows in.
+struct table_read {
+    std::string columns;
+    std::string from;
+    std::string order;
+
+    std::size_t width() const {
+        return static_cast<std::size_t>(std::count(columns.begin(), columns.end(), ',')) + 1;
+    }
+    std::string statement() const {
+        return "SELECT " + columns + " FROM " + from + (order.empty() ? "" : " ORDER BY " + order);
+    }
+};
+
+// What reads `parts` of the users `where` selects (" WHERE user_id = 'u'"), in the order
+// parse_rows takes their results: users, then commits, blocks, versions, diffs as asked.
 // `keyed`: every row starts with its user_id and rows come ordered by user first (several users).
-std::vector<std::string> user_statements(const connection& conn, const std::string& where,
-                                         const read_parts& parts, bool keyed = false) {
+std::vector<table_read> user_reads(const connection& conn, const std::string& where,
+                                   const read_parts& parts, bool keyed = false) {
     std::string of_label;
     if (parts.label) {
         of_label = " AND label = " + conn.quoted(*parts.label);
     }
     const std::string key = keyed ? "user_id, " : "";
-    const std::string by = keyed ? " ORDER BY user_id, " : " ORDER BY ";
+    const std::string by = keyed ? "user_id, " : "";
     constexpr std::string_view texts = "content, metadata, metadata_keys, frontmatter, blank_lines";
     constexpr std::string_view no_texts = "'', NULL, '[]', FALSE, 0";
-    std::vector<std::string> out;
-    out.push_back("SELECT " + key + "user_id, head, diffs_fingerprint FROM users" + where +
-                  (keyed ? " ORDER BY user_id" : ""));
+    std::vector<table_read> out;
+    out.push_back({key + "user_id, head, diffs_fingerprint", "users" + where,
+                   keyed ? "user_id" : ""});
     if (parts.commits) {
-        out.push_back("SELECT " + key +
-                      "sha, parents, message, author, committed_at, tz_offset, seq FROM commits" +
-                      where + by + "seq DESC");
+        out.push_back({key + "sha, parents, message, author, committed_at, tz_offset, seq",
+                       "commits" + where, by + "seq DESC"});
     }
     if (parts.blocks) {
-        out.push_back("SELECT " + key + "label, " +
-                      std::string(parts.block_texts ? texts : no_texts) +
-                      ", updated_at, v1_commit" + (parts.audit ? ", source" : "") +
-                      " FROM blocks" + where + of_label + by + "label");
+        out.push_back({key + "label, " + std::string(parts.block_texts ? texts : no_texts) +
+                           ", updated_at, v1_commit" + (parts.audit ? ", source" : ""),
+                       "blocks" + where + of_label, by + "label"});
     }
     if (parts.versions) {
-        out.push_back("SELECT " + key + "id, label, " +
-                      std::string(parts.version_texts ? texts : no_texts) +
-                      ", author, message, created_at, created_tz_offset, is_current, ordinal, "
-                      "deleted" +
-                      (parts.audit ? ", full_message, source" : "") + " FROM block_versions" +
-                      where + of_label + by + "label, ordinal DESC");
+        out.push_back({key + "id, label, " + std::string(parts.version_texts ? texts : no_texts) +
+                           ", author, message, created_at, created_tz_offset, is_current, "
+                           "ordinal, deleted" +
+                           (parts.audit ? ", full_message, source" : ""),
+                       "block_versions" + where + of_label, by + "label, ordinal DESC"});
     }
     if (parts.diffs) {
-        out.push_back("SELECT " + key +
-                      "id, agent_id, block_label, field, operation, current_value, "
-                      "proposed_value, reasoning, confidence, status, source_query, created_at, "
-                      "reviewed_at, applied_commit" +
-                      (parts.audit ? ", created_at_text, reviewed_at_text, raw_json" : "") +
-                      " FROM pending_diffs" + where + by + "id");
+        out.push_back({key +
+                           "id, agent_id, block_label, field, operation, current_value, "
+                           "proposed_value, reasoning, confidence, status, source_query, "
+                           "created_at, reviewed_at, applied_commit" +
+                           (parts.audit ? ", created_at_text, reviewed_at_text, raw_json" : ""),
+                       "pending_diffs" + where, by + "id"});
     }
+    return out;
+}
+
+std::vector<std::string> user_statements(const connection& conn, const std::string& where,
+                                         const read_parts& parts, bool keyed = false) {
+    std::vector<std::string> out;
+    for (const auto& t : user_reads(conn, where, parts, keyed)) out.push_back(t.statement());
     return out;
 }
 
@@ -694,10 +714,50 @@ std::optional<watermark> parse_watermark(rows& rs, std::string_view user_id) {
                      std::move(r[2]).value_or(""), std::move(r[3]).value_or("")};
 }
 
+table_read watermark_read(const connection& conn, std::string_view user_id) {
+    return {"user_id, v1_commit, diffs_fingerprint, applied_at",
+            "mirror_watermarks WHERE user_id = " + conn.quoted(user_id), ""};
+}
+
 std::string watermark_statement(const connection& conn, std::string_view user_id) {
-    return "SELECT user_id, v1_commit, diffs_fingerprint, applied_at FROM mirror_watermarks"
-           " WHERE user_id = " +
-           conn.quoted(user_id);
+    return watermark_read(conn, user_id).statement();
+}
+
+// The reads as one statement: a UNION ALL of them, each row led by its read's index and padded
+// with NULLs to the widest. One statement reads every table from one snapshot (InnoDB's
+// consistent read, Dolt's working set of the statement), with no transaction around it, in one
+// round trip; the rows' order is put right by the reader (sort_rows).
+std::string union_statement(std::span<const table_read> reads) {
+    std::size_t width = 0;
+    for (const auto& t : reads) width = std::max(width, t.width());
+    std::string sql;
+    for (std::size_t i = 0; i < reads.size(); ++i) {
+        if (i) sql += " UNION ALL ";
+        sql += "SELECT " + std::to_string(i) + ", " + reads[i].columns;
+        for (std::size_t c = reads[i].width(); c < width; ++c) sql += ", NULL";
+        sql += " FROM " + reads[i].from;
+    }
+    return sql;
+}
+
+// The rows of a union_statement, split back into one result per read, each row as wide as its
+// read.
+result<std::vector<rows>> split_union(rows&& all, std::span<const table_read> reads) {
+    std::vector<rows> out(reads.size());
+    for (auto& r : all.data) {
+        std::size_t at = reads.size();
+        if (!r.empty() && r[0]) {
+            const std::string& tag = *r[0];
+            std::from_chars(tag.data(), tag.data() + tag.size(), at);
+        }
+        if (at >= reads.size() || r.size() < reads[at].width() + 1) {
+            return adapter_error("a snapshot row names no read of the statement");
+        }
+        r.erase(r.begin());
+        r.resize(reads[at].width());
+        out[at].data.push_back(std::move(r));
+    }
+    return out;
 }
 
 }  // namespace
@@ -1087,32 +1147,28 @@ result<std::map<std::string, user_rows, std::less<>>> read_users(
 
 result<snapshot> read_snapshot(connection& conn, std::string_view user_id,
                                const read_parts& parts) {
-    if (conn.in_transaction()) {
-        return adapter_error("read_snapshot inside an open transaction");
-    }
     read_parts plan = parts;
     plan.audit = false;  // answers come from the plan's columns only
-    std::vector<std::string> statements;
-    statements.reserve(8);
-    statements.emplace_back("START TRANSACTION");
-    statements.push_back(watermark_statement(conn, user_id));
-    for (auto& sql : user_statements(conn, " WHERE user_id = " + conn.quoted(user_id), plan)) {
-        statements.push_back(std::move(sql));
+    std::vector<table_read> reads;
+    reads.reserve(6);
+    reads.push_back(watermark_read(conn, user_id));
+    for (auto& t : user_reads(conn, " WHERE user_id = " + conn.quoted(user_id), plan)) {
+        reads.push_back(std::move(t));
     }
-    statements.emplace_back("COMMIT");
-    auto results = conn.query_batch(statements);
-    if (!results) {
-        conn.rollback();  // a batch that failed half-way may have left the transaction open
-        return results.error();
-    }
+    auto all = conn.query(union_statement(reads));
+    if (!all) return all.error();
+    auto results = split_union(std::move(*all), reads);
+    if (!results) return results.error();
     snapshot out;
-    out.mark = parse_watermark((*results)[1], user_id);
-    auto state = parse_rows(std::span<rows>(*results).subspan(2, results->size() - 3), user_id,
-                            plan);
+    out.mark = parse_watermark((*results)[0], user_id);
+    auto state = parse_rows(std::span<rows>(*results).subspan(1), user_id, plan);
     if (!state) {
         return state.error();
     }
-    if (*state) out.state = rebuild_state(**state);
+    if (*state) {
+        sort_rows(**state);
+        out.state = rebuild_state(**state);
+    }
     return out;
 }
 

@@ -126,12 +126,10 @@ struct read_parts {
     }
 };
 
-// A user's watermark and the asked parts of its state (nullopt state: no such user), read in
-// one transaction, so that the state is exactly the one the watermark names. The state is built
-// from the plan's columns alone (rebuild_state; audit copies are never read here): what the v2
-// side answers from. One round trip
-// when the connection allows several statements (options::multi_statements). Must not be
-// called inside an open transaction.
+// A user's watermark and the asked parts of its state (nullopt state: no such user), read by one
+// statement, so that the state is exactly the one the watermark names (a single statement reads
+// every table from one snapshot; no transaction is opened). The state is built from the plan's
+// columns alone (rebuild_state; audit copies are never read here): what the v2 side answers from.
 struct snapshot {
     std::optional<watermark> mark;
     std::optional<v1::user_state> state;

@@ -1,8 +1,8 @@
-// tests/mariadb/test_snapshot: read_snapshot, the shadow comparer's one-round-trip read of a
+// tests/mariadb/test_snapshot: read_snapshot, the shadow comparer's one-statement read of a
 // user's watermark and the parts of its state one read endpoint needs, against the real MariaDB
 // of the fixture: every read rendered from the parts equals the one rendered from the whole
-// state, with and without multi-statement sessions, and a failed batch leaves no transaction
-// open behind it.
+// state, the state is always the one the watermark names while a writer changes it, and a
+// failed read leaves no transaction open behind it.
 #include "adapters/dolt/schema.hpp"
 #include "adapters/dolt/store.hpp"
 #include "proxy/v2_render.hpp"
@@ -10,7 +10,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <map>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace sg;
@@ -104,10 +108,8 @@ TEST_CASE("a read rendered from the parts its endpoint needs equals one from the
     REQUIRE(dolt::testing::write_states(writer, users));
     const auto tz = v1::time_zone::utc();
 
-    for (const bool multi : {true, false}) {
-        auto opts = db.user_options();
-        opts.multi_statements = multi;
-        dolt::connection conn(opts);
+    {
+        dolt::connection conn(db.user_options());
         REQUIRE(conn.connect());
         std::size_t compared = 0;
         for (const auto& u : users) {
@@ -126,7 +128,7 @@ TEST_CASE("a read rendered from the parts its endpoint needs equals one from the
                 const auto got = proxy::render_read(snap->state, route, target, tz);
                 REQUIRE(want.has_value());
                 REQUIRE(got.has_value());
-                INFO("multi " << multi << " " << target);
+                INFO(target);
                 CHECK(got->status == want->status);
                 CHECK(got->body == want->body);
                 ++compared;
@@ -146,16 +148,14 @@ TEST_CASE("a read rendered from the parts its endpoint needs equals one from the
     }
 }
 
-TEST_CASE("a whole snapshot in one batch, and a failed batch leaves no snapshot open") {
+TEST_CASE("a whole snapshot in one statement, and a failed read leaves no snapshot open") {
     scratch_db db;
     auto writer = db.connect();
     REQUIRE(dolt::migrate(writer));
     auto u = make_user("u", 2, 2);
     REQUIRE(dolt::testing::write_states(writer, std::span(&u, 1)));
 
-    auto opts = db.user_options();
-    opts.multi_statements = true;
-    dolt::connection conn(opts);
+    dolt::connection conn(db.user_options());
     REQUIRE(conn.connect());
     const auto before = conn.stats().statements.load();
     auto snap = dolt::read_snapshot(conn, "u", dolt::read_parts::everything());
@@ -163,28 +163,14 @@ TEST_CASE("a whole snapshot in one batch, and a failed batch leaves no snapshot 
     REQUIRE(snap->state.has_value());
     // The plan's columns only: versions' first line and author, diffs from their fields.
     dolt::testing::require_same(*snap->state, dolt::rebuild_state(dolt::derive_rows(u)));
-    CHECK(conn.stats().statements.load() - before == 8);  // START, watermark, 5 tables, COMMIT
+    CHECK(conn.stats().statements.load() - before == 1);
 
-    // A batch whose third statement fails: the error comes back, the statements after it did
-    // not run, and the session is usable and sees other sessions' commits (no transaction left
-    // open with an old snapshot).
-    const std::vector<std::string> bad = {"START TRANSACTION", "SELECT 1", "SELECT nope FROM users",
-                                          "COMMIT"};
-    auto failed = conn.query_batch(bad);
-    REQUIRE_FALSE(failed);
-    CHECK(failed.error().to_string().find("nope") != std::string::npos);
-    conn.rollback();
-    REQUIRE(writer.execute("UPDATE mirror_watermarks SET v1_commit = 'moved' WHERE user_id = 'u'"));
-    auto mark = dolt::read_watermark(conn, "u");
-    REQUIRE(mark);
-    REQUIRE(mark->has_value());
-    CHECK((*mark)->v1_commit == "moved");
-
-    // read_snapshot itself rolls back after a failure: a table it reads is gone.
-    REQUIRE(dolt::read_snapshot(conn, "u", dolt::read_parts::everything()));
+    // A table it reads is gone: the error comes back, no transaction is left open with an old
+    // snapshot, and the session sees other sessions' commits afterwards.
     REQUIRE(writer.execute("RENAME TABLE pending_diffs TO pending_diffs_away"));
     auto broken = dolt::read_snapshot(conn, "u", dolt::read_parts::everything());
     REQUIRE_FALSE(broken);
+    CHECK(broken.error().to_string().find("pending_diffs") != std::string::npos);
     CHECK_FALSE(conn.in_transaction());
     REQUIRE(writer.execute("RENAME TABLE pending_diffs_away TO pending_diffs"));
     REQUIRE(writer.execute("UPDATE mirror_watermarks SET v1_commit = 'again' WHERE user_id = 'u'"));
@@ -192,4 +178,67 @@ TEST_CASE("a whole snapshot in one batch, and a failed batch leaves no snapshot 
     REQUIRE(later);
     REQUIRE(later->mark.has_value());
     CHECK(later->mark->v1_commit == "again");
+}
+
+TEST_CASE("a snapshot's state is the one its watermark names while a writer changes the user") {
+    scratch_db db;
+    auto writer = db.connect();
+    REQUIRE(dolt::migrate(writer));
+    // Two states of one user that differ in head, every block's text, the history and the diffs.
+    const auto a = make_user("w", 3, 2);
+    const auto b = make_user("w", 3, 4);
+    REQUIRE(a.head != b.head);
+    REQUIRE(dolt::testing::write_states(writer, std::span(&a, 1)));
+    const auto tz = v1::time_zone::utc();
+    std::map<std::string, std::string> want;  // head -> the rendered answers of that state
+    const std::vector<std::string> targets = {"/users/w/blocks", "/users/w/blocks/student",
+                                              "/users/w/blocks/student/history",
+                                              "/users/w/blocks/diffs/counts"};
+    for (const auto* s : {&a, &b}) {
+        const auto whole = dolt::rebuild_state(dolt::derive_rows(*s));
+        for (const auto& t : targets) {
+            const auto route = v1::classify("GET", t);
+            want[s->head + t] = proxy::render_read(whole, route, t, tz)->body;
+        }
+    }
+
+    // The writer flips the user between the two states (each apply one transaction) for as
+    // many rounds as the reader needs; the reader checks every snapshot against the state its
+    // watermark names.
+    constexpr int flips = 60;
+    std::atomic<int> applied{0};
+    std::atomic<bool> failed{false};
+    std::thread flipper([&] {
+        for (int i = 0; i < flips && !failed; ++i) {
+            if (!dolt::testing::apply_state(writer, i % 2 ? a : b)) failed = true;
+            applied = i + 1;
+        }
+    });
+    dolt::connection conn(db.user_options());
+    REQUIRE(conn.connect());
+    std::size_t checked = 0, mismatched = 0;
+    std::set<std::string> heads_seen;
+    while (applied < flips && !failed) {
+        for (const auto& t : targets) {
+            const auto route = v1::classify("GET", t);
+            auto snap = dolt::read_snapshot(conn, "w", proxy::parts_for(route));
+            REQUIRE(snap);
+            REQUIRE(snap->mark.has_value());
+            REQUIRE(snap->state.has_value());
+            heads_seen.insert(snap->mark->v1_commit);
+            const auto got = proxy::render_read(snap->state, route, t, tz);
+            REQUIRE(got.has_value());
+            ++checked;
+            if (snap->state->head != snap->mark->v1_commit ||
+                got->body != want[snap->mark->v1_commit + t]) {
+                ++mismatched;
+            }
+        }
+    }
+    flipper.join();
+    REQUIRE_FALSE(failed);
+    CHECK(checked > 0);
+    CHECK(mismatched == 0);
+    INFO("heads seen: " << heads_seen.size());
+    CHECK(heads_seen.size() <= 2);
 }
