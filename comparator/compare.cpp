@@ -9,7 +9,7 @@ namespace {
 
 constexpr std::array<std::string_view, result_count> result_names = {
     "match",           "mismatch", "missing_in_v2", "extra_in_v2", "status_mismatch",
-    "v2_error",        "v2_timeout", "lagging",     "skipped",
+    "v2_error",        "v2_timeout", "v1_error",    "lagging",     "skipped",
 };
 
 bool is_2xx(unsigned s) { return s >= 200 && s < 300; }
@@ -42,6 +42,10 @@ bool is_discrepancy(result r) {
 comparison compare(const response& v1, const response& v2, const endpoint_rules& r,
                    std::size_t max_differences) {
     comparison out;
+    if (v1_failed(v1.status)) {
+        out.what = result::v1_error;
+        return out;
+    }
     if (v1.status != v2.status) {
         if (is_2xx(v1.status) && v2.status == 404) {
             out.what = result::missing_in_v2;

@@ -20,6 +20,7 @@ enum class result {
     status_mismatch,  // other status differences
     v2_error,         // v2 could not answer (Dolt unreachable or failing, v2 service error)
     v2_timeout,       // v2 did not answer within the comparison's deadline
+    v1_error,         // v1 answered 5xx: v1 failing, no evidence about v2 (never compared)
     lagging,          // differed at first, agreed once the mirror had settled: not a discrepancy
     skipped,          // not compared (the reason is counted separately)
 };
@@ -50,7 +51,11 @@ struct endpoint_rules {
     std::vector<unsigned> status_only_codes{422};
 };
 
-// Compares v1's answer with v2's. Bodies that are JSON on both sides are compared structurally;
+// v1 answered 5xx (shadowgate's own 502/504 for an unreachable v1 included): v1 failing (a file
+// name too long, a bug, a restart) says nothing about v2, so it is never a discrepancy.
+inline bool v1_failed(unsigned v1_status) { return v1_status >= 500; }
+
+// Compares v1's answer with v2's (v1_error, whatever v2 says, when v1_failed). Bodies that are JSON on both sides are compared structurally;
 // otherwise byte for byte (a difference at "" with both texts).
 comparison compare(const response& v1, const response& v2, const endpoint_rules& r,
                    std::size_t max_differences = 200);

@@ -120,12 +120,25 @@ std::string metrics::render(std::string_view upstream) const {
         fmt::format_to(std::back_inserter(out), "{}{{upstream=\"{}\"}} {}\n", n, upstream, v);
     };
     counter("shadowgate_upstream_retries_total",
-            "Idempotent requests resent once after a pooled connection proved dead.",
+            "Requests resent once on a fresh connection after a pooled one proved dead: any "
+            "request whose write failed (it never reached v1 whole), an idempotent one that got "
+            "no byte back.",
             upstream_retries.load(relaxed));
     counter("shadowgate_upstream_connects_total", "New connections opened to the upstream.",
             upstream_connects.load(relaxed));
     counter("shadowgate_upstream_reuses_total", "Requests sent on a pooled keep-alive connection.",
             upstream_reuses.load(relaxed));
+    metric_header(out, "shadowgate_upstream_dropped_total", "counter",
+                  "Upstream connections closed instead of reused, by reason: stale (the peer had "
+                  "closed it), idle (idle past v1.idle_keepalive), 5xx (its answer was a 5xx).");
+    for (const auto& [reason, v] :
+         {std::pair<std::string_view, std::uint64_t>{"stale", upstream_dropped_stale.load(relaxed)},
+          {"idle", upstream_dropped_idle.load(relaxed)},
+          {"5xx", upstream_dropped_5xx.load(relaxed)}}) {
+        fmt::format_to(std::back_inserter(out),
+                       "shadowgate_upstream_dropped_total{{upstream=\"{}\",reason=\"{}\"}} {}\n",
+                       upstream, reason, v);
+    }
     auto plain = [&](std::string_view n, std::string_view type, std::string_view help,
                      auto v) {
         metric_header(out, n, type, help);

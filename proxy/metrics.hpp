@@ -92,6 +92,12 @@ struct metrics {
     std::atomic<std::uint64_t> upstream_retries{0};      // idempotent request resent once
     std::atomic<std::uint64_t> upstream_connects{0};     // new connections opened to v1
     std::atomic<std::uint64_t> upstream_reuses{0};       // requests sent on a pooled connection
+    // Upstream connections closed instead of pooled or reused: the probe found the peer had
+    // closed it (stale), it sat idle past v1.idle_keepalive (idle), its answer was a 5xx (a
+    // failing server may close without saying so: uvicorn after an unhandled exception).
+    std::atomic<std::uint64_t> upstream_dropped_stale{0};
+    std::atomic<std::uint64_t> upstream_dropped_idle{0};
+    std::atomic<std::uint64_t> upstream_dropped_5xx{0};
     std::atomic<std::uint64_t> client_write_errors{0};   // client gone before the answer was sent
     std::atomic<std::uint64_t> client_read_aborts{0};    // client gone in the middle of a request
     std::atomic<std::uint64_t> accepted_connections{0};

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <set>
 
@@ -20,7 +21,8 @@ using json = nlohmann::json;
 // The result columns, in reading order (agreement first); every one of comparator::result.
 constexpr const char* results[] = {"match",          "lagging",     "mismatch",
                                    "missing_in_v2",  "extra_in_v2", "status_mismatch",
-                                   "v2_error",       "v2_timeout",  "skipped"};
+                                   "v2_error",       "v2_timeout",  "v1_error",
+                                   "skipped"};
 static_assert(std::size(results) == comparator::result_count);
 
 // Whether the result named `n` is a discrepancy (comparator::is_discrepancy).
@@ -63,19 +65,64 @@ std::string html_escape(std::string_view s) {
     return out;
 }
 
-// Markdown table cells: pipes and newlines would break the row.
-std::string md_cell(std::string_view s) {
+// Markdown text (table cells and lines): bytes shown as they are. HTML's specials become
+// entities (no tag, no entity of theirs is markup); what opens inline markup (backslash, code,
+// emphasis, links, strikethrough, a table's pipe, a heading's closing #) is backslash-escaped,
+// except an underscore inside a word, which GFM never reads as emphasis (get_block stays
+// readable); line ends become spaces (a row or a heading stays one line). Text a client chose
+// (paths, ids, bodies) goes in code spans instead (md_code).
+std::string md_text(std::string_view s) {
     std::string out;
-    for (const char c : s) {
-        if (c == '|') {
-            out += "\\|";
-        } else if (c == '\n' || c == '\r') {
-            out += ' ';
-        } else {
-            out += c;
+    out.reserve(s.size());
+    const auto word = [&](std::size_t i) {
+        return i < s.size() && std::isalnum(static_cast<unsigned char>(s[i]));
+    };
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        switch (c) {
+            case '&': out += "&amp;"; break;
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            case '\n':
+            case '\r': out += ' '; break;
+            case '_':
+                if (!(i > 0 && word(i - 1) && word(i + 1))) out += '\\';
+                out += c;
+                break;
+            case '\\':
+            case '`':
+            case '*':
+            case '[':
+            case ']':
+            case '|':
+            case '~':
+            case '#':
+            case '!': out += '\\'; out += c; break;
+            default: out += c;
         }
     }
     return out;
+}
+
+// A Markdown code span of s: nothing in it is markup (not even entities), so only its fence
+// needs care: one backtick longer than the longest run inside, a space inside it where s starts
+// or ends with a backtick. Line ends become spaces; in a table cell a pipe is written `\|`
+// (GFM unescapes it inside code spans in tables; elsewhere it would show).
+std::string md_code(std::string_view s, bool in_table) {
+    std::size_t longest = 0, run = 0;
+    for (const char c : s) {
+        run = c == '`' ? run + 1 : 0;
+        longest = std::max(longest, run);
+    }
+    const std::string fence(longest + 1, '`');
+    const bool pad = !s.empty() && (s.front() == '`' || s.back() == '`');
+    std::string out = fence + (pad ? " " : "");
+    for (const char c : s) {
+        if (c == '\n' || c == '\r') out += ' ';
+        else if (c == '|' && in_table) out += "\\|";
+        else out += c;
+    }
+    return out + (pad ? " " : "") + fence;
 }
 
 std::string compact(const json& v, std::size_t max = 120) {
@@ -288,30 +335,32 @@ json build(const sources& in, const filter& f) {
 
 std::string to_markdown(const json& r) {
     std::string out;
-    out += fmt::format("# shadowgate report: {}\n\n", r.value("verdict", "NO-GO"));
-    out += fmt::format("Generated {} (stage {}, target {})", r.value("generated_at", ""),
-                       r.value("stage", ""), r.value("target", ""));
+    out += fmt::format("# shadowgate report: {}\n\n", md_text(r.value("verdict", "NO-GO")));
+    out += fmt::format("Generated {} (stage {}, target {})", md_text(r.value("generated_at", "")),
+                       md_text(r.value("stage", "")), md_text(r.value("target", "")));
     const json& f = r["filter"];
-    if (!f.value("endpoint", "").empty()) out += fmt::format(", endpoint {}", f["endpoint"].get<std::string>());
-    if (!f["from"].is_null()) out += fmt::format(", from {}", f["from"].get<std::string>());
-    if (!f["to"].is_null()) out += fmt::format(", to {}", f["to"].get<std::string>());
+    if (!f.value("endpoint", "").empty()) {
+        out += fmt::format(", endpoint {}", md_text(f["endpoint"].get<std::string>()));
+    }
+    if (!f["from"].is_null()) out += fmt::format(", from {}", md_text(f["from"].get<std::string>()));
+    if (!f["to"].is_null()) out += fmt::format(", to {}", md_text(f["to"].get<std::string>()));
     out += ".\n\n## Gate\n\n| | criterion | endpoint | measured | threshold |\n|---|---|---|---|---|\n";
     for (const auto& c : r["criteria"]) {
         out += fmt::format("| {} | {} | {} | {} | {} |\n",
                            c.value("pass", false) ? "ok" : (c.value("status", "") == "uncovered"
                                                                  ? "**uncovered**"
                                                                  : "**FAIL**"),
-                           md_cell(c.value("criterion", "")), md_cell(c.value("endpoint", "")),
-                           md_cell(c.value("measured", "")), md_cell(c.value("threshold", "")));
+                           md_text(c.value("criterion", "")), md_text(c.value("endpoint", "")),
+                           md_text(c.value("measured", "")), md_text(c.value("threshold", "")));
     }
     out += fmt::format(
         "\n## Endpoints\n\nSince the evidence began; rate bound: Wilson upper bound at {} "
         "confidence.\n\n| endpoint | compared | match | lagging | mismatch | missing_in_v2 | "
-        "extra_in_v2 | status_mismatch | v2_error | v2_timeout | skipped | rate | bound |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "extra_in_v2 | status_mismatch | v2_error | v2_timeout | v1_error | skipped | rate | bound "
+        "|\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         percent(r.value("confidence", 0.95)));
     for (const auto& e : r["endpoints"]) {
-        out += fmt::format("| {} | {} |", md_cell(e["endpoint"].get<std::string>()),
+        out += fmt::format("| {} | {} |", md_text(e["endpoint"].get<std::string>()),
                            e["covered"].get<bool>() ? std::to_string(e["compared"].get<std::uint64_t>())
                                                     : "0 (uncovered)");
         for (const char* k : results) out += fmt::format(" {} |", e.value(k, std::uint64_t{0}));
@@ -324,8 +373,8 @@ std::string to_markdown(const json& r) {
     else {
         out += "| endpoint | path | count |\n|---|---|---|\n";
         for (const auto& p : r["top_paths"]) {
-            out += fmt::format("| {} | `{}` | {} |\n", md_cell(p.value("endpoint", "")),
-                               md_cell(p.value("path", "")), p.value("count", 0));
+            out += fmt::format("| {} | {} | {} |\n", md_text(p.value("endpoint", "")),
+                               md_code(p.value("path", ""), true), p.value("count", 0));
         }
     }
     out += "\n## Discrepancy rate over time\n\n";
@@ -342,19 +391,19 @@ std::string to_markdown(const json& r) {
     out += fmt::format("\n## Sample discrepancies ({} shown of {} recorded in range)\n\n",
                        r["samples"].size(), r.value("recorded_discrepancies_in_range", 0));
     for (const auto& s : r["samples"]) {
-        out += fmt::format("### {} {} — {} ({})\n\n", md_cell(s.value("endpoint", "")),
-                           md_cell(s.value("target", "")), s.value("result", ""),
-                           s.value("time", ""));
-        out += fmt::format("user `{}`, request `{}`, v1 status {}, v2 status {} ({})\n\n",
-                           md_cell(s.value("user", "")), md_cell(s.value("request_id", "")),
-                           s["v1"].value("status", 0), s["v2"].value("status", 0),
-                           s.value("v2_source", ""));
+        out += fmt::format("### {} {} — {} ({})\n\n", md_text(s.value("endpoint", "")),
+                           md_code(s.value("target", ""), false), md_text(s.value("result", "")),
+                           md_text(s.value("time", "")));
+        out += fmt::format("user {}, request {}, v1 status {}, v2 status {} ({})\n\n",
+                           md_code(s.value("user", ""), false),
+                           md_code(s.value("request_id", ""), false), s["v1"].value("status", 0),
+                           s["v2"].value("status", 0), md_text(s.value("v2_source", "")));
         out += "| path | change | v1 | v2 |\n|---|---|---|---|\n";
         for (const auto& d : s.value("differences", json::array())) {
-            out += fmt::format("| `{}` | {} | {} | {} |\n", md_cell(d.value("path", "")),
-                               d.value("change", ""),
-                               d.contains("v1") ? md_cell(compact(d["v1"])) : "",
-                               d.contains("v2") ? md_cell(compact(d["v2"])) : "");
+            out += fmt::format("| {} | {} | {} | {} |\n", md_code(d.value("path", ""), true),
+                               md_text(d.value("change", "")),
+                               d.contains("v1") ? md_code(compact(d["v1"]), true) : "",
+                               d.contains("v2") ? md_code(compact(d["v2"]), true) : "");
         }
         out += "\n";
     }

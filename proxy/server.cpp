@@ -276,9 +276,13 @@ task<acquire_result> worker::acquire(deadline_watch& dw, bool probe_pooled) {
     while (!pool.empty()) {
         conn_ptr c = std::move(pool.back());
         pool.pop_back();
-        if (steady::now() - c->idle_since > max_idle ||
-            (probe_pooled && !looks_alive(c->socket))) {
+        if (steady::now() - c->idle_since > max_idle) {
+            m.upstream_dropped_idle.fetch_add(1, relaxed);
             continue;  // closed by the destructor
+        }
+        if (probe_pooled && !looks_alive(c->socket)) {
+            m.upstream_dropped_stale.fetch_add(1, relaxed);
+            continue;
         }
         m.upstream_reuses.fetch_add(1, relaxed);
         acquire_result r;
@@ -353,8 +357,13 @@ task<upstream_result> worker::exchange(deadline_watch& dw, request_t& req, bool 
             co_return out;
         }
         // Stray bytes after a complete answer mean the framing can't be trusted: don't reuse.
+        // Nor after a 5xx: a server failing may close the connection right after its answer
+        // without a `Connection: close` (uvicorn does after an unhandled exception), and a write
+        // sent on it in that moment is lost with the connection.
+        const bool failed = parser.get().result_int() >= 500;
         const bool reusable =
-            parser.keep_alive() && !parser.need_eof() && conn.buffer.size() == 0;
+            parser.keep_alive() && !parser.need_eof() && conn.buffer.size() == 0 && !failed;
+        if (failed) m.upstream_dropped_5xx.fetch_add(1, relaxed);
         out.response.emplace(parser.release());
         if (reusable) release(std::move(a.conn));
         co_return out;

@@ -759,6 +759,10 @@ void shadow::impl::compare_with(dolt::connection& conn, const std::shared_ptr<co
     // First look: v1's answer as served, against the target's when Dolt's state is the one of
     // v1's storage now (the answer v1 served came from that storage or an older one: an older
     // one can only make a difference, which the settling below sorts out).
+    if (comparator::v1_failed(job.v1_status)) {  // nothing to ask v2 about
+        count(t, ep, result::v1_error);
+        return;
+    }
     settling w;
     w.q = q;
     w.t = t;
@@ -833,7 +837,9 @@ void shadow::impl::settle(dolt::connection& conn, settling w) {
                 return;
             }
             count(t, ep, c.what);
-            record(job, t, c, again.status, again.body, v2, w.attempts);
+            if (comparator::is_discrepancy(c.what)) {  // not v1 failing on the re-read
+                record(job, t, c, again.status, again.body, v2, w.attempts);
+            }
             return;
         }
         if (steady::now() >= w.until) break;

@@ -276,6 +276,14 @@ class ScriptedUpstream:
                     self._send(conn, 200, b'{"closing":true}', method, extra=b"Connection: close\r\n")
                     conn.shutdown(socket.SHUT_WR)
                     return
+                elif path == "/crash":
+                    # uvicorn after an unhandled exception: a 500 without `Connection: close`,
+                    # then the connection closed a moment later, whatever was sent meanwhile
+                    # unread (the peer's kernel answers it with a reset).
+                    self._send(conn, 500, b"Internal Server Error", method,
+                               content_type=b"text/plain")
+                    time.sleep(float(params.get("ms", "50")) / 1000)
+                    return
                 elif path == "/big":
                     self._send(conn, 200, b"x" * int(params.get("n", "1000")), method,
                                content_type=b"text/plain")

@@ -344,6 +344,36 @@ def test_upstream_closing_connection_is_not_reused(scripted, sg_scripted):
         assert status == 200
 
 
+def test_write_after_a_5xx_that_closes_the_connection_never_fails(scripted, sg_scripted):
+    # Issue #13.1: a 500 whose connection the upstream closes a moment later without saying so,
+    # then at once a PUT on the same client connection: the PUT must reach the upstream and get
+    # its answer, every time (1,000 pairs on one keep-alive client connection).
+    before = sg_scripted.metrics()
+    with scripted._lock:
+        puts_before = sum(1 for r in scripted.requests if r[0] == "PUT")
+    conn = http.client.HTTPConnection("127.0.0.1", sg_scripted.port, timeout=10)
+    failed = []
+    for i in range(1000):
+        conn.request("POST", "/crash?ms=50", body=b"{}", headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 500
+        conn.request("PUT", f"/echo?n={i}", body=b'{"content": "x"}',
+                     headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        body = r.read()
+        if r.status != 200:
+            failed.append((i, r.status, body[:200]))
+    conn.close()
+    assert failed == []
+    with scripted._lock:
+        puts = sum(1 for r in scripted.requests if r[0] == "PUT") - puts_before
+    assert puts == 1000
+    after = sg_scripted.metrics()
+    key = 'shadowgate_upstream_dropped_total{upstream="v1",reason="5xx"}'
+    assert after[key] - before.get(key, 0) == 1000
+
+
 def test_oversized_header_and_body(sg):
     status, _, body = request("GET", sg.url + "/users/alice/exists", headers={"X-Big": "a" * 10000})
     assert status == 431 and json.loads(body)["error"] == "header_too_large"

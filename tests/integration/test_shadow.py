@@ -282,6 +282,29 @@ def test_dolt_stopped_gives_v2_error_and_v1_keeps_serving(tmp_path):
         server.stop()
 
 
+def test_a_v1_failure_is_its_own_result_never_a_discrepancy(stack):
+    # Issue #13.8: a label of 253 bytes makes v1 fail (its file name is too long: 500) while
+    # Dolt has no such block (404). v1 failing is no evidence about v2: v1_error, counted and
+    # shown, never a discrepancy, never recorded.
+    init_users(stack, ["ve"])
+    put(stack, "ve", "student", "hello\n")
+    stack.converge()
+    long_label = "y" * 253
+    for _ in range(5):
+        status, _ = read(stack, f"/users/ve/blocks/{long_label}")
+        assert status == 500
+        status, _ = read(stack, f"/users/ve/blocks/{long_label}/history")
+        assert status == 500
+    st = wait_shadow_idle(stack)
+    t = totals(st)
+    assert t.get("v1_error") == 10, t
+    assert discrepancy_total(st) == 0, t
+    status, records = admin(stack, "/admin/discrepancies")
+    assert status == 200 and records == []
+    m = stack.sg.metrics()
+    assert m['shadowgate_compare_total{endpoint="get_block",target="dolt",result="v1_error"}'] == 5
+
+
 def test_records_rotate_and_the_listing_filters(tmp_path):
     log = tmp_path / "d.jsonl"
     s = Stack(tmp_path, shadow={**SHADOW, "records": {

@@ -4,6 +4,8 @@
 // Markdown table).
 #include <catch2/catch.hpp>
 
+#include <sstream>
+
 #include "proxy/report.hpp"
 
 namespace rp = sg::proxy::report;
@@ -135,6 +137,47 @@ TEST_CASE("report: Markdown tables survive pipes and newlines", "[report]") {
     CHECK_THAT(md, Catch::Contains("**uncovered**"));
     CHECK_THAT(md, Catch::Contains("| get_block | 30 |"));
     CHECK_THAT(md, Catch::Contains("lag 0.5 s, dirty users 1, parked users 2, circuit closed"));
+}
+
+TEST_CASE("report: Markdown shows a client's text as text, never as markup", "[report]") {
+    // Issue #13.9: block text, user ids, request ids and body keys are a client's; in the
+    // Markdown report none may become a tag, a link, emphasis, a broken code span or a broken row.
+    auto in = sample_sources();
+    in.discrepancies = json::parse(R"([
+      {"time_ms": 1800003700000, "request_id": "id`|<b>x</b>", "endpoint": "get_block",
+       "user": "u*1*", "target": "/users/u/blocks/<img src=x onerror=alert(1)>",
+       "v2_source": "dolt", "result": "mismatch",
+       "differences": [{"path": "/a`b|c", "change": "mismatch",
+                        "v1": "<img src=x onerror=alert(1)>\n[link](http://evil) **bold**",
+                        "v2": "``x`` | `"}],
+       "v1": {"status": 200, "body": {}}, "v2": {"status": 200, "body": {}}}])");
+    const auto md = rp::to_markdown(rp::build(in, {}));
+    INFO(md);
+    // The values are in code spans: no entity needed, nothing outside the fence.
+    CHECK_THAT(md, Catch::Contains("`/users/u/blocks/<img src=x onerror=alert(1)>`"));
+    CHECK_THAT(md, Catch::Contains("| ``/a`b\\|c`` | mismatch | "
+                                   "`<img src=x onerror=alert(1)> [link](http://evil) **bold**` | "
+                                   "``` ``x`` \\| ` ``` |"));
+    CHECK_THAT(md, Catch::Contains("user `u*1*`, request ``id`|<b>x</b>``,"));
+    // Every row of that table has exactly its five unescaped pipes.
+    std::size_t rows = 0;
+    std::istringstream lines(md);
+    for (std::string line; std::getline(lines, line);) {
+        if (!line.starts_with("| ``/a")) continue;
+        ++rows;
+        std::size_t pipes = 0;
+        for (std::size_t i = 0; i < line.size(); ++i) {
+            if (line[i] == '|' && (i == 0 || line[i - 1] != '\\')) ++pipes;
+        }
+        CHECK(pipes == 5);
+    }
+    CHECK(rows == 1);
+    // Plain text escapes markup too.
+    auto gate = sample_sources();
+    gate.gate["criteria"][0]["measured"] = "<b>2</b> *h* [x](y) a|b `c`";
+    const auto md2 = rp::to_markdown(rp::build(gate, {}));
+    CHECK_THAT(md2, Catch::Contains("&lt;b&gt;2&lt;/b&gt; \\*h\\* \\[x\\](y) a\\|b \\`c\\`"));
+    CHECK_THAT(md2, Catch::Contains("| get_block |"));
 }
 
 TEST_CASE("report: times as ISO 8601 or Unix milliseconds", "[report]") {
