@@ -3,7 +3,10 @@
 // Portability notes (MariaDB 10.11 and Dolt both run every statement here):
 // - utf8mb4_bin on every table: Dolt's default utf8mb4_0900_bin does not exist on MariaDB.
 //   utf8mb4_bin is a PAD SPACE collation on both, so keys differing only by trailing spaces
-//   compare equal; v1 ids and labels with trailing spaces would collide (none are known).
+//   compare equal: v1 accepts "student" and "student " as two blocks. Migration 5 converts
+//   every table to a NO PAD binary collation (utf8mb4_nopad_bin on MariaDB, utf8mb4_0900_bin on
+//   Dolt), so keys that differ in any byte are different keys; later tables are created with
+//   that collation (convert them in their migration, as 5 does).
 // - JSON is a real type on Dolt (it normalizes the text) and LONGTEXT with a json_valid CHECK on
 //   MariaDB (verbatim): read it as a value, never compare it as text. Exact bytes live in the
 //   LONGTEXT `source` / `raw_json` columns.
@@ -70,6 +73,41 @@ result<void> text_columns_step(connection& conn) {
         if (!*rows) continue;
         auto applied = apply_user(conn, derive_rows(audit_state(**rows)));
         if (!applied) return applied.error();
+    }
+    return {};
+}
+
+// Migration 5: every text compares byte for byte (NO PAD): under PAD SPACE "u" and "u " were one
+// key, and the mirror parked a user that had both (Duplicate entry). Whole tables are converted,
+// not only the keys: a database of one collation lets the v2 service compare and join any two
+// columns (NO PAD beside PAD SPACE is an "Illegal mix of collations"). A table already converted
+// is left alone, so an interrupted run can run again. MariaDB converts a table by copying it;
+// Dolt's CONVERT TO is untested here (no Dolt binary on these machines).
+result<void> no_pad_step(connection& conn) {
+    auto dolt = conn.is_dolt();
+    if (!dolt) return dolt.error();
+    const std::string collation = *dolt ? "utf8mb4_0900_bin" : "utf8mb4_nopad_bin";
+    for (std::string_view table : {"users", "commits", "blocks", "block_versions", "pending_diffs",
+                                   "mirror_watermarks", "mirror_commit_log",
+                                   "schema_migrations"}) {
+        std::string sql =
+            "SELECT (SELECT COUNT(*) FROM information_schema.columns WHERE table_schema ="
+            " DATABASE() AND table_name = ";
+        conn.append_quoted(sql, table);
+        sql += " AND collation_name IS NOT NULL AND collation_name <> ";
+        conn.append_quoted(sql, collation);
+        sql += ") + (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema ="
+               " DATABASE() AND table_name = ";
+        conn.append_quoted(sql, table);
+        sql += " AND table_collation <> ";
+        conn.append_quoted(sql, collation);
+        sql += ")";
+        auto rs = conn.query(sql);
+        if (!rs) return rs.error();
+        if (!rs->data.empty() && rs->data[0][0].value_or("0") == "0") continue;
+        const std::string alter = "ALTER TABLE " + std::string(table) +
+                                  " CONVERT TO CHARACTER SET utf8mb4 COLLATE " + collation;
+        if (auto r = conn.execute(alter); !r) return r.error();
     }
     return {};
 }
@@ -236,6 +274,12 @@ const std::vector<migration>& all_migrations() {
          {},
          /*transactional=*/false,
          text_columns_step},
+        {5,
+         "every table NO PAD (utf8mb4_nopad_bin, utf8mb4_0900_bin on Dolt): keys that differ "
+         "in trailing blanks are different keys",
+         {},
+         /*transactional=*/false,
+         no_pad_step},
     };
     return list;
 }

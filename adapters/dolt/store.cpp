@@ -726,7 +726,9 @@ std::string watermark_statement(const connection& conn, std::string_view user_id
 // The reads as one statement: a UNION ALL of them, each row led by its read's index and padded
 // with NULLs to the widest. One statement reads every table from one snapshot (InnoDB's
 // consistent read, Dolt's working set of the statement), with no transaction around it, in one
-// round trip; the rows' order is put right by the reader (sort_rows).
+// round trip; the rows' order is put right by the reader (sort_rows). The columns stacked in one
+// position can differ in type (the text protocol sends each as its text either way); their
+// collations are one (migration 5), or the union would be an "Illegal mix of collations".
 std::string union_statement(std::span<const table_read> reads) {
     std::size_t width = 0;
     for (const auto& t : reads) width = std::max(width, t.width());

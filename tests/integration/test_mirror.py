@@ -349,6 +349,32 @@ def test_a_permanently_failing_user_is_parked_and_others_keep_mirroring(stack):
     assert stack.mirror_status()["parked_users"] == 0
 
 
+def test_keys_that_differ_in_trailing_blanks_are_mirrored_apart(stack):
+    # Issue #13.2: v1 keeps "student" and "student " as two files and "tb" and "tb " as two
+    # users; under a PAD SPACE collation they were one key and the mirror parked the user.
+    init_users(stack, ["tb", "tb "])
+    put(stack, "tb", "student", "no blank\n")
+    put(stack, "tb", "student%20", "one blank\n")
+    put(stack, "tb%20", "student", "the other user\n")
+    stack.converge()
+    st = stack.mirror_status()
+    assert st["parked_users"] == 0, st
+    # Judged by SQL on the plan's columns, against what the test wrote.
+    rows = stack.sql("SELECT HEX(user_id), HEX(label), content FROM blocks"
+                     " WHERE user_id LIKE 'tb%' ORDER BY 1, 2").splitlines()
+    assert rows == [f"{'tb'.encode().hex().upper()}\t{'student'.encode().hex().upper()}\tno blank\\n",
+                    f"{'tb'.encode().hex().upper()}\t{'student '.encode().hex().upper()}\tone blank\\n",
+                    f"{'tb '.encode().hex().upper()}\t{'student'.encode().hex().upper()}\tthe other user\\n"], rows
+    # ...and by v1's own answers through the proxy.
+    status, body = stack.call("GET", "/users/tb/blocks/student%20")
+    assert status == 200 and "one blank" in body["content"], body
+    # Later writes of the user keep being mirrored.
+    put(stack, "tb", "student%20", "changed\n")
+    stack.converge()
+    assert stack.sql("SELECT content FROM blocks WHERE user_id = 'tb' AND label = 'student '"
+                     ).strip() == "changed\\n"
+
+
 def test_sigkill_during_a_write_burst_loses_nothing(stack):
     users = [f"k-{i}" for i in range(5)]
     init_users(stack, users)

@@ -171,14 +171,14 @@ TEST_CASE("migrations create the tables once and are idempotent", "[schema]") {
 
     auto first = migrate(conn);
     REQUIRE(first);
-    CHECK(*first == std::vector<int>{1, 2, 3, 4});
+    CHECK(*first == std::vector<int>{1, 2, 3, 4, 5});
     auto second = migrate(conn);
     REQUIRE(second);
     CHECK(second->empty());
     auto applied = applied_migrations(conn);
     REQUIRE(applied);
-    CHECK(*applied == std::vector<int>{1, 2, 3, 4});
-    CHECK(scalar(conn, "SELECT COUNT(*) FROM schema_migrations") == "4");
+    CHECK(*applied == std::vector<int>{1, 2, 3, 4, 5});
+    CHECK(scalar(conn, "SELECT COUNT(*) FROM schema_migrations") == "5");
     CHECK(scalar(conn, "SELECT name FROM schema_migrations WHERE version = 1").find("users") !=
           std::string::npos);
 
@@ -190,7 +190,7 @@ TEST_CASE("migrations create the tables once and are idempotent", "[schema]") {
     for (const auto& r : tables->data) {
         names.push_back(*r[0]);
         INFO(*r[0]);
-        CHECK(r[1] == "utf8mb4_bin");
+        CHECK(r[1] == "utf8mb4_nopad_bin");
         CHECK(r[2] == "InnoDB");
     }
     std::sort(names.begin(), names.end());  // information_schema collates case-insensitively
@@ -242,6 +242,80 @@ TEST_CASE("migration 4 brings a database of the old text columns up to date", "[
     auto again = migrate(conn);
     REQUIRE(again);
     CHECK(again->empty());
+}
+
+// Issue #13.2: under PAD SPACE "u" and "u " were one key (Duplicate entry, the user parked).
+TEST_CASE("keys that differ in trailing blanks are different keys, old databases migrated",
+          "[schema]") {
+    scratch_db db;
+    connection conn = db.connect();
+    REQUIRE(migrate(conn));
+    // Columns and tables not NO PAD.
+    const char* padded =
+        "SELECT (SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE()"
+        " AND collation_name IS NOT NULL AND collation_name <> 'utf8mb4_nopad_bin') +"
+        " (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND"
+        " table_collation <> 'utf8mb4_nopad_bin')";
+    CHECK(scalar(conn, padded) == "0");
+    CHECK(scalar(conn, "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema ="
+                       " DATABASE() AND collation_name = 'utf8mb4_nopad_bin'") != "0");
+    // A database as the binary before migration 5 left it: PAD SPACE everywhere.
+    for (const char* sql : {
+             "ALTER TABLE users CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+             "ALTER TABLE blocks CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+             "ALTER TABLE block_versions MODIFY label VARCHAR(255) COLLATE utf8mb4_bin NOT NULL",
+             "DELETE FROM schema_migrations WHERE version = 5",
+         }) {
+        INFO(sql);
+        REQUIRE(conn.execute(sql));
+    }
+    CHECK(scalar(conn, padded) != "0");
+    auto done = migrate(conn);
+    REQUIRE(done);
+    CHECK(*done == std::vector<int>{5});
+    CHECK(scalar(conn, padded) == "0");
+    // Any two columns compare (one collation): a join of a key with a text column.
+    CHECK(scalar(conn, "SELECT COUNT(*) FROM blocks b JOIN commits c ON b.v1_commit = c.sha") ==
+          "0");
+
+    // Users "t" and "t ", each with blocks "b" and "b ": eight distinct rows, each read back
+    // exactly.
+    std::vector<v1::user_state> users;
+    for (const std::string id : {"t", "t "}) {
+        v1::user_state u = testing::make_user(id, 1, 2);
+        for (const std::string label : {"b", "b "}) {
+            v1::block b;
+            b.label = label;
+            b.source = "body of " + id + "/" + label + "\n";
+            b.commit = u.head;
+            u.blocks.push_back(b);
+            v1::block_version v;
+            v.sha = u.head;
+            v.label = label;
+            v.source = b.source;
+            v.message = "Update " + label;
+            v.author = "user";
+            v.commit_time = u.commits.front().commit_time;
+            v.ordinal = 0;
+            u.versions.push_back(v);
+        }
+        std::sort(u.blocks.begin(), u.blocks.end(),
+                  [](const v1::block& a, const v1::block& b) { return a.label < b.label; });
+        users.push_back(std::move(u));
+    }
+    REQUIRE(testing::write_states(conn, users));
+    CHECK(scalar(conn, "SELECT COUNT(*) FROM users WHERE user_id IN ('t', 't ')") == "2");
+    CHECK(scalar(conn, "SELECT COUNT(*) FROM blocks WHERE user_id = 't' AND label IN"
+                       " ('b', 'b ')") == "2");
+    CHECK(scalar(conn, "SELECT COUNT(*) FROM blocks WHERE user_id = 't'") ==
+          std::to_string(users[0].blocks.size()));
+    for (const auto& u : users) {
+        auto back = testing::read_state(conn, u.user_id);
+        REQUIRE(back);
+        REQUIRE(back->has_value());
+        INFO("user '" << u.user_id << "'");
+        testing::require_same(u, **back);
+    }
 }
 
 TEST_CASE("a user state round-trips byte for byte", "[store]") {
