@@ -14,8 +14,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <span>
 
 namespace sg::config {
@@ -330,6 +332,7 @@ reader_fn limits_fields(loader& l, limits_config& lim) {
         {"upstream_body_limit_bytes",
          l.number(lim.upstream_body_limit_bytes, 1, max_upstream_body_bytes)},
         {"idle_timeout_ms", l.duration(lim.idle_timeout)},
+        {"first_byte_timeout_ms", l.duration(lim.first_byte_timeout)},
         {"request_timeout_ms", l.duration(lim.request_timeout)},
         {"max_connections", l.number(lim.max_connections, 1, max_connections)},
     });
@@ -796,12 +799,70 @@ std::optional<std::string> process_env(const char* name) {
     return std::nullopt;
 }
 
+namespace {
+
+// JSON allows a key once per object in spirit (RFC 8259 §4: names SHOULD be unique) and
+// nlohmann keeps the last silently: a config with "stage" twice would run with whichever came
+// last. The parser's callback sees every key; this remembers each object's and reports repeats.
+class duplicate_keys {
+public:
+    bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+        using ev = json::parse_event_t;
+        switch (event) {
+            case ev::object_start:
+            case ev::array_start:
+                frames_.push_back({event == ev::array_start, next_path(), {}, {}, -1});
+                break;
+            case ev::object_end:
+            case ev::array_end:
+                if (!frames_.empty()) frames_.pop_back();
+                break;
+            case ev::key:
+                if (!frames_.empty() && parsed.is_string()) {
+                    auto& f = frames_.back();
+                    f.key = parsed.get<std::string>();
+                    if (!f.keys.insert(f.key).second) {
+                        found.push_back({child_path(f.path, f.key),
+                                         "duplicate key: JSON gives each key once per object "
+                                         "(the last one would silently win)"});
+                    }
+                }
+                break;
+            case ev::value:
+                if (!frames_.empty() && frames_.back().array) ++frames_.back().index;
+                break;
+        }
+        return true;
+    }
+    std::vector<problem> found;
+
+private:
+    struct frame {
+        bool array;
+        std::string path;
+        std::set<std::string> keys;
+        std::string key;  // the object's current key
+        long index;       // the array's current element
+    };
+    std::string next_path() {
+        if (frames_.empty()) return "$";
+        auto& top = frames_.back();
+        if (!top.array) return child_path(top.path, top.key);
+        return top.path + "[" + std::to_string(++top.index) + "]";
+    }
+    std::vector<frame> frames_;
+};
+
+}  // namespace
+
 load_result parse(std::string_view text, env_lookup env) {
     load_result result;
     try {
         json doc;
+        duplicate_keys duplicates;
         try {
-            doc = json::parse(text.begin(), text.end(), nullptr, true, /*ignore_comments=*/true);
+            doc = json::parse(text.begin(), text.end(), std::ref(duplicates), true,
+                              /*ignore_comments=*/true);
         } catch (const json::parse_error& e) {
             // Drop the "[json.exception.parse_error.101] " prefix: the rest has line and column.
             std::string message = e.what();
@@ -814,6 +875,7 @@ load_result parse(std::string_view text, env_lookup env) {
         }
         config c;
         loader l;
+        for (auto& p : duplicates.found) l.add(p.path, std::move(p.message));
         read_document(l, doc, c);
         if (env != nullptr) {
             if (auto t = env(c.admin.token_env.c_str())) c.admin.token = *t;
@@ -849,6 +911,29 @@ load_result load_file(const std::string& path, env_lookup env) {
     return parse(text, env);
 }
 
+std::vector<problem> environment_problems(const config& c) {
+    std::vector<problem> out;
+    if (c.mode != stage::off && !c.v1_data_dir.empty()) {
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        const fs::file_status st = fs::status(c.v1_data_dir, ec);
+        std::string why;
+        if (st.type() == fs::file_type::not_found) {
+            why = "does not exist";
+        } else if (ec) {
+            why = "cannot be read: " + ec.message();
+        } else if (!fs::is_directory(st)) {
+            why = "is not a directory";
+        }
+        if (!why.empty()) {
+            out.push_back({"$.v1_data_dir", "\"" + c.v1_data_dir + "\" " + why + ": the " +
+                                                std::string(to_string(c.mode)) +
+                                                " stage mirrors v1's repositories from there"});
+        }
+    }
+    return out;
+}
+
 std::string dump_json(const config& c) {
     const auto& p = c.proxy;
     const auto& lim = c.proxy.limits;
@@ -865,6 +950,7 @@ std::string dump_json(const config& c) {
             {"body_limit_bytes", lim.body_limit_bytes},
             {"upstream_body_limit_bytes", lim.upstream_body_limit_bytes},
             {"idle_timeout_ms", lim.idle_timeout.count()},
+            {"first_byte_timeout_ms", lim.first_byte_timeout.count()},
             {"request_timeout_ms", lim.request_timeout.count()},
             {"max_connections", lim.max_connections}}}}},
         {"v1",

@@ -29,6 +29,7 @@ struct limits_config {
     std::size_t body_limit_bytes = 8 * 1024 * 1024;    // larger request bodies get 413
     std::size_t upstream_body_limit_bytes = 64 * 1024 * 1024;  // larger v1 answers get 502
     milliseconds idle_timeout{60'000};     // keep-alive connection with no request in flight
+    milliseconds first_byte_timeout{10'000};  // new connection that has sent nothing (<= idle)
     milliseconds request_timeout{15'000};  // whole request (headers and body) must arrive in this
     std::size_t max_connections = 10'000;  // accepted client connections beyond this are closed
 };
@@ -254,6 +255,10 @@ load_result parse(std::string_view text, env_lookup env = process_env);
 
 // Reads `path` and parses it; an unreadable file is one problem at path "$".
 load_result load_file(const std::string& path, env_lookup env = process_env);
+
+// What a valid config asks of this machine that it does not have (`--check-config` runs it after
+// `parse`): in the stages that mirror, `v1_data_dir` must be an existing directory.
+std::vector<problem> environment_problems(const config& c);
 
 // The defaults as a config document (what an empty "{}" yields); secrets are never included.
 std::string dump_json(const config& c);

@@ -53,12 +53,18 @@ response_t json_response(http::status status, const nlohmann::json& j) {
 }  // namespace
 
 bool bearer_token_matches(std::string_view authorization, std::string_view token) {
-    static constexpr std::string_view prefix = "Bearer ";
-    if (token.empty() || authorization.size() != prefix.size() + token.size()) return false;
-    if (authorization.substr(0, prefix.size()) != prefix) return false;
-    unsigned char diff = 0;
+    // RFC 9110 §11.1 and RFC 6750 §2.1: the scheme is case-insensitive, then one or more spaces.
+    static constexpr std::string_view scheme = "bearer";
+    if (token.empty() || authorization.size() <= scheme.size()) return false;
+    if (!boost::beast::iequals(authorization.substr(0, scheme.size()), scheme)) return false;
+    std::string_view given = authorization.substr(scheme.size());
+    const auto spaces = given.find_first_not_of(' ');
+    if (spaces == 0 || spaces == given.npos) return false;
+    given.remove_prefix(spaces);
+    if (given.size() != token.size()) return false;
+    unsigned char diff = 0;  // constant time in the token's length
     for (std::size_t i = 0; i < token.size(); ++i) {
-        diff |= static_cast<unsigned char>(authorization[prefix.size() + i] ^ token[i]);
+        diff |= static_cast<unsigned char>(given[i] ^ token[i]);
     }
     return diff == 0;
 }

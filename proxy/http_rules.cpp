@@ -4,6 +4,7 @@
 #include <boost/beast/core/string.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <vector>
 
@@ -160,6 +161,43 @@ std::string serialize_head(const http::response_header<>& h) {
     out += "\r\n";
     append_fields(out, h);
     return out;
+}
+
+std::optional<std::string> host_problem(const http::request_header<>& h) {
+    const auto count = h.count(http::field::host);
+    if (count == 0) {
+        if (h.version() >= 11) return "an HTTP/1.1 request needs a Host header";
+        return std::nullopt;
+    }
+    if (count > 1) return "a request has one Host header, this one has " + std::to_string(count);
+    const std::string_view v = h[http::field::host];
+    // RFC 3986 §3.2.2-3: unreserved, pct-encoded and sub-delims in a reg-name or IPv4, an IP
+    // literal in brackets, then ":" and digits.
+    auto reg_char = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               std::string_view("-._~%!$&'()*+,;=").find(c) != std::string_view::npos;
+    };
+    std::size_t host_end = 0;
+    if (!v.empty() && v.front() == '[') {
+        host_end = v.find(']');
+        if (host_end == v.npos) return "the Host header's IP literal has no closing ']'";
+        for (char c : v.substr(1, host_end - 1)) {
+            const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+                            (c >= 'A' && c <= 'F') || c == ':' || c == '.' || reg_char(c);
+            if (!ok) return "the Host header's IP literal has a character it may not have";
+        }
+        ++host_end;
+    } else {
+        while (host_end < v.size() && reg_char(v[host_end])) ++host_end;
+    }
+    if (host_end == 0) return "the Host header is empty";
+    std::string_view rest = v.substr(host_end);
+    if (rest.empty()) return std::nullopt;
+    if (rest.front() == ':' && rest.size() <= 6 &&
+        std::all_of(rest.begin() + 1, rest.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return std::nullopt;
+    }
+    return "the Host header is not a host with an optional port";
 }
 
 bool safe_to_retry(http::verb method) {

@@ -6,6 +6,7 @@
 #include <boost/beast/http/message.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -39,6 +40,12 @@ std::string error_body(std::string_view code, std::string_view detail, std::stri
 // The reason phrase is v1's own when it sent one, else the standard one for the status.
 std::string serialize_head(const http::request_header<>& h);
 std::string serialize_head(const http::response_header<>& h);
+
+// Why a request's Host header breaks RFC 9112 §3.2 (a server answers 400): none in an HTTP/1.1
+// request, more than one, or a value that is not a host with an optional port (uri-host per
+// RFC 3986: reg-name, IPv4 or an IP literal in brackets). nullopt when it is fine; an HTTP/1.0
+// request may have none.
+std::optional<std::string> host_problem(const http::request_header<>& h);
 
 // True for methods that may be retried on a fresh upstream connection when a reused one turned
 // out to be dead before any response byte arrived. PUT is excluded on purpose: v1 makes a new

@@ -60,6 +60,7 @@ void write_ready_file(const std::string& path, std::uint16_t proxy_port, std::ui
 
 int check_config(const std::string& path) {
     auto result = sg::config::load_file(path);
+    if (result.value) result.problems = sg::config::environment_problems(*result.value);
     if (!result.problems.empty()) {
         std::cerr << path << ": " << result.problems.size() << " problem"
                   << (result.problems.size() == 1 ? "" : "s") << "\n"

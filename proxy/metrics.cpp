@@ -150,6 +150,17 @@ std::string metrics::render(std::string_view upstream) const {
     plain("shadowgate_client_read_aborts_total", "counter",
           "Requests the client abandoned before sending them completely.",
           client_read_aborts.load(relaxed));
+    metric_header(out, "shadowgate_client_idle_closes_total", "counter",
+                  "Client connections closed for sending nothing: a new one past "
+                  "proxy.limits.first_byte_timeout_ms (first_byte), a keep-alive one past "
+                  "idle_timeout_ms (between_requests).");
+    for (const auto& [wait, v] :
+         {std::pair<std::string_view, std::uint64_t>{"first_byte",
+                                                     client_timeouts_first_byte.load(relaxed)},
+          {"between_requests", client_timeouts_idle.load(relaxed)}}) {
+        fmt::format_to(std::back_inserter(out),
+                       "shadowgate_client_idle_closes_total{{wait=\"{}\"}} {}\n", wait, v);
+    }
     plain("shadowgate_accepted_connections_total", "counter", "Client connections accepted.",
           accepted_connections.load(relaxed));
     plain("shadowgate_accept_errors_total", "counter", "Failed accept() calls.",

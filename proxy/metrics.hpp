@@ -100,6 +100,10 @@ struct metrics {
     std::atomic<std::uint64_t> upstream_dropped_5xx{0};
     std::atomic<std::uint64_t> client_write_errors{0};   // client gone before the answer was sent
     std::atomic<std::uint64_t> client_read_aborts{0};    // client gone in the middle of a request
+    // Client connections closed for sending nothing: a new one past first_byte_timeout, a
+    // keep-alive one past idle_timeout.
+    std::atomic<std::uint64_t> client_timeouts_first_byte{0};
+    std::atomic<std::uint64_t> client_timeouts_idle{0};
     std::atomic<std::uint64_t> accepted_connections{0};
     std::atomic<std::uint64_t> accept_errors{0};
     std::atomic<std::int64_t> open_client_connections{0};

@@ -170,14 +170,24 @@ bool has_no_body(unsigned status) {
 
 // Feeds `parser` from `buf`, reading more from `s` as needed, until the message is complete (or,
 // with header_only, until its header is). Bytes after the message stay in `buf`.
+// `header_limit` bounds the whole header section (start line included) however its bytes arrive:
+// Beast applies its own limit to the bytes of one `put` only, and a header sent in small writes
+// is consumed field by field, so the limit left is given to the parser before each `put`.
 template <class Parser>
 task<beast::error_code> read_message(socket_t& s, beast::flat_buffer& buf, Parser& parser,
-                                     bool header_only) {
+                                     bool header_only, std::size_t header_limit) {
+    std::size_t header_seen = 0;
     for (;;) {
         if (buf.size() > 0) {
             beast::error_code ec;
+            const bool in_header = !parser.is_header_done();
+            if (in_header) parser.header_limit(static_cast<std::uint32_t>(header_limit - header_seen));
             std::size_t n = parser.put(buf.data(), ec);
             buf.consume(n);
+            if (in_header && !parser.is_header_done()) {
+                header_seen += n;
+                if (header_seen >= header_limit) co_return http::error::header_limit;
+            }
             if (!ec) {
                 if (parser.is_done() || (header_only && parser.is_header_done())) co_return ec;
                 if (buf.size() > 0) continue;  // the parser stopped at an element boundary
@@ -339,12 +349,12 @@ task<upstream_result> worker::exchange(deadline_watch& dw, request_t& req, bool 
             co_return out;
         }
         http::response_parser<http::string_body> parser;
-        parser.header_limit(upstream_header_limit);
         parser.body_limit(cfg.proxy.limits.upstream_body_limit_bytes);
         parser.eager(true);
         if (head) parser.skip(true);
         conn.buffer.consume(conn.buffer.size());
-        beast::error_code rec = co_await read_message(conn.socket, conn.buffer, parser, false);
+        beast::error_code rec = co_await read_message(conn.socket, conn.buffer, parser, false,
+                                                         upstream_header_limit);
         const bool timed_out = dw.timed_out;
         dw.disarm();
         if (rec) {
@@ -400,12 +410,12 @@ task<bool> worker::handle_one(socket_t& client, deadline_watch& dw, beast::flat_
     const auto t0 = steady::now();
     const auto& limits = cfg.proxy.limits;
     http::request_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(limits.header_limit_bytes));
     parser.body_limit(limits.body_limit_bytes);
 
     // The whole request must arrive within request_timeout of its first byte (slowloris).
     dw.arm(client, first_byte + limits.request_timeout);
-    beast::error_code ec = co_await read_message(client, buf, parser, /*header_only=*/true);
+    beast::error_code ec = co_await read_message(client, buf, parser, /*header_only=*/true,
+                                                limits.header_limit_bytes);
     if (!ec && !parser.is_done()) {
         auto& head = parser.get();
         auto expect = head.find(http::field::expect);
@@ -418,7 +428,8 @@ task<bool> worker::handle_one(socket_t& client, deadline_watch& dw, beast::flat_
             if (cec) co_return false;
         }
         parser.eager(true);
-        ec = co_await read_message(client, buf, parser, /*header_only=*/false);
+        ec = co_await read_message(client, buf, parser, /*header_only=*/false,
+                                   limits.header_limit_bytes);
     }
     const bool read_timed_out = dw.timed_out;
     dw.disarm();
@@ -445,10 +456,19 @@ task<bool> worker::handle_one(socket_t& client, deadline_watch& dw, beast::flat_
     const v1::route route = v1::classify(std::string_view(req.method_string()),
                                          std::string_view(req.target()));
 
+    const auto bad_host = host_problem(req);  // before Connection could name Host
     strip_hop_by_hop(req);
     req.erase(http::field::expect);
     append_forwarded_for(req, client_ip);
     const std::string request_id = ensure_request_id(req, rng);
+
+    if (bad_host) {
+        m.count(reject_reason::bad_request);
+        std::string body = error_body("bad_request", *bad_host, request_id);
+        co_await send_own(client, dw, client_version, 400, std::move(body), request_id, false);
+        m.count_request(route.ep, 400, seconds_since(t0));
+        co_return false;
+    }
 
     if (route.hostile_reason && cfg.proxy.reject_hostile_paths) {
         m.count(reject_reason::hostile_path);
@@ -539,21 +559,31 @@ task<void> worker::session(socket_t client) {
 
     beast::flat_buffer buf;
     const auto idle = cfg.proxy.limits.idle_timeout;
+    // A connection that has sent nothing yet gets less time than one between requests (it costs
+    // a slot and gives nothing; nginx's client_header_timeout does the same).
+    const auto first = std::min(cfg.proxy.limits.first_byte_timeout, idle);
     bool peer_closed = false;
+    bool fresh = true;
     while (!draining) {
         if (buf.size() == 0) {
             // Idle between requests: bounded by idle_timeout, and cancellable by a drain.
-            dw.arm(client, after(idle));
+            dw.arm(client, after(fresh ? first : idle));
             dw.idle = true;
             auto [rec, n] = co_await client.async_read_some(buf.prepare(read_chunk), nothrow);
             dw.idle = false;
+            const bool idle_timed_out = dw.timed_out;
             dw.disarm();
             if (rec) {
+                if (idle_timed_out && !draining) {
+                    (fresh ? m.client_timeouts_first_byte : m.client_timeouts_idle)
+                        .fetch_add(1, relaxed);
+                }
                 peer_closed = rec == asio::error::eof;
                 break;
             }
             buf.commit(n);
         }
+        fresh = false;
         m.in_flight_requests.fetch_add(1, relaxed);
         bool keep = co_await handle_one(client, dw, buf, client_ip, steady::now());
         m.in_flight_requests.fetch_sub(1, relaxed);

@@ -63,3 +63,37 @@ def test_print_defaults_round_trips():
     assert res.returncode == 0
     again = run("serve", "--check-config", str(write(res.stdout)))
     assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize("text, path", [
+    ('{"stage": "off", "stage": "shadow"}', "$.stage"),
+    ('{"proxy": {"limits": {"idle_timeout_ms": 1000, "idle_timeout_ms": 2000}}}',
+     "$.proxy.limits.idle_timeout_ms"),
+    ('{"shadow": {"v2_http": {"endpoints": {"get_block": {"map": '
+     '[{"drop": "a"}, {"drop": "b", "drop": "c"}]}}}}}',
+     "$.shadow.v2_http.endpoints.get_block.map[1].drop"),
+])
+def test_a_duplicate_key_is_a_problem_at_its_path(text, path):
+    res = run("serve", "--check-config", str(write(text)))
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert f"{path}: duplicate key" in res.stderr, res.stderr
+    # the same keys once each are fine
+    assert run("serve", "--check-config", str(write('{"stage": "off"}'))).returncode == 0
+
+
+def test_check_config_wants_an_existing_v1_data_dir_where_the_stage_mirrors():
+    scratch = scratch_dir("sg-cfg-dir-")
+    missing = scratch / "no-such-dir"
+    a_file = scratch / "a-file"
+    a_file.write_text("x")
+    for where, says in ((missing, "does not exist"), (a_file, "is not a directory")):
+        text = '{"stage": "dualwrite", "v1_data_dir": "%s"}' % where
+        res = run("serve", "--check-config", str(write(text)))
+        assert res.returncode == 2, (where, res.stdout)
+        assert "$.v1_data_dir:" in res.stderr and says in res.stderr, res.stderr
+    ok = run("serve", "--check-config",
+             str(write('{"stage": "dualwrite", "v1_data_dir": "%s"}' % scratch)))
+    assert ok.returncode == 0, ok.stderr
+    # off mirrors nothing: the directory is not needed
+    off = run("serve", "--check-config", str(write('{"stage": "off", "v1_data_dir": "%s"}' % missing)))
+    assert off.returncode == 0, off.stderr

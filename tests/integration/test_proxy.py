@@ -393,6 +393,53 @@ def test_oversized_header_and_body(sg):
     assert status == 200
 
 
+def send_in_pieces(port, data: bytes, piece: int) -> bytes:
+    """Sends `data` in writes of `piece` bytes (a short pause between them so they tend to
+    arrive as separate reads; the limit must hold however they arrive) and returns the answer."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.settimeout(5.0)
+        try:
+            for i in range(0, len(data), piece):
+                s.sendall(data[i:i + piece])
+                time.sleep(0.002)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # answered and closed before the rest was sent
+        out = b""
+        try:
+            while not out.endswith(b"}") and (chunk := s.recv(65536)):
+                out += chunk
+        except (socket.timeout, ConnectionResetError):
+            pass
+        return out
+
+
+def test_the_header_limit_is_for_the_whole_header_section(v1, sg):
+    # sg's limit is 8 kB. 596 headers of ~55 bytes (32 kB) in one write and in 1 kB writes: 431
+    # both ways; a header section just under the limit in 1 kB writes is forwarded.
+    request("POST", v1.url + "/users/init", {"user_id": "hdr"})
+    def head(n):
+        fields = b"".join(b"X-Field-%04d: %s\r\n" % (i, b"v" * 38) for i in range(n))
+        return (b"GET /users/hdr/exists HTTP/1.1\r\nHost: x\r\n" + fields +
+                b"Connection: close\r\n\r\n")
+    big = head(596)
+    assert len(big) > 32000
+    before = sg.metrics().get('shadowgate_rejected_requests_total{reason="header_too_large"}', 0)
+    assert raw_exchange(sg.port, big).startswith(b"HTTP/1.1 431")
+    for piece in (1024, 100):
+        out = send_in_pieces(sg.port, big, piece)
+        assert out.startswith(b"HTTP/1.1 431"), (piece, out[:100])
+    after = sg.metrics()['shadowgate_rejected_requests_total{reason="header_too_large"}']
+    assert after - before == 3
+    fits = head(148)
+    assert 7900 < len(fits) < 8192
+    out = send_in_pieces(sg.port, fits, 1024)
+    assert out.startswith(b"HTTP/1.1 200"), out[:100]
+    over = head(152)
+    assert 8192 < len(over) < 9000
+    assert send_in_pieces(sg.port, over, 1024).startswith(b"HTTP/1.1 431")
+
+
 def test_malformed_request_gets_400(sg):
     out = raw_exchange(sg.port, b"THIS IS NOT HTTP\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 400"), out[:100]
@@ -458,6 +505,76 @@ def test_idle_keep_alive_connection_is_closed(sg_scripted):
         assert 1.0 < time.monotonic() - t0 < 4
 
 
+@pytest.fixture(scope="module")
+def sg_first_byte(scripted):
+    cfg = base_config(scripted.port, proxy={"limits": {"first_byte_timeout_ms": 300,
+                                                       "idle_timeout_ms": 600000}})
+    gate = start_shadowgate(cfg)
+    yield gate
+    gate.stop()
+
+
+def closed_by_peer(s: socket.socket) -> bool:
+    """Waits (up to a generous deadline) for the peer to close `s`; True when it did."""
+    s.settimeout(30)
+    try:
+        return s.recv(10) == b""
+    except (socket.timeout, ConnectionResetError):
+        return False
+
+
+def test_a_connection_that_sends_nothing_is_closed_sooner_than_an_idle_one(sg_first_byte):
+    before = sg_first_byte.metrics()
+    used = socket.create_connection(("127.0.0.1", sg_first_byte.port))
+    used.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += used.recv(4096)
+    assert got.startswith(b"HTTP/1.1 200"), got[:100]
+    # Opened after `used` went idle, closed after first_byte_timeout: by then `used` has been
+    # idle longer than that and must still be open (its limit is idle_timeout, 10 minutes).
+    with socket.create_connection(("127.0.0.1", sg_first_byte.port)) as silent:
+        assert closed_by_peer(silent)
+    used.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    used.settimeout(10)
+    again = b""
+    while chunk := used.recv(4096):
+        again += chunk
+    used.close()
+    assert again.startswith(b"HTTP/1.1 200"), again[:100]
+    after = sg_first_byte.metrics()
+    key = 'shadowgate_client_idle_closes_total{wait="%s"}'
+    assert after[key % "first_byte"] - before.get(key % "first_byte", 0) == 1
+    assert after[key % "between_requests"] == before.get(key % "between_requests", 0)
+
+
+@pytest.mark.parametrize("host_lines, status", [
+    (b"", 400),                                   # HTTP/1.1 without Host
+    (b"Host: a\r\nHost: a\r\n", 400),            # two
+    (b"Host: a\r\nhost: b\r\n", 400),
+    (b"Host: a b\r\n", 400),                      # not a host
+    (b"Host: a/b\r\n", 400),
+    (b"Host: user@a\r\n", 400),
+    (b"Host: a:8x\r\n", 400),
+    (b"Host: \r\n", 400),
+    (b"Host: [::1\r\n", 400),
+    (b"Host: example.com\r\n", 200),
+    (b"Host: example.com:8080\r\n", 200),
+    (b"Host: 127.0.0.1:1\r\n", 200),
+    (b"Host: [::1]:8080\r\n", 200),
+])
+def test_host_header_rules(v1, sg, host_lines, status):
+    request("POST", v1.url + "/users/init", {"user_id": "alice"})
+    before = sg.metrics().get('shadowgate_rejected_requests_total{reason="bad_request"}', 0)
+    out = raw_exchange(sg.port, b"GET /users/alice/exists HTTP/1.1\r\n" + host_lines +
+                       b"Connection: close\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 %d" % status), (host_lines, out[:200])
+    after = sg.metrics().get('shadowgate_rejected_requests_total{reason="bad_request"}', 0)
+    assert after - before == (1 if status == 400 else 0)
+    if status == 400:
+        assert b"Host" in out and b"bad_request" in out
+
+
 def test_admin_token(sg):
     assert request("GET", sg.admin_url + "/healthz")[0] == 200
     assert request("GET", sg.admin_url + "/readyz")[0] == 200
@@ -465,6 +582,9 @@ def test_admin_token(sg):
     assert status == 401 and headers["www-authenticate"] == "Bearer"
     assert request("GET", sg.admin_url + "/admin/config",
                    headers={"Authorization": "Bearer wrong"})[0] == 401
+    for scheme in ("bearer", "BEARER"):  # RFC 9110 §11.1: the scheme is case-insensitive
+        assert request("GET", sg.admin_url + "/admin/config",
+                       headers={"Authorization": f"{scheme} {TOKEN}"})[0] == 200
     status, _, body = request("GET", sg.admin_url + "/admin/config",
                               headers={"Authorization": f"Bearer {TOKEN}"})
     assert status == 200 and json.loads(body)["admin"]["token_env"] == "SHADOWGATE_ADMIN_TOKEN"

@@ -124,11 +124,41 @@ TEST_CASE("only methods without side effects are retried") {
     CHECK(status_class(600) == 0);
 }
 
-TEST_CASE("the admin bearer token must match exactly") {
+TEST_CASE("a request has exactly one Host header holding a host and an optional port") {
+    auto req = [](unsigned version, std::initializer_list<std::string_view> hosts) {
+        http::request_header<> h;
+        h.version(version);
+        for (auto v : hosts) h.insert(http::field::host, v);
+        return h;
+    };
+    CHECK_FALSE(host_problem(req(11, {"example.com"})));
+    CHECK_FALSE(host_problem(req(11, {"example.com:8080"})));
+    CHECK_FALSE(host_problem(req(11, {"example.com:"})));  // RFC 3986: port = *DIGIT
+    CHECK_FALSE(host_problem(req(11, {"10.0.0.1:1"})));
+    CHECK_FALSE(host_problem(req(11, {"[::1]:80"})));
+    CHECK_FALSE(host_problem(req(11, {"[fe80::1%25eth0]"})));
+    CHECK_FALSE(host_problem(req(11, {"xn--caf-dma.example"})));
+    CHECK_FALSE(host_problem(req(10, {})));  // HTTP/1.0 may leave it out
+    CHECK(*host_problem(req(11, {})) == "an HTTP/1.1 request needs a Host header");
+    CHECK(host_problem(req(11, {"a", "a"}))->find("has 2") != std::string::npos);
+    CHECK(host_problem(req(10, {"a", "b"})));
+    for (auto bad : {"", "a b", "a/b", "u@a", "a:8x", "a:123456", "[::1", "[::1]x", "a\tb",
+                     "a\"", "caf\xc3\xa9"}) {
+        INFO(bad);
+        CHECK(host_problem(req(11, {bad})));
+    }
+}
+
+TEST_CASE("the admin bearer token must match exactly, the scheme in any case") {
     CHECK(bearer_token_matches("Bearer s3cret", "s3cret"));
+    CHECK(bearer_token_matches("bearer s3cret", "s3cret"));
+    CHECK(bearer_token_matches("BEARER   s3cret", "s3cret"));
+    CHECK_FALSE(bearer_token_matches("Bearer S3cret", "s3cret"));  // the token itself is exact
+    CHECK_FALSE(bearer_token_matches("Bearers3cret", "s3cret"));
+    CHECK_FALSE(bearer_token_matches("Basic s3cret", "s3cret"));
+    CHECK_FALSE(bearer_token_matches("Bearer  ", "s3cret"));
     CHECK_FALSE(bearer_token_matches("Bearer s3cre", "s3cret"));
     CHECK_FALSE(bearer_token_matches("Bearer s3cretX", "s3cret"));
-    CHECK_FALSE(bearer_token_matches("bearer s3cret", "s3cret"));
     CHECK_FALSE(bearer_token_matches("s3cret", "s3cret"));
     CHECK_FALSE(bearer_token_matches("Bearer ", ""));  // no token configured: never matches
     CHECK_FALSE(bearer_token_matches("", ""));
