@@ -181,10 +181,10 @@ std::optional<std::string> host_problem(const http::request_header<>& h) {
     if (!v.empty() && v.front() == '[') {
         host_end = v.find(']');
         if (host_end == v.npos) return "the Host header's IP literal has no closing ']'";
-        for (char c : v.substr(1, host_end - 1)) {
-            const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-                            (c >= 'A' && c <= 'F') || c == ':' || c == '.' || reg_char(c);
-            if (!ok) return "the Host header's IP literal has a character it may not have";
+        for (char c : v.substr(1, host_end - 1)) {  // hex digits, '.' and ':' (IPvFuture too)
+            if (c != ':' && !reg_char(c)) {
+                return "the Host header's IP literal has a character it may not have";
+            }
         }
         ++host_end;
     } else {

@@ -27,6 +27,13 @@ namespace sg::dolt {
 
 namespace {
 
+// Whether a query whose one value is a count counts anything.
+result<bool> counts_any(connection& conn, const std::string& count_sql) {
+    auto rs = conn.query(count_sql);
+    if (!rs) return rs.error();
+    return !rs->data.empty() && rs->data[0][0] && *rs->data[0][0] != "0";
+}
+
 result<bool> has_column(connection& conn, std::string_view table, std::string_view column) {
     std::string sql =
         "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE()"
@@ -34,9 +41,25 @@ result<bool> has_column(connection& conn, std::string_view table, std::string_vi
     conn.append_quoted(sql, table);
     sql += " AND column_name = ";
     conn.append_quoted(sql, column);
-    auto rs = conn.query(sql);
-    if (!rs) return rs.error();
-    return !rs->data.empty() && rs->data[0][0] && *rs->data[0][0] != "0";
+    return counts_any(conn, sql);
+}
+
+// Whether `table` itself, or any of its text columns, has a collation other than `collation`.
+result<bool> collated_otherwise(connection& conn, std::string_view table,
+                                std::string_view collation) {
+    std::string sql =
+        "SELECT (SELECT COUNT(*) FROM information_schema.columns WHERE table_schema ="
+        " DATABASE() AND table_name = ";
+    conn.append_quoted(sql, table);
+    sql += " AND collation_name IS NOT NULL AND collation_name <> ";
+    conn.append_quoted(sql, collation);
+    sql += ") + (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema ="
+           " DATABASE() AND table_name = ";
+    conn.append_quoted(sql, table);
+    sql += " AND table_collation <> ";
+    conn.append_quoted(sql, collation);
+    sql += ")";
+    return counts_any(conn, sql);
 }
 
 // Migration 4: the text columns that let v1's texts be rebuilt from the plan's columns
@@ -90,21 +113,9 @@ result<void> no_pad_step(connection& conn) {
     for (std::string_view table : {"users", "commits", "blocks", "block_versions", "pending_diffs",
                                    "mirror_watermarks", "mirror_commit_log",
                                    "schema_migrations"}) {
-        std::string sql =
-            "SELECT (SELECT COUNT(*) FROM information_schema.columns WHERE table_schema ="
-            " DATABASE() AND table_name = ";
-        conn.append_quoted(sql, table);
-        sql += " AND collation_name IS NOT NULL AND collation_name <> ";
-        conn.append_quoted(sql, collation);
-        sql += ") + (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema ="
-               " DATABASE() AND table_name = ";
-        conn.append_quoted(sql, table);
-        sql += " AND table_collation <> ";
-        conn.append_quoted(sql, collation);
-        sql += ")";
-        auto rs = conn.query(sql);
-        if (!rs) return rs.error();
-        if (!rs->data.empty() && rs->data[0][0].value_or("0") == "0") continue;
+        auto other = collated_otherwise(conn, table, collation);
+        if (!other) return other.error();
+        if (!*other) continue;
         const std::string alter = "ALTER TABLE " + std::string(table) +
                                   " CONVERT TO CHARACTER SET utf8mb4 COLLATE " + collation;
         if (auto r = conn.execute(alter); !r) return r.error();
