@@ -105,7 +105,10 @@ public:
             add(path, std::string("expected an object, got ") + v.type_name());
             return;
         }
-        for (const auto& [key, value] : v.items()) {
+        for (const auto& item : v.items()) {
+            // Not a structured binding: Clang 14 cannot capture one in a lambda.
+            const std::string& key = item.key();
+            const json& value = item.value();
             const std::string p = child_path(path, key);
             auto f = std::find_if(fields.begin(), fields.end(),
                                   [&](const field& fd) { return fd.key == key; });

@@ -7,6 +7,7 @@
 #include "adapters/dolt/values.hpp"
 #include "adapters/git/reader.hpp"
 #include "adapters/v1/state_diff.hpp"
+#include "adapters/v1/utf8.hpp"
 #include "proxy/dolt_session.hpp"
 #include "proxy/progress.hpp"
 #include "proxy/user_pipeline.hpp"
@@ -169,7 +170,9 @@ std::string unrepresentable_lines(const migrate_report& r) {
     std::string out = fmt::format(
         "  unrepresentable: {} (v1 texts the plan's columns cannot give back exactly)\n",
         r.unrepresentable.size());
-    for (const auto& [user, what] : r.unrepresentable) out += fmt::format("    {}: {}\n", user, what);
+    for (const auto& [user, what] : r.unrepresentable) {
+        out += fmt::format("    {}: {}\n", v1::escaped(user), what);
+    }
     return out;
 }
 
@@ -181,11 +184,15 @@ std::string format_verify_report(const migrate_report& r) {
     out += fmt::format("verify: {} users compared, {} differences ({:.1f} s)\n",
                        group_thousands(r.users_verified), group_thousands(r.drift.size()),
                        r.seconds);
-    for (const auto& [user, what] : r.drift) out += fmt::format("    {}: {}\n", user, what);
+    for (const auto& [user, what] : r.drift) {
+        out += fmt::format("    {}: {}\n", v1::escaped(user), what);
+    }
     out += unrepresentable_lines(r);
     if (!r.failures.empty()) {
         out += fmt::format("  unreadable in v1 storage ({}):\n", r.failures.size());
-        for (const auto& [user, why] : r.failures) out += fmt::format("    {}: {}\n", user, why);
+        for (const auto& [user, why] : r.failures) {
+            out += fmt::format("    {}: {}\n", v1::escaped(user), why);
+        }
     }
     return out;
 }
@@ -394,21 +401,21 @@ std::string format_report(const migrate_report& r, const migrate_options& opts) 
     }
     if (!r.failures.empty()) {
         line("  failed users ({}):", r.failures.size());
-        for (const auto& [user, why] : r.failures) line("    {}: {}", user, why);
+        for (const auto& [user, why] : r.failures) line("    {}: {}", v1::escaped(user), why);
     }
     if (!r.warnings.empty()) {
         constexpr std::size_t shown = 50;
         line("  warnings ({}): skipped or odd storage, the rest of each user was migrated",
              r.warnings.size());
         for (std::size_t i = 0; i < r.warnings.size() && i < shown; ++i) {
-            line("    {}: {}", r.warnings[i].first, r.warnings[i].second);
+            line("    {}: {}", v1::escaped(r.warnings[i].first), r.warnings[i].second);
         }
         if (r.warnings.size() > shown) line("    ... and {} more", r.warnings.size() - shown);
     }
     if (opts.verify) {
         line("  verify: {} users compared, {} differences", group_thousands(r.users_verified),
              group_thousands(r.drift.size()));
-        for (const auto& [user, what] : r.drift) line("    {}: {}", user, what);
+        for (const auto& [user, what] : r.drift) line("    {}: {}", v1::escaped(user), what);
     }
     out += unrepresentable_lines(r);
     return out;

@@ -6,6 +6,7 @@
 #include "adapters/dolt/schema.hpp"
 #include "adapters/dolt/store.hpp"
 #include "adapters/git/reader.hpp"
+#include "adapters/v1/utf8.hpp"
 #include "proxy/dolt_session.hpp"
 #include "proxy/mirror_apply.hpp"
 #include "proxy/metrics.hpp"
@@ -123,6 +124,7 @@ struct mirror::impl {
     std::atomic<std::uint64_t> retries{0};
     std::atomic<std::uint64_t> parks{0};
     std::atomic<std::uint64_t> parked_retries{0};
+    std::atomic<std::uint64_t> parked_gone{0};
     std::atomic<std::uint64_t> history_rewrites{0};
     std::atomic<std::uint64_t> git_errors{0};
     std::atomic<std::uint64_t> dolt_commits{0};          // made (Dolt) or recorded (not Dolt)
@@ -282,8 +284,8 @@ void mirror::impl::record_commit(dolt::connection& conn, const dolt::commit_requ
         // The data is committed and the watermark moved; only the Dolt commit is missing, and
         // the next one (-a) takes these changes with it.
         dolt_commit_failures.fetch_add(1, relaxed);
-        spdlog::warn("event=mirror_dolt_commit_failed user={} error=\"{}\"", user,
-                     r.error().to_string());
+        spdlog::warn("event=mirror_dolt_commit_failed user={} error=\"{}\"", v1::escaped(user),
+                     v1::escaped(r.error().to_string()));
         return;
     }
     new_tables = false;
@@ -389,7 +391,8 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
     if (plan.rewritten) {
         history_rewrites.fetch_add(1, relaxed);
         spdlog::warn(
-            "event=mirror_history_rewrite user={} watermark={} head={} action=reimport", user,
+            "event=mirror_history_rewrite user={} watermark={} head={} action=reimport",
+            v1::escaped(user),
             short_sha(old_head), short_sha(state.head));
     }
 
@@ -558,7 +561,7 @@ void mirror::impl::worker_loop() {
                         std::uniform_real_distribution<double>(0.0, 1.0)(rng));
                     dirty.retry(user, now, wait, o.error);
                     spdlog::warn("event=mirror_retry user={} attempt={} wait_ms={} error=\"{}\"",
-                                 user, attempt, wait.count(), o.error);
+                                 v1::escaped(user), attempt, wait.count(), v1::escaped(o.error));
                     break;
                 }
                 case pass_result::parked:
@@ -566,7 +569,8 @@ void mirror::impl::worker_loop() {
                     parks.fetch_add(1, relaxed);
                     dirty.park(user, ml::parked_entry{o.error, std::chrono::system_clock::now(),
                                                       o.head, o.fingerprint, now});
-                    spdlog::error("event=mirror_parked user={} error=\"{}\"", user, o.error);
+                    spdlog::error("event=mirror_parked user={} error=\"{}\"", v1::escaped(user),
+                                  v1::escaped(o.error));
                     break;
             }
         }
@@ -630,14 +634,22 @@ bool mirror::impl::run_scan(dolt::connection& conn) {
         // Dolt has) is in step again: no longer parked.
         std::unordered_set<std::string_view> differing;
         for (const auto& c : changed) differing.insert(c.user);
-        std::vector<std::string> settled;
+        // A parked user that no longer exists in v1 storage has nothing left to mirror: its entry
+        // would hold the gate's parked_users criterion shut until a restart.
+        std::vector<std::string> settled, gone;
         for (const auto& [user, p] : dirty.parked()) {
-            if (!differing.count(user) &&
-                std::binary_search(listed->users.begin(), listed->users.end(), user)) {
+            if (!std::binary_search(listed->users.begin(), listed->users.end(), user)) {
+                gone.push_back(user);
+            } else if (!differing.count(user)) {
                 settled.push_back(user);
             }
         }
         for (const auto& user : settled) dirty.forget_parked(user);
+        for (const auto& user : gone) {
+            dirty.forget_parked(user);
+            parked_gone.fetch_add(1, relaxed);
+            spdlog::info("event=mirror_parked_released reason=gone user={}", v1::escaped(user));
+        }
         // Parked long enough: try again whatever the storage says.
         for (const auto& user : dirty.parked_before(now - cfg.mirror.parked_retry)) {
             dirty.mark(user, now);
@@ -730,6 +742,8 @@ std::string mirror::render_metrics() const {
         {"parks", "Users parked after a permanent failure.", &impl::parks},
         {"parked_retries", "Parked users tried again after mirror.parked_retry_ms.",
          &impl::parked_retries},
+        {"parked_gone", "Parked users released because they no longer exist in v1 storage.",
+         &impl::parked_gone},
         {"history_rewrites",
          "Users re-imported because v1's history no longer contained the watermark.",
          &impl::history_rewrites},

@@ -1,6 +1,7 @@
 // proxy/report: see the header.
 #include "proxy/report.hpp"
 
+#include "adapters/v1/utf8.hpp"
 #include "comparator/compare.hpp"
 #include "comparator/json_diff.hpp"
 #include "proxy/gate_logic.hpp"
@@ -395,7 +396,7 @@ std::string to_markdown(const json& r) {
                            md_code(s.value("target", ""), false), md_text(s.value("result", "")),
                            md_text(s.value("time", "")));
         out += fmt::format("user {}, request {}, v1 status {}, v2 status {} ({})\n\n",
-                           md_code(s.value("user", ""), false),
+                           md_code(v1::escaped(s.value("user", "")), false),
                            md_code(s.value("request_id", ""), false), s["v1"].value("status", 0),
                            s["v2"].value("status", 0), md_text(s.value("v2_source", "")));
         out += "| path | change | v1 | v2 |\n|---|---|---|---|\n";
@@ -512,7 +513,8 @@ std::string to_html(const json& r) {
         out += fmt::format("<section class=\"sample\"><h3>{} — {} <span class=\"muted\">{} · "
                            "user {} · request {} · {}</span></h3>\n",
                            html_escape(s.value("endpoint", "")), html_escape(s.value("result", "")),
-                           html_escape(s.value("time", "")), html_escape(s.value("user", "")),
+                           html_escape(s.value("time", "")),
+                           html_escape(v1::escaped(s.value("user", ""))),
                            html_escape(s.value("request_id", "")),
                            html_escape(s.value("target", "")));
         out += "<table class=\"differences\"><tr><th>path</th><th>change</th><th>v1</th>"

@@ -8,6 +8,7 @@
 // and deadlines are plain stores swept by one timer per worker instead of a timer per operation.
 #include "proxy/server.hpp"
 
+#include "adapters/v1/request_ids.hpp"
 #include "adapters/v1/routes.hpp"
 #include "proxy/mirror.hpp"
 #include "proxy/http_rules.hpp"
@@ -453,8 +454,9 @@ task<bool> worker::handle_one(socket_t& client, deadline_watch& dw, beast::flat_
     const bool client_keep_alive = req.keep_alive();
     const bool head = req.method() == http::verb::head;
     const bool body_framed = req.chunked() || req.has_content_length();
-    const v1::route route = v1::classify(std::string_view(req.method_string()),
-                                         std::string_view(req.target()));
+    v1::route route = v1::classify(std::string_view(req.method_string()),
+                                   std::string_view(req.target()));
+    if (!route.hostile_reason) route.hostile_reason = v1::body_problem(route.ep, req.body());
 
     const auto bad_host = host_problem(req);  // before Connection could name Host
     strip_hop_by_hop(req);

@@ -1,6 +1,8 @@
 // adapters/v1/routes: the v1 route table (v1-contract.md §1) as one pure function over raw paths.
 #include "adapters/v1/routes.hpp"
 
+#include "adapters/v1/utf8.hpp"
+
 namespace sg::v1 {
 namespace {
 
@@ -47,33 +49,6 @@ int hex_value(char c) {
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
-}
-
-// Why `s` is unsafe as a file name, or nullptr. ".." is tested before the leading dot so that
-// the reason names the traversal.
-const char* identifier_problem(std::string_view s) {
-    if (s.empty()) return "is empty";
-    if (s.size() > 255) return "is longer than 255 bytes";
-    if (s.find("..") != std::string_view::npos) return "contains \"..\"";
-    if (s.front() == '.') return "starts with \".\"";
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (c == '/') return "contains \"/\"";
-        if (c == '\\') return "contains \"\\\"";
-        if (c == 0) return "contains NUL";
-        if (c < 0x20 || c == 0x7f) return "contains a control character";
-    }
-    return nullptr;
-}
-
-// v1 hands a sha to git, which accepts abbreviations and other revision syntax; only what could
-// escape a path or truncate a C string is refused.
-const char* sha_problem(std::string_view s) {
-    if (s.find("..") != std::string_view::npos) return "contains \"..\"";
-    if (s.find('/') != std::string_view::npos) return "contains \"/\"";
-    if (s.find('\\') != std::string_view::npos) return "contains \"\\\"";
-    if (s.find('\0') != std::string_view::npos) return "contains NUL";
-    return nullptr;
 }
 
 // Decodes `raw` into `out`; the first problem found becomes the route's hostile_reason.
@@ -149,11 +124,38 @@ route classify(std::string_view method, std::string_view target) {
     if (s.count >= 4 && r.ep != endpoint::diff_counts) {
         take_identifier(r, "label", s.items[3], r.label, identifier_problem);
     }
-    if (r.ep == endpoint::get_version) take_identifier(r, "sha", s.items[5], r.sha, sha_problem);
+    if (r.ep == endpoint::get_version) {
+        take_identifier(r, "sha", s.items[5], r.sha, revision_problem);
+    }
     if (r.ep == endpoint::approve_diff || r.ep == endpoint::reject_diff) {
         take_identifier(r, "diff id", s.items[5], r.diff_id, identifier_problem);
     }
     return r;
+}
+
+// ".." is tested before the leading dot so that the reason names the traversal.
+const char* identifier_problem(std::string_view s) {
+    if (s.empty()) return "is empty";
+    if (s.size() > 255) return "is longer than 255 bytes";
+    if (s.find("..") != std::string_view::npos) return "contains \"..\"";
+    if (s.front() == '.') return "starts with \".\"";
+    for (const char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c == '/') return "contains \"/\"";
+        if (c == '\\') return "contains \"\\\"";
+        if (c == 0) return "contains NUL";
+        if (c < 0x20 || c == 0x7f) return "contains a control character";
+    }
+    if (!is_valid_utf8(s)) return "is not valid UTF-8";
+    return nullptr;
+}
+
+const char* revision_problem(std::string_view s) {
+    if (s.find("..") != std::string_view::npos) return "contains \"..\"";
+    if (s.find('/') != std::string_view::npos) return "contains \"/\"";
+    if (s.find('\\') != std::string_view::npos) return "contains \"\\\"";
+    if (s.find('\0') != std::string_view::npos) return "contains NUL";
+    return nullptr;
 }
 
 bool is_safe_identifier(std::string_view s) { return identifier_problem(s) == nullptr; }

@@ -54,8 +54,17 @@ struct route {
 // route (e.g. DELETE on a block) is `passthrough`.
 route classify(std::string_view method, std::string_view target);
 
-// A user id or label v1 may safely turn into a path: 1..255 bytes, no "/", "\", NUL or other
-// control character, not starting with ".", no "..".
+// Why `s` is unsafe as a user id, label or diff id (which v1 joins to its data dir unchecked), or
+// nullptr: it must be 1..255 bytes of valid UTF-8, with no "/", "\", NUL or other control
+// character, not starting with ".", and without "..".
+const char* identifier_problem(std::string_view s);
+
+// Why `s` is unsafe as a revision v1 hands to git (a version's sha, restore's commit_sha), or
+// nullptr. git accepts abbreviations and other revision syntax; only what could escape a path or
+// truncate a C string is refused.
+const char* revision_problem(std::string_view s);
+
+// identifier_problem(s) == nullptr.
 bool is_safe_identifier(std::string_view s);
 
 // Decodes %XX escapes (not "+"); nullopt on a malformed escape.

@@ -34,59 +34,8 @@ std::size_t py_graph::add(py_object o) {
 
 namespace {
 
-constexpr char32_t no_char = 0xFFFFFFFF;
-
 // strchr-like membership that is false for '\0' (strchr would find the terminator).
 bool one_of(char c, std::string_view set) { return set.find(c) != std::string_view::npos; }
-
-// Decodes one code point at `i` of `s`. On success returns it and advances `i`; on an invalid
-// sequence returns no_char and advances `i` past the maximal invalid subpart (what CPython replaces
-// with one U+FFFD). `allow_surrogates` accepts ED A0..BF (WTF-8), which we use internally for lone
-// surrogates coming from YAML escapes.
-char32_t next_code_point(std::string_view s, std::size_t& i, bool allow_surrogates = false) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    if (b0 < 0x80) {
-        ++i;
-        return b0;
-    }
-    int need = 0;
-    char32_t cp = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (b0 >= 0xC2 && b0 <= 0xDF) {
-        need = 1;
-        cp = b0 & 0x1F;
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-        need = 2;
-        cp = b0 & 0x0F;
-        if (b0 == 0xE0) lo = 0xA0;
-        if (b0 == 0xED && !allow_surrogates) hi = 0x9F;
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-        need = 3;
-        cp = b0 & 0x07;
-        if (b0 == 0xF0) lo = 0x90;
-        if (b0 == 0xF4) hi = 0x8F;
-    } else {
-        ++i;
-        return no_char;
-    }
-    std::size_t j = i + 1;
-    for (int k = 0; k < need; ++k, ++j) {
-        if (j >= s.size()) {
-            i = j;
-            return no_char;
-        }
-        const auto b = static_cast<unsigned char>(s[j]);
-        const unsigned char l = k == 0 ? lo : 0x80;
-        const unsigned char h = k == 0 ? hi : 0xBF;
-        if (b < l || b > h) {
-            i = j;
-            return no_char;
-        }
-        cp = (cp << 6) | (b & 0x3F);
-    }
-    i = j;
-    return cp;
-}
 
 bool has_surrogate(std::string_view s) {
     for (std::size_t i = 0; i + 1 < s.size(); ++i) {
@@ -113,28 +62,6 @@ std::size_t python_len(std::string_view utf8) {
         ++n;
     }
     return n;
-}
-
-bool is_valid_utf8(std::string_view bytes) {
-    for (std::size_t i = 0; i < bytes.size();) {
-        if (next_code_point(bytes, i) == no_char) return false;
-    }
-    return true;
-}
-
-std::string utf8_decode_replace(std::string_view bytes) {
-    std::string out;
-    out.reserve(bytes.size());
-    for (std::size_t i = 0; i < bytes.size();) {
-        const std::size_t start = i;
-        const char32_t cp = next_code_point(bytes, i);
-        if (cp == no_char) {
-            out += "\xEF\xBF\xBD";
-        } else {
-            out.append(bytes.substr(start, i - start));
-        }
-    }
-    return out;
 }
 
 bool is_python_space(char32_t c) {

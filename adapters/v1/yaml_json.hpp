@@ -27,6 +27,8 @@
 //    ones); two huge (> 4300 digits) int keys never compare equal.
 #pragma once
 
+#include "adapters/v1/utf8.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -145,11 +147,6 @@ bool plain_scalar_is_str(std::string_view value);
 // len() of a Python str held as UTF-8 (code points).
 std::size_t python_len(std::string_view utf8);
 
-// bytes.decode("utf-8", errors="replace"): each maximal invalid subpart becomes U+FFFD.
-std::string utf8_decode_replace(std::string_view bytes);
-
-// True when bytes.decode("utf-8") would succeed (no overlongs, surrogates or values > U+10FFFF).
-bool is_valid_utf8(std::string_view bytes);
 
 struct yaml_json_result {
     yaml_outcome outcome = yaml_outcome::invalid;

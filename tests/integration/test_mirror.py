@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -43,11 +44,11 @@ class Stack:
     """v1ref on a fresh data dir, a fresh database, shadowgate in front."""
 
     def __init__(self, tmp_path: Path, *, stage="shadow", dolt=None, db=None, mirror=None,
-                 database=None, shadow=None):
+                 database=None, shadow=None, data=None, v1_args=()):
         self.tmp = tmp_path
-        self.data = tmp_path / "v1data"
-        self.data.mkdir(exist_ok=True)
-        self.v1 = start_v1ref(self.data)
+        self.data = data if data is not None else tmp_path / "v1data"
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.v1 = start_v1ref(self.data, extra_args=v1_args)
         self.db = db if db is not None else mariadb_env()
         self.database = database
         if dolt is None:
@@ -347,6 +348,83 @@ def test_a_permanently_failing_user_is_parked_and_others_keep_mirroring(stack):
     while time.monotonic() < deadline and stack.mirror_status()["parked_users"] != 0:
         time.sleep(0.2)
     assert stack.mirror_status()["parked_users"] == 0
+
+
+def test_a_parked_user_removed_from_v1_storage_is_released(stack):
+    # Issue #13.6: the entry outlived its user and held the gate's parked_users criterion shut.
+    init_users(stack, ["gone", "stays"])
+    stack.converge()
+    stack.agent("POST", "/_test/users/gone/raw-commit",
+                {"files": {"memory-blocks/student.md": "x\n"}, "message": "Long author",
+                 "author": "a" * 300})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and stack.mirror_status()["parked_users"] == 0:
+        time.sleep(0.2)
+    assert [p["user_id"] for p in stack.mirror_status()["parked"]] == ["gone"]
+    assert stack.sg.metrics().get("shadowgate_mirror_parked_gone_total", 0) == 0
+    shutil.rmtree(stack.data / "gone")
+    deadline = time.monotonic() + 30  # the next capture scan (every second here)
+    while time.monotonic() < deadline and stack.mirror_status()["parked_users"] != 0:
+        time.sleep(0.2)
+    st = stack.mirror_status()
+    assert st["parked_users"] == 0 and st["parked"] == [], st
+    assert stack.sg.metrics()["shadowgate_mirror_parked_gone_total"] == 1
+    assert "event=mirror_parked_released reason=gone user=gone" in stack.sg.log()
+    # The user that is still there keeps being mirrored.
+    put(stack, "stays", "student", "after the release\n")
+    stack.converge()
+    assert stack.sql("SELECT content FROM blocks WHERE user_id = 'stays'").strip() == \
+        "after the release\\n"
+
+
+HOSTILE_INIT_BODIES = [
+    json.dumps({"user_id": "../escaped"}).encode(),
+    json.dumps({"user_id": "a\u0001b"}).encode(),
+    json.dumps({"user_id": "a\nb"}).encode(),
+    b'{"user_id": "\\ud800"}',                     # a lone surrogate: Python reads it
+    b'{"user_id": "\xff"}',                        # not UTF-8
+    b'{"user_id": "ok", "user_id": "../dup"}',     # Python keeps the last
+    json.dumps({"user_id": "../utf16"}).encode("utf-16"),  # Python's json reads UTF-16
+    b'{"user_id": "../nan", "x": NaN}',
+]
+
+
+def test_ids_in_json_bodies_are_checked_before_v1_sees_them(tmp_path):
+    # Issue #13.4, against a v1 that checks nothing (as the real one), in a scratch directory.
+    scratch = tmp_path / "scratch"
+    s = Stack(tmp_path, data=scratch / "v1data", v1_args=["--unchecked-names"])
+    try:
+        # The control: this upstream really does make what it is told to, outside its data dir.
+        status, _, _ = request("POST", s.v1.url + "/users/init",
+                               body=b'{"user_id": "ok", "user_id": "../direct"}',
+                               headers={"Content-Type": "application/json"})
+        assert status == 200 and (scratch / "direct" / ".git").is_dir()
+        shutil.rmtree(scratch / "direct")
+        init_users(s, ["fine"])
+        for body in HOSTILE_INIT_BODIES:
+            status, _, payload = request("POST", s.sg.url + "/users/init", body=body,
+                                         headers={"Content-Type": "application/json"})
+            assert status == 400, (body, status, payload)
+            assert json.loads(payload)["error"] == "hostile_path", payload
+        # restore's commit_sha and path ids that are not UTF-8 are refused the same way.
+        put(s, "fine", "student", "one\n")
+        status, _, payload = request("POST", s.sg.url + "/users/fine/blocks/student/restore",
+                                     {"commit_sha": "../../x"})
+        assert status == 400 and b"commit_sha in the body" in payload, payload
+        for path in ["/users/%FF/exists", "/users/fine/blocks/%ED%A0%80"]:
+            status, _, payload = request("PUT" if "blocks" in path else "GET", s.sg.url + path,
+                                         {"content": "x"})
+            assert status == 400 and b"not valid UTF-8" in payload, (path, payload)
+        assert s.sg.metrics()['shadowgate_rejected_requests_total{reason="hostile_path"}'] == \
+            len(HOSTILE_INIT_BODIES) + 3
+        # Nothing was made outside the data dir, and inside it only the user that is fine.
+        assert sorted(p.name for p in scratch.iterdir()) == ["v1data"]
+        assert sorted(p.name for p in s.data.iterdir()) == ["fine"]
+        out = s.converge()
+        assert "1 users compared, 0 differences" in out and "unreadable" not in out, out
+        assert s.mirror_status()["parked_users"] == 0
+    finally:
+        s.close()
 
 
 def test_keys_that_differ_in_trailing_blanks_are_mirrored_apart(stack):

@@ -5,7 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "adapters/v1/request_ids.hpp"
 #include "adapters/v1/routes.hpp"
+#include "adapters/v1/utf8.hpp"
 
 using sg::v1::classify;
 using sg::v1::endpoint;
@@ -184,6 +186,9 @@ TEST_CASE("hostile reasons name the identifier and the problem", "[routes]") {
     CHECK(classify("GET", "/users/u/blocks/a%00").hostile_reason == "label contains NUL");
     CHECK(classify("GET", "/users/u/blocks/a%zz").hostile_reason ==
           "label has malformed percent-encoding");
+    CHECK(classify("GET", "/users/%FF/blocks").hostile_reason == "user id is not valid UTF-8");
+    CHECK(classify("PUT", "/users/u/blocks/a%ed%a0%80").hostile_reason ==
+          "label is not valid UTF-8");
     // The first unsafe identifier in the path is the one reported.
     CHECK(classify("GET", "/users/.u/blocks/..").hostile_reason == "user id starts with \".\"");
 }
@@ -254,6 +259,11 @@ TEST_CASE("is_safe_identifier", "[routes]") {
         {std::string("a\0b", 3), false},
         {"a\tb", false},
         {"a\x7f", false},
+        {"\xff", false},              // not UTF-8
+        {"a\xc3", false},             // a truncated sequence
+        {"\xc0\xaf", false},          // an overlong "/"
+        {"\xed\xa0\x80", false},      // a lone surrogate (WTF-8)
+        {"\xf0\x9f\x98\x80", true},   // an emoji is fine
     };
     for (const auto& c : cases) {
         INFO("id of " << c.id.size() << " bytes: " << c.id.substr(0, 20));
@@ -276,4 +286,60 @@ TEST_CASE("percent_decode", "[routes]") {
     CHECK_FALSE(percent_decode("%G1").has_value());
     CHECK_FALSE(percent_decode("%1g").has_value());
     CHECK_FALSE(percent_decode("%%41").has_value());
+}
+
+TEST_CASE("body_problem checks the ids a write carries in its JSON body", "[routes]") {
+    using sg::v1::body_problem;
+    const auto init = endpoint::user_init;
+    CHECK_FALSE(body_problem(init, R"({"user_id": "user-000"})"));
+    CHECK_FALSE(body_problem(init, R"({"user_id": "st\u00e9", "name": "x"})"));
+    CHECK(body_problem(init, R"({"user_id": "../escaped"})") ==
+          "user_id in the body contains \"..\"");
+    CHECK(body_problem(init, R"({"user_id": "a\u0001b"})") ==
+          "user_id in the body contains a control character");
+    CHECK(body_problem(init, R"({"user_id": "a\nb"})") ==
+          "user_id in the body contains a control character");
+    CHECK(body_problem(init, R"({"user_id": "a\u0000"})") == "user_id in the body contains NUL");
+    CHECK(body_problem(init, R"({"user_id": ".git"})") ==
+          "user_id in the body starts with \".\"");
+    CHECK(body_problem(init, R"({"user_id": ""})") == "user_id in the body is empty");
+    // Python's json reads these; shadowgate cannot read them as v1 does, so they never pass.
+    CHECK(body_problem(init, R"({"user_id": "\ud800"})"));             // lone surrogate
+    CHECK(body_problem(init, "{\"user_id\": \"\xff\"}"));           // raw invalid UTF-8
+    CHECK(body_problem(init, "{\"user_id\": \"\xed\xa0\x80\"}"));   // surrogatepass bytes
+    CHECK(body_problem(init, R"({"user_id": "ok", "x": NaN})"));
+    CHECK(body_problem(init, std::string("{\0\"\0u\0s\0e\0r", 10)));  // UTF-16
+    CHECK(body_problem(init, R"({"user_id": "ok", "user_id": "../x"})") ==
+          "body has \"user_id\" more than once");
+    // No id in it: v1 answers 422, nothing to guard.
+    CHECK_FALSE(body_problem(init, ""));
+    CHECK_FALSE(body_problem(init, "  \n"));
+    CHECK_FALSE(body_problem(init, R"(["../x"])"));
+    CHECK_FALSE(body_problem(init, R"({"name": "../x"})"));
+    CHECK_FALSE(body_problem(init, R"({"user_id": 42})"));  // pydantic 1 makes it "42"
+    CHECK_FALSE(body_problem(init, R"({"user_id": ["../x"]})"));  // 422
+    // A nested "user_id" is not the model's field.
+    CHECK_FALSE(body_problem(init, R"({"name": {"user_id": "../x"}})"));
+    // restore's commit_sha follows the revision rules (git syntax allowed, paths not).
+    const auto restore = endpoint::restore_version;
+    CHECK_FALSE(body_problem(restore, R"({"commit_sha": "HEAD~1"})"));
+    CHECK(body_problem(restore, R"({"commit_sha": "../../x"})") ==
+          "commit_sha in the body contains \"..\"");
+    // Other endpoints carry no id in their body.
+    CHECK_FALSE(body_problem(endpoint::put_block, R"({"content": "../x", "user_id": "../x"})"));
+}
+
+TEST_CASE("escaped prints an id on one line, every byte visible", "[routes]") {
+    using sg::v1::escaped;
+    CHECK(escaped("student") == "student");
+    CHECK(escaped("st\xc3\xa9 \xf0\x9f\x98\x80") == "st\xc3\xa9 \xf0\x9f\x98\x80");
+    CHECK(escaped("a\nb\tc\r") == "a\\nb\\tc\\r");
+    CHECK(escaped("a\x01" "b\x7f") == "a\\x01b\\x7f");
+    CHECK(escaped(std::string("a\0b", 3)) == "a\\x00b");
+    CHECK(escaped("q\"x\\y") == "q\\\"x\\\\y");
+    CHECK(escaped("\xff\xfe") == "\\xff\\xfe");
+    CHECK(escaped("\xed\xa0\x80") == "\\xed\\xa0\\x80");
+    CHECK(escaped("\xc2\x85") == "\\x85");          // C1 control NEL
+    CHECK(escaped("a\xe2\x80\xae" "b") == "a\\u202e" "b");  // right-to-left override
+    CHECK(escaped("\xe2\x80\xa8") == "\\u2028");     // line separator
 }

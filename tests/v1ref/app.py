@@ -6,7 +6,7 @@ Built with the same stack as v1 (FastAPI 0.92 / pydantic 1.10 / GitPython /
 PyYAML, Debian's /usr/bin/python3), so 422 bodies, coercions ({"content": 42}
 becomes "42") and serialisation are v1's own.
 
-    create_app(data_dir, test_endpoints=False) -> FastAPI
+    create_app(data_dir, test_endpoints=False, check_names=True) -> FastAPI
 
 Public routes (v1):
     POST /users/init                                   {user_id, name?, email?, course_id?}
@@ -44,7 +44,8 @@ starts with "." is refused with 400 {"detail": "Invalid user_id"} /
 request validation (422); the user id is checked before the user lookup (404
 "User ... not found"), labels and diff ids after it.  A version sha containing
 such characters is treated as an unknown version (404, as v1 would answer for
-a sha it cannot resolve).  raw-commit paths must be relative, without "..",
+a sha it cannot resolve).  With check_names=False (server.py --unchecked-names) no
+name is checked, as in the real v1: tests of shadowgate's own guard run against that.  raw-commit paths must be relative, without "..",
 "." or empty components, and outside .git/ (400 "Invalid path").
 """
 
@@ -58,7 +59,7 @@ from v1ref_storage import (
     DiffError,
     StorageManager,
     UserStorage,
-    check_name,
+    check_name as _check_name,
     check_relpath,
     parse_frontmatter,
 )
@@ -151,8 +152,11 @@ class RawCommitRequest(BaseModel):
 # --------------------------------------------------------------------------
 
 
-def create_app(data_dir: str, test_endpoints: bool = False) -> FastAPI:
+def create_app(data_dir: str, test_endpoints: bool = False,
+               check_names: bool = True) -> FastAPI:
     storage = StorageManager(data_dir)
+    # check_names=False is v1 as it really is: every name is joined to the data dir unchecked.
+    check_name = _check_name if check_names else (lambda name: isinstance(name, str))
     app = FastAPI(title="v1 reference (YouLab block API)")
     app.state.storage = storage
 

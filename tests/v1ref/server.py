@@ -2,7 +2,7 @@
 """Run the v1 reference service.
 
     /usr/bin/python3 tests/v1ref/server.py --data-dir DIR [--host 127.0.0.1]
-        [--port 0] [--test-endpoints] [--port-file FILE]
+        [--port 0] [--test-endpoints] [--unchecked-names] [--port-file FILE]
 
 --port 0 lets the OS pick a free port.  Once the server accepts requests it
 prints "v1ref listening port=N" on stdout and, with --port-file, writes N to
@@ -36,6 +36,9 @@ def parse_args(argv=None):
     p.add_argument("--port", type=int, default=0, help="0: let the OS choose")
     p.add_argument("--test-endpoints", action="store_true",
                    help="enable the /_test/... routes that emulate v1's background agents")
+    p.add_argument("--unchecked-names", action="store_true",
+                   help="join every user id, label and diff id to the data dir unchecked, as the "
+                        "real v1 does (for tests of shadowgate's own guard; use a scratch dir)")
     p.add_argument("--port-file", help="write the bound port number to this file once ready")
     p.add_argument("--workers", type=int, default=1,
                    help="accepted for compatibility; only 1 is supported (v1 runs one process)")
@@ -78,7 +81,8 @@ def main(argv=None) -> int:
     sock.set_inheritable(True)
     port = sock.getsockname()[1]
 
-    app = create_app(str(data_dir), test_endpoints=args.test_endpoints)
+    app = create_app(str(data_dir), test_endpoints=args.test_endpoints,
+                     check_names=not args.unchecked_names)
     config = uvicorn.Config(app, log_level="warning", access_log=False,
                             lifespan="on", timeout_keep_alive=5)
     server = _Server(config, port, args.port_file)
