@@ -9,7 +9,7 @@ namespace {
 
 constexpr std::array<std::string_view, result_count> result_names = {
     "match",           "mismatch", "missing_in_v2", "extra_in_v2", "status_mismatch",
-    "v2_error",        "v2_timeout", "v1_error",    "lagging",     "skipped",
+    "v2_error",        "v2_timeout", "v1_error",    "revision_form", "lagging",  "skipped",
 };
 
 bool is_2xx(unsigned s) { return s >= 200 && s < 300; }

@@ -21,6 +21,8 @@ enum class result {
     v2_error,         // v2 could not answer (Dolt unreachable or failing, v2 service error)
     v2_timeout,       // v2 did not answer within the comparison's deadline
     v1_error,         // v1 answered 5xx: v1 failing, no evidence about v2 (never compared)
+    revision_form,    // a version read by a git revision v2 has no columns for (a branch name,
+                      // a reflog "@{N}", ":/text"): v1 asks git, v2 cannot (never compared)
     lagging,          // differed at first, agreed once the mirror had settled: not a discrepancy
     skipped,          // not compared (the reason is counted separately)
 };

@@ -252,7 +252,7 @@ def shadow_summary(gate) -> bool:
             break
         time.sleep(0.1)
     classes = ["match", "lagging", "mismatch", "missing_in_v2", "extra_in_v2", "status_mismatch",
-               "v2_error", "v2_timeout", "v1_error", "skipped"]
+               "v2_error", "v2_timeout", "v1_error", "revision_form", "skipped"]
     print("\n5. shadowgate's shadow comparisons (each read's answer from v1 vs Dolt's, after the "
           "client had v1's):")
     print("  " + f"{'endpoint':14}" + "".join(f"{c:>16}" for c in classes))

@@ -23,7 +23,7 @@ using json = nlohmann::json;
 constexpr const char* results[] = {"match",          "lagging",     "mismatch",
                                    "missing_in_v2",  "extra_in_v2", "status_mismatch",
                                    "v2_error",       "v2_timeout",  "v1_error",
-                                   "skipped"};
+                                   "revision_form",  "skipped"};
 static_assert(std::size(results) == comparator::result_count);
 
 // Whether the result named `n` is a discrepancy (comparator::is_discrepancy).
@@ -357,8 +357,8 @@ std::string to_markdown(const json& r) {
     out += fmt::format(
         "\n## Endpoints\n\nSince the evidence began; rate bound: Wilson upper bound at {} "
         "confidence.\n\n| endpoint | compared | match | lagging | mismatch | missing_in_v2 | "
-        "extra_in_v2 | status_mismatch | v2_error | v2_timeout | v1_error | skipped | rate | bound "
-        "|\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "extra_in_v2 | status_mismatch | v2_error | v2_timeout | v1_error | revision_form | skipped | "
+        "rate | bound |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         percent(r.value("confidence", 0.95)));
     for (const auto& e : r["endpoints"]) {
         out += fmt::format("| {} | {} |", md_text(e["endpoint"].get<std::string>()),

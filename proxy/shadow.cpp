@@ -3,6 +3,7 @@
 
 #include "adapters/dolt/store.hpp"
 #include "adapters/git/reader.hpp"
+#include "adapters/v1/render.hpp"
 #include "comparator/record.hpp"
 #include "proxy/dolt_session.hpp"
 #include "proxy/inspect.hpp"
@@ -761,6 +762,11 @@ void shadow::impl::compare_with(dolt::connection& conn, const std::shared_ptr<co
     // one can only make a difference, which the settling below sorts out).
     if (comparator::v1_failed(job.v1_status)) {  // nothing to ask v2 about
         count(t, ep, result::v1_error);
+        return;
+    }
+    // A branch name, a reflog entry or a search: git resolves it for v1, v2 keeps no refs.
+    if (ep == v1::endpoint::get_version && !v1::answerable_revision(job.route.sha)) {
+        count(t, ep, result::revision_form);
         return;
     }
     settling w;

@@ -742,6 +742,30 @@ rendered render_history(const user_state& state, std::string_view label_bytes,
     });
 }
 
+bool answerable_revision(std::string_view rev) {
+    const auto name_end = std::min(rev.find_first_of("^~"), rev.size());
+    const auto name = rev.substr(0, name_end);
+    const bool hexish =
+        name.size() >= 4 && name.size() <= 40 && std::all_of(name.begin(), name.end(), is_hex);
+    if (name != "HEAD" && !hexish) return false;
+    for (std::size_t i = name_end; i < rev.size();) {
+        const char op = rev[i++];
+        if (op != '^' && op != '~') return false;
+        if (op == '^' && rev.substr(i).starts_with("{")) {
+            if (rev.substr(i).starts_with("{}")) {
+                i += 2;
+            } else if (rev.substr(i).starts_with("{commit}")) {
+                i += 8;
+            } else {
+                return false;
+            }
+            continue;
+        }
+        while (i < rev.size() && rev[i] >= '0' && rev[i] <= '9') ++i;
+    }
+    return true;
+}
+
 std::optional<std::size_t> resolve_commit(const user_state& state, std::string_view rev) {
     try {
         return resolve_with(state, index_commits(state), rev);

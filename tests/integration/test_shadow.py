@@ -305,6 +305,35 @@ def test_a_v1_failure_is_its_own_result_never_a_discrepancy(stack):
     assert m['shadowgate_compare_total{endpoint="get_block",target="dolt",result="v1_error"}'] == 5
 
 
+def test_revisions_v2_has_no_columns_for_are_their_own_result(stack):
+    # Issue #13.7: v1 hands the version segment to git, which resolves branch names, reflog
+    # entries and searches; v2 keeps commits, not refs. Those reads are revision_form (counted,
+    # never a discrepancy); the forms the plan's columns can answer are compared as before.
+    init_users(stack, ["rv"])
+    first = put(stack, "rv", "student", "one\n")
+    second = put(stack, "rv", "student", "two\n")
+    stack.converge()
+    refs = ["master", "master~1", "HEAD@%7B0%7D", "@%7B1%7D", ":student"]
+    for ref in refs:
+        status, _ = read(stack, f"/users/rv/blocks/student/versions/{ref}")
+        assert status in (200, 404), (ref, status)
+        if ref.startswith("master"):
+            assert status == 200, ref  # git resolves it for v1
+    comparable = [second, first[:7], "HEAD", "HEAD~1", "HEAD%5E", f"{second}%5E%7Bcommit%7D"]
+    for ref in comparable:
+        status, body = read(stack, f"/users/rv/blocks/student/versions/{ref}")
+        assert status == 200, (ref, status, body)
+    st = wait_shadow_idle(stack)
+    t = totals(st)
+    assert discrepancy_total(st) == 0, t
+    m = stack.sg.metrics()
+    key = 'shadowgate_compare_total{endpoint="get_version",target="dolt",result="%s"}'
+    assert m[key % "revision_form"] == len(refs), t
+    assert m[key % "match"] == len(comparable), t
+    status, records = admin(stack, "/admin/discrepancies")
+    assert status == 200 and records == []
+
+
 def test_records_rotate_and_the_listing_filters(tmp_path):
     log = tmp_path / "d.jsonl"
     s = Stack(tmp_path, shadow={**SHADOW, "records": {

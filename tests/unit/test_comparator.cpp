@@ -304,6 +304,8 @@ TEST_CASE("comparator: classification of whole answers", "[comparator]") {
     CHECK(cls(502, R"({"error":"upstream_error"})", 200, "{}") == result::v1_error);
     CHECK_FALSE(cmp::is_discrepancy(result::v1_error));
     CHECK(cmp::name(result::v1_error) == "v1_error");
+    CHECK_FALSE(cmp::is_discrepancy(result::revision_form));
+    CHECK(cmp::name(result::revision_form) == "revision_form");
     // Bodies that are not JSON on both sides compare byte for byte.
     const auto text = cmp::compare({409, "conflict"}, {409, "boom"}, r);
     CHECK(text.what == result::mismatch);
