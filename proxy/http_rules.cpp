@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <vector>
 
 namespace sg::proxy {
@@ -163,14 +164,12 @@ std::string serialize_head(const http::response_header<>& h) {
     return out;
 }
 
-std::optional<std::string> host_problem(const http::request_header<>& h) {
-    const auto count = h.count(http::field::host);
-    if (count == 0) {
-        if (h.version() >= 11) return "an HTTP/1.1 request needs a Host header";
-        return std::nullopt;
-    }
-    if (count > 1) return "a request has one Host header, this one has " + std::to_string(count);
-    const std::string_view v = h[http::field::host];
+namespace {
+
+// Why `v` is not a uri-host with an optional port (RFC 3986 §3.2.2-3), for the Host header or the
+// authority of an absolute-form target (`what`); nullopt when it is one.
+std::optional<std::string> authority_problem(std::string_view v, std::string_view what) {
+    const std::string w(what);
     // RFC 3986 §3.2.2-3: unreserved, pct-encoded and sub-delims in a reg-name or IPv4, an IP
     // literal in brackets, then ":" and digits.
     auto reg_char = [](char c) {
@@ -180,24 +179,81 @@ std::optional<std::string> host_problem(const http::request_header<>& h) {
     std::size_t host_end = 0;
     if (!v.empty() && v.front() == '[') {
         host_end = v.find(']');
-        if (host_end == v.npos) return "the Host header's IP literal has no closing ']'";
+        if (host_end == v.npos) return w + "'s IP literal has no closing ']'";
         for (char c : v.substr(1, host_end - 1)) {  // hex digits, '.' and ':' (IPvFuture too)
             if (c != ':' && !reg_char(c)) {
-                return "the Host header's IP literal has a character it may not have";
+                return w + "'s IP literal has a character it may not have";
             }
         }
         ++host_end;
     } else {
         while (host_end < v.size() && reg_char(v[host_end])) ++host_end;
     }
-    if (host_end == 0) return "the Host header is empty";
+    if (host_end == 0) return w + " is empty";
     std::string_view rest = v.substr(host_end);
     if (rest.empty()) return std::nullopt;
     if (rest.front() == ':' && rest.size() <= 6 &&
         std::all_of(rest.begin() + 1, rest.end(), [](char c) { return c >= '0' && c <= '9'; })) {
         return std::nullopt;
     }
-    return "the Host header is not a host with an optional port";
+    return w + " is not a host with an optional port";
+}
+
+}  // namespace
+
+std::optional<std::string> host_problem(const http::request_header<>& h) {
+    const auto count = h.count(http::field::host);
+    if (count == 0) {
+        if (h.version() >= 11) return "an HTTP/1.1 request needs a Host header";
+        return std::nullopt;
+    }
+    if (count > 1) return "a request has one Host header, this one has " + std::to_string(count);
+    return authority_problem(h[http::field::host], "the Host header");
+}
+
+target_form normalise_target(std::string_view method, std::string_view target) {
+    target_form out;
+    if (!target.empty() && target.front() == '/') {
+        out.origin = std::string(target);
+        return out;
+    }
+    if (target == "*" && method == "OPTIONS") {
+        out.origin = "*";
+        return out;
+    }
+    auto starts_with_nocase = [&](std::string_view prefix) {
+        return target.size() >= prefix.size() &&
+               std::equal(prefix.begin(), prefix.end(), target.begin(), [](char a, char b) {
+                   return a == std::tolower(static_cast<unsigned char>(b));
+               });
+    };
+    std::string_view rest;
+    if (starts_with_nocase("http://")) {
+        rest = target.substr(7);
+    } else if (starts_with_nocase("https://")) {
+        rest = target.substr(8);
+    } else {
+        out.problem = "the request-target is neither origin-form (\"/path\") nor an http(s) URL";
+        return out;
+    }
+    const auto authority_end = std::min(rest.find_first_of("/?#"), rest.size());
+    const auto authority = rest.substr(0, authority_end);
+    rest.remove_prefix(authority_end);
+    if (authority.find('@') != std::string_view::npos) {
+        out.problem = "the request-target has userinfo (RFC 9110 §4.2.4)";
+        return out;
+    }
+    if (auto p = authority_problem(authority, "the request-target's authority")) {
+        out.problem = std::move(*p);
+        return out;
+    }
+    if (rest.find('#') != std::string_view::npos) {
+        out.problem = "the request-target has a fragment";
+        return out;
+    }
+    out.origin = rest.empty() || rest.front() == '?' ? "/" + std::string(rest) : std::string(rest);
+    out.authority = std::string(authority);
+    return out;
 }
 
 bool safe_to_retry(http::verb method) {

@@ -47,6 +47,20 @@ std::string serialize_head(const http::response_header<>& h);
 // request may have none.
 std::optional<std::string> host_problem(const http::request_header<>& h);
 
+// RFC 9112 §3.2: the request-target a server routes. Origin-form ("/path?query") is kept;
+// absolute-form with the http or https scheme ("http://host:port/path?query") becomes origin-form
+// ("/path?query", "/" for an empty path) and its authority is the request's host (§3.2.2: it
+// replaces Host), as nginx and Envoy do; "*" is kept for OPTIONS. Anything else (authority-form,
+// another scheme, userinfo, a fragment, a bad authority) is a `problem` (a server answers 400).
+// v1's own parser may route an absolute-form path (httptools) or not (h11): normalising makes
+// the route table, the hostile-path filter and the mirror see what v1 will see.
+struct target_form {
+    std::string origin;     // the target to route and forward
+    std::string authority;  // non-empty when it came in absolute-form: the new Host
+    std::string problem;    // non-empty: not a target this server takes
+};
+target_form normalise_target(std::string_view method, std::string_view target);
+
 // True for methods that may be retried on a fresh upstream connection when a reused one turned
 // out to be dead before any response byte arrived. PUT is excluded on purpose: v1 makes a new
 // commit for every PUT, so repeating one is visible.

@@ -454,11 +454,18 @@ task<bool> worker::handle_one(socket_t& client, deadline_watch& dw, beast::flat_
     const bool client_keep_alive = req.keep_alive();
     const bool head = req.method() == http::verb::head;
     const bool body_framed = req.chunked() || req.has_content_length();
+    const auto form = normalise_target(req.method_string(), req.target());
+    if (form.problem.empty() && !form.authority.empty()) {
+        req.target(form.origin);
+        req.set(http::field::host, form.authority);  // RFC 9112 §3.2.2: the target's wins
+    }
     v1::route route = v1::classify(std::string_view(req.method_string()),
                                    std::string_view(req.target()));
     if (!route.hostile_reason) route.hostile_reason = v1::body_problem(route.ep, req.body());
 
-    const auto bad_host = host_problem(req);  // before Connection could name Host
+    // Before Connection could name Host.
+    const auto bad_host =
+        form.problem.empty() ? host_problem(req) : std::optional<std::string>(form.problem);
     strip_hop_by_hop(req);
     req.erase(http::field::expect);
     append_forwarded_for(req, client_ip);

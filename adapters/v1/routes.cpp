@@ -3,6 +3,8 @@
 
 #include "adapters/v1/utf8.hpp"
 
+#include <algorithm>
+
 namespace sg::v1 {
 namespace {
 
@@ -62,6 +64,34 @@ void take_identifier(route& r, std::string_view what, std::string_view raw, std:
     }
 }
 
+// A path under /users/ that names no route (an empty segment, a trailing slash, a segment too
+// many, a method v1 does not route there): v1 answers 404, or 307 to the path without the
+// trailing slash, and writes nothing. A segment that could climb out of a directory is refused
+// all the same, so that no parser that does route such a path (and no redirect) sees one.
+void check_unrouted(route& r, std::string_view path) {
+    if (!path.starts_with("/users/")) return;
+    std::string_view rest = path.substr(1);
+    while (!rest.empty()) {
+        const auto slash = std::min(rest.find('/'), rest.size());
+        const auto decoded = percent_decode(rest.substr(0, slash));
+        const char* problem = nullptr;
+        if (!decoded) {
+            problem = "has malformed percent-encoding";
+        } else if (decoded->find("..") != std::string::npos) {
+            problem = "contains \"..\"";
+        } else if (*decoded == ".") {
+            problem = "is \".\"";
+        } else if (decoded->find_first_of(std::string_view("/\\\0", 3)) != std::string::npos) {
+            problem = "contains \"/\", \"\\\" or NUL";
+        }
+        if (problem != nullptr) {
+            r.hostile_reason = std::string("path segment ") + problem;
+            return;
+        }
+        rest.remove_prefix(std::min(slash + 1, rest.size()));
+    }
+}
+
 endpoint match(std::string_view method, const segments& s) {
     const auto n = s.count;
     const auto& seg = s.items;
@@ -115,10 +145,13 @@ route classify(std::string_view method, std::string_view target) {
     if (target.empty() || target.front() != '/') return r;
     const auto path = target.substr(0, target.find('?'));
     const auto s = split_path(path);
-    if (!s.usable) return r;
-    r.ep = match(method, s);
+    if (s.usable) r.ep = match(method, s);
     r.write = is_write(r.ep);
-    if (r.ep == endpoint::passthrough || r.ep == endpoint::user_init) return r;
+    if (r.ep == endpoint::passthrough) {
+        check_unrouted(r, path);
+        return r;
+    }
+    if (r.ep == endpoint::user_init) return r;
 
     take_identifier(r, "user id", s.items[1], r.user_id, identifier_problem);
     if (s.count >= 4 && r.ep != endpoint::diff_counts) {

@@ -44,7 +44,9 @@ struct route {
     std::string diff_id;
     // Set when the path has the shape of a block route but an identifier in it is unsafe to use
     // as a file name ("..", "/", "\", NUL, a leading ".", bad percent-encoding, too long); `ep` is
-    // then the endpoint the shape matched and `hostile_reason` says what was wrong.
+    // then the endpoint the shape matched and `hostile_reason` says what was wrong. Also set for a
+    // path under /users/ that names no route (empty segments, a trailing slash) when one of its
+    // segments could climb out of a directory ("..", ".", "/", "\", NUL); `ep` is passthrough.
     std::optional<std::string> hostile_reason;
 };
 

@@ -427,6 +427,59 @@ def test_ids_in_json_bodies_are_checked_before_v1_sees_them(tmp_path):
         s.close()
 
 
+def raw_request(port: int, line: str, body: bytes = b"", host: str = "x") -> tuple[int, bytes]:
+    """One request with a request-line as given (any target form); (status, body)."""
+    with socket.create_connection(("127.0.0.1", port)) as c:
+        c.settimeout(10)
+        c.sendall(f"{line}\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        out = b""
+        while chunk := c.recv(65536):
+            out += chunk
+    head, _, payload = out.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), payload
+
+
+def test_absolute_form_and_unrouted_targets_are_routed_as_v1_would(stack):
+    # Issue #13.10: an absolute-form target bypassed the route table, the hostile-path filter
+    # and the mirror trigger. Now it is made origin-form (RFC 9112 §3.2.2) and routed as such.
+    init_users(stack, ["af"])
+    status, body = raw_request(stack.sg.port, "PUT http://evil/users/af/blocks/abs HTTP/1.1",
+                               json.dumps({"content": "via absolute-form\n"}).encode())
+    assert status == 200, body
+    sha = json.loads(body)["commit_sha"]
+    # v1 got an origin-form request (its own log of the commit is the judge)...
+    log = subprocess.run(["git", "-C", str(stack.data / "af"), "log", "-1", "--format=%H"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert log == sha
+    # ...and the mirror's trigger saw it as a block write (not only the capture scan).
+    stack.converge()
+    assert stack.sql("SELECT content FROM blocks WHERE user_id = 'af' AND label = 'abs'"
+                     ).strip() == "via absolute-form\\n"
+    m = stack.sg.metrics()
+    assert m['shadowgate_mirror_triggers_total'] == 2, m  # init and the absolute-form PUT
+    # The hostile-path filter sees the path too, and forms a server does not take get 400.
+    for line, code, error in [
+            ("GET http://evil/users/../blocks HTTP/1.1", 400, b"hostile_path"),
+            ("PUT http://evil/users/af/blocks/%2e%2e HTTP/1.1", 400, b"hostile_path"),
+            ("GET /users/af/blocks/%2e%2e/ HTTP/1.1", 400, b"hostile_path"),
+            ("PUT /users/../blocks/x/ HTTP/1.1", 400, b"hostile_path"),
+            ("GET ftp://evil/users/af/blocks HTTP/1.1", 400, b"bad_request"),
+            ("GET http://user@evil/users/af/blocks HTTP/1.1", 400, b"bad_request"),
+            ("CONNECT evil:443 HTTP/1.1", 400, b"bad_request")]:
+        status, body = raw_request(stack.sg.port, line, b'{"content": "x"}')
+        assert (status, error in body) == (code, True), (line, status, body)
+    # Empty segments and a trailing slash name no v1 route: v1 answers 404 or redirects to the
+    # path without the slash, and writes nothing; shadowgate passes them through as v1 routes
+    # them (a passthrough, neither mirrored nor compared).
+    status, _ = raw_request(stack.sg.port, "PUT /users/af/blocks/slash/ HTTP/1.1",
+                            b'{"content": "x"}')
+    assert status == 307
+    assert raw_request(stack.sg.port, "GET /users//blocks HTTP/1.1")[0] == 404
+    assert not (stack.data / "af" / "memory-blocks" / "slash.md").exists()
+    stack.converge()
+
+
 def test_keys_that_differ_in_trailing_blanks_are_mirrored_apart(stack):
     # Issue #13.2: v1 keeps "student" and "student " as two files and "tb" and "tb " as two
     # users; under a PAD SPACE collation they were one key and the mirror parked the user.

@@ -149,6 +149,32 @@ TEST_CASE("a request has exactly one Host header holding a host and an optional 
     }
 }
 
+TEST_CASE("absolute-form targets become origin-form; other forms are refused") {
+    using sg::proxy::normalise_target;
+    auto origin = [](std::string_view method, std::string_view target) {
+        const auto f = normalise_target(method, target);
+        INFO(target << ": " << f.problem);
+        CHECK(f.problem.empty());
+        return std::pair(f.origin, f.authority);
+    };
+    using p = std::pair<std::string, std::string>;
+    CHECK(origin("GET", "/users/u/blocks?x=1") == p{"/users/u/blocks?x=1", ""});
+    CHECK(origin("GET", "http://evil/users/../blocks") == p{"/users/../blocks", "evil"});
+    CHECK(origin("PUT", "HTTP://v1.local:8080/users/u/blocks/s") ==
+          p{"/users/u/blocks/s", "v1.local:8080"});
+    CHECK(origin("GET", "https://[::1]:443?q") == p{"/?q", "[::1]:443"});
+    CHECK(origin("GET", "http://a") == p{"/", "a"});
+    CHECK(origin("OPTIONS", "*") == p{"*", ""});
+    for (auto bad : {"", "*", "users/u", "example.com:443", "ftp://a/users/u",
+                     "http://user@evil/users/u", "http:///users/u", "http://a b/", "http://a/x#f",
+                     "http://a:99x/"}) {
+        INFO(bad);
+        CHECK_FALSE(normalise_target(bad == std::string_view("example.com:443") ? "CONNECT" : "GET",
+                                     bad)
+                        .problem.empty());
+    }
+}
+
 TEST_CASE("the admin bearer token must match exactly, the scheme in any case") {
     CHECK(bearer_token_matches("Bearer s3cret", "s3cret"));
     CHECK(bearer_token_matches("bearer s3cret", "s3cret"));

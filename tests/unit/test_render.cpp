@@ -46,7 +46,9 @@ struct history_builder {
         for (std::size_t i = 0; i < st.commits.size(); ++i)
             st.commits[i].seq = static_cast<std::int64_t>(i);
         st.head = c.sha;
-        for (const auto& [label, source] : files) {
+        for (const auto& file : files) {
+            const std::string& label = file.first;  // Clang 14 cannot capture a binding
+            const std::optional<std::string>& source = file.second;
             sg::v1::block_version v;
             v.sha = c.sha;
             v.label = label;

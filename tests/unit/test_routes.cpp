@@ -189,6 +189,23 @@ TEST_CASE("hostile reasons name the identifier and the problem", "[routes]") {
     CHECK(classify("GET", "/users/%FF/blocks").hostile_reason == "user id is not valid UTF-8");
     CHECK(classify("PUT", "/users/u/blocks/a%ed%a0%80").hostile_reason ==
           "label is not valid UTF-8");
+    // A path under /users/ that names no route is still refused a segment that climbs.
+    CHECK(classify("GET", "/users/u/blocks/%2e%2e/").hostile_reason ==
+          "path segment contains \"..\"");
+    CHECK(classify("PUT", "/users/../blocks/x/").hostile_reason ==
+          "path segment contains \"..\"");
+    CHECK(classify("GET", "/users//./blocks").hostile_reason == "path segment is \".\"");
+    CHECK(classify("GET", "/users/u//blocks/a%2Fb").hostile_reason ==
+          "path segment contains \"/\", \"\\\" or NUL");
+    CHECK(classify("GET", "/users/u/blocks/x/y/z/w/v/%zz").hostile_reason ==
+          "path segment has malformed percent-encoding");
+    for (const char* fine : {"/users/u/blocks/", "/users//blocks", "/users/u//blocks/student",
+                             "/users/init/", "/usersx/..", "/other/../x"}) {
+        const auto r = classify("GET", fine);
+        INFO(fine);
+        CHECK(r.ep == endpoint::passthrough);
+        CHECK_FALSE(r.hostile_reason);
+    }
     // The first unsafe identifier in the path is the one reported.
     CHECK(classify("GET", "/users/.u/blocks/..").hostile_reason == "user id starts with \".\"");
 }
