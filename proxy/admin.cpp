@@ -116,6 +116,16 @@ awaitable<response_t> admin_server::impl::route(const http::request<http::string
         j["ready"] = ok;
         j["upstream"] = cfg.v1.name;
         j["upstream_reachable"] = ok;
+        if (mirror_ != nullptr) {
+            // Not a reason to stop serving (v1 answers, the mirror parks what does not fit), but
+            // said here so a deployment check sees it.
+            const auto p = mirror_->packet();
+            auto& d = j["dolt_packet"];
+            d["max_allowed_packet"] = p.server;
+            d["needed"] = p.needed;
+            d["fits"] = p.known() ? nlohmann::json(p.fits()) : nlohmann::json();
+            if (p.known() && !p.fits()) d["remedy"] = p.remedy();
+        }
         co_return json_response(ok ? http::status::ok : http::status::service_unavailable, j);
     }
     if (path == "/metrics" && get) {

@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -92,7 +93,8 @@ struct mirror::impl {
           mode(parse_mode(c.mirror.dolt_commit)),
           breaker(c.mirror.breaker_threshold, c.mirror.breaker_cooldown, c.mirror.retry_max),
           dolt_stats(std::make_shared<dolt::counters>()),
-          rng(std::random_device{}()) {}
+          rng(std::random_device{}()),
+          packet_needed(dolt::packet_needed_for_block(c.proxy.limits.body_limit_bytes)) {}
 
     const config::config cfg;
     const commit_mode mode;
@@ -113,6 +115,7 @@ struct mirror::impl {
     std::thread scan_thread;
     std::shared_ptr<dolt::counters> dolt_stats;
     std::mt19937_64 rng;  // worker thread only
+    const std::uint64_t packet_needed;  // for the largest block proxy.limits lets through
 
     // Metrics (monotonic counters unless noted).
     std::atomic<std::uint64_t> triggers{0};
@@ -125,6 +128,8 @@ struct mirror::impl {
     std::atomic<std::uint64_t> parks{0};
     std::atomic<std::uint64_t> parked_retries{0};
     std::atomic<std::uint64_t> parked_gone{0};
+    // The server's global max_allowed_packet as the last scan read it (0: not read yet).
+    std::atomic<std::uint64_t> server_packet{0};
     std::atomic<std::uint64_t> history_rewrites{0};
     std::atomic<std::uint64_t> git_errors{0};
     std::atomic<std::uint64_t> dolt_commits{0};          // made (Dolt) or recorded (not Dolt)
@@ -199,6 +204,7 @@ struct mirror::impl {
     void scan_loop();
     bool run_scan(dolt::connection& conn);
     pass_outcome run_pass(dolt::connection& conn, bool& schema_ready, const std::string& user);
+    void check_packet(dolt::connection& conn);
     void commit_interval(dolt::connection& conn, bool force);
     void record_commit(dolt::connection& conn, const dolt::commit_request& req,
                        std::string_view user, std::string_view v1_commit);
@@ -571,6 +577,10 @@ void mirror::impl::worker_loop() {
                                                       o.head, o.fingerprint, now});
                     spdlog::error("event=mirror_parked user={} error=\"{}\"", v1::escaped(user),
                                   v1::escaped(o.error));
+                    // A session keeps the settings it started with (max_allowed_packet among
+                    // them): the next attempt starts a new one, so an operator's fix counts.
+                    conn.close();
+                    schema_ready = false;
                     break;
             }
         }
@@ -579,6 +589,26 @@ void mirror::impl::worker_loop() {
 }
 
 // ---- the capture scan --------------------------------------------------------------------------
+
+// The global value, not the session's: an operator's SET GLOBAL shows at the next scan.
+void mirror::impl::check_packet(dolt::connection& conn) {
+    auto rows = conn.query("SELECT @@global.max_allowed_packet");
+    if (!rows || rows->data.empty() || rows->data[0].empty() || !rows->data[0][0]) return;
+    std::uint64_t value = 0;
+    const std::string& text = *rows->data[0][0];
+    std::from_chars(text.data(), text.data() + text.size(), value);
+    const std::uint64_t before = server_packet.exchange(value, relaxed);
+    if (value == before) return;
+    if (value < packet_needed) {
+        spdlog::warn(
+            "event=dolt_packet_too_small max_allowed_packet={} needed={} body_limit_bytes={} "
+            "detail=\"a block near proxy.limits.body_limit_bytes would park its user: {}\"",
+            value, packet_needed, cfg.proxy.limits.body_limit_bytes,
+            dolt::packet_remedy(packet_needed));
+    } else if (before != 0 && before < packet_needed) {
+        spdlog::info("event=dolt_packet_ok max_allowed_packet={} needed={}", value, packet_needed);
+    }
+}
 
 bool mirror::impl::run_scan(dolt::connection& conn) {
     const auto t0 = steady::now();
@@ -595,6 +625,7 @@ bool mirror::impl::run_scan(dolt::connection& conn) {
                      up.error().to_string());
         return false;
     }
+    check_packet(conn);
     auto rows = conn.query("SELECT user_id, v1_commit, diffs_fingerprint FROM mirror_watermarks");
     if (!rows) {
         // No table yet (the worker creates the schema on its first pass): nothing is mirrored.
@@ -695,6 +726,12 @@ void mirror::impl::scan_loop() {
 
 // ---- metrics and status ------------------------------------------------------------------------
 
+std::string mirror::packet_info::remedy() const { return dolt::packet_remedy(needed); }
+
+mirror::packet_info mirror::packet() const {
+    return {impl_->server_packet.load(relaxed), impl_->packet_needed};
+}
+
 std::string mirror::render_metrics() const {
     const impl& s = *impl_;
     std::size_t dirty_n = 0, parked_n = 0;
@@ -719,6 +756,16 @@ std::string mirror::render_metrics() const {
            "Age of the oldest change not yet in Dolt (0 when none).", fmt::format("{:.3f}", lag));
     metric("shadowgate_mirror_parked_users", "gauge",
            "Users whose apply failed permanently, waiting for a change or a retry.", parked_n);
+    const packet_info packet{s.server_packet.load(relaxed), s.packet_needed};
+    metric("shadowgate_dolt_max_allowed_packet_bytes", "gauge",
+           "The database's global max_allowed_packet (0 until the first capture scan).",
+           packet.server);
+    metric("shadowgate_dolt_packet_needed_bytes", "gauge",
+           "The max_allowed_packet the largest block proxy.limits lets through needs.",
+           packet.needed);
+    metric("shadowgate_dolt_packet_too_small", "gauge",
+           "1 when max_allowed_packet is known and below what the largest block needs.",
+           packet.known() && !packet.fits() ? 1 : 0);
     metric("shadowgate_mirror_triggers_total", "counter",
            "2xx v1 write answers that marked a user dirty.", s.triggers.load());
     metric_header(out, "shadowgate_mirror_passes_total", "counter", "Mirror passes by result.");

@@ -64,6 +64,16 @@ public:
         std::size_t parked = 0;
     };
     health_info health() const;
+    // The database's max_allowed_packet (read by each capture scan, 0 until the first) against
+    // what the largest block proxy.limits lets through needs (dolt::packet_needed_for_block).
+    struct packet_info {
+        std::uint64_t server = 0;
+        std::uint64_t needed = 0;
+        bool known() const { return server != 0; }
+        bool fits() const { return server >= needed; }
+        std::string remedy() const;  // what to do when it does not fit
+    };
+    packet_info packet() const;
     // True when a capture scan has completed and nothing is dirty or in flight;
     // for tests and benchmarks.
     bool idle() const;

@@ -73,8 +73,11 @@ public:
             row_bytes += params_[i].wire_bytes();
         }
         if (head_.size() + row_.size() + row_bytes > hard_) {
+            const std::uint64_t needed = head_.size() + row_.size() + row_bytes + packet_headroom;
             return adapter_error("a row of " + std::to_string(row_bytes) + " bytes for table " +
-                                 table_ + " does not fit the server's max_allowed_packet");
+                                 table_ + " does not fit the server's max_allowed_packet of " +
+                                 std::to_string(conn_.max_allowed_packet()) + " bytes: " +
+                                 packet_remedy(needed));
         }
         if (rows_ > 0 && bytes_ + row_bytes > soft_) {
             if (auto r = send(rows_); !r) {
@@ -223,6 +226,22 @@ struct statement_limits {
     std::size_t hard;
     std::size_t max_rows;
 };
+
+}  // namespace
+
+std::uint64_t packet_needed_for_block(std::uint64_t block_bytes) {
+    constexpr std::uint64_t other_columns = 1u << 20;
+    return 2 * block_bytes + other_columns + packet_headroom;
+}
+
+std::string packet_remedy(std::uint64_t needed) {
+    const std::string n = std::to_string(needed);
+    return "raise max_allowed_packet to at least " + n + " (SET GLOBAL max_allowed_packet = " +
+           n + ", and keep it across restarts: max_allowed_packet under [mysqld] for MariaDB, " +
+           "SET PERSIST on Dolt), then POST /admin/mirror/retry";
+}
+
+namespace {
 
 statement_limits limits_of(const connection& conn, const write_options& opts) {
     const std::size_t hard =

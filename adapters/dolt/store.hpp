@@ -21,6 +21,15 @@
 
 namespace sg::dolt {
 
+// The max_allowed_packet a server needs for the largest row written for a block of `block_bytes`:
+// its text is in a block_versions row twice (`content` and the audit `source`), with its metadata
+// as JSON and the short columns, which 1 MiB covers unless the frontmatter's JSON is far larger
+// than its YAML; plus the statement's own headroom.
+std::uint64_t packet_needed_for_block(std::uint64_t block_bytes);
+
+// What to do when the server's max_allowed_packet is below `needed`, in one sentence.
+std::string packet_remedy(std::uint64_t needed);
+
 struct write_options {
     // Upper bound of one INSERT statement. 0: 4 MiB, and never more than the server's
     // max_allowed_packet less headroom, which is also the hard limit for a single row.

@@ -480,6 +480,64 @@ def test_absolute_form_and_unrouted_targets_are_routed_as_v1_would(stack):
     stack.converge()
 
 
+def wait_for(what, check, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_a_packet_too_small_is_said_at_start_and_parks_with_the_remedy(tmp_path):
+    # Issue #13.3: an 8,388,522-byte PUT (v1 200) parked its user for good: its version row did
+    # not fit MariaDB's default max_allowed_packet (16 MiB).
+    server = db_harness.private_server(tmp_path / "db")
+    db = server.start()
+    try:
+        admin_sql(db, "SET GLOBAL max_allowed_packet = 4194304")  # before shadowgate connects
+        s = Stack(tmp_path, db=db)
+        try:
+            needed = 2 * 8 * 1024 * 1024 + 1024 * 1024 + 1024  # for proxy.limits' 8 MiB blocks
+            wait_for("the first scan", lambda: s.sg.metrics().get(
+                "shadowgate_dolt_max_allowed_packet_bytes") == 4194304)
+            m = s.sg.metrics()
+            assert m["shadowgate_dolt_packet_needed_bytes"] == needed
+            assert m["shadowgate_dolt_packet_too_small"] == 1
+            status, _, body = request("GET", s.sg.admin_url + "/readyz")
+            ready = json.loads(body)
+            assert status == 200 and ready["dolt_packet"]["fits"] is False, ready
+            assert f"SET GLOBAL max_allowed_packet = {needed}" in ready["dolt_packet"]["remedy"]
+            assert f"event=dolt_packet_too_small max_allowed_packet=4194304 needed={needed}" in \
+                s.sg.log()
+            # A row that does not fit parks its user with the remedy in the error.
+            init_users(s, ["big"])
+            put(s, "big", "student", "x" * (3 * 1024 * 1024))
+            wait_for("the park", lambda: s.mirror_status()["parked_users"] == 1)
+            error = s.mirror_status()["parked"][0]["error"]
+            assert "does not fit the server's max_allowed_packet of 4194304 bytes" in error, error
+            assert "SET GLOBAL max_allowed_packet = " in error and "/admin/mirror/retry" in error
+            # The operator's fix shows at the next scan; a retry then mirrors the user.
+            admin_sql(db, f"SET GLOBAL max_allowed_packet = {needed}")
+            wait_for("the fix", lambda: s.sg.metrics()["shadowgate_dolt_packet_too_small"] == 0)
+            status, _, _ = request("POST", s.sg.admin_url + "/admin/mirror/retry?user=big",
+                                   headers={"Authorization": f"Bearer {TOKEN}"})
+            assert status == 200
+            s.converge()
+            # The largest block proxy.limits lets through (the issue's write) is mirrored too.
+            near_limit = "y" * 8388522
+            put(s, "big", "student", near_limit)
+            s.converge(timeout=120)
+            assert s.sql("SELECT LENGTH(content) FROM blocks WHERE user_id = 'big'").strip() == \
+                "8388522"
+            assert s.mirror_status()["parked_users"] == 0
+        finally:
+            s.close()
+    finally:
+        server.stop()
+
+
 def test_keys_that_differ_in_trailing_blanks_are_mirrored_apart(stack):
     # Issue #13.2: v1 keeps "student" and "student " as two files and "tb" and "tb " as two
     # users; under a PAD SPACE collation they were one key and the mirror parked the user.

@@ -126,7 +126,7 @@ launch() {  # port socket
         --character-set-server=utf8mb4 --collation-server=utf8mb4_bin \
         --innodb-buffer-pool-size=512M --innodb-log-file-size=256M \
         --innodb-flush-log-at-trx-commit=2 --innodb-doublewrite=0 --innodb-use-native-aio=0 \
-        --max-connections=200 --skip-log-bin \
+        --max-connections=200 --skip-log-bin --max-allowed-packet=64M \
         </dev/null >>"$dir/mariadbd.out" 2>&1 9>&- &
     local launcher=$!
     local i
