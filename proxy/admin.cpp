@@ -2,6 +2,7 @@
 #include "proxy/admin.hpp"
 
 #include "proxy/gate.hpp"
+#include "proxy/http_read.hpp"
 #include "proxy/reconcile.hpp"
 #include "proxy/report.hpp"
 #include "proxy/v2_render.hpp"
@@ -34,6 +35,7 @@ using asio::awaitable;
 
 namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t admin_header_limit = 8 * 1024;
 constexpr std::chrono::seconds admin_timeout{30};
 constexpr std::chrono::seconds readiness_timeout{1};
 
@@ -292,10 +294,22 @@ awaitable<void> admin_server::impl::session(tcp::socket socket) {
     beast::flat_buffer buf;
     for (;;) {
         http::request_parser<http::string_body> parser;
-        parser.header_limit(8 * 1024);
         parser.body_limit(64 * 1024);
         stream.expires_after(admin_timeout);
-        auto [ec, n] = co_await http::async_read(stream, buf, parser, nothrow);
+        // The whole header section within 8 kB however it arrives (Beast's own limit is per put).
+        const auto ec = co_await read_message(stream, buf, parser, false, admin_header_limit);
+        if (ec == http::error::header_limit || ec == http::error::body_limit) {
+            const bool header = ec == http::error::header_limit;
+            nlohmann::json j;
+            j["error"] = header ? "header_too_large" : "body_too_large";
+            response_t res = json_response(header ? http::status::request_header_fields_too_large
+                                                  : http::status::payload_too_large,
+                                           j);
+            res.keep_alive(false);
+            res.prepare_payload();
+            co_await http::async_write(stream, res, nothrow);
+            break;
+        }
         if (ec) break;
         auto req = parser.release();
         response_t res = co_await route(req);
