@@ -29,7 +29,7 @@ std::optional<std::string> body_problem(endpoint e, std::string_view body) {
     json doc;
     try {
         doc = json::parse(body.begin(), body.end(), count_field);
-    } catch (const json::parse_error&) {
+    } catch (const json::exception&) {  // parse_error, and out_of_range for 1e999
         return std::string(
                    "body is not strict JSON (UTF-8, no NaN, no lone "
                    "surrogate); v1's "

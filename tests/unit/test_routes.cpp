@@ -325,6 +325,7 @@ TEST_CASE("body_problem checks the ids a write carries in its JSON body", "[rout
     CHECK(body_problem(init, "{\"user_id\": \"\xff\"}"));           // raw invalid UTF-8
     CHECK(body_problem(init, "{\"user_id\": \"\xed\xa0\x80\"}"));   // surrogatepass bytes
     CHECK(body_problem(init, R"({"user_id": "ok", "x": NaN})"));
+    CHECK(body_problem(init, R"({"user_id": "ok", "x": 1e999})"));  // out_of_range, not a throw
     CHECK(body_problem(init, std::string("{\0\"\0u\0s\0e\0r", 10)));  // UTF-16
     CHECK(body_problem(init, R"({"user_id": "ok", "user_id": "../x"})") ==
           "body has \"user_id\" more than once");
