@@ -475,7 +475,7 @@ class Replay:
 @pytest.fixture(scope="module")
 def replay(tmp_path_factory):
     if not (TRANSCRIPT.exists() and TARBALL.exists()):
-        pytest.skip(f"v1 fixtures not found under {FIXTURES}")
+        pytest.fail(f"v1 fixtures not found under {FIXTURES} (set SHADOWGATE_SHARED)")
     root = tmp_path_factory.mktemp("v1conf")
     fixture_root = extract_tarball(root / "fixture")
     steps = load_transcript()
@@ -627,6 +627,23 @@ def test_init_idempotent_and_exists(ref):
         "Initialize user storage"
 
 
+def test_with_unchecked_names_the_reference_is_v1_as_it_is(tmp_path):
+    # What v1 does (v1-contract.md §3): it validates no identifier and joins it to its data dir.
+    # The reference's own 400s below are its choice, not v1's; this mode drops them, for the
+    # tests of shadowgate's guard.
+    r = H.start_v1ref(tmp_path / "scratch" / "data", ["--unchecked-names"])
+    try:
+        st, body = r.json("POST", "/users/init", {"user_id": "../escaped"})
+        assert st == 200 and body["created"] is True
+        assert (tmp_path / "scratch" / "escaped" / ".git").is_dir()
+        st, _ = r.json("POST", "/users/init", {"user_id": "a\nb"})
+        assert st == 200 and (tmp_path / "scratch" / "data" / "a\nb" / ".git").is_dir()
+    finally:
+        assert r.stop() == 0
+
+
+# The reference service's own choice (v1 itself checks nothing): it refuses unsafe names so
+# that a test that forgets the guard cannot write outside its scratch directory.
 @pytest.mark.parametrize("bad", ["../evil", "..", ".git", ".hidden", "a\\b", "a/b",
                                  "x\x00y", "", "a..b"])
 def test_hostile_user_ids_rejected(ref, bad):
@@ -643,6 +660,7 @@ def test_hostile_user_ids_rejected(ref, bad):
     assert sorted(p.name for p in ref.data_dir.iterdir() if p.name.startswith(".")) == []
 
 
+# The reference's own choice too (see above).
 @pytest.mark.parametrize("bad", ["..secret", ".hidden", "a\\b", "x\x00y", "..", "a..b"])
 def test_hostile_labels_rejected(ref, bad):
     _init(ref, "edge-labels")

@@ -37,6 +37,17 @@ through the HTTP API:
                                            one commit "{message}\\n\\nAuthor: {author}"
                                            (just "{message}" without author)
 
+Where each answer comes from:
+  - from the recorded transcript (/work/shared/fixtures/v1-transcript.jsonl, replayed byte for
+    byte by tests/integration/test_v1_conformance.py): every public route's success and error
+    bodies, 422s, history order and times, approve/reject/restore, the storage layout;
+  - from the contract (v1-contract.md) where the transcript has no case: any git revision as a
+    version sha (repo.commit()), a 5xx followed by a closed connection, no identifier checks
+    (--unchecked-names reproduces that);
+  - the reference's own choices, not v1's: the hostile-name 400s below, the 404 for a version
+    sha with such characters, the /_test/ routes and their raw-commit path checks. Tests of
+    shadowgate must not take these for v1's behaviour.
+
 Hostile names (not specified by v1, which builds paths from them unchecked):
 a user id, label or diff id that is empty, contains "/", "\\", "..", NUL, or
 starts with "." is refused with 400 {"detail": "Invalid user_id"} /
