@@ -631,7 +631,7 @@ def test_with_unchecked_names_the_reference_is_v1_as_it_is(tmp_path):
     # What v1 does (v1-contract.md §3): it validates no identifier and joins it to its data dir.
     # The reference's own 400s below are its choice, not v1's; this mode drops them, for the
     # tests of shadowgate's guard.
-    r = H.start_v1ref(tmp_path / "scratch" / "data", ["--unchecked-names"])
+    r = H.start_v1ref(tmp_path / "scratch" / "data", extra_args=["--unchecked-names"])
     try:
         st, body = r.json("POST", "/users/init", {"user_id": "../escaped"})
         assert st == 200 and body["created"] is True
