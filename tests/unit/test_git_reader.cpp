@@ -424,8 +424,8 @@ for user, labels in json.load(open(spec_path)).items():
 print(json.dumps(out))
 )PY";
     if (run("/usr/bin/python3 -c 'import git, yaml' >/dev/null 2>&1").status != 0) {
-        WARN("python3-git not installed: v1 reference comparison skipped");
-        return std::nullopt;
+        // A missing dependency fails: a comparison that silently vanishes proves nothing.
+        FAIL("python3-git and python3-yaml are needed (deploy/setup.sh installs them)");
     }
     temp_dir tmp;
     write_file(tmp.path() + "/view.py", script);
