@@ -322,11 +322,11 @@ def test_upstream_down_gives_502():
 
 
 def test_slow_and_broken_upstream(scripted, sg_scripted):
-    t0 = time.monotonic()
+    key = 'shadowgate_upstream_errors_total{upstream="v1",kind="response_timeout"}'
+    before = sg_scripted.metrics()[key]
     status, headers, body = request("GET", sg_scripted.url + "/hang")
-    elapsed = time.monotonic() - t0
     assert status == 504 and json.loads(body)["error"] == "upstream_timeout"
-    assert 0.7 < elapsed < 5
+    assert sg_scripted.metrics()[key] == before + 1  # the response timeout, counted as such
     status, _, _ = request("GET", sg_scripted.url + "/slow?ms=200")
     assert status == 200  # under the 800 ms response timeout
     status, _, body = request("GET", sg_scripted.url + "/garbage")
@@ -485,9 +485,10 @@ def test_expect_100_continue(v1, sg):
 
 
 def test_trickling_client_is_cut_off(sg_scripted):
+    key = 'shadowgate_rejected_requests_total{reason="request_timeout"}'
+    before = sg_scripted.metrics()[key]
     with socket.create_connection(("127.0.0.1", sg_scripted.port)) as s:
         s.settimeout(5)
-        t0 = time.monotonic()
         s.sendall(b"GET /echo HTTP/1.1\r\n")
         got = b""
         try:
@@ -505,17 +506,17 @@ def test_trickling_client_is_cut_off(sg_scripted):
                 got += chunk
         except (socket.timeout, ConnectionResetError):
             pass
-        elapsed = time.monotonic() - t0
     assert got.startswith(b"HTTP/1.1 408"), got[:100]
-    assert elapsed < 4.5
+    assert sg_scripted.metrics()[key] == before + 1
 
 
 def test_idle_keep_alive_connection_is_closed(sg_scripted):
+    key = 'shadowgate_client_idle_closes_total{wait="first_byte"}'
+    before = sg_scripted.metrics()[key]
     with socket.create_connection(("127.0.0.1", sg_scripted.port)) as s:
-        s.settimeout(5)
-        t0 = time.monotonic()
+        s.settimeout(15)  # only bounds a hang
         assert s.recv(10) == b""  # closed by the proxy, nothing sent
-        assert 1.0 < time.monotonic() - t0 < 4
+    assert sg_scripted.metrics()[key] == before + 1  # by its idle timer, counted as such
 
 
 @pytest.fixture(scope="module")

@@ -158,13 +158,11 @@ TEST_CASE("the read timeout bounds a statement", "[connection][error]") {
     o.read_timeout = std::chrono::seconds(1);
     connection conn(o);
     REQUIRE(conn.connect());
-    const auto start = std::chrono::steady_clock::now();
+    // SLEEP(5) would succeed after 5 s: an error means the 1 s read timeout cut it off.
     auto r = conn.query("SELECT SLEEP(5)");
-    const auto took = std::chrono::steady_clock::now() - start;
     REQUIRE_FALSE(r);
     INFO(r.error().to_string());
     CHECK(r.error().kind == error_kind::connection_lost);
-    CHECK(took < std::chrono::milliseconds(4500));
     CHECK_FALSE(conn.connected());
 }
 

@@ -217,7 +217,8 @@ TEST_CASE("very long targets are classified quickly", "[routes]") {
     const std::string long_query = "/users/u1/blocks?" + std::string(100 * 1024, '/');
     const std::string escaped = "/users/u1/blocks/" + std::string(100 * 1024 / 3, 'x') + "%41";
 
-    const auto start = std::chrono::steady_clock::now();
+    // Linear work on 100 KB; a quadratic scan would take minutes and meet ctest's timeout (speed
+    // itself belongs to benchmarks, not to assertions).
     for (int i = 0; i < 20; ++i) {
         CHECK(classify("GET", many_segments).ep == endpoint::passthrough);
         CHECK(classify("GET", "/users/u1/blocks" + many_segments).ep == endpoint::passthrough);
@@ -225,10 +226,6 @@ TEST_CASE("very long targets are classified quickly", "[routes]") {
         CHECK(classify("GET", long_query).ep == endpoint::list_blocks);
         CHECK(classify("PUT", escaped).hostile_reason == "label is longer than 255 bytes");
     }
-    const auto elapsed = std::chrono::steady_clock::now() - start;
-    // Linear work on 100 KB is well under a millisecond per call even in a debug build; a
-    // quadratic scan would take seconds.
-    CHECK(elapsed < std::chrono::seconds(2));
 }
 
 TEST_CASE("endpoint names are stable, unique and cover every endpoint", "[routes]") {
