@@ -585,7 +585,7 @@ def test_the_proxy_wait_gate_pauses_comparisons_while_the_proxy_waits_for_cpu(tm
         for t in readers:
             t.start()
         seen_wait, seen_busy = 0.0, False
-        deadline = time.monotonic() + 8
+        deadline = time.monotonic() + 30  # only bounds a hang: the loop ends at the first busy
         while time.monotonic() < deadline and not seen_busy:
             st = shadow_status(s)
             seen_wait = max(seen_wait, st["proxy_wait_per_run_us"])
@@ -596,7 +596,10 @@ def test_the_proxy_wait_gate_pauses_comparisons_while_the_proxy_waits_for_cpu(tm
             t.join()
         st = wait_shadow_idle(s)
         assert seen_busy, seen_wait
-        assert seen_wait > 100  # the default shadow.max_proxy_wait_us
+        # The wait is published; that a sample passed the default shadow.max_proxy_wait_us
+        # (100 us) is what the proxy_wait busy count below says (a 0.1 s poll of the published
+        # value can miss the sample that did).
+        assert seen_wait > 0
         assert st["skipped"]["busy"] > 0, json.dumps(st)
         assert st["busy_samples"]["proxy_wait"] > 0, json.dumps(st)
         assert st["busy_samples"]["low_idle_cpu"] == 0, json.dumps(st)
