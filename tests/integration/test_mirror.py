@@ -302,18 +302,30 @@ def test_passes_read_on_from_the_state_applied_last(tmp_path, cache_mib):
         s.close()
 
 
+def wait_for(what, check, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def park_by_a_long_author(s: Stack, user: str):
+    """An author footer longer than the schema's VARCHAR(255): every apply of `user` fails with a
+    data error and the mirror parks it. Returns the mirror's status once it has."""
+    s.agent("POST", f"/_test/users/{user}/raw-commit",
+            {"files": {"memory-blocks/student.md": "x\n"}, "message": "Long author",
+             "author": "a" * 300})
+    wait_for(f"{user} parked", lambda: s.mirror_status()["parked_users"] > 0)
+    return s.mirror_status()
+
+
 def test_a_permanently_failing_user_is_parked_and_others_keep_mirroring(stack):
     init_users(stack, ["bad", "good"])
     stack.converge()
-    # An author footer longer than the schema's VARCHAR(255): every apply of this user fails
-    # with a data error.
-    stack.agent("POST", "/_test/users/bad/raw-commit",
-                {"files": {"memory-blocks/student.md": "x\n"}, "message": "Long author",
-                 "author": "a" * 300})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and stack.mirror_status()["parked_users"] == 0:
-        time.sleep(0.2)
-    st = stack.mirror_status()
+    st = park_by_a_long_author(stack, "bad")
     assert [p["user_id"] for p in st["parked"]] == ["bad"], st
     assert "Data too long" in st["parked"][0]["error"], st
     put(stack, "good", "student", "still mirrored")
@@ -354,18 +366,11 @@ def test_a_parked_user_removed_from_v1_storage_is_released(stack):
     # Issue #13.6: the entry outlived its user and held the gate's parked_users criterion shut.
     init_users(stack, ["gone", "stays"])
     stack.converge()
-    stack.agent("POST", "/_test/users/gone/raw-commit",
-                {"files": {"memory-blocks/student.md": "x\n"}, "message": "Long author",
-                 "author": "a" * 300})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and stack.mirror_status()["parked_users"] == 0:
-        time.sleep(0.2)
-    assert [p["user_id"] for p in stack.mirror_status()["parked"]] == ["gone"]
+    assert [p["user_id"] for p in park_by_a_long_author(stack, "gone")["parked"]] == ["gone"]
     assert stack.sg.metrics().get("shadowgate_mirror_parked_gone_total", 0) == 0
     shutil.rmtree(stack.data / "gone")
-    deadline = time.monotonic() + 30  # the next capture scan (every second here)
-    while time.monotonic() < deadline and stack.mirror_status()["parked_users"] != 0:
-        time.sleep(0.2)
+    # The next capture scan (every second here) releases it.
+    wait_for("the release", lambda: stack.mirror_status()["parked_users"] == 0)
     st = stack.mirror_status()
     assert st["parked_users"] == 0 and st["parked"] == [], st
     assert stack.sg.metrics()["shadowgate_mirror_parked_gone_total"] == 1
@@ -478,16 +483,6 @@ def test_absolute_form_and_unrouted_targets_are_routed_as_v1_would(stack):
     assert raw_request(stack.sg.port, "GET /users//blocks HTTP/1.1")[0] == 404
     assert not (stack.data / "af" / "memory-blocks" / "slash.md").exists()
     stack.converge()
-
-
-def wait_for(what, check, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def test_a_packet_too_small_is_said_at_start_and_parks_with_the_remedy(tmp_path):
