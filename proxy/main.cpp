@@ -21,6 +21,7 @@
 #include <cctype>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -138,10 +139,18 @@ int serve(const std::string& config_path, const std::string& ready_file) {
         // by the next start's capture scan.
         if (shadow) shadow->stop();
         gate.stop();  // after the comparer: its last counts are in the evidence
-        if (mirror) mirror->stop();
+        // Bounded: a thread inside a hung database call must not hold the exit hostage.
+        const bool mirror_stopped = !mirror || mirror->stop(cfg.proxy.shutdown_grace);
         admin.stop();
-        spdlog::info("event=stopped drained={} open_connections={}", drained,
-                     metrics.open_client_connections.load());
+        spdlog::info("event=stopped drained={} open_connections={} mirror_stopped={}", drained,
+                     metrics.open_client_connections.load(), mirror_stopped);
+        if (!mirror_stopped) {
+            // A thread is still blocked in the client library: leave without running the
+            // destructors it could be using (what it has not committed is rolled back).
+            spdlog::shutdown();
+            std::fflush(nullptr);
+            std::_Exit(exit_ok);
+        }
     } catch (const std::exception& e) {
         spdlog::critical("event=startup_failed error=\"{}\"", e.what());
         spdlog::shutdown();

@@ -106,6 +106,8 @@ struct mirror::impl {
     ml::dirty_set dirty;
     ml::breaker breaker;
     bool stopping = false;
+    int threads_running = 0;                // worker and scan threads not yet returned
+    std::condition_variable threads_done;  // threads_running went down
     bool scan_requested = false;
     bool scanned_once = false;
     bool in_pass = false;
@@ -210,13 +212,24 @@ struct mirror::impl {
                        std::string_view user, std::string_view v1_commit);
 };
 
-mirror::mirror(const config::config& cfg) : impl_(std::make_unique<impl>(cfg)) {}
+mirror::mirror(const config::config& cfg) : impl_(std::make_shared<impl>(cfg)) {}
 
 mirror::~mirror() { stop(); }
 
 void mirror::start() {
-    impl_->worker_thread = std::thread([this] { impl_->worker_loop(); });
-    impl_->scan_thread = std::thread([this] { impl_->scan_loop(); });
+    // Each thread holds the engine: one left behind by stop(bound) outlives the mirror safely.
+    auto run = [](std::shared_ptr<impl> self, void (impl::*loop)()) {
+        ((*self).*loop)();
+        std::lock_guard lock(self->mu);
+        --self->threads_running;
+        self->threads_done.notify_all();
+    };
+    {
+        std::lock_guard lock(impl_->mu);
+        impl_->threads_running = 2;
+    }
+    impl_->worker_thread = std::thread(run, impl_, &impl::worker_loop);
+    impl_->scan_thread = std::thread(run, impl_, &impl::scan_loop);
 }
 
 void mirror::stop() {
@@ -228,6 +241,28 @@ void mirror::stop() {
     impl_->scan_wake.notify_all();
     if (impl_->worker_thread.joinable()) impl_->worker_thread.join();
     if (impl_->scan_thread.joinable()) impl_->scan_thread.join();
+}
+
+bool mirror::stop(std::chrono::milliseconds bound) {
+    bool done = false;
+    {
+        std::unique_lock lock(impl_->mu);
+        impl_->stopping = true;
+        impl_->wake.notify_all();
+        impl_->scan_wake.notify_all();
+        done = impl_->threads_done.wait_for(lock, bound,
+                                            [&] { return impl_->threads_running == 0; });
+    }
+    if (!done) {
+        spdlog::warn("event=mirror_stop_abandoned bound_ms={} reason=\"a database call is still "
+                     "running; its user is found again by the next start's scan\"",
+                     bound.count());
+        if (impl_->worker_thread.joinable()) impl_->worker_thread.detach();
+        if (impl_->scan_thread.joinable()) impl_->scan_thread.detach();
+        return false;
+    }
+    stop();  // joins threads that have finished
+    return true;
 }
 
 void mirror::notify(const v1::route& route, unsigned status, std::string_view body) {

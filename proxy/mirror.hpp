@@ -17,6 +17,8 @@
 // retries it.
 #pragma once
 
+#include <chrono>
+
 #include "adapters/v1/routes.hpp"
 #include "config/config.hpp"
 
@@ -41,6 +43,11 @@ public:
     // dolt.read_timeout). Idempotent. Dirty users not yet applied are found again by the next
     // start's scan.
     void stop();
+    // The same, waiting at most `bound`: false when a thread is still inside a database call
+    // (a hung Dolt with long timeouts). The threads are then left to the process's exit (they
+    // own the engine's state, so the mirror may be destroyed); nothing is lost, since a
+    // transaction cut off is rolled back and the next start's scan finds its user again.
+    bool stop(std::chrono::milliseconds bound);
 
     // A v1 answer to `route` went out: when it is a 2xx write, mark its user dirty. Cheap and
     // non-blocking in practice (one short mutex hold); safe from any thread.
@@ -80,7 +87,7 @@ public:
 
 private:
     struct impl;
-    std::unique_ptr<impl> impl_;
+    std::shared_ptr<impl> impl_;  // shared with the threads: see stop(bound)
 };
 
 }  // namespace sg::proxy

@@ -43,7 +43,8 @@ def mariadb_env() -> dict:
 def admin_sql(db: dict, sql: str) -> str:
     res = subprocess.run(
         ["mariadb", "--no-defaults", "-h", db["SG_MARIADB_HOST"], "-P", db["SG_MARIADB_PORT"],
-         "--protocol=TCP", "-u", db["SG_MARIADB_ROOT_USER"], "-N", "-B", "-e", sql],
+         "--protocol=TCP", "--max-allowed-packet=1G", "-u", db["SG_MARIADB_ROOT_USER"],
+         "-N", "-B", "-e", sql],
         capture_output=True, text=True, timeout=60,
         env={**os.environ, "MYSQL_PWD": db["SG_MARIADB_ROOT_PASSWORD"]})
     assert res.returncode == 0, res.stderr
