@@ -12,6 +12,8 @@ dolt_config(db, name) -> dict          the "dolt" config section for that databa
 user_env(db) -> dict                   os.environ plus SHADOWGATE_DOLT_PASSWORD for the test user
 private_server(dir) -> PrivateServer   a server of the test's own (start/halt/stop), for tests
                                        that stop the database (the fixture's is shared)
+read_lock(db) -> ReadLock              FLUSH TABLES WITH READ LOCK held by a session of its own
+                                       until .release(): writes wait, reads go on
 """
 
 from __future__ import annotations
@@ -96,3 +98,32 @@ class PrivateServer:
 
 def private_server(directory: Path) -> PrivateServer:
     return PrivateServer(directory)
+
+
+class ReadLock:
+    """FLUSH TABLES WITH READ LOCK in a `mariadb` client session kept open: every write to the
+    server waits (or times out) until release(); reads go on. Proof that work was unapplied."""
+
+    def __init__(self, db: dict):
+        self.proc = subprocess.Popen(
+            ["mariadb", "--no-defaults", "-h", db["SG_MARIADB_HOST"], "-P", db["SG_MARIADB_PORT"],
+             "--protocol=TCP", "-u", db["SG_MARIADB_ROOT_USER"], "-N", "-B", "-n"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "MYSQL_PWD": db["SG_MARIADB_ROOT_PASSWORD"]})
+        self._say("FLUSH TABLES WITH READ LOCK; SELECT 'locked';", "locked")
+
+    def _say(self, sql: str, answer: str):
+        self.proc.stdin.write(sql + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline().strip()
+        assert line == answer, (line, self.proc.stderr.read() if line == "" else "")
+
+    def release(self):
+        if self.proc.poll() is None:
+            self._say("UNLOCK TABLES; SELECT 'unlocked';", "unlocked")
+            self.proc.stdin.close()
+            self.proc.wait(30)
+
+
+def read_lock(db: dict) -> ReadLock:
+    return ReadLock(db)

@@ -17,7 +17,6 @@ import random
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import threading
 import time
@@ -340,18 +339,15 @@ def test_a_permanently_failing_user_is_parked_and_others_keep_mirroring(stack):
     assert [p["user_id"] for p in st["parked"]] == ["bad"], st
     assert "Data too long" in st["parked"][0]["error"], st
     put(stack, "good", "student", "still mirrored")
-    out_deadline = time.monotonic() + 30
-    while time.monotonic() < out_deadline:
-        res = stack.verify()
-        if "good: " not in res.stdout and "bad: " in res.stdout:
-            break
-        time.sleep(0.3)
-    assert "good: " not in res.stdout and "bad: " in res.stdout, res.stdout
+    wait_for("good mirrored", lambda: stack.judge(["good"]) == [])
+    assert stack.judge(["bad"]), "the parked user's last commit is not in Dolt"
     m = stack.sg.metrics()
     assert m["shadowgate_mirror_parked_users"] == 1
     parks = m["shadowgate_mirror_parks_total"]
-    # The scan leaves it parked while its storage stays the same...
-    time.sleep(2.5)
+    # The scan leaves it parked while its storage stays the same (two whole scans later)...
+    scans = m["shadowgate_mirror_scans_total"]
+    wait_for("two more scans", lambda: stack.sg.metrics()["shadowgate_mirror_scans_total"] >=
+             scans + 2)
     assert stack.sg.metrics()["shadowgate_mirror_parks_total"] == parks
     # ...an operator retry runs it again (and it parks again)...
     status, _, body = request("POST", stack.sg.admin_url + "/admin/mirror/retry?user=bad",
@@ -576,35 +572,30 @@ def test_keys_that_differ_in_trailing_blanks_are_mirrored_apart(stack):
 def test_sigkill_during_a_write_burst_loses_nothing(stack):
     users = [f"k-{i}" for i in range(5)]
     init_users(stack, users)
-    stop = threading.Event()
-    written = []
-
-    def burst():
-        n = 0
-        while not stop.is_set():
-            u = users[n % len(users)]
-            try:
-                status, _, payload = request("PUT", stack.sg.url + f"/users/{u}/blocks/student",
-                                             {"content": f"burst {n}"}, timeout=5)
-                if status == 200:
-                    written.append(json.loads(payload)["commit_sha"])
-            except OSError:
-                time.sleep(0.05)  # shadowgate is down: the client sees a refused connection
-            n += 1
-
-    t = threading.Thread(target=burst)
-    t.start()
-    time.sleep(1.5)
-    stack.sg.stop(sig=signal.SIGKILL)
+    stack.converge()
+    # Writes to the database wait behind a held lock, so the kill provably cuts off work: v1
+    # has commits that Dolt's watermarks do not, and a pass is stuck inside its transaction.
+    lock = db_harness.read_lock(stack.db)
+    try:
+        for n in range(20):
+            put(stack, users[n % len(users)], "student", f"burst {n}")
+        wait_for("a pass blocked on the lock", lambda: not stack.mirror_status()["idle"])
+        stack.sg.stop(sig=signal.SIGKILL)
+        heads = {u: subprocess.run(["git", "-C", str(stack.data / u), "rev-parse", "HEAD"],
+                                   capture_output=True, text=True).stdout.strip() for u in users}
+        marks = dict(line.split("\t") for line in stack.sql(
+            "SELECT user_id, v1_commit FROM mirror_watermarks").splitlines())
+        unapplied = [u for u in users if marks.get(u) != heads[u]]
+        assert unapplied == users, (marks, heads)  # every user has a write Dolt lacks
+    finally:
+        lock.release()
     # Writes go on straight to v1 while shadowgate is dead (agents do that anyway).
     for n in range(5):
         stack.agent("POST", f"/_test/users/{users[n]}/blocks/notes/agent-write",
                     {"content": f"while down {n}"})
     stack.start()
-    time.sleep(1.5)
-    stop.set()
-    t.join()
-    assert len(written) > 10
+    for n in range(10):  # and through the restarted proxy
+        put(stack, users[n % len(users)], "student", f"after {n}")
     out = stack.converge()
     assert f"{len(users)} users compared, 0 differences" in out, out
     # Nothing twice: Dolt's rows are exactly v1's (verify), and its keys are unique by schema;
@@ -633,26 +624,22 @@ def test_mariadb_outage_during_writes(tmp_path):
         init_users(s, users)
         s.converge()
 
-        def timed_puts(n, tag):
-            out = []
+        def puts(n, tag):
             for i in range(n):
-                t0 = time.perf_counter()
                 put(s, users[i % len(users)], "student", f"{tag} {i}")
-                out.append(time.perf_counter() - t0)
-            return out
 
-        before = timed_puts(40, "before")
+        puts(40, "before")
         server.halt()
-        during = []
-        t_end = time.monotonic() + outage
+        # Writes go on until the breaker has opened, then 40 more; every one answered by v1.
         i = 0
-        while time.monotonic() < t_end:
-            during += timed_puts(4, f"during {i}")
+        while s.mirror_status()["circuit"]["opens"] == 0:
+            assert i < 500, "the breaker never opened"
+            puts(4, f"during {i}")
             if i % 5 == 0:
                 s.agent("POST", f"/_test/users/{users[i % 4]}/blocks/agent/agent-write",
                         {"content": f"agent during {i}"})
             i += 1
-            time.sleep(0.05)
+        puts(40, "open")
         st = s.mirror_status()
         assert st["dirty_users"] >= 1 and st["circuit"]["opens"] >= 1, st
         # Hundreds of writes queued, one entry per user: memory bounded by the number of users.
@@ -660,11 +647,6 @@ def test_mariadb_outage_during_writes(tmp_path):
         server.start()
         out = s.converge(timeout=90)
         assert f"{len(users)} users compared, 0 differences" in out, out
-        p50_before, p50_during = statistics.median(before), statistics.median(during)
-        print(f"v1-path PUT latency: p50 before {p50_before * 1e3:.2f} ms, during the outage "
-              f"{p50_during * 1e3:.2f} ms ({len(during)} writes), max during "
-              f"{max(during) * 1e3:.1f} ms")
-        assert max(during) < 1.0, "a write waited on Dolt"
         m = s.sg.metrics()
         assert m["shadowgate_mirror_circuit_opens_total"] >= 1
         assert m["shadowgate_mirror_dirty_users"] == 0
@@ -745,7 +727,7 @@ def test_stages(tmp_path, stage):
         init_users(s, ["st-1"])
         put(s, "st-1", "student", "x")
         if stage == "off":
-            time.sleep(1.5)
+            # No mirror exists in `off` (409, no metrics), so nothing could write later either.
             assert admin_sql(db, f"SHOW TABLES FROM {name}").strip() == ""  # untouched
             status, _, _ = request("GET", s.sg.admin_url + "/admin/mirror",
                                    headers={"Authorization": f"Bearer {TOKEN}"})
@@ -767,7 +749,13 @@ def test_dolt_commit_policies(tmp_path, policy):
         for i in range(6):
             put(s, f"pc-{1 + i % 2}", "student", f"v{i}")
         assert "2 users compared, 0 differences" in s.converge()
-        time.sleep(1.5)  # past an interval
+
+        def two_scans_later():  # the scan runs every 1 s: two of them span the 0.7 s interval
+            scans = s.sg.metrics()["shadowgate_mirror_scans_total"]
+            wait_for("two scans", lambda: s.sg.metrics()["shadowgate_mirror_scans_total"] >=
+                     scans + 2)
+
+        two_scans_later()  # the worker commits a pending interval once it has passed
         rows = s.sql("SELECT author, message, v1_commit FROM mirror_commit_log").strip()
         rows = [r.split("\t") for r in rows.splitlines()] if rows else []
         if policy == "off":
@@ -780,7 +768,7 @@ def test_dolt_commit_policies(tmp_path, policy):
             assert v1_commit == "NULL"
         # Nothing new: no further commit.
         n = len(rows)
-        time.sleep(1.5)
+        two_scans_later()
         assert int(s.sql("SELECT COUNT(*) FROM mirror_commit_log").strip()) == n
     finally:
         s.close()

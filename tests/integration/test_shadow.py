@@ -263,16 +263,16 @@ def test_dolt_stopped_gives_v2_error_and_v1_keeps_serving(tmp_path):
         put(s, "do", "student", "hello\n")
         s.converge()
         server.halt()
-        timings = []
         for _ in range(30):
-            t0 = time.perf_counter()
             status, _ = read(s, "/users/do/blocks/student")
-            timings.append(time.perf_counter() - t0)
             assert status == 200
-        assert max(timings) < 0.5, timings  # never waits for the dead Dolt (connect: 1 s)
         st = wait_shadow_idle(s)
         t = totals(st)
-        assert t["v2_error"] + t["v2_timeout"] >= 25, t
+        # Every read has exactly one outcome (a comparison skipped under load is one too), and
+        # every comparison is a v2 failure: no match, no discrepancy. (That the client never
+        # waits for a hung Dolt is test_mirror's hung-database test.)
+        assert sum(t.values()) + sum(st["skipped"].values()) == 30, (t, st["skipped"])
+        assert t["v2_error"] + t["v2_timeout"] == sum(t.values()) > 0, t
         assert discrepancy_total(st) == 0, t
         server.start()
     finally:
