@@ -284,11 +284,17 @@ reconcile_report run_reconcile(const config::config& cfg, const reconcile_option
     if (!ok) return finish();
 
     if (report.users_repaired > 0) {
-        (void)dolt::commit_end_of_run(
-            conn, dolt::commit_policy::once_per_run,
+        // One Dolt commit for the whole repair; recorded in mirror_commit_log on a server that
+        // is not Dolt, as the mirror's are (reconcile writes beside the running mirror).
+        const dolt::commit_request req{
             fmt::format("shadowgate reconcile --repair: {} users written again as v1 has them",
                         report.users_repaired),
-            std::time(nullptr));
+            "shadowgate", std::time(nullptr), false};
+        if (auto made = dolt::commit_or_record(conn, req, "", ""); !made) {
+            report.failures.emplace_back("(dolt commit)",
+                                         "the repair's Dolt commit failed: " +
+                                             made.error().to_string());
+        }
     }
     // A whole run: the next one starts from the beginning.
     if (!opts.checkpoint.empty() && low == users.size()) std::remove(opts.checkpoint.c_str());

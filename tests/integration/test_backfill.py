@@ -497,5 +497,33 @@ def test_sigkill_halfway_then_resume(setup, tmp_path):
         again = shadowgate(setup, "migrate", "-c", str(cfg_path)).stdout
         assert "users:    0 written, 600 unchanged, 0 failed" in again, again
         assert in_dolt_line(again) == totals
+
+        # reconcile killed halfway: the checkpoint its own writer left resumes the run.
+        users = sorted(p.name for p in data.iterdir() if (p / ".git").exists())
+        first, last = users[0], users[-1]
+        for u in (first, last):
+            admin_sql(db, f"UPDATE {name}.blocks SET content = CONCAT(content, 'drift') "
+                          f"WHERE user_id = '{u}' ORDER BY label LIMIT 1")
+        cp = tmp_path / "reconcile.checkpoint"
+        proc = subprocess.Popen([str(shadowgate_bin()), "reconcile", "-c", str(cfg_path),
+                                 "--checkpoint", str(cp), "--batch", "5", "--readers", "1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=setup["env"])
+        while proc.poll() is None and not cp.exists():
+            time.sleep(0.002)
+        proc.kill()
+        assert proc.wait() == -9 and cp.exists(), "reconcile finished before it could be killed"
+        saved = json.loads(cp.read_text())
+        done = users.index(saved["after"]) + 1
+        assert 0 < done < 600 and saved["counts"]["users_checked"] == done, saved
+        assert saved["counts"]["by_kind"] == {"different block.content": 1}, saved  # `first`
+        res = shadowgate(setup, "reconcile", "-c", str(cfg_path), "--checkpoint", str(cp),
+                         "--json", check=False)
+        assert res.returncode == 1, res.stdout + res.stderr
+        r = json.loads(res.stdout)
+        assert r["users_resumed"] == done and r["users_checked"] == 600, r
+        assert r["by_kind"] == {"different block.content": 2}, r  # one carried over, one found
+        assert {d["user"] for d in r["drift"]} == {last}, r["drift"]  # only this run's are listed
+        assert not cp.exists()
     finally:
         admin_sql(db, f"DROP DATABASE IF EXISTS {name}")
