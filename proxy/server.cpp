@@ -173,6 +173,12 @@ bool has_no_body(unsigned status) {
 }  // namespace
 
 // One thread, one io_context, one upstream pool, one deadline sweep.
+// An io_context whose pending work can be destroyed before its owner's other members are.
+struct owned_context : asio::io_context {
+    using asio::io_context::io_context;
+    void destroy_pending() { shutdown(); }  // idempotent; the destructor calls it again
+};
+
 struct worker {
     worker(const config::config& c, metrics& mm, const std::vector<tcp::endpoint>& upstream,
            mirror* mir, shadow* sh)
@@ -182,10 +188,16 @@ struct worker {
           mirror_(mir),
           shadow_(sh),
           rng(std::random_device{}()) {}
+    // Sessions still suspended when the loop stopped (the shutdown grace ran out) are coroutine
+    // frames owned by the io_context; their destructors unwatch and release into this worker,
+    // so they go first, while `watches` and `pool` still exist.
+    ~worker() { ioc.destroy_pending(); }
+    worker(const worker&) = delete;
+    worker& operator=(const worker&) = delete;
 
     const config::config& cfg;
     metrics& m;
-    asio::io_context ioc{1};
+    owned_context ioc{1};
     asio::executor_work_guard<executor_t> guard{ioc.get_executor()};
     const std::vector<tcp::endpoint>& upstream_endpoints;
     mirror* mirror_;  // null in the `off` stage

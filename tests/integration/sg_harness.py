@@ -22,9 +22,12 @@ ScriptedUpstream(): a fake v1 for behaviours the real reference service cannot s
       /hang        reads the request and never answers
       /garbage     answers bytes that are not HTTP
       /close       200 with "Connection: close", then closes
+      /quietclose  200 keep-alive by the book, then closes at once without a word
+      /crash?ms=N  500 without "Connection: close", closes N ms later (uvicorn after a crash)
       /big?n=N     200 with N bytes of "x"
       anything else 404 JSON
     .port .url .requests (list of (method, target, headers dict lower-case)) .connections (int)
+    .quiet_closes (int: /quietclose connections closed)
     .stop()
 """
 
@@ -179,6 +182,7 @@ class ScriptedUpstream:
         self.url = f"http://127.0.0.1:{self.port}"
         self.requests = []
         self.connections = 0
+        self.quiet_closes = 0  # answers of /quietclose sent and their connection closed
         self._lock = threading.Lock()
         self._stopped = False
         self._conns = []
@@ -275,6 +279,14 @@ class ScriptedUpstream:
                 elif path == "/close":
                     self._send(conn, 200, b'{"closing":true}', method, extra=b"Connection: close\r\n")
                     conn.shutdown(socket.SHUT_WR)
+                    return
+                elif path == "/quietclose":
+                    # An answer that keeps the connection alive by the book, then the connection
+                    # closed at once without a word (a server restarting, an idle timeout that
+                    # came early): the next request sent on it meets a dead socket.
+                    self._send(conn, 200, b'{"quiet":true}', method)
+                    conn.shutdown(socket.SHUT_RDWR)
+                    self.quiet_closes += 1
                     return
                 elif path == "/crash":
                     # uvicorn after an unhandled exception: a 500 without `Connection: close`,

@@ -233,6 +233,7 @@ def test_chunked_and_head_answers(scripted, sg_scripted):
 
 
 def test_keep_alive_reuses_connections(v1, sg):
+    assert request("POST", v1.url + "/users/init", {"user_id": "alice"})[0] == 200
     before = sg.metrics()
     conn = http.client.HTTPConnection("127.0.0.1", sg.port, timeout=10)
     for _ in range(50):
@@ -249,6 +250,8 @@ def test_keep_alive_reuses_connections(v1, sg):
 
 
 def test_many_concurrent_clients(v1, sg):
+    assert request("POST", v1.url + "/users/init", {"user_id": "alice"})[0] == 200
+    assert request("PUT", v1.url + "/users/alice/blocks/student", {"content": "hi\n"})[0] == 200
     errors = []
 
     def client(i):
@@ -306,6 +309,65 @@ def test_hostile_paths_never_reach_v1(scripted, sg_scripted):
         j = json.loads(body)
         assert j["error"] == "hostile_path" and j["request_id"] == headers["x-request-id"]
     assert len(scripted.requests) == before
+
+
+def test_hostile_paths_on_writes_never_reach_v1(scripted, sg_scripted):
+    before = len(scripted.requests)
+    for method, path in [("PUT", "/users/..%2F..%2Fetc/blocks/student"),
+                         ("PUT", "/users/u1/blocks/..%2Fescape"),
+                         ("POST", "/users/u1/blocks/a%5Cb/restore"),
+                         ("POST", "/users/.hidden/blocks/student/diffs/d1/approve"),
+                         ("POST", "/users/u1/blocks/student/diffs/..%2Fx/reject"),
+                         ("POST", "/users/%00/blocks/student/restore")]:
+        status, _, body = request(method, sg_scripted.url + path, {"content": "x"})
+        assert status == 400 and json.loads(body)["error"] == "hostile_path", (method, path)
+    assert len(scripted.requests) == before
+
+
+def test_reject_hostile_paths_false_passes_them_to_v1(scripted):
+    cfg = base_config(scripted.port, proxy={"reject_hostile_paths": False})
+    with start_shadowgate(cfg) as gate:
+        for path in ["/users/..%2F..%2Fetc/blocks", "/users/.hidden/exists"]:
+            status, _, _ = request("GET", gate.url + path)
+            assert status == 404, path  # the scripted upstream's answer to a path it lacks
+            with scripted._lock:
+                assert scripted.requests[-1][1] == path
+
+
+def test_a_get_on_a_pooled_connection_found_dead_is_sent_once_more(scripted, sg_scripted):
+    retries = 'shadowgate_upstream_retries_total{upstream="v1"}'
+    stale = 'shadowgate_upstream_dropped_total{upstream="v1",reason="stale"}'
+    before = sg_scripted.metrics()
+    # One client connection: one worker thread, whose pool now holds the connection the upstream
+    # closed without a word (the newest, taken first).
+    conn = http.client.HTTPConnection("127.0.0.1", sg_scripted.port, timeout=10)
+    closes = scripted.quiet_closes
+    conn.request("GET", "/quietclose")
+    res = conn.getresponse()
+    assert res.status == 200 and res.read() == b'{"quiet":true}'
+    wait_until("the upstream closed it", lambda: scripted.quiet_closes == closes + 1)
+    conn.request("GET", "/echo?after=quietclose")
+    res = conn.getresponse()
+    assert res.status == 200 and json.loads(res.read())["target"] == "/echo?after=quietclose"
+    assert sg_scripted.metrics()[retries] == before[retries] + 1  # sent again, once
+    # A write is not resent: the pooled connection is probed first and dropped when dead.
+    conn.request("GET", "/quietclose")
+    conn.getresponse().read()
+    wait_until("the upstream closed it", lambda: scripted.quiet_closes == closes + 2)
+    conn.request("PUT", "/echo?write", body=b"{}", headers={"Content-Type": "application/json"})
+    res = conn.getresponse()
+    assert res.status == 200 and json.loads(res.read())["target"] == "/echo?write"
+    after = sg_scripted.metrics()
+    assert after[retries] == before[retries] + 1
+    assert after[stale] == before.get(stale, 0) + 1
+    conn.close()
+
+
+def wait_until(what, check, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
 
 
 def test_upstream_down_gives_502():
@@ -461,9 +523,9 @@ def test_malformed_request_gets_400(sg):
 def test_client_abandoning_a_request_is_counted(sg):
     before = sg.metrics()["shadowgate_client_read_aborts_total"]
     with socket.create_connection(("127.0.0.1", sg.port)) as s:
+        # TCP delivers the partial request before the close: no pause needed in between.
         s.sendall(b"PUT /users/alice/blocks/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
-        time.sleep(0.2)
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 10
     while sg.metrics()["shadowgate_client_read_aborts_total"] == before:
         assert time.monotonic() < deadline, "abandoned request not counted"
         time.sleep(0.05)
@@ -613,32 +675,68 @@ def test_admin_without_token_is_closed(scripted):
         assert status == 403 and json.loads(body)["error"] == "admin_token_unset"
 
 
-def test_sigterm_drains_in_flight_requests(scripted):
+def in_flight(scripted, target):
+    with scripted._lock:
+        return any(r[1] == target for r in scripted.requests)
+
+
+def refused(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except ConnectionRefusedError:
+        return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_drains_in_flight_requests(scripted, sig):
     gate = start_shadowgate(base_config(scripted.port, proxy={"shutdown_grace_ms": 5000}))
+    target = f"/slow?ms=1500&sig={sig.name}"
     result = {}
 
     def slow():
-        result["answer"] = request("GET", gate.url + "/slow?ms=1500")
+        result["answer"] = request("GET", gate.url + target)
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.4)  # the request is in flight upstream
+    wait_until("the request upstream", lambda: in_flight(scripted, target))
+    accepted = gate.metrics()["shadowgate_accepted_connections_total"]
     idle = socket.create_connection(("127.0.0.1", gate.port))  # an idle keep-alive client
-    time.sleep(0.1)
-    gate.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    try:
-        late = socket.create_connection(("127.0.0.1", gate.port), timeout=1)
-    except ConnectionRefusedError:
-        late = None
-    assert late is None, "a new connection was accepted after SIGTERM"
-    idle.settimeout(3)
+    wait_until("the idle client accepted", lambda: gate.metrics()[
+        "shadowgate_accepted_connections_total"] == accepted + 1)
+    gate.proc.send_signal(sig)
+    idle.settimeout(10)
     assert idle.recv(10) == b""  # idle connection closed by the drain
+    wait_until("the listener closed", lambda: refused(gate.port))
     t.join(10)
     status, headers, body = result["answer"]
-    assert status == 200 and json.loads(body)["target"] == "/slow?ms=1500"
+    assert status == 200 and json.loads(body)["target"] == target
+    assert headers["connection"] == "close"  # the drained answer says so
     assert gate.proc.wait(10) == 0
+    assert f"event=draining signal={sig.name}" in gate.log()
     assert "drained=true" in gate.log()
+
+
+def test_a_request_outlasting_the_grace_is_cut_off_and_the_exit_is_clean(scripted):
+    gate = start_shadowgate(base_config(scripted.port, proxy={"shutdown_grace_ms": 300},
+                                        v1={"response_timeout_ms": 60000}))
+    target = "/slow?ms=20000&grace=1"
+    result = {}
+
+    def slow():
+        try:
+            result["answer"] = request("GET", gate.url + target, timeout=30)
+        except OSError as e:  # http.client's RemoteDisconnected is one
+            result["error"] = e
+
+    t = threading.Thread(target=slow)
+    t.start()
+    wait_until("the request upstream", lambda: in_flight(scripted, target))
+    gate.proc.send_signal(signal.SIGTERM)
+    assert gate.proc.wait(15) == 0  # 300 ms of grace, not the request's 20 s
+    t.join(15)
+    assert "error" in result, result  # cut off, no answer
+    assert "drained=false open_connections=1" in gate.log()
 
 
 def test_pipelined_requests_answer_in_order(v1, sg):

@@ -22,7 +22,7 @@ import pytest
 import db_harness
 from db_harness import dolt_config, fresh_database
 from sg_harness import BODY_KINDS, varied_body
-from test_mirror import TOKEN, Stack, init_users, put
+from test_mirror import TOKEN, Stack, init_users, put, wait_for
 from v1ref_harness import free_port, request
 
 READS = ["user_exists", "list_blocks", "diff_counts", "get_block", "block_history",
@@ -764,4 +764,53 @@ def test_v1_rereads_are_bounded_and_each_comparison_still_ends(tmp_path):
     finally:
         if relay:
             relay.close()
+        s.close()
+
+
+def test_a_read_of_a_lagging_user_settles_then_compares(tmp_path):
+    """Dolt's writes wait behind a held lock, so the mirror provably lags the PUT. The read's
+    comparison waits (settling) instead of reporting the lag as a discrepancy; when the lock goes
+    and the mirror catches up, it reads both sides again and the result is `lagging`, not a
+    mismatch."""
+    s = Stack(tmp_path, shadow={**SHADOW, "settle_timeout_ms": 60000})
+    try:
+        init_users(s, ["se"])
+        put(s, "se", "student", "one\n")
+        s.converge()
+        lock = db_harness.read_lock(s.db)
+        try:
+            put(s, "se", "student", "two\n")
+            status, body = read(s, "/users/se/blocks/student")
+            assert status == 200 and json.loads(body)["body"] == "two\n"
+            wait_for("the comparison settling", lambda: shadow_status(s)["settling"] == 1)
+        finally:
+            lock.release()
+        st = wait_shadow_idle(s)
+        results = st["endpoints"]["get_block"]["results"]
+        assert results["lagging"] == 1 and results["mismatch"] == 0, results
+        assert discrepancy_total(st) == 0 and st["skipped"]["unsettled"] == 0, st
+        assert st["rereads"] >= 1, st
+    finally:
+        s.close()
+
+
+def test_a_user_that_never_settles_is_skipped_as_unsettled(tmp_path):
+    """The same lag with settle_timeout_ms 300: the lock outlasts it, the comparison gives up and
+    is counted `unsettled`, never a discrepancy."""
+    s = Stack(tmp_path, shadow={**SHADOW, "settle_timeout_ms": 300})
+    try:
+        init_users(s, ["un"])
+        put(s, "un", "student", "one\n")
+        s.converge()
+        lock = db_harness.read_lock(s.db)
+        try:
+            put(s, "un", "student", "two\n")
+            assert read(s, "/users/un/blocks/student")[0] == 200
+            wait_for("the skip", lambda: shadow_status(s)["skipped"]["unsettled"] == 1)
+            st = shadow_status(s)
+            assert discrepancy_total(st) == 0, st
+            assert s.sg.metrics()['shadowgate_compare_skipped_total{reason="unsettled"}'] == 1
+        finally:
+            lock.release()
+    finally:
         s.close()
