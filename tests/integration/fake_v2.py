@@ -12,6 +12,7 @@ Planted faults for the tests: POST /_fake/fault with {"content_suffix": "..."} a
 every block's "text"; {} clears it. GET /_fake/stats gives the number of reads answered.
 
 Usage: fake_v2.py --port P --v1 http://127.0.0.1:Q [--prefix /api/v2]
+(--port 0: the OS picks; the first line on stdout is "port N")
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ def main():
     Handler.prefix = args.prefix
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
+    print(f"port {server.server_address[1]}", flush=True)
     server.serve_forever()
 
 

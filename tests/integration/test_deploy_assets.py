@@ -254,8 +254,6 @@ class Prometheus:
 
     def __init__(self, workdir: Path, admin_port: int):
         workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.target = f"127.0.0.1:{admin_port}"
         cfg = workdir / "prometheus.yml"
         cfg.write_text(yaml.safe_dump({
@@ -264,20 +262,28 @@ class Prometheus:
             "scrape_configs": [{"job_name": "shadowgate",
                                 "static_configs": [{"targets": [self.target]}]}]}))
         self.log_path = workdir / "prometheus.log"
-        self.proc = subprocess.Popen(
-            [tool("prometheus"), f"--config.file={cfg}", f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+        # Prometheus cannot be given port 0 and report it: a port probed free may be taken before
+        # it binds, and then it exits at once ("address already in use"); try another port then.
+        # /-/ready answered while our process runs is our process (the port is its, or it died).
+        for _attempt in range(5):
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.proc = subprocess.Popen(
+                [tool("prometheus"), f"--config.file={cfg}",
+                 f"--storage.tsdb.path={workdir / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}"],
+                stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    if request("GET", self.url + "/-/ready", timeout=2)[0] == 200 and \
+                            self.proc.poll() is None:
+                        return
+                except OSError:
+                    pass
+                time.sleep(0.1)
+            if self.proc.poll() is None or "address already in use" not in self.log():
                 break
-            try:
-                if request("GET", self.url + "/-/ready", timeout=2)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"prometheus did not start: {self.log()}")
 

@@ -15,7 +15,7 @@ import pytest
 from sg_harness import shadowgate_bin
 from test_mirror import TOKEN, Stack, init_users, put
 from test_shadow import SHADOW, plant, read, wait_shadow_idle
-from v1ref_harness import request
+from v1ref_harness import refusing_port, request
 
 # A gate that a short test can satisfy: two endpoints, no soak, no reconcile required, and a
 # bound that 20 clean reads meet (the Wilson upper bound of 0/20 at 95% is ~12%).
@@ -134,15 +134,14 @@ def test_a_state_file_that_cannot_be_read_stops_the_start_and_is_kept(tmp_path):
         assert state.read_text() == "{not the gate's"  # nothing overwritten
         # `shadowgate gate` with nobody listening: exit 3, not a verdict.
         s.cfg["gate"] = {**GATE}
-        s.start()
-        port = int(s.sg.admin_url.rsplit(":", 1)[1])
-        s.sg.stop()
+        held, port = refusing_port()  # bound, never listening: nobody answers there
         cfg = json.loads(json.dumps(s.cfg))
         cfg["admin"]["listen"]["port"] = port
         path = tmp_path / "dead.json"
         path.write_text(json.dumps(cfg))
-        res = subprocess.run([str(shadowgate_bin()), "gate", "-c", str(path)],
-                             capture_output=True, text=True, timeout=30, env=s_env(s))
+        with held:
+            res = subprocess.run([str(shadowgate_bin()), "gate", "-c", str(path)],
+                                 capture_output=True, text=True, timeout=30, env=s_env(s))
         assert res.returncode == 3, res.stdout + res.stderr
         assert "cannot ask" in res.stderr
     finally:
@@ -204,5 +203,53 @@ def test_a_reconcile_in_the_service_feeds_the_gate(tmp_path):
         s.start()
         rec = criterion(verdict(s), "reconcile")
         assert rec["pass"] is True and "of 2 users" in rec["measured"], rec
+    finally:
+        s.close()
+
+
+def test_leaving_the_shadow_stage_starts_the_soak_again(tmp_path):
+    state = tmp_path / "gate.json"
+    s = gate_stack(tmp_path, state_file=str(state), min_shadow_hours=1)
+    try:
+        since = verdict(s)["evidence"]["shadow_since_ms"]
+        assert isinstance(since, int) and since > 0
+        assert criterion(verdict(s), "shadow_held")["pass"] is False  # an hour is not over
+        s.sg.stop()
+        s.start()  # a restart in the same stage keeps it
+        assert verdict(s)["evidence"]["shadow_since_ms"] == since
+        s.sg.stop()
+        s.cfg["stage"] = "dualwrite"
+        s.start()
+        assert verdict(s)["evidence"]["shadow_since_ms"] is None
+        s.sg.stop()
+        assert json.loads(state.read_text())["shadow_since_ms"] is None  # and on disk
+        s.cfg["stage"] = "shadow"
+        s.start()
+        again = verdict(s)["evidence"]["shadow_since_ms"]
+        assert isinstance(again, int) and again > since
+    finally:
+        s.close()
+
+
+ADMIN_CALLS = [("GET", "/admin/config"), ("GET", "/admin/mirror"),
+               ("POST", "/admin/mirror/retry?user=x"), ("GET", "/admin/shadow"),
+               ("GET", "/admin/gate"), ("GET", "/admin/discrepancies"),
+               ("GET", "/admin/report"), ("GET", "/admin/reconcile"),
+               ("POST", "/admin/reconcile")]
+
+
+def test_every_admin_endpoint_needs_the_token(tmp_path):
+    s = gate_stack(tmp_path)
+    try:
+        for method, path in ADMIN_CALLS:
+            for headers in ({}, {"Authorization": "Bearer wrong"},
+                            {"Authorization": f"Basic {TOKEN}"}):
+                status, _, body = request(method, s.sg.admin_url + path, headers=headers)
+                assert status == 401, (method, path, headers, status, body[:200])
+                assert json.loads(body)["error"] == "unauthorized"
+        for method, path in ADMIN_CALLS:  # and with it, each one answers
+            status, _, body = request(method, s.sg.admin_url + path,
+                                      headers={"Authorization": f"Bearer {TOKEN}"})
+            assert status in (200, 202), (method, path, status, body[:200])
     finally:
         s.close()

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from sg_harness import ScriptedUpstream, base_config, scratch_dir, start_shadowgate
-from v1ref_harness import free_port, request, start_v1ref
+from v1ref_harness import refusing_port, request, start_v1ref
 
 TOKEN = "test-admin-token-123"
 
@@ -371,8 +371,8 @@ def wait_until(what, check, timeout=10.0):
 
 
 def test_upstream_down_gives_502():
-    port = free_port()  # nothing listens there
-    with start_shadowgate(base_config(port)) as gate:
+    held, port = refusing_port()  # bound, never listening: refused, and nobody can take it
+    with held, start_shadowgate(base_config(port)) as gate:
         status, headers, body = request("GET", gate.url + "/users/u1/exists")
         assert status == 502
         j = json.loads(body)

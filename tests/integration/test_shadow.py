@@ -23,7 +23,7 @@ import db_harness
 from db_harness import dolt_config, fresh_database
 from sg_harness import BODY_KINDS, varied_body
 from test_mirror import TOKEN, Stack, init_users, put, wait_for
-from v1ref_harness import free_port, request
+from v1ref_harness import request
 
 READS = ["user_exists", "list_blocks", "diff_counts", "get_block", "block_history",
          "get_version", "list_diffs"]
@@ -392,9 +392,13 @@ class FakeV2:
     """fake_v2.py (a stand-in: no real v2 service exists) in front of the stack's v1ref."""
 
     def __init__(self, v1_url: str):
-        self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, str(FAKE_V2), "--port", str(self.port),
-                                      "--v1", v1_url])
+        # The OS picks the port and the fake reports it: nobody else can take it meanwhile.
+        self.proc = subprocess.Popen([sys.executable, str(FAKE_V2), "--port", "0",
+                                      "--v1", v1_url], stdout=subprocess.PIPE, text=True)
+        first = self.proc.stdout.readline().split()
+        if len(first) != 2 or first[0] != "port":
+            raise RuntimeError(f"fake_v2 did not report its port: {first}")
+        self.port = int(first[1])
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:

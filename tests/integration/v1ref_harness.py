@@ -9,7 +9,10 @@ API
 REPO_ROOT: Path                      the checkout root (parents[2] of this file)
 V1REF_SERVER: Path                   tests/v1ref/server.py
 shared_dir() -> Path                 env SHADOWGATE_SHARED, else <repo>/../shared
-free_port(host="127.0.0.1") -> int   a port that was free a moment ago
+free_port(host="127.0.0.1") -> int   a port that was free a moment ago (someone else may take
+                                     it: prefer port 0 and a process that reports its port)
+refusing_port() -> (socket, int)     a port held by a bound socket that never listens: every
+                                     connection to it is refused, and nobody else can take it
 
 start_v1ref(data_dir, tz="UTC", extra_args=(), *, test_endpoints=True,
             host="127.0.0.1", port=0, timeout=30.0, env=None) -> V1Ref
@@ -59,7 +62,8 @@ V1REF_SERVER = REPO_ROOT / "tests" / "v1ref" / "server.py"
 DEFAULT_PYTHON = "/usr/bin/python3"
 
 __all__ = [
-    "REPO_ROOT", "V1REF_SERVER", "V1Ref", "free_port", "request", "request_json",
+    "REPO_ROOT", "V1REF_SERVER", "V1Ref", "free_port", "refusing_port", "request",
+    "request_json",
     "shared_dir", "start_v1ref",
 ]
 
@@ -69,6 +73,12 @@ def shared_dir() -> Path:
     if env:
         return Path(env)
     return REPO_ROOT.parent / "shared"
+
+
+def refusing_port(host: str = "127.0.0.1"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((host, 0))
+    return s, s.getsockname()[1]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
