@@ -80,14 +80,26 @@ class PrivateServer:
     def __init__(self, directory: Path):
         self.dir = Path(directory)
 
-    def _run(self, cmd: str) -> None:
+    def _run(self, cmd: str, check: bool = True) -> subprocess.CompletedProcess:
         res = subprocess.run(["bash", str(SERVER_SH), cmd, str(self.dir)], capture_output=True,
                              text=True, timeout=180)
-        assert res.returncode == 0, (cmd, res.stdout, res.stderr)
+        if check:
+            assert res.returncode == 0, (cmd, res.stdout, res.stderr)
+        return res
 
     def start(self) -> dict:
+        """Starts (or restarts) the server; a restarted one is the same server or this fails."""
+        conn = self.dir / "conn.env"
+        before = read_env_file(conn) if conn.exists() else None
         self._run("start")
-        return read_env_file(self.dir / "conn.env")
+        env = read_env_file(conn)
+        if before is not None:
+            assert env["SG_MARIADB_PORT"] == before["SG_MARIADB_PORT"], (before, env)
+            assert env["SG_MARIADB_PASSWORD"] == before["SG_MARIADB_PASSWORD"]
+        return env
+
+    def try_start(self) -> subprocess.CompletedProcess:
+        return self._run("start", check=False)
 
     def halt(self) -> None:
         self._run("halt")

@@ -655,6 +655,29 @@ def test_mariadb_outage_during_writes(tmp_path):
         server.stop()
 
 
+def test_a_halted_server_that_cannot_come_back_fails_loudly(tmp_path):
+    # tests/mariadb/server.sh: a halted server whose port was taken meanwhile must not come back
+    # empty on another port (the tests would read a database without their data).
+    server = db_harness.private_server(tmp_path / "db")
+    db = server.start()
+    try:
+        admin_sql(db, "CREATE DATABASE kept")
+        server.halt()
+        squatter = socket.socket()
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", int(db["SG_MARIADB_PORT"])))
+        squatter.listen(1)
+        with squatter:
+            res = server.try_start()
+            assert res.returncode != 0, res.stdout + res.stderr
+            assert "its data is kept" in res.stderr, res.stderr
+        assert (tmp_path / "db" / "data" / "kept").is_dir()
+        db = server.start()  # the port is free again: the same server, with its data
+        assert "kept" in admin_sql(db, "SHOW DATABASES")
+    finally:
+        server.stop()
+
+
 class HungServer:
     """A fake database: accepts TCP connections and never says a word."""
 

@@ -4,7 +4,8 @@
 # never touches /var/lib/mysql, /etc/mysql or the system service (--no-defaults everywhere).
 #
 #   server.sh start DIR    initialize DIR (first time) and start the server; idempotent: a running
-#                          server is left alone; a halted one restarts on the same port and data
+#                          server is left alone; a halted one restarts on the same port and data,
+#                          or fails (exit 1, data kept) when it cannot: never empty on a new port
 #   server.sh halt DIR     stop the server, keep its data (a later `start` brings it back)
 #   server.sh stop DIR     stop the server and delete DIR
 #   server.sh env DIR      print the connection details (the contents of DIR/conn.env)
@@ -167,8 +168,12 @@ start() {
             log "restarted on 127.0.0.1:$port"
             return 0
         fi
-        # Left over from a crashed run, its port now taken or its data damaged: start afresh.
-        log "restart failed: initializing a new server in $dir"
+        # Its port now taken or its data damaged: say so and stop. Starting an empty server
+        # (on another port) would hand the caller a database without the data it halted with.
+        log "restart of the halted server in $dir on port $port failed (its data is kept):"
+        tail -n 20 "$errlog" >&2 2>/dev/null || true
+        log "free the port or run '$0 stop $dir' to start over with an empty server"
+        return 1
     fi
 
     rm -rf "$data" "$conn"
