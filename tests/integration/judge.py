@@ -232,7 +232,8 @@ def _history_differences(v1_url, db, database, repo, user, label, tz) -> list[st
     status, history = _v1(v1_url, f"{base}/history?limit={HISTORY_LIMIT}")
     assert status == 200, (user, label, status, history)
     rows = select(db, database, ["id", "message", "author",
-                                 "DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s')", "CONCAT(is_current)",
+                                 "DATE_FORMAT(created_at, '%Y-%m-%dT%H:%i:%s')",
+                                 "CONCAT(is_current)",
                                  "content", "metadata", "metadata_keys", "CONCAT(frontmatter)",
                                  "CONCAT(blank_lines)", "CONCAT(deleted)"],
                   f"FROM block_versions WHERE user_id = {_q(user)} AND label = {_q(label)} "

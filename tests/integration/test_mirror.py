@@ -608,11 +608,10 @@ def test_sigkill_during_a_write_burst_loses_nothing(stack):
 
 
 def test_mariadb_outage_during_writes(tmp_path):
-    """MariaDB stopped during a write burst and restarted: every write arrives, none twice, and
-    v1-path latency does not wait for Dolt. The precise latency comparison (within 10%) is the
-    mirror benchmark's job (tests/bench/mirror_bench.sh); here only a gross bound is asserted:
-    no write may wait anywhere near Dolt's connect timeout."""
-    outage = float(os.environ.get("SG_MIRROR_OUTAGE_S", "30"))
+    """MariaDB stopped during a write burst and restarted: every write is answered by v1 while
+    the breaker opens, every write arrives, none twice. Latency during an outage is the mirror
+    benchmark's number (tests/bench/mirror_bench.sh); that the client never waits for Dolt is
+    the hung-database test's."""
     server = db_harness.private_server(tmp_path / "db")
     db = server.start()
     name = fresh_database(db, "outage")
