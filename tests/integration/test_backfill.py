@@ -306,20 +306,32 @@ def test_hostile_data_dir(setup, tmp_path):
 def test_planted_drift_is_reported(setup):
     shadowgate(setup, "migrate", "-c", str(setup["cfg"]))
     name = setup["name"]
-    admin_sql(setup["db"], f"UPDATE {name}.blocks SET source = CONCAT(source, 'x') "
+    # A column v2 reads (content), and the audit copy (source) of another block.
+    admin_sql(setup["db"], f"UPDATE {name}.blocks SET content = CONCAT(content, 'x') "
                            f"WHERE user_id = 'user-001' AND label = 'student'")
+    admin_sql(setup["db"], f"UPDATE {name}.blocks SET source = CONCAT(source, 'x') "
+                           f"WHERE user_id = 'user-003' AND label = 'student'")
     admin_sql(setup["db"], f"UPDATE {name}.pending_diffs SET status = 'approved' "
                            f"WHERE user_id = 'user-002' LIMIT 1")
     # --verify compares even users whose watermark says they are up to date.
     res = shadowgate(setup, "migrate", "-c", str(setup["cfg"]), "--verify", check=False)
     assert res.returncode == 1
-    assert "user-001: different block student: source" in res.stdout, res.stdout
+    assert "user-001: different block student: content" in res.stdout, res.stdout
+    assert "user-003: different block student: source" in res.stdout, res.stdout
     assert re.search(r"user-002: different diff \S+: status", res.stdout), res.stdout
-    # Forcing a rewrite repairs it: bump the watermark so the users count as changed.
-    admin_sql(setup["db"], f"UPDATE {name}.mirror_watermarks SET v1_commit = 'stale' "
-                           f"WHERE user_id IN ('user-001', 'user-002')")
-    res = shadowgate(setup, "migrate", "-c", str(setup["cfg"]), "--verify")
-    assert "users:    2 written" in res.stdout and "0 differences" in res.stdout, res.stdout
+    planted = ["user-001", "user-002", "user-003"]
+    with start_v1ref(setup["data"], test_endpoints=False) as v1:
+        # The independent judge sees the drift in the columns v2 reads (not the audit copy)...
+        seen = {line.split()[0] for line in
+                judge.differences(v1.url, setup["db"], name, setup["data"], users=planted)}
+        assert seen == {"'user-001'", "'user-002'"}, seen
+        # Forcing a rewrite repairs it: bump the watermark so the users count as changed.
+        admin_sql(setup["db"], f"UPDATE {name}.mirror_watermarks SET v1_commit = 'stale' "
+                               f"WHERE user_id IN ('user-001', 'user-002', 'user-003')")
+        res = shadowgate(setup, "migrate", "-c", str(setup["cfg"]), "--verify")
+        assert "users:    3 written" in res.stdout and "0 differences" in res.stdout, res.stdout
+        # ...and none after the rewrite.
+        judge.assert_mirrored(v1.url, setup["db"], name, setup["data"], users=planted)
 
 
 def test_failed_user_is_listed_and_others_migrate(setup):
