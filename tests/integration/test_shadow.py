@@ -524,13 +524,16 @@ def test_the_budget_and_the_cpu_gate_skip_and_count(tmp_path):
         init_users(s, ["bu"])
         put(s, "bu", "student", "hello\n")
         s.converge()
+        t0 = time.monotonic()
         for _ in range(20):
             read(s, "/users/bu/blocks/student")
+        spent = time.monotonic() - t0
         st = wait_shadow_idle(s)
         res = st["endpoints"]["get_block"]["results"]
         compared = res["match"] + res["lagging"]
-        # a burst of at most 2, plus what 2/s refilled while the reads ran
-        assert 2 <= compared < 20, res
+        # The token bucket's own arithmetic, whatever the machine's speed: the burst of 2, plus at
+        # most what 2/s refilled while the reads ran (one more for the edges).
+        assert 2 <= compared <= min(20, 2 + 2 * spent + 1), (res, spent)
         assert st["skipped"]["budget"] == res["skipped"] == 20 - compared, st
         assert s.sg.metrics()['shadowgate_compare_skipped_total{reason="budget"}'] == \
             st["skipped"]["budget"]
