@@ -10,7 +10,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -329,7 +328,8 @@ awaitable<void> admin_server::impl::accept_loop() {
         auto [ec, socket] = co_await acceptor.async_accept(nothrow);
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
         if (ec) continue;
-        asio::co_spawn(ioc, session(std::move(socket)), asio::detached);
+        asio::co_spawn(ioc, session(std::move(socket)),
+                       on_task_end(m.tasks, task_kind::admin_session));
     }
 }
 
@@ -367,10 +367,11 @@ std::uint16_t admin_server::port() const {
 }
 
 void admin_server::start() {
-    asio::co_spawn(impl_->ioc, impl_->accept_loop(), asio::detached);
+    asio::co_spawn(impl_->ioc, impl_->accept_loop(),
+                   on_task_end(impl_->m.tasks, task_kind::admin_accept_loop));
     impl_->thread = std::thread([this] {
         name_this_thread("sg-admin");
-        impl_->ioc.run();
+        run_guarded(impl_->m.tasks, task_kind::admin_thread, [this] { impl_->ioc.run(); });
     });
 }
 

@@ -128,8 +128,17 @@ int serve(const std::string& config_path, const std::string& ready_file) {
                      cfg.admin.token.empty() ? "unset" : "set");
         if (!ready_file.empty()) write_ready_file(ready_file, server.port(), admin.port());
 
+        if (std::getenv("SHADOWGATE_TEST_FAULTS") != nullptr) {
+            spdlog::warn("event=test_faults_enabled faults=\"{}\" (for tests only)",
+                         std::getenv("SHADOWGATE_TEST_FAULTS"));
+        }
+
         int sig = 0;
         sigwait(&stop_signals, &sig);
+        if (metrics.tasks.essential_failed.load()) {
+            spdlog::critical("event=stopping reason=\"an essential task failed (see "
+                             "event=task_failed)\"");
+        }
         spdlog::info("event=draining signal={} grace_ms={}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                      cfg.proxy.shutdown_grace.count());
         server.begin_drain();
@@ -149,7 +158,7 @@ int serve(const std::string& config_path, const std::string& ready_file) {
             // destructors it could be using (what it has not committed is rolled back).
             spdlog::shutdown();
             std::fflush(nullptr);
-            std::_Exit(exit_ok);
+            std::_Exit(metrics.tasks.essential_failed.load() ? exit_failure : exit_ok);
         }
     } catch (const std::exception& e) {
         spdlog::critical("event=startup_failed error=\"{}\"", e.what());
@@ -157,7 +166,7 @@ int serve(const std::string& config_path, const std::string& ready_file) {
         return exit_failure;
     }
     spdlog::shutdown();
-    return exit_ok;
+    return metrics.tasks.essential_failed.load() ? exit_failure : exit_ok;
 }
 
 // GET `path` from the running service's admin listener (admin.listen of the config at

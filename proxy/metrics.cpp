@@ -173,6 +173,7 @@ std::string metrics::render(std::string_view upstream) const {
                    upstream, open_upstream_connections.load(relaxed));
     plain("shadowgate_in_flight_requests", "gauge", "Requests being handled now.",
           in_flight_requests.load(relaxed));
+    tasks.render(out);
     return out;
 }
 

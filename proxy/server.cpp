@@ -21,7 +21,6 @@
 #include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -38,6 +37,7 @@
 #include <array>
 #include <atomic>
 #include <optional>
+#include <cstdlib>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -207,6 +207,21 @@ struct worker {
     bool draining = false;
     std::mt19937_64 rng;
     std::thread thread;
+    // Faults a test can switch on (env SHADOWGATE_TEST_FAULTS, comma-separated; main logs a
+    // warning when it is set): `session_throw` makes a request for throw_target throw out of
+    // its session, to show that the barrier logs and counts it. Nothing else reads these.
+    struct fault_switches {
+        static constexpr std::string_view throw_target = "/_shadowgate_test/throw";
+        bool session_throw = false;
+    };
+    static fault_switches read_test_faults() {
+        fault_switches f;
+        if (const char* env = std::getenv("SHADOWGATE_TEST_FAULTS")) {
+            f.session_throw = std::string_view(env).find("session_throw") != std::string_view::npos;
+        }
+        return f;
+    }
+    const fault_switches test_faults = read_test_faults();
 
     void watch(deadline_watch& w) {
         w.slot = watches.size();
@@ -431,6 +446,9 @@ task<bool> worker::handle_one(socket_t& client, deadline_watch& dw, beast::flat_
         req.target(form.origin);
         req.set(http::field::host, form.authority);  // RFC 9112 §3.2.2: the target's wins
     }
+    if (test_faults.session_throw && req.target() == fault_switches::throw_target) {
+        throw std::runtime_error("test fault: a session threw (SHADOWGATE_TEST_FAULTS)");
+    }
     v1::route route = v1::classify(std::string_view(req.method_string()),
                                    std::string_view(req.target()));
     if (!route.hostile_reason) route.hostile_reason = v1::body_problem(route.ep, req.body());
@@ -637,7 +655,8 @@ task<void> server::impl::accept_loop() {
             socket.close(ignored);
             continue;
         }
-        asio::co_spawn(target.ioc, target.session(std::move(socket)), asio::detached);
+        asio::co_spawn(target.ioc, target.session(std::move(socket)),
+                       on_task_end(m.tasks, task_kind::session));
     }
 }
 
@@ -688,18 +707,14 @@ std::uint16_t server::port() const {
 }
 
 void server::start() {
-    asio::co_spawn(impl_->workers[0]->ioc, impl_->accept_loop(), asio::detached);
+    asio::co_spawn(impl_->workers[0]->ioc, impl_->accept_loop(),
+                   on_task_end(impl_->m.tasks, task_kind::accept_loop));
     for (auto& w : impl_->workers) {
         worker* wp = w.get();
-        asio::co_spawn(wp->ioc, wp->sweep(), asio::detached);
+        asio::co_spawn(wp->ioc, wp->sweep(), on_task_end(wp->m.tasks, task_kind::sweep));
         w->thread = std::thread([wp] {
             name_this_thread("sg-proxy");
-            try {
-                wp->ioc.run();
-            } catch (const std::exception& e) {
-                spdlog::critical("event=worker_crashed error=\"{}\"", e.what());
-                std::abort();  // a broken invariant: let the supervisor restart us
-            }
+            run_guarded(wp->m.tasks, task_kind::worker_thread, [wp] { wp->ioc.run(); });
         });
     }
 }

@@ -807,3 +807,25 @@ def test_upstream_connect_timeout_gives_504():
         for c in fillers:
             c.close()
         blackhole.close()
+
+
+def test_a_session_that_throws_is_logged_and_counted_and_the_service_goes_on(scripted):
+    # Issue #15, item 3: an exception out of a session was dropped by asio::detached without a
+    # line or a counter. A test fault (SHADOWGATE_TEST_FAULTS) makes one session throw.
+    env = {"SHADOWGATE_TEST_FAULTS": "session_throw"}
+    with start_shadowgate(base_config(scripted.port), env=env) as gate:
+        key = 'shadowgate_task_failures_total{task="session"}'
+        assert gate.metrics()[key] == 0
+        assert "event=test_faults_enabled" in gate.log()
+        with pytest.raises(OSError):  # the connection goes with its session, no answer
+            request("GET", gate.url + "/_shadowgate_test/throw")
+        wait_until("the failure counted", lambda: gate.metrics()[key] == 1)
+        assert ('event=task_failed task=session essential=false error="test fault: a session '
+                'threw') in gate.log()
+        # Not essential: the service goes on serving, and nothing else failed.
+        status, _, body = request("GET", gate.url + "/echo?after=throw")
+        assert status == 200 and json.loads(body)["target"] == "/echo?after=throw"
+        assert gate.metrics()['shadowgate_task_failures_total{task="accept_loop"}'] == 0
+        # The thrown session gave its connection slot back (its guard ran).
+        wait_until("no open connection", lambda: gate.metrics()["shadowgate_open_connections"] == 0)
+        assert gate.stop() == 0
