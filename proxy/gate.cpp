@@ -1,5 +1,6 @@
 // proxy/gate: see the header.
 #include "proxy/gate.hpp"
+#include "proxy/task_failure.hpp"
 
 #include "proxy/file_util.hpp"
 #include "proxy/metrics.hpp"
@@ -208,7 +209,10 @@ std::string gate::start() {
     impl_->flush();
     impl_->started = true;
     impl_->stopping = false;
-    impl_->flusher = std::thread([this] { impl_->flush_loop(); });
+    impl_->flusher = std::thread([this] {
+        run_guarded(process_task_failures(), task_kind::gate_flusher,
+                    [this] { impl_->flush_loop(); });
+    });
     return {};
 }
 

@@ -1,5 +1,6 @@
 // proxy/http_fetch: see the header.
 #include "proxy/http_fetch.hpp"
+#include "proxy/task_failure.hpp"
 
 #include "proxy/thread_name.hpp"
 
@@ -157,8 +158,9 @@ http_client::http_client(const char* thread_name, int nice) : impl_(std::make_un
             try {
                 impl_->ioc.run();
                 return;
-            } catch (const std::exception& e) {  // a done() threw: log it, keep serving
-                spdlog::error("event=http_client_handler_failed error=\"{}\"", e.what());
+            } catch (...) {  // a done() threw: log it, count it, keep serving
+                task_end(process_task_failures(), task_kind::http_client,
+                         std::current_exception());
             }
         }
     });

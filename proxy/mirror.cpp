@@ -1,5 +1,6 @@
 // proxy/mirror: the worker and capture-scan threads (see the header), their metrics and status.
 #include "proxy/mirror.hpp"
+#include "proxy/task_failure.hpp"
 
 #include "adapters/dolt/connection.hpp"
 #include "adapters/dolt/dolt_commit.hpp"
@@ -218,8 +219,8 @@ mirror::~mirror() { stop(); }
 
 void mirror::start() {
     // Each thread holds the engine: one left behind by stop(bound) outlives the mirror safely.
-    auto run = [](std::shared_ptr<impl> self, void (impl::*loop)()) {
-        ((*self).*loop)();
+    auto run = [](std::shared_ptr<impl> self, void (impl::*loop)(), task_kind kind) {
+        run_guarded(process_task_failures(), kind, [&] { ((*self).*loop)(); });
         std::lock_guard lock(self->mu);
         --self->threads_running;
         self->threads_done.notify_all();
@@ -228,8 +229,8 @@ void mirror::start() {
         std::lock_guard lock(impl_->mu);
         impl_->threads_running = 2;
     }
-    impl_->worker_thread = std::thread(run, impl_, &impl::worker_loop);
-    impl_->scan_thread = std::thread(run, impl_, &impl::scan_loop);
+    impl_->worker_thread = std::thread(run, impl_, &impl::worker_loop, task_kind::mirror_worker);
+    impl_->scan_thread = std::thread(run, impl_, &impl::scan_loop, task_kind::mirror_scan);
 }
 
 void mirror::stop() {

@@ -1,5 +1,6 @@
 // proxy/reconcile: see the header.
 #include "proxy/reconcile.hpp"
+#include "proxy/task_failure.hpp"
 
 #include "adapters/dolt/connection.hpp"
 #include "adapters/dolt/dolt_commit.hpp"
@@ -371,7 +372,13 @@ bool reconcile_job::start(reconcile_options opts) {
         total_ = total;
     };
     thread_ = std::thread([this, opts = std::move(opts)] {
-        auto r = run_reconcile(cfg_, opts, nullptr);
+        reconcile_report r;
+        try {
+            r = run_reconcile(cfg_, opts, nullptr);
+        } catch (...) {  // counted and logged; the job ends, failed, instead of running forever
+            task_end(process_task_failures(), task_kind::reconcile_job, std::current_exception());
+            r.fatal = "the run ended with an exception (event=task_failed)";
+        }
         // A whole check of every user counts for the gate; a list of users does not.
         if (gate_ != nullptr && r.fatal.empty() && opts.users.empty()) {
             gate_logic::reconcile_record rec;

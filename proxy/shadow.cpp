@@ -1,5 +1,6 @@
 // proxy/shadow: see the header.
 #include "proxy/shadow.hpp"
+#include "proxy/task_failure.hpp"
 
 #include "adapters/dolt/store.hpp"
 #include "adapters/git/reader.hpp"
@@ -306,10 +307,16 @@ void shadow::start() {
     impl_->stopping = false;
     impl_->v1_client = std::make_unique<http_client>("sg-compare", comparer_nice);
     for (int i = 0; i < impl_->cfg.shadow.workers; ++i) {
-        impl_->workers.emplace_back([this] { impl_->worker_loop(); });
+        impl_->workers.emplace_back([this] {
+            run_guarded(process_task_failures(), task_kind::shadow_worker,
+                        [this] { impl_->worker_loop(); });
+        });
     }
     if (impl_->cfg.shadow.min_idle_cpu > 0 || impl_->cfg.shadow.max_proxy_wait_us > 0) {
-        impl_->cpu_watch = std::thread([this] { impl_->watch_cpu(); });
+        impl_->cpu_watch = std::thread([this] {
+            run_guarded(process_task_failures(), task_kind::shadow_cpu_watch,
+                        [this] { impl_->watch_cpu(); });
+        });
     }
 }
 

@@ -18,13 +18,27 @@ std::string_view name(task_kind k) {
         case task_kind::admin_session: return "admin_session";
         case task_kind::admin_accept_loop: return "admin_accept_loop";
         case task_kind::admin_thread: return "admin_thread";
+        case task_kind::mirror_worker: return "mirror_worker";
+        case task_kind::mirror_scan: return "mirror_scan";
+        case task_kind::shadow_worker: return "shadow_worker";
+        case task_kind::shadow_cpu_watch: return "shadow_cpu_watch";
+        case task_kind::http_client: return "http_client";
+        case task_kind::gate_flusher: return "gate_flusher";
+        case task_kind::reconcile_job: return "reconcile_job";
         case task_kind::count_: break;
     }
     return "unknown";
 }
 
 bool essential(task_kind k) {
-    return k != task_kind::session && k != task_kind::admin_session;
+    // A connection, a handler (its client thread serves on) and one reconcile run fail alone.
+    return k != task_kind::session && k != task_kind::admin_session &&
+           k != task_kind::http_client && k != task_kind::reconcile_job;
+}
+
+task_failures& process_task_failures() {
+    static task_failures f;
+    return f;
 }
 
 void task_failures::render(std::string& out) const {

@@ -22,6 +22,13 @@ enum class task_kind {
     admin_session,      // one connection of the admin listener
     admin_accept_loop,  // the admin listener
     admin_thread,       // the admin listener's event loop
+    mirror_worker,      // the mirror's forward passes
+    mirror_scan,        // the mirror's capture scan
+    shadow_worker,      // a shadow comparer worker
+    shadow_cpu_watch,   // the comparer's CPU guard
+    http_client,        // a completion handler on a v1 re-read / v2 HTTP client thread
+    gate_flusher,       // the gate's evidence flusher
+    reconcile_job,      // POST /admin/reconcile's run
     count_
 };
 inline constexpr std::size_t task_kind_count = static_cast<std::size_t>(task_kind::count_);
@@ -35,6 +42,9 @@ struct task_failures {
     std::atomic<bool> essential_failed{false};  // main exits non-zero after the drain
     void render(std::string& out) const;         // shadowgate_task_failures_total{task}
 };
+
+// The service's one set (the metrics registry renders it; every module counts into it).
+task_failures& process_task_failures();
 
 // Logs and counts `e` (null: the task ended normally, nothing happens); an essential task's
 // failure sets essential_failed and sends the process SIGTERM, which main turns into a drain.

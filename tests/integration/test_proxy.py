@@ -815,6 +815,10 @@ def test_a_session_that_throws_is_logged_and_counted_and_the_service_goes_on(scr
     env = {"SHADOWGATE_TEST_FAULTS": "session_throw"}
     with start_shadowgate(base_config(scripted.port), env=env) as gate:
         key = 'shadowgate_task_failures_total{task="session"}'
+        tasks = {k for k in gate.metrics() if k.startswith("shadowgate_task_failures_total")}
+        assert {'shadowgate_task_failures_total{task="%s"}' % t for t in
+                ("session", "accept_loop", "sweep", "worker_thread", "admin_thread",
+                 "mirror_worker", "shadow_worker", "gate_flusher")} <= tasks, tasks
         assert gate.metrics()[key] == 0
         assert "event=test_faults_enabled" in gate.log()
         with pytest.raises(OSError):  # the connection goes with its session, no answer
