@@ -209,19 +209,25 @@ struct worker {
     std::thread thread;
     // Faults a test can switch on (env SHADOWGATE_TEST_FAULTS, comma-separated; main logs a
     // warning when it is set): `session_throw` makes a request for throw_target throw out of
-    // its session, to show that the barrier logs and counts it. Nothing else reads these.
+    // its session, to show that the barrier logs and counts it; `sweep_throw` makes a request for
+    // sweep_target arm this worker's deadline sweep to throw at its next tick (an essential
+    // task: the service drains and exits 1). Nothing else reads these.
     struct fault_switches {
         static constexpr std::string_view throw_target = "/_shadowgate_test/throw";
+        static constexpr std::string_view sweep_target = "/_shadowgate_test/throw-sweep";
         bool session_throw = false;
+        bool sweep_throw = false;
     };
     static fault_switches read_test_faults() {
         fault_switches f;
         if (const char* env = std::getenv("SHADOWGATE_TEST_FAULTS")) {
             f.session_throw = std::string_view(env).find("session_throw") != std::string_view::npos;
+            f.sweep_throw = std::string_view(env).find("sweep_throw") != std::string_view::npos;
         }
         return f;
     }
     const fault_switches test_faults = read_test_faults();
+    bool sweep_armed_to_throw = false;  // sweep_throw, armed by a request on this worker
 
     void watch(deadline_watch& w) {
         w.slot = watches.size();
@@ -254,6 +260,9 @@ task<void> worker::sweep() {
         timer.expires_after(sweep_interval);
         auto [ec] = co_await timer.async_wait(nothrow);
         if (ec) co_return;
+        if (sweep_armed_to_throw) {
+            throw std::runtime_error("test fault: the sweep threw (SHADOWGATE_TEST_FAULTS)");
+        }
         const auto now = steady::now();
         for (auto* w : watches) {
             if (w->deadline > now) continue;
@@ -448,6 +457,9 @@ task<bool> worker::handle_one(socket_t& client, deadline_watch& dw, beast::flat_
     }
     if (test_faults.session_throw && req.target() == fault_switches::throw_target) {
         throw std::runtime_error("test fault: a session threw (SHADOWGATE_TEST_FAULTS)");
+    }
+    if (test_faults.sweep_throw && req.target() == fault_switches::sweep_target) {
+        sweep_armed_to_throw = true;
     }
     v1::route route = v1::classify(std::string_view(req.method_string()),
                                    std::string_view(req.target()));

@@ -833,3 +833,19 @@ def test_a_session_that_throws_is_logged_and_counted_and_the_service_goes_on(scr
         # The thrown session gave its connection slot back (its guard ran).
         wait_until("no open connection", lambda: gate.metrics()["shadowgate_open_connections"] == 0)
         assert gate.stop() == 0
+
+
+def test_an_essential_task_that_throws_drains_the_service_and_exits_1(scripted):
+    # The deadline sweep is essential: without it no timeout holds. A test fault arms this
+    # worker's sweep to throw at its next tick; the service drains and exits non-zero.
+    env = {"SHADOWGATE_TEST_FAULTS": "sweep_throw"}
+    gate = start_shadowgate(base_config(scripted.port, proxy={"threads": 1}), env=env)
+    try:
+        status, _, _ = request("GET", gate.url + "/_shadowgate_test/throw-sweep")
+        assert status == 404  # forwarded as any request (the scripted upstream lacks it)
+        assert gate.proc.wait(15) == 1
+        log = gate.log()
+        assert 'event=task_failed task=sweep essential=true error="test fault: the sweep' in log
+        assert "event=stopping reason=" in log and "event=stopped drained=true" in log
+    finally:
+        gate.stop()
