@@ -5,8 +5,9 @@
 #include "proxy/http_read.hpp"
 #include "proxy/reconcile.hpp"
 #include "proxy/report.hpp"
-#include "proxy/v2_render.hpp"
+#include "proxy/task_failure.hpp"
 #include "proxy/thread_name.hpp"
+#include "proxy/v2_render.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -329,7 +330,7 @@ awaitable<void> admin_server::impl::accept_loop() {
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
         if (ec) continue;
         asio::co_spawn(ioc, session(std::move(socket)),
-                       on_task_end(m.tasks, task_kind::admin_session));
+                       on_task_end(process_task_failures(), task_kind::admin_session));
     }
 }
 
@@ -368,10 +369,10 @@ std::uint16_t admin_server::port() const {
 
 void admin_server::start() {
     asio::co_spawn(impl_->ioc, impl_->accept_loop(),
-                   on_task_end(impl_->m.tasks, task_kind::admin_accept_loop));
+                   on_task_end(process_task_failures(), task_kind::admin_accept_loop));
     impl_->thread = std::thread([this] {
         name_this_thread("sg-admin");
-        run_guarded(impl_->m.tasks, task_kind::admin_thread, [this] { impl_->ioc.run(); });
+        run_guarded(process_task_failures(), task_kind::admin_thread, [this] { impl_->ioc.run(); });
     });
 }
 

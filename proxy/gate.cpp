@@ -1,11 +1,11 @@
 // proxy/gate: see the header.
 #include "proxy/gate.hpp"
-#include "proxy/task_failure.hpp"
 
 #include "proxy/file_util.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/mirror.hpp"
 #include "proxy/shadow.hpp"
+#include "proxy/task_failure.hpp"
 #include "proxy/thread_name.hpp"
 
 #include <fmt/format.h>

@@ -1,7 +1,7 @@
 // proxy/http_fetch: see the header.
 #include "proxy/http_fetch.hpp"
-#include "proxy/task_failure.hpp"
 
+#include "proxy/task_failure.hpp"
 #include "proxy/thread_name.hpp"
 
 #include <sys/resource.h>

@@ -10,6 +10,7 @@
 #include "proxy/mirror.hpp"
 #include "proxy/reconcile.hpp"
 #include "proxy/server.hpp"
+#include "proxy/task_failure.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -72,6 +73,11 @@ int check_config(const std::string& path) {
     return exit_ok;
 }
 
+// A service that stopped because an essential task failed exits non-zero (after its drain).
+int serve_exit_code() {
+    return sg::proxy::process_task_failures().essential_failed.load() ? exit_failure : exit_ok;
+}
+
 int serve(const std::string& config_path, const std::string& ready_file) {
     sg::config::load_result loaded = config_path.empty()
                                          ? sg::config::parse("{}")
@@ -128,14 +134,13 @@ int serve(const std::string& config_path, const std::string& ready_file) {
                      cfg.admin.token.empty() ? "unset" : "set");
         if (!ready_file.empty()) write_ready_file(ready_file, server.port(), admin.port());
 
-        if (std::getenv("SHADOWGATE_TEST_FAULTS") != nullptr) {
-            spdlog::warn("event=test_faults_enabled faults=\"{}\" (for tests only)",
-                         std::getenv("SHADOWGATE_TEST_FAULTS"));
+        if (const char* faults = std::getenv("SHADOWGATE_TEST_FAULTS")) {
+            spdlog::warn("event=test_faults_enabled faults=\"{}\" (for tests only)", faults);
         }
 
         int sig = 0;
         sigwait(&stop_signals, &sig);
-        if (metrics.tasks.essential_failed.load()) {
+        if (sg::proxy::process_task_failures().essential_failed.load()) {
             spdlog::critical("event=stopping reason=\"an essential task failed (see "
                              "event=task_failed)\"");
         }
@@ -158,7 +163,7 @@ int serve(const std::string& config_path, const std::string& ready_file) {
             // destructors it could be using (what it has not committed is rolled back).
             spdlog::shutdown();
             std::fflush(nullptr);
-            std::_Exit(metrics.tasks.essential_failed.load() ? exit_failure : exit_ok);
+            std::_Exit(serve_exit_code());
         }
     } catch (const std::exception& e) {
         spdlog::critical("event=startup_failed error=\"{}\"", e.what());
@@ -166,7 +171,7 @@ int serve(const std::string& config_path, const std::string& ready_file) {
         return exit_failure;
     }
     spdlog::shutdown();
-    return metrics.tasks.essential_failed.load() ? exit_failure : exit_ok;
+    return serve_exit_code();
 }
 
 // GET `path` from the running service's admin listener (admin.listen of the config at

@@ -1,6 +1,8 @@
 // proxy/metrics: histogram bookkeeping and the Prometheus text rendering.
 #include "proxy/metrics.hpp"
 
+#include "proxy/task_failure.hpp"
+
 #include <fmt/format.h>
 
 namespace sg::proxy {
@@ -173,7 +175,7 @@ std::string metrics::render(std::string_view upstream) const {
                    upstream, open_upstream_connections.load(relaxed));
     plain("shadowgate_in_flight_requests", "gauge", "Requests being handled now.",
           in_flight_requests.load(relaxed));
-    tasks.render(out);
+    process_task_failures().render(out);  // every background task's end
     return out;
 }
 

@@ -4,7 +4,6 @@
 #pragma once
 
 #include "adapters/v1/routes.hpp"
-#include "proxy/task_failure.hpp"
 
 #include <array>
 #include <atomic>
@@ -110,7 +109,6 @@ struct metrics {
     std::atomic<std::int64_t> open_client_connections{0};
     std::atomic<std::int64_t> open_upstream_connections{0};
     std::atomic<std::int64_t> in_flight_requests{0};
-    task_failures& tasks = process_task_failures();  // every background task's end
 
     void count_request(v1::endpoint ep, unsigned status, double seconds);
     void count(reject_reason r) { rejected[static_cast<std::size_t>(r)].fetch_add(1, relaxed); }

@@ -1,6 +1,5 @@
 // proxy/mirror: the worker and capture-scan threads (see the header), their metrics and status.
 #include "proxy/mirror.hpp"
-#include "proxy/task_failure.hpp"
 
 #include "adapters/dolt/connection.hpp"
 #include "adapters/dolt/dolt_commit.hpp"
@@ -9,9 +8,10 @@
 #include "adapters/git/reader.hpp"
 #include "adapters/v1/utf8.hpp"
 #include "proxy/dolt_session.hpp"
-#include "proxy/mirror_apply.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/mirror_apply.hpp"
 #include "proxy/mirror_logic.hpp"
+#include "proxy/task_failure.hpp"
 #include "proxy/thread_name.hpp"
 
 #include <fmt/format.h>
@@ -109,6 +109,11 @@ struct mirror::impl {
     bool stopping = false;
     int threads_running = 0;                // worker and scan threads not yet returned
     std::condition_variable threads_done;  // threads_running went down
+    void ask_threads_to_stop() {           // under mu
+        stopping = true;
+        wake.notify_all();
+        scan_wake.notify_all();
+    }
     bool scan_requested = false;
     bool scanned_once = false;
     bool in_pass = false;
@@ -236,10 +241,8 @@ void mirror::start() {
 void mirror::stop() {
     {
         std::lock_guard lock(impl_->mu);
-        impl_->stopping = true;
+        impl_->ask_threads_to_stop();
     }
-    impl_->wake.notify_all();
-    impl_->scan_wake.notify_all();
     if (impl_->worker_thread.joinable()) impl_->worker_thread.join();
     if (impl_->scan_thread.joinable()) impl_->scan_thread.join();
 }
@@ -248,9 +251,7 @@ bool mirror::stop(std::chrono::milliseconds bound) {
     bool done = false;
     {
         std::unique_lock lock(impl_->mu);
-        impl_->stopping = true;
-        impl_->wake.notify_all();
-        impl_->scan_wake.notify_all();
+        impl_->ask_threads_to_stop();
         done = impl_->threads_done.wait_for(lock, bound,
                                             [&] { return impl_->threads_running == 0; });
     }
@@ -262,7 +263,7 @@ bool mirror::stop(std::chrono::milliseconds bound) {
         if (impl_->scan_thread.joinable()) impl_->scan_thread.detach();
         return false;
     }
-    stop();  // joins threads that have finished
+    stop();  // both have returned: joins them
     return true;
 }
 

@@ -1,6 +1,5 @@
 // proxy/reconcile: see the header.
 #include "proxy/reconcile.hpp"
-#include "proxy/task_failure.hpp"
 
 #include "adapters/dolt/connection.hpp"
 #include "adapters/dolt/dolt_commit.hpp"
@@ -10,6 +9,7 @@
 #include "proxy/file_util.hpp"
 #include "proxy/gate.hpp"
 #include "proxy/progress.hpp"
+#include "proxy/task_failure.hpp"
 #include "proxy/user_pipeline.hpp"
 
 #include <fmt/format.h>

@@ -10,9 +10,10 @@
 
 #include "adapters/v1/request_ids.hpp"
 #include "adapters/v1/routes.hpp"
-#include "proxy/mirror.hpp"
 #include "proxy/http_read.hpp"
 #include "proxy/http_rules.hpp"
+#include "proxy/mirror.hpp"
+#include "proxy/task_failure.hpp"
 #include "proxy/thread_name.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -36,8 +37,8 @@
 
 #include <array>
 #include <atomic>
-#include <optional>
 #include <cstdlib>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -172,13 +173,13 @@ bool has_no_body(unsigned status) {
 
 }  // namespace
 
-// One thread, one io_context, one upstream pool, one deadline sweep.
 // An io_context whose pending work can be destroyed before its owner's other members are.
 struct owned_context : asio::io_context {
     using asio::io_context::io_context;
     void destroy_pending() { shutdown(); }  // idempotent; the destructor calls it again
 };
 
+// One thread, one io_context, one upstream pool, one deadline sweep.
 struct worker {
     worker(const config::config& c, metrics& mm, const std::vector<tcp::endpoint>& upstream,
            mirror* mir, shadow* sh)
@@ -668,7 +669,7 @@ task<void> server::impl::accept_loop() {
             continue;
         }
         asio::co_spawn(target.ioc, target.session(std::move(socket)),
-                       on_task_end(m.tasks, task_kind::session));
+                       on_task_end(process_task_failures(), task_kind::session));
     }
 }
 
@@ -720,13 +721,13 @@ std::uint16_t server::port() const {
 
 void server::start() {
     asio::co_spawn(impl_->workers[0]->ioc, impl_->accept_loop(),
-                   on_task_end(impl_->m.tasks, task_kind::accept_loop));
+                   on_task_end(process_task_failures(), task_kind::accept_loop));
     for (auto& w : impl_->workers) {
         worker* wp = w.get();
-        asio::co_spawn(wp->ioc, wp->sweep(), on_task_end(wp->m.tasks, task_kind::sweep));
+        asio::co_spawn(wp->ioc, wp->sweep(), on_task_end(process_task_failures(), task_kind::sweep));
         w->thread = std::thread([wp] {
             name_this_thread("sg-proxy");
-            run_guarded(wp->m.tasks, task_kind::worker_thread, [wp] { wp->ioc.run(); });
+            run_guarded(process_task_failures(), task_kind::worker_thread, [wp] { wp->ioc.run(); });
         });
     }
 }

@@ -1,6 +1,5 @@
 // proxy/shadow: see the header.
 #include "proxy/shadow.hpp"
-#include "proxy/task_failure.hpp"
 
 #include "adapters/dolt/store.hpp"
 #include "adapters/git/reader.hpp"
@@ -12,8 +11,9 @@
 #include "proxy/metrics.hpp"
 #include "proxy/mirror_logic.hpp"
 #include "proxy/shadow_logic.hpp"
-#include "proxy/v2_render.hpp"
+#include "proxy/task_failure.hpp"
 #include "proxy/thread_name.hpp"
+#include "proxy/v2_render.hpp"
 
 #include <sys/resource.h>
 #include <unistd.h>

@@ -1,5 +1,6 @@
 // proxy/task_failure: the one barrier every background task ends into (issue #15, item 3).
-// A coroutine spawned with co_spawn completes into task_end(m, kind): an exception is logged
+// A coroutine spawned with co_spawn completes into on_task_end(f, kind), a thread's body runs
+// in run_guarded(f, kind, body): an exception is logged
 // (event=task_failed), counted (shadowgate_task_failures_total{task}) and, for the tasks the
 // service cannot run without (the accept loops, the deadline sweep, a thread's event loop),
 // stops the process: the running service drains as for SIGTERM and exits non-zero. Nothing that
@@ -10,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <string>
 #include <string_view>
 
 namespace sg::proxy {

@@ -42,13 +42,17 @@ def mariadb_env() -> dict:
     return read_env_file(Path(path))
 
 
+def _admin_client(db: dict, *args: str) -> tuple[list, dict]:
+    """The `mariadb` client as the administrator, batch output without column names: argv and
+    environment (the password in MYSQL_PWD, never on the command line)."""
+    return (["mariadb", "--no-defaults", "-h", db["SG_MARIADB_HOST"], "-P", db["SG_MARIADB_PORT"],
+             "--protocol=TCP", "-u", db["SG_MARIADB_ROOT_USER"], "-N", "-B", *args],
+            {**os.environ, "MYSQL_PWD": db["SG_MARIADB_ROOT_PASSWORD"]})
+
+
 def admin_sql(db: dict, sql: str) -> str:
-    res = subprocess.run(
-        ["mariadb", "--no-defaults", "-h", db["SG_MARIADB_HOST"], "-P", db["SG_MARIADB_PORT"],
-         "--protocol=TCP", "--max-allowed-packet=1G", "-u", db["SG_MARIADB_ROOT_USER"],
-         "-N", "-B", "-e", sql],
-        capture_output=True, text=True, timeout=60,
-        env={**os.environ, "MYSQL_PWD": db["SG_MARIADB_ROOT_PASSWORD"]})
+    argv, env = _admin_client(db, "--max-allowed-packet=1G", "-e", sql)
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert res.returncode == 0, res.stderr
     return res.stdout
 
@@ -117,11 +121,9 @@ class ReadLock:
     server waits (or times out) until release(); reads go on. Proof that work was unapplied."""
 
     def __init__(self, db: dict):
-        self.proc = subprocess.Popen(
-            ["mariadb", "--no-defaults", "-h", db["SG_MARIADB_HOST"], "-P", db["SG_MARIADB_PORT"],
-             "--protocol=TCP", "-u", db["SG_MARIADB_ROOT_USER"], "-N", "-B", "-n"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "MYSQL_PWD": db["SG_MARIADB_ROOT_PASSWORD"]})
+        argv, env = _admin_client(db, "-n")  # unbuffered: each answer as it comes
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env)
         self._say("FLUSH TABLES WITH READ LOCK; SELECT 'locked';", "locked")
 
     def _say(self, sql: str, answer: str):

@@ -6,6 +6,9 @@ API
 ---
 shadowgate_bin() -> Path      env SHADOWGATE_BIN, else <repo>/build/proxy/shadowgate
 scratch_dir(prefix) -> Path     a temporary directory removed at exit (SG_KEEP_TEST_DIRS=1 keeps it)
+wait_for(what, check, timeout=30.0, interval=0.2, detail=None) -> value
+    Polls check() until it returns something true and returns that; past `timeout` fails the test
+    (AssertionError naming `what`, plus detail() when given). The deadline only bounds a hang.
 start_shadowgate(config: dict, *, env=None, timeout=15.0) -> Shadowgate
     Writes `config` to a temp file and runs `shadowgate serve --config F --ready-file R`;
     waits for R and returns a Shadowgate. Listen ports should be 0 (the OS picks them).
@@ -125,6 +128,17 @@ class Shadowgate:
 
 
 _scratch_dirs: list = []
+
+
+def wait_for(what: str, check, timeout: float = 30.0, interval: float = 0.2, detail=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} ({timeout} s)" +
+                         (f": {detail()}" if detail else ""))
 
 
 def scratch_dir(prefix: str) -> Path:

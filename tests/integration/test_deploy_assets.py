@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sg_harness import wait_for
 from test_mirror import Stack, init_users, put
 from test_shadow import SHADOW, discrepancy_total, plant, read_all, wait_shadow_idle
 from v1ref_harness import REPO_ROOT, free_port, request
@@ -304,14 +305,8 @@ class Prometheus:
         return self.api("alerts")["alerts"]
 
     def wait_for(self, what: str, predicate, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.25)
-        pytest.fail(f"prometheus: no {what} after {timeout} s: alerts {self.active_alerts()}\n"
-                    f"{self.log()}")
+        return wait_for(f"prometheus: {what}", predicate, timeout=timeout, interval=0.25,
+                        detail=lambda: f"alerts {self.active_alerts()}\n{self.log()}")
 
     def stop(self):
         if self.proc.poll() is None:

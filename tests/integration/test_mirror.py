@@ -27,7 +27,7 @@ import pytest
 import db_harness
 import judge
 from db_harness import admin_sql, dolt_config, fresh_database, drop_database, mariadb_env
-from sg_harness import base_config, shadowgate_bin, start_shadowgate
+from sg_harness import base_config, shadowgate_bin, start_shadowgate, wait_for
 from v1ref_harness import request, start_v1ref
 
 TOKEN = "mirror-test-token"
@@ -310,16 +310,6 @@ def test_passes_read_on_from_the_state_applied_last(tmp_path, cache_mib):
         assert m["shadowgate_mirror_pass_seconds_total"] > 0
     finally:
         s.close()
-
-
-def wait_for(what, check, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def park_by_a_long_author(s: Stack, user: str):

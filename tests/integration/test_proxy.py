@@ -14,13 +14,18 @@ import time
 
 import pytest
 
-from sg_harness import ScriptedUpstream, base_config, scratch_dir, start_shadowgate
+from sg_harness import ScriptedUpstream, base_config, scratch_dir, start_shadowgate, wait_for
 from v1ref_harness import refusing_port, request, start_v1ref
 
 TOKEN = "test-admin-token-123"
 
 # Headers whose values legitimately differ between two answers to the same request.
 VOLATILE_HEADERS = {"date"}
+
+
+def wait_soon(what, check):
+    """wait_for with a short poll: the events waited for here come within milliseconds."""
+    return wait_for(what, check, timeout=10.0, interval=0.01)
 
 
 @pytest.fixture(scope="module")
@@ -345,7 +350,7 @@ def test_a_get_on_a_pooled_connection_found_dead_is_sent_once_more(scripted, sg_
     conn.request("GET", "/quietclose")
     res = conn.getresponse()
     assert res.status == 200 and res.read() == b'{"quiet":true}'
-    wait_until("the upstream closed it", lambda: scripted.quiet_closes == closes + 1)
+    wait_soon("the upstream closed it", lambda: scripted.quiet_closes == closes + 1)
     conn.request("GET", "/echo?after=quietclose")
     res = conn.getresponse()
     assert res.status == 200 and json.loads(res.read())["target"] == "/echo?after=quietclose"
@@ -353,7 +358,7 @@ def test_a_get_on_a_pooled_connection_found_dead_is_sent_once_more(scripted, sg_
     # A write is not resent: the pooled connection is probed first and dropped when dead.
     conn.request("GET", "/quietclose")
     conn.getresponse().read()
-    wait_until("the upstream closed it", lambda: scripted.quiet_closes == closes + 2)
+    wait_soon("the upstream closed it", lambda: scripted.quiet_closes == closes + 2)
     conn.request("PUT", "/echo?write", body=b"{}", headers={"Content-Type": "application/json"})
     res = conn.getresponse()
     assert res.status == 200 and json.loads(res.read())["target"] == "/echo?write"
@@ -361,13 +366,6 @@ def test_a_get_on_a_pooled_connection_found_dead_is_sent_once_more(scripted, sg_
     assert after[retries] == before[retries] + 1
     assert after[stale] == before.get(stale, 0) + 1
     conn.close()
-
-
-def wait_until(what, check, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def test_upstream_down_gives_502():
@@ -699,15 +697,15 @@ def test_a_stop_signal_drains_in_flight_requests(scripted, sig):
 
     t = threading.Thread(target=slow)
     t.start()
-    wait_until("the request upstream", lambda: in_flight(scripted, target))
+    wait_soon("the request upstream", lambda: in_flight(scripted, target))
     accepted = gate.metrics()["shadowgate_accepted_connections_total"]
     idle = socket.create_connection(("127.0.0.1", gate.port))  # an idle keep-alive client
-    wait_until("the idle client accepted", lambda: gate.metrics()[
+    wait_soon("the idle client accepted", lambda: gate.metrics()[
         "shadowgate_accepted_connections_total"] == accepted + 1)
     gate.proc.send_signal(sig)
     idle.settimeout(10)
     assert idle.recv(10) == b""  # idle connection closed by the drain
-    wait_until("the listener closed", lambda: refused(gate.port))
+    wait_soon("the listener closed", lambda: refused(gate.port))
     t.join(10)
     status, headers, body = result["answer"]
     assert status == 200 and json.loads(body)["target"] == target
@@ -731,7 +729,7 @@ def test_a_request_outlasting_the_grace_is_cut_off_and_the_exit_is_clean(scripte
 
     t = threading.Thread(target=slow)
     t.start()
-    wait_until("the request upstream", lambda: in_flight(scripted, target))
+    wait_soon("the request upstream", lambda: in_flight(scripted, target))
     gate.proc.send_signal(signal.SIGTERM)
     assert gate.proc.wait(15) == 0  # 300 ms of grace, not the request's 20 s
     t.join(15)
@@ -823,7 +821,7 @@ def test_a_session_that_throws_is_logged_and_counted_and_the_service_goes_on(scr
         assert "event=test_faults_enabled" in gate.log()
         with pytest.raises(OSError):  # the connection goes with its session, no answer
             request("GET", gate.url + "/_shadowgate_test/throw")
-        wait_until("the failure counted", lambda: gate.metrics()[key] == 1)
+        wait_soon("the failure counted", lambda: gate.metrics()[key] == 1)
         assert ('event=task_failed task=session essential=false error="test fault: a session '
                 'threw') in gate.log()
         # Not essential: the service goes on serving, and nothing else failed.
@@ -831,7 +829,7 @@ def test_a_session_that_throws_is_logged_and_counted_and_the_service_goes_on(scr
         assert status == 200 and json.loads(body)["target"] == "/echo?after=throw"
         assert gate.metrics()['shadowgate_task_failures_total{task="accept_loop"}'] == 0
         # The thrown session gave its connection slot back (its guard ran).
-        wait_until("no open connection", lambda: gate.metrics()["shadowgate_open_connections"] == 0)
+        wait_soon("no open connection", lambda: gate.metrics()["shadowgate_open_connections"] == 0)
         assert gate.stop() == 0
 
 

@@ -7,6 +7,7 @@ The oracle is the admin API: /admin/shadow (counts by endpoint and result) and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -21,8 +22,8 @@ import pytest
 
 import db_harness
 from db_harness import dolt_config, fresh_database
-from sg_harness import BODY_KINDS, varied_body
-from test_mirror import TOKEN, Stack, init_users, put, wait_for
+from sg_harness import BODY_KINDS, varied_body, wait_for
+from test_mirror import TOKEN, Stack, init_users, put
 from v1ref_harness import request
 
 READS = ["user_exists", "list_blocks", "diff_counts", "get_block", "block_history",
@@ -774,24 +775,32 @@ def test_v1_rereads_are_bounded_and_each_comparison_still_ends(tmp_path):
         s.close()
 
 
+@contextlib.contextmanager
+def read_while_the_mirror_lags(s: Stack, user: str):
+    """A block written once and mirrored, then written again while Dolt's writes wait behind a
+    held lock (the mirror provably lags), and read through the proxy: v1 answers the new text.
+    The lock is held for the body of the `with` and released after it."""
+    init_users(s, [user])
+    put(s, user, "student", "one\n")
+    s.converge()
+    lock = db_harness.read_lock(s.db)
+    try:
+        put(s, user, "student", "two\n")
+        status, body = read(s, f"/users/{user}/blocks/student")
+        assert status == 200 and json.loads(body)["body"] == "two\n"
+        yield
+    finally:
+        lock.release()
+
+
 def test_a_read_of_a_lagging_user_settles_then_compares(tmp_path):
-    """Dolt's writes wait behind a held lock, so the mirror provably lags the PUT. The read's
-    comparison waits (settling) instead of reporting the lag as a discrepancy; when the lock goes
-    and the mirror catches up, it reads both sides again and the result is `lagging`, not a
-    mismatch."""
+    """The read's comparison waits (settling) instead of reporting the lag as a discrepancy;
+    when the lock goes and the mirror catches up, it reads both sides again and the result is
+    `lagging`, not a mismatch."""
     s = Stack(tmp_path, shadow={**SHADOW, "settle_timeout_ms": 60000})
     try:
-        init_users(s, ["se"])
-        put(s, "se", "student", "one\n")
-        s.converge()
-        lock = db_harness.read_lock(s.db)
-        try:
-            put(s, "se", "student", "two\n")
-            status, body = read(s, "/users/se/blocks/student")
-            assert status == 200 and json.loads(body)["body"] == "two\n"
+        with read_while_the_mirror_lags(s, "se"):
             wait_for("the comparison settling", lambda: shadow_status(s)["settling"] == 1)
-        finally:
-            lock.release()
         st = wait_shadow_idle(s)
         results = st["endpoints"]["get_block"]["results"]
         assert results["lagging"] == 1 and results["mismatch"] == 0, results
@@ -806,18 +815,10 @@ def test_a_user_that_never_settles_is_skipped_as_unsettled(tmp_path):
     is counted `unsettled`, never a discrepancy."""
     s = Stack(tmp_path, shadow={**SHADOW, "settle_timeout_ms": 300})
     try:
-        init_users(s, ["un"])
-        put(s, "un", "student", "one\n")
-        s.converge()
-        lock = db_harness.read_lock(s.db)
-        try:
-            put(s, "un", "student", "two\n")
-            assert read(s, "/users/un/blocks/student")[0] == 200
+        with read_while_the_mirror_lags(s, "un"):
             wait_for("the skip", lambda: shadow_status(s)["skipped"]["unsettled"] == 1)
             st = shadow_status(s)
             assert discrepancy_total(st) == 0, st
             assert s.sg.metrics()['shadowgate_compare_skipped_total{reason="unsettled"}'] == 1
-        finally:
-            lock.release()
     finally:
         s.close()
