@@ -37,9 +37,17 @@ constexpr std::int64_t max_connections = 1'000'000;
 constexpr std::int64_t max_idle_connections = 4096;
 
 constexpr std::string_view stage_names[] = {"off", "dualwrite", "shadow"};
+// Each in its enum's order (config.hpp).
 constexpr std::string_view log_levels[] = {"trace", "debug", "info", "warn", "error", "off"};
 constexpr std::string_view migrate_commit_policies[] = {"per_user_import", "once_per_run", "off"};
 constexpr std::string_view mirror_commit_policies[] = {"per_v1_commit", "interval", "off"};
+constexpr std::string_view compare_target_names[] = {"dolt", "v2_http"};
+
+template <typename E, std::size_t N>
+std::string_view name_of(E value, const std::string_view (&names)[N]) {
+    const auto i = static_cast<std::size_t>(value);
+    return i < N ? names[i] : "unknown";
+}
 
 
 std::string child_path(const std::string& parent, std::string_view key) {
@@ -212,11 +220,11 @@ public:
         };
     }
 
-    reader_fn time_zone(std::string& target) {
+    reader_fn time_zone(zone& target) {
         return [this, &target](const json& v, const std::string& path) {
             if (auto s = string(v, path)) {
-                if (parse_time_zone(*s)) {
-                    target = std::move(*s);
+                if (auto z = parse_time_zone(*s)) {
+                    target = *z;
                 } else {
                     add(path, "must be \"UTC\", \"local\" or an offset like \"+02:00\" (at most 14 hours), got \"" +
                                   *s + "\"");
@@ -225,9 +233,10 @@ public:
         };
     }
 
-    // Reads one of `names` into `target`.
-    reader_fn one_of(std::span<const std::string_view> names, std::string& target) {
-        return choice(names, [names, &target](std::size_t i) { target = std::string(names[i]); });
+    // Reads one of `names` into `target`, an enum whose values are listed in `names`' order.
+    template <typename E>
+    reader_fn one_of(std::span<const std::string_view> names, E& target) {
+        return choice(names, [&target](std::size_t i) { target = static_cast<E>(i); });
     }
 
     // Reads one of `names` and hands its index to `store`.
@@ -578,7 +587,15 @@ reader_fn v2_http_fields(loader& l, v2_http_config& v) {
     });
 }
 
-constexpr std::string_view shadow_target_names[] = {"dolt", "v2_http"};
+// "dolt" or "v2_http" as a compare_target; nullopt for anything else.
+std::optional<compare_target> target_named(const json& v) {
+    if (!v.is_string()) return std::nullopt;
+    const auto* begin = std::begin(compare_target_names);
+    const auto* end = std::end(compare_target_names);
+    const auto it = std::find(begin, end, v.get<std::string>());
+    if (it == end) return std::nullopt;
+    return static_cast<compare_target>(it - begin);
+}
 
 reader_fn shadow_fields(loader& l, shadow_config& s) {
     return l.section({
@@ -588,19 +605,16 @@ reader_fn shadow_fields(loader& l, shadow_config& s) {
                  l.add(path, "expected a non-empty array of \"dolt\" and/or \"v2_http\"");
                  return;
              }
-             std::vector<std::string> out;
+             std::vector<compare_target> out;
              for (std::size_t i = 0; i < v.size(); ++i) {
                  const std::string p = path + "[" + std::to_string(i) + "]";
-                 const auto* end = std::end(shadow_target_names);
-                 if (!v[i].is_string() ||
-                     std::find(std::begin(shadow_target_names), end, v[i].get<std::string>()) ==
-                         end) {
+                 const auto t = target_named(v[i]);
+                 if (!t) {
                      l.add(p, "expected \"dolt\" or \"v2_http\"");
-                 } else if (std::find(out.begin(), out.end(), v[i].get<std::string>()) !=
-                            out.end()) {
+                 } else if (std::find(out.begin(), out.end(), *t) != out.end()) {
                      l.add(p, "\"" + v[i].get<std::string>() + "\" is listed twice");
                  } else {
-                     out.push_back(v[i].get<std::string>());
+                     out.push_back(*t);
                  }
              }
              s.targets = std::move(out);
@@ -640,15 +654,14 @@ reader_fn gate_fields(loader& l, gate_config& g) {
         {"flush_interval_ms", l.duration(g.flush_interval)},
         {"target",
          [&l, &g](const json& v, const std::string& path) {
-             if (!v.is_string() ||
-                 (v.get<std::string>() != "" &&
-                  std::find(std::begin(shadow_target_names), std::end(shadow_target_names),
-                            v.get<std::string>()) == std::end(shadow_target_names))) {
+             if (v.is_string() && v.get<std::string>().empty()) {
+                 g.target.reset();
+             } else if (const auto t = target_named(v)) {
+                 g.target = *t;
+             } else {
                  l.add(path, "expected \"dolt\", \"v2_http\" or \"\" (the first of "
                              "shadow.targets)");
-                 return;
              }
-             g.target = v.get<std::string>();
          }},
         {"endpoints",
          l.strings(g.endpoints,
@@ -673,7 +686,6 @@ reader_fn gate_fields(loader& l, gate_config& g) {
 
 void read_document(loader& l, const json& doc, config& c) {
     auto set_stage = [&c](std::size_t i) { c.mode = static_cast<stage>(i); };
-    auto set_level = [&c](std::size_t i) { c.log.level = std::string(log_levels[i]); };
     l.section({
         {"stage", l.choice(stage_names, set_stage)},
         {"v1_data_dir", l.text(c.v1_data_dir, true)},
@@ -685,7 +697,7 @@ void read_document(loader& l, const json& doc, config& c) {
         {"mirror", mirror_fields(l, c.mirror)},
         {"shadow", shadow_fields(l, c.shadow)},
         {"gate", gate_fields(l, c.gate)},
-        {"log", l.section({{"level", l.choice(log_levels, set_level)}})},
+        {"log", l.section({{"level", l.one_of(log_levels, c.log.level)}})},
     })(doc, "$");
 }
 
@@ -708,13 +720,13 @@ void cross_check(loader& l, const config& c) {
                                                std::to_string(c.mirror.retry_max.count()) + ")");
     }
     const auto& targets = c.shadow.targets;
-    if (std::find(targets.begin(), targets.end(), "v2_http") != targets.end() &&
+    if (std::find(targets.begin(), targets.end(), compare_target::v2_http) != targets.end() &&
         c.shadow.v2_http.address.port == 0) {
         l.add("$.shadow.v2_http.address", "shadow.targets has \"v2_http\": set its address");
     }
-    if (!c.gate.target.empty() &&
-        std::find(targets.begin(), targets.end(), c.gate.target) == targets.end()) {
-        l.add("$.gate.target", "\"" + c.gate.target +
+    const auto& wanted = c.gate.target;
+    if (wanted && std::find(targets.begin(), targets.end(), *wanted) == targets.end()) {
+        l.add("$.gate.target", "\"" + std::string(to_string(*c.gate.target)) +
                                    "\" is not among shadow.targets: its reads are never compared");
     }
     const auto& proxy = c.proxy.listen;
@@ -749,7 +761,9 @@ json shadow_json(const shadow_config& s) {
         }
         maps[name] = {{"map", std::move(list)}};
     }
-    return {{"targets", s.targets},
+    json targets = json::array();
+    for (const auto t : s.targets) targets.push_back(to_string(t));
+    return {{"targets", std::move(targets)},
             {"v2_http",
              {{"address", address_json(s.v2_http.address)},
               {"path_prefix", s.v2_http.path_prefix},
@@ -780,6 +794,27 @@ json shadow_json(const shadow_config& s) {
 std::string_view to_string(stage s) {
     const auto i = static_cast<std::size_t>(s);
     return i < std::size(stage_names) ? stage_names[i] : "unknown";
+}
+
+std::string_view to_string(migrate_commit c) { return name_of(c, migrate_commit_policies); }
+std::string_view to_string(mirror_commit c) { return name_of(c, mirror_commit_policies); }
+std::string_view to_string(compare_target t) { return name_of(t, compare_target_names); }
+std::string_view to_string(log_level l) { return name_of(l, log_levels); }
+
+std::string to_string(const zone& z) {
+    switch (z.k) {
+        case zone::kind::utc: return "UTC";
+        case zone::kind::local: return "local";
+        case zone::kind::fixed: break;
+    }
+    const int m = z.offset_minutes < 0 ? -z.offset_minutes : z.offset_minutes;
+    std::string out(1, z.offset_minutes < 0 ? '-' : '+');
+    for (const int part : {m / 60, m % 60}) {
+        if (out.size() > 1) out += ':';
+        out += static_cast<char>('0' + part / 10 % 10);
+        out += static_cast<char>('0' + part % 10);
+    }
+    return out;
 }
 
 std::optional<zone> parse_time_zone(std::string_view s) {
@@ -963,7 +998,7 @@ std::string dump_json(const config& c) {
           {"response_timeout_ms", c.v1.response_timeout.count()},
           {"max_idle_per_thread", c.v1.max_idle_per_thread},
           {"idle_keepalive_ms", c.v1.idle_keepalive.count()},
-          {"time_zone", c.v1.time_zone}}},
+          {"time_zone", to_string(c.v1.time_zone)}}},
         {"admin",
          {{"listen", address_json(c.admin.listen)},
           {"allow_remote", c.admin.allow_remote},
@@ -978,11 +1013,11 @@ std::string dump_json(const config& c) {
           {"read_timeout_ms", c.dolt.read_timeout.count()},
           {"write_timeout_ms", c.dolt.write_timeout.count()}}},
         {"migrate",
-         {{"dolt_commit", c.migrate.dolt_commit},
+         {{"dolt_commit", to_string(c.migrate.dolt_commit)},
           {"batch_size", c.migrate.batch_size},
           {"readers", c.migrate.readers}}},
         {"mirror",
-         {{"dolt_commit", c.mirror.dolt_commit},
+         {{"dolt_commit", to_string(c.mirror.dolt_commit)},
           {"dolt_commit_interval_ms", c.mirror.dolt_commit_interval.count()},
           {"scan_interval_ms", c.mirror.scan_interval.count()},
           {"retry_initial_ms", c.mirror.retry_initial.count()},
@@ -995,7 +1030,7 @@ std::string dump_json(const config& c) {
         {"gate",
          {{"state_file", c.gate.state_file},
           {"flush_interval_ms", c.gate.flush_interval.count()},
-          {"target", c.gate.target},
+          {"target", c.gate.target ? to_string(*c.gate.target) : std::string_view{}},
           {"endpoints", c.gate.endpoints},
           {"min_compared", c.gate.min_compared},
           {"max_discrepancy_rate", c.gate.max_discrepancy_rate},
@@ -1005,7 +1040,7 @@ std::string dump_json(const config& c) {
           {"reconcile_max_age_hours", c.gate.reconcile_max_age_hours},
           {"min_shadow_hours", c.gate.min_shadow_hours},
           {"history_bucket_ms", c.gate.history_bucket.count()}}},
-        {"log", {{"level", c.log.level}}},
+        {"log", {{"level", to_string(c.log.level)}}},
     };
     return doc.dump(4, ' ', false, json::error_handler_t::replace);
 }

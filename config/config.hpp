@@ -2,6 +2,8 @@
 // initialisers below) and a loader that validates a JSON document (comments allowed) against them.
 #pragma once
 
+#include "comparator/gate.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -18,6 +20,27 @@ using std::chrono::milliseconds;
 enum class stage { off, dualwrite, shadow };
 
 std::string_view to_string(stage s);
+
+// Choices of the config, read into enums once at load time; to_string gives each one's spelling.
+enum class migrate_commit { per_user_import, once_per_run, off };  // migrate.dolt_commit
+enum class mirror_commit { per_v1_commit, interval, off };         // mirror.dolt_commit
+enum class compare_target { dolt, v2_http };                       // shadow.targets, gate.target
+enum class log_level { trace, debug, info, warn, error, off };     // log.level
+std::string_view to_string(migrate_commit c);
+std::string_view to_string(mirror_commit c);
+std::string_view to_string(compare_target t);
+std::string_view to_string(log_level l);
+
+// A time zone as v1.time_zone and `render --tz` spell it: "UTC" (or "utc"), "local", or a fixed
+// offset "+HH:MM" / "-HH:MM" of at most 14 hours.
+struct zone {
+    enum class kind { utc, local, fixed } k = kind::utc;
+    int offset_minutes = 0;  // east of UTC, for kind::fixed
+};
+// nullopt for anything else.
+std::optional<zone> parse_time_zone(std::string_view s);
+// "UTC", "local" or "+HH:MM".
+std::string to_string(const zone& z);
 
 struct endpoint_address {
     std::string host;
@@ -52,7 +75,7 @@ struct upstream_config {
                                             // (uvicorn closes idle ones after 5 s)
     // The zone v1 prints history times in (its server's local zone): "UTC", "local" (this
     // machine's zone) or a fixed offset "+HH:MM" / "-HH:MM". Used when rendering from Dolt.
-    std::string time_zone = "UTC";
+    zone time_zone;
 };
 
 struct admin_config {
@@ -76,7 +99,7 @@ struct dolt_config {
 
 // `shadowgate migrate` defaults (its command-line flags override them).
 struct migrate_config {
-    std::string dolt_commit = "once_per_run";  // per_user_import, once_per_run, off
+    migrate_commit dolt_commit = migrate_commit::once_per_run;
     std::size_t batch_size = 100;              // users per transaction
     int readers = 2;                           // git reader threads
 };
@@ -86,7 +109,7 @@ struct mirror_config {
     // Dolt commits of mirrored writes: per_v1_commit (one per v1 commit, with its author, date
     // and message), interval (one per dolt_commit_interval when something changed), off.
     // Nothing is committed on MariaDB.
-    std::string dolt_commit = "per_v1_commit";
+    mirror_commit dolt_commit = mirror_commit::per_v1_commit;
     milliseconds dolt_commit_interval{10'000};
     // Capture scan: every user's HEAD and pending_diffs/ compared with Dolt's watermark.
     milliseconds scan_interval{30'000};
@@ -152,7 +175,7 @@ struct v2_http_config {
 // question is put to Dolt (its tables rendered as v1 answers) and/or a v2 HTTP service, and the
 // answers compared.
 struct shadow_config {
-    std::vector<std::string> targets{"dolt"};  // what v1 is compared with: "dolt", "v2_http"
+    std::vector<compare_target> targets{compare_target::dolt};  // what v1 is compared with
     v2_http_config v2_http;
     double sample_rate = 1.0;  // share of reads compared, per endpoint unless overridden
     std::map<std::string, shadow_endpoint_config> endpoints;
@@ -184,31 +207,21 @@ struct shadow_config {
 };
 
 // The cutover gate: GO only when every criterion passes (GET /admin/gate, `shadowgate gate`).
-struct gate_config {
+struct gate_config : comparator::gate::criteria {
     // Where the evidence (comparison counts, when the shadow stage began, the last reconcile)
     // is kept across restarts: a JSON file replaced atomically. "": in memory only (a restart
     // starts the soak again).
     std::string state_file;
     milliseconds flush_interval{10'000};
-    // Whose comparisons count: "dolt" or "v2_http" ("": the first of shadow.targets).
-    std::string target;
-    std::vector<std::string> endpoints;  // read endpoints that must be covered ([]: all seven)
-    std::int64_t min_compared = 1000;    // compared reads per endpoint at least
-    // Discrepancies / compared reads per endpoint at most, judged by the upper bound of its
-    // Wilson interval at `confidence` (12 clean reads do not prove a rate of 0).
-    double max_discrepancy_rate = 0.001;
-    double confidence = 0.95;
-    milliseconds max_mirror_lag{5'000};  // the mirror's oldest unapplied write at most
-    std::int64_t max_parked_users = 0;
-    std::int64_t reconcile_max_age_hours = 24;  // the last reconcile clean and younger (0: not required)
-    std::int64_t min_shadow_hours = 168;        // the shadow stage held this long (7 days)
+    // Whose comparisons count (nullopt, "" in the file: the first of shadow.targets).
+    std::optional<compare_target> target;
     // The discrepancy rate over time (reports' chart): compared reads and discrepancies per
     // endpoint in buckets of this width, the newest 720 kept with the evidence.
     milliseconds history_bucket{3'600'000};
 };
 
 struct log_config {
-    std::string level = "info";  // trace, debug, info, warn, error, off
+    log_level level = log_level::info;
 };
 
 struct config {
@@ -225,13 +238,6 @@ struct config {
     log_config log;
 };
 
-// A time zone as v1.time_zone and `render --tz` spell it: "UTC" (or "utc"), "local", or a fixed
-// offset "+HH:MM" / "-HH:MM" of at most 14 hours; nullopt for anything else.
-struct zone {
-    enum class kind { utc, local, fixed } k = kind::utc;
-    int offset_minutes = 0;  // east of UTC, for kind::fixed
-};
-std::optional<zone> parse_time_zone(std::string_view s);
 
 // One problem found in a config document, with the JSON path it concerns ("$.proxy.listen.port").
 struct problem {

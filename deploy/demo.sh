@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 
 bash deploy/setup.sh
 BUILD_DIR=${BUILD_DIR:-build}
+# Relative to the checkout, or absolute.
+BUILD_DIR=$(realpath -m "$BUILD_DIR")
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD_DIR" --target shadowgate -j"$(nproc)"
-SHADOWGATE_BIN="$PWD/$BUILD_DIR/proxy/shadowgate" exec /usr/bin/python3 deploy/demo.py "$@"
+SHADOWGATE_BIN="$BUILD_DIR/proxy/shadowgate" exec /usr/bin/python3 deploy/demo.py "$@"

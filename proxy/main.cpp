@@ -1,16 +1,21 @@
-// proxy/main: the shadowgate command line. `serve` runs the proxy and its admin listener; later
-// subcommands (migrate, reconcile, report, gate) join it here.
+// proxy/main: the composition root and the command line. `serve` builds the service from its
+// parts (router, mirror, comparer, gate, listeners) and runs it until SIGTERM; the batch commands
+// (migrate, verify, render, reconcile) run a job of proxy/jobs; gate and report ask the running
+// service. Each command's config is loaded once, by load_config.
 #include "config/config.hpp"
-#include "proxy/admin.hpp"
-#include "proxy/gate.hpp"
-#include "proxy/http_fetch.hpp"
-#include "proxy/inspect.hpp"
-#include "proxy/metrics.hpp"
-#include "proxy/migrate.hpp"
-#include "proxy/mirror.hpp"
-#include "proxy/reconcile.hpp"
-#include "proxy/server.hpp"
-#include "proxy/task_failure.hpp"
+#include "proxy/admin/admin.hpp"
+#include "proxy/common/metrics.hpp"
+#include "proxy/common/task_failure.hpp"
+#include "proxy/common/time_zone.hpp"
+#include "proxy/gate/gate.hpp"
+#include "proxy/jobs/inspect.hpp"
+#include "proxy/jobs/migrate.hpp"
+#include "proxy/jobs/reconcile.hpp"
+#include "proxy/mirror/mirror.hpp"
+#include "proxy/net/http_fetch.hpp"
+#include "proxy/net/server.hpp"
+#include "proxy/routing/router.hpp"
+#include "proxy/shadow/shadow.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -26,6 +31,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 
 namespace {
@@ -36,14 +42,40 @@ constexpr int exit_bad_config = 2;
 constexpr int exit_gate_unknown = 3;  // `gate`: the service could not be asked; `reconcile`:
                                       // could not run
 
+// The config at `path` (the defaults when there is none: `serve` may run without one), or nullopt
+// once every problem has been printed with its JSON path. Every command loads its config here.
+std::optional<sg::config::config> load_config(const std::string& path) {
+    sg::config::load_result loaded =
+        path.empty() ? sg::config::parse("{}") : sg::config::load_file(path);
+    if (!loaded.problems.empty()) {
+        std::cerr << (path.empty() ? "defaults" : path) << ": "
+                  << sg::config::format_problems(loaded.problems);
+        return std::nullopt;
+    }
+    return std::move(*loaded.value);
+}
+
 // Logs go through spdlog's async logger with overrun-oldest: a slow stderr never stalls a worker.
-void setup_logging(const std::string& level) {
+spdlog::level::level_enum spdlog_level(sg::config::log_level level) {
+    using sg::config::log_level;
+    switch (level) {
+        case log_level::trace: return spdlog::level::trace;
+        case log_level::debug: return spdlog::level::debug;
+        case log_level::info: return spdlog::level::info;
+        case log_level::warn: return spdlog::level::warn;
+        case log_level::error: return spdlog::level::err;
+        case log_level::off: break;
+    }
+    return spdlog::level::off;
+}
+
+void setup_logging(sg::config::log_level level) {
     spdlog::init_thread_pool(8192, 1);
     auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
     auto logger = std::make_shared<spdlog::async_logger>(
         "shadowgate", sink, spdlog::thread_pool(), spdlog::async_overflow_policy::overrun_oldest);
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
-    logger->set_level(spdlog::level::from_str(level));
+    logger->set_level(spdlog_level(level));
     logger->flush_on(spdlog::level::info);
     spdlog::set_default_logger(logger);
 }
@@ -78,16 +110,7 @@ int serve_exit_code() {
     return sg::proxy::process_task_failures().essential_failed.load() ? exit_failure : exit_ok;
 }
 
-int serve(const std::string& config_path, const std::string& ready_file) {
-    sg::config::load_result loaded = config_path.empty()
-                                         ? sg::config::parse("{}")
-                                         : sg::config::load_file(config_path);
-    if (!loaded.problems.empty()) {
-        std::cerr << (config_path.empty() ? "defaults" : config_path) << ": "
-                  << sg::config::format_problems(loaded.problems);
-        return exit_bad_config;
-    }
-    const sg::config::config cfg = *loaded.value;
+int serve(const sg::config::config& cfg, const std::string& ready_file) {
     std::signal(SIGPIPE, SIG_IGN);
 
     // Block the stop signals before any thread starts (the logger's included) so that only
@@ -101,29 +124,24 @@ int serve(const std::string& config_path, const std::string& ready_file) {
 
     sg::proxy::metrics metrics;
     try {
-        // dualwrite and shadow: every v1 write is mirrored into Dolt; `off` touches nothing.
-        std::unique_ptr<sg::proxy::mirror> mirror;
-        if (cfg.mode != sg::config::stage::off) {
-            mirror = std::make_unique<sg::proxy::mirror>(cfg);
-        }
-        // shadow: sampled reads are also answered from Dolt and compared.
-        std::unique_ptr<sg::proxy::shadow> shadow;
-        if (cfg.mode == sg::config::stage::shadow) {
-            shadow = std::make_unique<sg::proxy::shadow>(cfg, mirror.get());
-        }
+        // Where each request goes: the configured stage is the plan.
+        sg::routing::router router(sg::routing::plan{0, cfg.mode});
+        // The forward mirror and the shadow comparer always exist; each runs only while the
+        // plan has a use for it (`off` touches nothing).
+        sg::proxy::mirror mirror(cfg);
+        sg::proxy::shadow shadow(cfg, &mirror);
         // The cutover gate: its evidence survives restarts (gate.state_file).
-        sg::proxy::gate gate(cfg, shadow.get(), mirror.get());
+        sg::proxy::gate gate(cfg, shadow, mirror);
         if (auto e = gate.start(); !e.empty()) {
             spdlog::critical("event=startup_failed error=\"gate: {}\"", e);
             spdlog::shutdown();
             return exit_failure;
         }
         sg::proxy::reconcile_job reconcile(cfg, &gate);
-        sg::proxy::server server(cfg, metrics, mirror.get(), shadow.get());
-        sg::proxy::admin_server admin(cfg, metrics, mirror.get(), shadow.get(), &gate,
-                                      &reconcile);
-        if (mirror) mirror->start();
-        if (shadow) shadow->start();
+        sg::proxy::server server(cfg, metrics, router, sg::routing::sinks{mirror, shadow});
+        sg::proxy::admin_server admin(cfg, metrics, mirror, shadow, gate, reconcile);
+        if (sg::routing::mirrors_writes(router.current())) mirror.start();
+        if (sg::routing::compares_reads(router.current())) shadow.start();
         server.start();
         admin.start();
         spdlog::info("event=listening listener=proxy host={} port={} stage={} upstream={}:{}",
@@ -151,10 +169,10 @@ int serve(const std::string& config_path, const std::string& ready_file) {
         server.stop();
         // After the proxy: the last answers' triggers are in; what is not applied yet is found
         // by the next start's capture scan.
-        if (shadow) shadow->stop();
+        shadow.stop();
         gate.stop();  // after the comparer: its last counts are in the evidence
         // Bounded: a thread inside a hung database call must not hold the exit hostage.
-        const bool mirror_stopped = !mirror || mirror->stop(cfg.proxy.shutdown_grace);
+        const bool mirror_stopped = mirror.stop(cfg.proxy.shutdown_grace);
         admin.stop();
         spdlog::info("event=stopped drained={} open_connections={} mirror_stopped={}", drained,
                      metrics.open_client_connections.load(), mirror_stopped);
@@ -174,18 +192,11 @@ int serve(const std::string& config_path, const std::string& ready_file) {
     return serve_exit_code();
 }
 
-// GET `path` from the running service's admin listener (admin.listen of the config at
-// `config_path`, the token from admin.token_env); nullopt with `exit_code` set when that fails
-// (the reason is printed).
-std::optional<sg::proxy::fetch_result> ask_admin(const std::string& config_path,
+// GET `path` from the running service's admin listener (admin.listen of `cfg`, the token from
+// admin.token_env); nullopt with `exit_code` set when that fails (the reason is printed).
+std::optional<sg::proxy::fetch_result> ask_admin(const sg::config::config& cfg,
                                                  const std::string& path, int& exit_code) {
-    auto loaded = sg::config::load_file(config_path);
-    if (!loaded.problems.empty()) {
-        std::cerr << config_path << ": " << sg::config::format_problems(loaded.problems);
-        exit_code = exit_bad_config;
-        return std::nullopt;
-    }
-    const auto& admin = loaded.value->admin;
+    const auto& admin = cfg.admin;
     sg::config::endpoint_address where = admin.listen;
     if (where.host == "0.0.0.0" || where.host.empty()) where.host = "127.0.0.1";
     if (where.host == "::") where.host = "::1";
@@ -205,230 +216,249 @@ std::optional<sg::proxy::fetch_result> ask_admin(const std::string& config_path,
     return r;
 }
 
+// The command line: every command's options, filled by CLI11.
+struct command_line {
+    std::string config_path;  // -c of whichever command runs
+    // serve
+    std::string check_path;
+    std::string ready_file;
+    bool print_defaults = false;
+    // migrate
+    sg::proxy::migrate_options migrate;
+    std::optional<sg::config::migrate_commit> commit_policy;  // --dolt-commit
+    CLI::Option* batch_opt = nullptr;
+    CLI::Option* readers_opt = nullptr;
+    // verify
+    std::vector<std::string> verify_users;
+    // render
+    std::string render_tz;
+    std::vector<std::string> render_targets;
+    // gate, reconcile
+    bool gate_json = false;
+    sg::proxy::reconcile_options reconcile;
+    bool reconcile_json = false;
+    // report
+    std::string report_format = "html";
+    std::string report_endpoint, report_from, report_to, report_out;
+};
+
+// --dolt-commit's spellings, read into the config's enum by CLI11.
+std::map<std::string, sg::config::migrate_commit> migrate_commit_names() {
+    std::map<std::string, sg::config::migrate_commit> names;
+    using sg::config::migrate_commit;
+    for (const auto c : {migrate_commit::per_user_import, migrate_commit::once_per_run,
+                         migrate_commit::off}) {
+        names.emplace(sg::config::to_string(c), c);
+    }
+    return names;
+}
+
+void add_config_option(CLI::App* cmd, command_line& cl, const char* what, bool required) {
+    auto* opt = cmd->add_option("-c,--config", cl.config_path,
+                                std::string("config file (") + what + ")");
+    if (required) opt->required();
+}
+
+void add_serve(CLI::App& app, command_line& cl) {
+    auto* cmd = app.add_subcommand("serve", "run the proxy and the admin listener");
+    add_config_option(cmd, cl, "JSON, comments allowed", false);
+    cmd->add_option("--check-config", cl.check_path,
+                    "validate this config file, print every problem and exit "
+                    "(0: valid, 2: invalid)");
+    cmd->add_flag("--print-defaults", cl.print_defaults,
+                  "print the default config document and exit");
+    cmd->add_option("--ready-file", cl.ready_file,
+                    "once listening, write the bound ports as JSON to this file");
+}
+
+void add_migrate(CLI::App& app, command_line& cl) {
+    auto* cmd = app.add_subcommand(
+        "migrate", "copy v1 storage (every user, block, version, pending diff) into Dolt");
+    add_config_option(cmd, cl, "v1_data_dir, dolt.*, migrate.*", true);
+    cmd->add_option("--user", cl.migrate.users, "only these users (repeatable)");
+    cmd->add_flag("--dry-run", cl.migrate.dry_run,
+                  "read v1 storage and print per-table counts; write nothing");
+    cmd->add_flag("--verify", cl.migrate.verify,
+                  "afterwards re-read every user from Dolt and compare with v1 storage");
+    cl.batch_opt = cmd->add_option("--batch-size", cl.migrate.batch_size,
+                                   "users per transaction (default: migrate.batch_size, 100)")
+                       ->check(CLI::Range(1, 100000));
+    cl.readers_opt = cmd->add_option("--readers", cl.migrate.readers,
+                                     "git reader threads (default: migrate.readers, 2)")
+                         ->check(CLI::Range(1, 64));
+    cmd->add_option("--dolt-commit", cl.commit_policy,
+                    "Dolt commits: per_user_import, once_per_run or off (no-op on MariaDB; "
+                    "default: migrate.dolt_commit, once_per_run)")
+        ->transform(CLI::CheckedTransformer(migrate_commit_names()));
+}
+
+void add_verify_and_render(CLI::App& app, command_line& cl) {
+    auto* verify = app.add_subcommand(
+        "verify", "compare Dolt with v1 storage, user by user, field by field; write nothing");
+    add_config_option(verify, cl, "v1_data_dir, dolt.*", true);
+    verify->add_option("--user", cl.verify_users, "only these users (repeatable)");
+
+    auto* render = app.add_subcommand(
+        "render", "print what Dolt answers to v1 GET requests, rendered in v1's shape");
+    add_config_option(render, cl, "dolt.*", true);
+    render->add_option("--tz", cl.render_tz,
+                       "v1's time zone for history times: utc, local or +HH:MM "
+                       "(default: v1.time_zone of the config, UTC)");
+    render->add_option("targets", cl.render_targets, "request targets, e.g. /users/u1/blocks")
+        ->required();
+}
+
+void add_gate_and_reconcile(CLI::App& app, command_line& cl) {
+    auto* gate = app.add_subcommand(
+        "gate", "ask the running service for the cutover gate's verdict (exit 0 only for GO)");
+    add_config_option(gate, cl, "admin.listen, admin.token_env", true);
+    gate->add_flag("--json", cl.gate_json, "print GET /admin/gate's JSON as it is");
+
+    auto* rec = app.add_subcommand(
+        "reconcile",
+        "check every user of v1 storage (and of Dolt) against Dolt: missing, extra, different; "
+        "exit 0 clean, 1 drift, 3 could not run");
+    auto& ro = cl.reconcile;
+    add_config_option(rec, cl, "v1_data_dir, dolt.*", true);
+    rec->add_option("--user", ro.users, "only these users (repeatable)");
+    rec->add_flag("--repair", ro.repair,
+                  "write each drifted user again as v1 storage has it (users only in Dolt are "
+                  "reported, never deleted)");
+    rec->add_option("--checkpoint", ro.checkpoint,
+                    "resume from / save progress to this file (removed when complete)");
+    rec->add_option("--readers", ro.readers, "git reader threads (default 2)")
+        ->check(CLI::Range(1, 64));
+    rec->add_option("--batch", ro.batch, "users read back from Dolt at once (200)")
+        ->check(CLI::Range(1, 10000));
+    rec->add_flag("--json", cl.reconcile_json, "print the report as JSON");
+}
+
+void add_report(CLI::App& app, command_line& cl) {
+    auto* cmd = app.add_subcommand(
+        "report", "the discrepancy report of the running service (json, md or html)");
+    add_config_option(cmd, cl, "admin.listen, admin.token_env", true);
+    cmd->add_option("--format", cl.report_format, "json, md or html (default html)")
+        ->check(CLI::IsMember({"json", "md", "html"}));
+    cmd->add_option("--endpoint", cl.report_endpoint, "one read endpoint only");
+    cmd->add_option("--from", cl.report_from, "from this time (ISO 8601 or Unix ms)");
+    cmd->add_option("--to", cl.report_to, "until this time (ISO 8601 or Unix ms)");
+    cmd->add_option("-o,--out", cl.report_out, "write to this file (default: stdout)");
+}
+
+int run_report(const sg::config::config& cfg, const command_line& cl) {
+    std::string query = "/admin/report?format=" + cl.report_format;
+    auto add = [&](const char* key, const std::string& v) {
+        if (v.empty()) return;
+        query += std::string("&") + key + "=";
+        for (const unsigned char c : v) {
+            if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':') {
+                query += static_cast<char>(c);
+            } else {
+                query += fmt::format("%{:02X}", c);
+            }
+        }
+    };
+    add("endpoint", cl.report_endpoint);
+    add("from", cl.report_from);
+    add("to", cl.report_to);
+    int code = exit_ok;
+    auto r = ask_admin(cfg, query, code);
+    if (!r) return code;
+    if (cl.report_out.empty()) {
+        std::cout << r->body;
+        return exit_ok;
+    }
+    std::ofstream out(cl.report_out, std::ios::binary);
+    out << r->body;
+    if (!out.flush()) {
+        std::cerr << "report: cannot write " << cl.report_out << "\n";
+        return exit_failure;
+    }
+    std::cerr << "report: wrote " << cl.report_out << " (" << r->body.size() << " bytes)\n";
+    return exit_ok;
+}
+
+int run_reconcile_command(const sg::config::config& cfg, const command_line& cl) {
+    const auto& ro = cl.reconcile;
+    auto report = sg::proxy::run_reconcile(cfg, ro, cl.reconcile_json ? nullptr : stderr);
+    std::cout << (cl.reconcile_json ? sg::proxy::reconcile_report_json(report)
+                                    : sg::proxy::format_reconcile_report(report, ro.repair));
+    if (!report.fatal.empty()) return exit_gate_unknown;
+    const bool repaired_all = ro.repair && report.users_failed == 0 &&
+                              report.users_repaired + report.extra_users == report.users_drifted;
+    return report.clean() || (repaired_all && report.extra_users == 0) ? exit_ok : exit_failure;
+}
+
+int run_gate_command(const sg::config::config& cfg, const command_line& cl) {
+    int code = exit_ok;
+    auto r = ask_admin(cfg, "/admin/gate", code);
+    if (!r) return code;
+    std::cout << (cl.gate_json ? r->body : sg::proxy::format_verdict(r->body));
+    const auto verdict = nlohmann::json::parse(r->body, nullptr, false);
+    if (verdict.is_discarded() || !verdict.contains("go")) {
+        std::cerr << "gate: the answer is not a verdict: " << r->body << "\n";
+        return exit_gate_unknown;
+    }
+    return verdict["go"] == true ? exit_ok : exit_failure;
+}
+
+int run_render_command(const sg::config::config& cfg, const command_line& cl) {
+    auto tz = cl.render_tz.empty() ? sg::proxy::to_v1_zone(cfg.v1.time_zone)
+                                   : sg::proxy::parse_time_zone(cl.render_tz);
+    if (!tz) {
+        std::cerr << "--tz: expected utc, local or +HH:MM, got " << cl.render_tz << "\n";
+        return exit_bad_config;
+    }
+    return sg::proxy::run_render(cfg, *tz, cl.render_targets, std::cout);
+}
+
+int run_verify_command(const sg::config::config& cfg, const command_line& cl) {
+    auto report = sg::proxy::run_verify(cfg, cl.verify_users);
+    std::cout << sg::proxy::format_verify_report(report);
+    return sg::proxy::exit_code(report);
+}
+
+int run_migrate_command(const sg::config::config& cfg, command_line& cl) {
+    const auto& mc = cfg.migrate;
+    auto& mopts = cl.migrate;
+    if (cl.batch_opt->count() == 0) mopts.batch_size = mc.batch_size;
+    if (cl.readers_opt->count() == 0) mopts.readers = mc.readers;
+    mopts.commit_policy = sg::proxy::to_commit_policy(cl.commit_policy.value_or(mc.dolt_commit));
+    auto report = sg::proxy::run_migrate(cfg, mopts, stderr);
+    std::cout << sg::proxy::format_report(report, mopts);
+    return sg::proxy::exit_code(report);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"shadowgate: moves a live API from v1 storage to Dolt behind a shadowing proxy"};
     app.set_version_flag("--version", std::string("shadowgate ") + SHADOWGATE_VERSION);
     app.require_subcommand(1);
-
-    auto* serve_cmd = app.add_subcommand("serve", "run the proxy and the admin listener");
-    std::string config_path;
-    std::string check_path;
-    std::string ready_file;
-    bool print_defaults = false;
-    serve_cmd->add_option("-c,--config", config_path, "config file (JSON, comments allowed)");
-    serve_cmd->add_option("--check-config", check_path,
-                          "validate this config file, print every problem and exit "
-                          "(0: valid, 2: invalid)");
-    serve_cmd->add_flag("--print-defaults", print_defaults,
-                        "print the default config document and exit");
-    serve_cmd->add_option("--ready-file", ready_file,
-                          "once listening, write the bound ports as JSON to this file");
-
-    auto* migrate_cmd = app.add_subcommand(
-        "migrate", "copy v1 storage (every user, block, version, pending diff) into Dolt");
-    std::string migrate_config;
-    sg::proxy::migrate_options mopts;
-    std::string commit_policy;
-    migrate_cmd
-        ->add_option("-c,--config", migrate_config, "config file (v1_data_dir, dolt.*, migrate.*)")
-        ->required();
-    migrate_cmd->add_option("--user", mopts.users, "only these users (repeatable)");
-    migrate_cmd->add_flag("--dry-run", mopts.dry_run,
-                          "read v1 storage and print per-table counts; write nothing");
-    migrate_cmd->add_flag("--verify", mopts.verify,
-                          "afterwards re-read every user from Dolt and compare with v1 storage");
-    auto* batch_opt = migrate_cmd
-                          ->add_option("--batch-size", mopts.batch_size,
-                                       "users per transaction (default: migrate.batch_size, 100)")
-                          ->check(CLI::Range(1, 100000));
-    auto* readers_opt = migrate_cmd
-                            ->add_option("--readers", mopts.readers,
-                                         "git reader threads (default: migrate.readers, 2)")
-                            ->check(CLI::Range(1, 64));
-    migrate_cmd
-        ->add_option("--dolt-commit", commit_policy,
-                     "Dolt commits: per_user_import, once_per_run or off (no-op on MariaDB; "
-                     "default: migrate.dolt_commit, once_per_run)")
-        ->check(CLI::IsMember({"per_user_import", "once_per_run", "off"}));
-
-    auto* verify_cmd = app.add_subcommand(
-        "verify", "compare Dolt with v1 storage, user by user, field by field; write nothing");
-    std::string verify_config;
-    std::vector<std::string> verify_users;
-    verify_cmd->add_option("-c,--config", verify_config, "config file (v1_data_dir, dolt.*)")
-        ->required();
-    verify_cmd->add_option("--user", verify_users, "only these users (repeatable)");
-
-    auto* render_cmd = app.add_subcommand(
-        "render", "print what Dolt answers to v1 GET requests, rendered in v1's shape");
-    std::string render_config;
-    std::string render_tz;
-    std::vector<std::string> render_targets;
-    render_cmd->add_option("-c,--config", render_config, "config file (dolt.*)")->required();
-    render_cmd->add_option("--tz", render_tz,
-                           "v1's time zone for history times: utc, local or +HH:MM "
-                           "(default: v1.time_zone of the config, UTC)");
-    render_cmd->add_option("targets", render_targets, "request targets, e.g. /users/u1/blocks")
-        ->required();
-
-    auto* gate_cmd = app.add_subcommand(
-        "gate", "ask the running service for the cutover gate's verdict (exit 0 only for GO)");
-    std::string gate_config;
-    bool gate_json = false;
-    gate_cmd->add_option("-c,--config", gate_config, "config file (admin.listen, admin.token_env)")
-        ->required();
-    gate_cmd->add_flag("--json", gate_json, "print GET /admin/gate's JSON as it is");
-
-    auto* reconcile_cmd = app.add_subcommand(
-        "reconcile",
-        "check every user of v1 storage (and of Dolt) against Dolt: missing, extra, different; "
-        "exit 0 clean, 1 drift, 3 could not run");
-    std::string reconcile_config;
-    sg::proxy::reconcile_options ropts;
-    bool reconcile_json = false;
-    reconcile_cmd->add_option("-c,--config", reconcile_config, "config file (v1_data_dir, dolt.*)")
-        ->required();
-    reconcile_cmd->add_option("--user", ropts.users, "only these users (repeatable)");
-    reconcile_cmd->add_flag("--repair", ropts.repair,
-                            "write each drifted user again as v1 storage has it (users only in "
-                            "Dolt are reported, never deleted)");
-    reconcile_cmd->add_option("--checkpoint", ropts.checkpoint,
-                              "resume from / save progress to this file (removed when complete)");
-    reconcile_cmd->add_option("--readers", ropts.readers, "git reader threads (default 2)")
-        ->check(CLI::Range(1, 64));
-    reconcile_cmd->add_option("--batch", ropts.batch, "users read back from Dolt at once (200)")
-        ->check(CLI::Range(1, 10000));
-    reconcile_cmd->add_flag("--json", reconcile_json, "print the report as JSON");
-
-    auto* report_cmd = app.add_subcommand(
-        "report", "the discrepancy report of the running service (json, md or html)");
-    std::string report_config, report_format = "html", report_endpoint, report_from, report_to,
-                               report_out;
-    report_cmd->add_option("-c,--config", report_config, "config file (admin.listen, admin.token_env)")
-        ->required();
-    report_cmd->add_option("--format", report_format, "json, md or html (default html)")
-        ->check(CLI::IsMember({"json", "md", "html"}));
-    report_cmd->add_option("--endpoint", report_endpoint, "one read endpoint only");
-    report_cmd->add_option("--from", report_from, "from this time (ISO 8601 or Unix ms)");
-    report_cmd->add_option("--to", report_to, "until this time (ISO 8601 or Unix ms)");
-    report_cmd->add_option("-o,--out", report_out, "write to this file (default: stdout)");
-
+    command_line cl;
+    add_serve(app, cl);
+    add_migrate(app, cl);
+    add_verify_and_render(app, cl);
+    add_gate_and_reconcile(app, cl);
+    add_report(app, cl);
     CLI11_PARSE(app, argc, argv);
 
-    if (*report_cmd) {
-        std::string query = "/admin/report?format=" + report_format;
-        auto add = [&](const char* key, const std::string& v) {
-            if (v.empty()) return;
-            query += std::string("&") + key + "=";
-            for (const unsigned char c : v) {
-                if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':') {
-                    query += static_cast<char>(c);
-                } else {
-                    query += fmt::format("%{:02X}", c);
-                }
-            }
-        };
-        add("endpoint", report_endpoint);
-        add("from", report_from);
-        add("to", report_to);
-        int code = exit_ok;
-        auto r = ask_admin(report_config, query, code);
-        if (!r) return code;
-        if (report_out.empty()) {
-            std::cout << r->body;
-            return exit_ok;
-        }
-        std::ofstream out(report_out, std::ios::binary);
-        out << r->body;
-        if (!out.flush()) {
-            std::cerr << "report: cannot write " << report_out << "\n";
-            return exit_failure;
-        }
-        std::cerr << "report: wrote " << report_out << " (" << r->body.size() << " bytes)\n";
-        return exit_ok;
-    }
-
-    if (*reconcile_cmd) {
-        auto loaded = sg::config::load_file(reconcile_config);
-        if (!loaded.problems.empty()) {
-            std::cerr << reconcile_config << ": " << sg::config::format_problems(loaded.problems);
-            return exit_bad_config;
-        }
-        auto report = sg::proxy::run_reconcile(*loaded.value, ropts, reconcile_json ? nullptr
-                                                                                     : stderr);
-        std::cout << (reconcile_json ? sg::proxy::reconcile_report_json(report)
-                                     : sg::proxy::format_reconcile_report(report, ropts.repair));
-        if (!report.fatal.empty()) return exit_gate_unknown;
-        const bool repaired_all = ropts.repair && report.users_failed == 0 &&
-                                  report.users_repaired + report.extra_users == report.users_drifted;
-        return report.clean() || (repaired_all && report.extra_users == 0) ? exit_ok
-                                                                           : exit_failure;
-    }
-
-    if (*gate_cmd) {
-        int code = exit_ok;
-        auto r = ask_admin(gate_config, "/admin/gate", code);
-        if (!r) return code;
-        std::cout << (gate_json ? r->body : sg::proxy::format_verdict(r->body));
-        const auto verdict = nlohmann::json::parse(r->body, nullptr, false);
-        if (verdict.is_discarded() || !verdict.contains("go")) {
-            std::cerr << "gate: the answer is not a verdict: " << r->body << "\n";
-            return exit_gate_unknown;
-        }
-        return verdict["go"] == true ? exit_ok : exit_failure;
-    }
-
-    if (*render_cmd) {
-        auto loaded = sg::config::load_file(render_config);
-        if (!loaded.problems.empty()) {
-            std::cerr << render_config << ": " << sg::config::format_problems(loaded.problems);
-            return exit_bad_config;
-        }
-        if (render_tz.empty()) render_tz = loaded.value->v1.time_zone;
-        auto tz = sg::proxy::parse_time_zone(render_tz);
-        if (!tz) {
-            std::cerr << "--tz: expected utc, local or +HH:MM, got " << render_tz << "\n";
-            return exit_bad_config;
-        }
-        return sg::proxy::run_render(*loaded.value, *tz, render_targets, std::cout);
-    }
-
-    if (*verify_cmd) {
-        auto loaded = sg::config::load_file(verify_config);
-        if (!loaded.problems.empty()) {
-            std::cerr << verify_config << ": " << sg::config::format_problems(loaded.problems);
-            return exit_bad_config;
-        }
-        auto report = sg::proxy::run_verify(*loaded.value, verify_users);
-        std::cout << sg::proxy::format_verify_report(report);
-        return sg::proxy::exit_code(report);
-    }
-
-    if (*migrate_cmd) {
-        auto loaded = sg::config::load_file(migrate_config);
-        if (!loaded.problems.empty()) {
-            std::cerr << migrate_config << ": " << sg::config::format_problems(loaded.problems);
-            return exit_bad_config;
-        }
-        const auto& mc = loaded.value->migrate;
-        if (commit_policy.empty()) commit_policy = mc.dolt_commit;
-        if (batch_opt->count() == 0) mopts.batch_size = mc.batch_size;
-        if (readers_opt->count() == 0) mopts.readers = mc.readers;
-        mopts.commit_policy = *sg::dolt::parse_commit_policy(commit_policy);
-        auto report = sg::proxy::run_migrate(*loaded.value, mopts, stderr);
-        std::cout << sg::proxy::format_report(report, mopts);
-        return sg::proxy::exit_code(report);
-    }
-
-    if (*serve_cmd) {
-        if (print_defaults) {
+    const std::string command = app.get_subcommands().front()->get_name();
+    if (command == "serve") {
+        if (cl.print_defaults) {
             std::cout << sg::config::dump_json(sg::config::config{}) << "\n";
             return exit_ok;
         }
-        if (!check_path.empty()) return check_config(check_path);
-        return serve(config_path, ready_file);
+        if (!cl.check_path.empty()) return check_config(cl.check_path);
     }
+    const auto cfg = load_config(cl.config_path);
+    if (!cfg) return exit_bad_config;
+    if (command == "serve") return serve(*cfg, cl.ready_file);
+    if (command == "migrate") return run_migrate_command(*cfg, cl);
+    if (command == "verify") return run_verify_command(*cfg, cl);
+    if (command == "render") return run_render_command(*cfg, cl);
+    if (command == "gate") return run_gate_command(*cfg, cl);
+    if (command == "reconcile") return run_reconcile_command(*cfg, cl);
+    if (command == "report") return run_report(*cfg, cl);
     return exit_failure;
 }

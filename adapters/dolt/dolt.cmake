@@ -5,6 +5,7 @@ add_library(sg_adapters_dolt
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/dolt_commit.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/error.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/schema.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/dolt/read_parts.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/rows.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/store.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/values.cpp)

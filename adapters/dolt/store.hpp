@@ -6,6 +6,7 @@
 #pragma once
 
 #include "adapters/dolt/connection.hpp"
+#include "adapters/dolt/read_parts.hpp"
 #include "adapters/dolt/rows.hpp"
 #include "adapters/v1/model.hpp"
 
@@ -116,24 +117,6 @@ struct watermark {
 
 // The watermark of user_id, nullopt when the user was never written.
 result<std::optional<watermark>> read_watermark(connection& conn, std::string_view user_id);
-
-// The parts of one user's rows a read needs: each read endpoint renders from a few of them.
-struct read_parts {
-    bool commits = false;
-    bool blocks = false;
-    bool block_texts = true;    // false: blocks without their text columns (left empty)
-    bool versions = false;
-    bool version_texts = true;  // false: versions without their text columns
-    bool diffs = false;
-    bool audit = false;         // also the audit copies (source, full_message, raw_json, ...)
-    std::optional<std::string> label;  // blocks and versions of this label only
-
-    static read_parts everything() {
-        read_parts p;
-        p.commits = p.blocks = p.versions = p.diffs = p.audit = true;
-        return p;
-    }
-};
 
 // A user's watermark and the asked parts of its state (nullopt state: no such user), read by one
 // statement, so that the state is exactly the one the watermark names (a single statement reads

@@ -139,6 +139,21 @@ std::string_view name(endpoint e) {
 
 const std::array<endpoint, endpoint_count>& all_endpoints() { return endpoints; }
 
+bool is_block_read(endpoint e) {
+    switch (e) {
+        case endpoint::user_exists:
+        case endpoint::list_blocks:
+        case endpoint::diff_counts:
+        case endpoint::get_block:
+        case endpoint::block_history:
+        case endpoint::get_version:
+        case endpoint::list_diffs:
+            return true;
+        default:
+            return false;
+    }
+}
+
 route classify(std::string_view method, std::string_view target) {
     route r;
     // Only origin-form targets name a v1 route; "*", absolute-form and authority-form do not.

@@ -34,6 +34,10 @@ std::string_view name(endpoint e);
 // All endpoints in enum order, for iterating metric series.
 const std::array<endpoint, endpoint_count>& all_endpoints();
 
+// The read endpoints of the block API: the ones v2 answers, the shadow compares and the gate
+// requires coverage of.
+bool is_block_read(endpoint e);
+
 struct route {
     endpoint ep = endpoint::passthrough;
     bool write = false;  // v1 changes storage when it answers 2xx

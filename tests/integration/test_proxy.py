@@ -666,6 +666,25 @@ def test_admin_token(sg):
     assert TOKEN not in sg.log()
 
 
+def test_admin_paths_and_methods(sg):
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    # A path that exists, asked with a method it does not serve: 405 and what it allows.
+    for method, path, allow in (("POST", "/admin/config", "GET, HEAD"),
+                                ("DELETE", "/admin/reconcile", "GET, HEAD, POST"),
+                                ("GET", "/admin/mirror/retry", "POST"),
+                                ("POST", "/healthz", "GET, HEAD")):
+        status, headers, body = request(method, sg.admin_url + path, headers=auth)
+        assert status == 405, (method, path, status, body[:200])
+        assert headers["allow"] == allow
+        assert json.loads(body)["error"] == "method_not_allowed"
+    # No such path: 404, but under /admin/ only once the token is right.
+    status, _, body = request("GET", sg.admin_url + "/admin/nothing", headers=auth)
+    assert status == 404 and json.loads(body)["error"] == "not_found"
+    assert request("GET", sg.admin_url + "/admin/nothing")[0] == 401
+    assert request("GET", sg.admin_url + "/nothing")[0] == 404
+    assert request("HEAD", sg.admin_url + "/healthz")[0] == 200
+
+
 def test_admin_without_token_is_closed(scripted):
     with start_shadowgate(base_config(scripted.port), env={"SHADOWGATE_ADMIN_TOKEN": ""}) as gate:
         status, _, body = request("GET", gate.admin_url + "/admin/config",

@@ -13,7 +13,7 @@ if(TARGET sg_adapters_dolt)
 
     file(GLOB SG_DOLT_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/mariadb/*.cpp)
     add_executable(dolt_tests ${SG_DOLT_TEST_SOURCES})
-    target_link_libraries(dolt_tests PRIVATE Catch2::Catch2 sg_adapters_dolt sg_batch)
+    target_link_libraries(dolt_tests PRIVATE Catch2::Catch2 sg_adapters_dolt sg_jobs)
     add_test(NAME dolt_tests COMMAND dolt_tests --use-colour no)
     set_tests_properties(dolt_tests PROPERTIES
         FIXTURES_REQUIRED mariadb

@@ -5,8 +5,8 @@
 #include "adapters/dolt/schema.hpp"
 #include "adapters/dolt/store.hpp"
 #include "adapters/git/reader.hpp"
-#include "proxy/mirror_apply.hpp"
-#include "proxy/mirror_logic.hpp"
+#include "proxy/mirror/mirror_apply.hpp"
+#include "proxy/mirror/mirror_logic.hpp"
 #include "tests/mariadb/test_support.hpp"
 
 #include <catch2/catch.hpp>

@@ -5,7 +5,7 @@
 // failed read leaves no transaction open behind it.
 #include "adapters/dolt/schema.hpp"
 #include "adapters/dolt/store.hpp"
-#include "proxy/v2_render.hpp"
+#include "adapters/v1/v2_render.hpp"
 #include "tests/mariadb/test_support.hpp"
 
 #include <catch2/catch.hpp>
@@ -120,12 +120,12 @@ TEST_CASE("a read rendered from the parts its endpoint needs equals one from the
             for (const auto& target : targets_for(u)) {
                 const auto route = v1::classify("GET", target);
                 REQUIRE(route.ep != v1::endpoint::passthrough);
-                auto snap = dolt::read_snapshot(conn, route.user_id, proxy::parts_for(route));
+                auto snap = dolt::read_snapshot(conn, route.user_id, dolt::parts_for(route));
                 REQUIRE(snap);
                 REQUIRE(snap->mark.has_value());
                 CHECK(snap->mark->v1_commit == u.head);
-                const auto want = proxy::render_read(whole, route, target, tz);
-                const auto got = proxy::render_read(snap->state, route, target, tz);
+                const auto want = v1::render_read(whole, route, target, tz);
+                const auto got = v1::render_read(snap->state, route, target, tz);
                 REQUIRE(want.has_value());
                 REQUIRE(got.has_value());
                 INFO(target);
@@ -198,7 +198,7 @@ TEST_CASE("a snapshot's state is the one its watermark names while a writer chan
         const auto whole = dolt::rebuild_state(dolt::derive_rows(*s));
         for (const auto& t : targets) {
             const auto route = v1::classify("GET", t);
-            want[s->head + t] = proxy::render_read(whole, route, t, tz)->body;
+            want[s->head + t] = v1::render_read(whole, route, t, tz)->body;
         }
     }
 
@@ -221,12 +221,12 @@ TEST_CASE("a snapshot's state is the one its watermark names while a writer chan
     while (applied < flips && !failed) {
         for (const auto& t : targets) {
             const auto route = v1::classify("GET", t);
-            auto snap = dolt::read_snapshot(conn, "w", proxy::parts_for(route));
+            auto snap = dolt::read_snapshot(conn, "w", dolt::parts_for(route));
             REQUIRE(snap);
             REQUIRE(snap->mark.has_value());
             REQUIRE(snap->state.has_value());
             heads_seen.insert(snap->mark->v1_commit);
-            const auto got = proxy::render_read(snap->state, route, t, tz);
+            const auto got = v1::render_read(snap->state, route, t, tz);
             REQUIRE(got.has_value());
             ++checked;
             if (snap->state->head != snap->mark->v1_commit ||

@@ -2,8 +2,8 @@
 // the real MariaDB server of the fixture, one scratch database per test case.
 #include "adapters/dolt/schema.hpp"
 #include "adapters/dolt/store.hpp"
-#include "adapters/v1/frontmatter.hpp"
 #include "adapters/dolt/values.hpp"
+#include "adapters/v1/frontmatter.hpp"
 #include "tests/mariadb/test_support.hpp"
 
 #include <catch2/catch.hpp>

@@ -1,0 +1,12 @@
+// proxy/common/file_util: small file operations the services and commands share.
+#pragma once
+
+#include <string>
+
+namespace sg::proxy {
+
+// Replaces `path` with `text` atomically: a temporary file beside it, fsync, rename. Returns ""
+// or what failed.
+std::string write_atomically(const std::string& path, const std::string& text);
+
+}  // namespace sg::proxy

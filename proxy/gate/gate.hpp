@@ -1,0 +1,52 @@
+// proxy/gate/gate: the cutover gate of the running service. It keeps the evidence (comparison
+// counts of the gate's target per endpoint and result, when the shadow stage began, the last
+// reconcile) in gate.state_file, rewritten atomically every gate.flush_interval and at stop, so a
+// restart continues the soak instead of starting it again; and it judges GO / NO-GO from that
+// evidence plus the mirror's live health (comparator/gate). GET /admin/gate, `shadowgate gate`, and
+// the shadowgate_gate_* metrics read it.
+#pragma once
+
+#include "comparator/gate.hpp"
+#include "config/config.hpp"
+
+#include <memory>
+#include <string>
+
+namespace sg::proxy {
+
+class mirror;
+class shadow;
+
+class gate {
+public:
+    // `sh` and `mir` may be null (stages without them).
+    gate(const config::config& cfg, const shadow& sh, const mirror& mir);
+    ~gate();
+    gate(const gate&) = delete;
+    gate& operator=(const gate&) = delete;
+
+    // Loads the state file (absent: a fresh start) and starts the flush thread. Returns "" or
+    // why the file cannot be used (unreadable, not the gate's JSON): the caller refuses to start
+    // rather than overwrite evidence it could not read.
+    std::string start();
+    void stop();  // writes the state once more; idempotent
+
+    // A reconcile finished (issue #6's reconcile records itself here).
+    void record_reconcile(const comparator::gate::reconcile_record& r);
+
+    comparator::gate::verdict judge() const;
+    // GET /admin/gate: the verdict, every criterion, and the evidence behind them.
+    std::string verdict_json() const;
+    // shadowgate_gate_go, shadowgate_gate_criterion_pass{criterion,endpoint},
+    // shadowgate_gate_state_write_errors_total.
+    std::string render_metrics() const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+// The verdict JSON of GET /admin/gate as a table for people (what `shadowgate gate` prints).
+std::string format_verdict(const std::string& verdict_json);
+
+}  // namespace sg::proxy

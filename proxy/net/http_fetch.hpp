@@ -1,0 +1,60 @@
+// proxy/net/http_fetch: HTTP/1.1 GETs with a deadline for the shadow comparer (re-reading v1 after
+// the mirror settled, asking a v2 service) and the command line (asking the admin API). Each GET
+// uses a connection of its own (Connection: close), apart from the proxy's pools. One coroutine
+// does the exchange; http_get runs it to the end on the caller's thread, http_client on a thread
+// of its own so that the caller need not wait. Beast stays behind this header.
+#pragma once
+
+#include "config/config.hpp"
+#include "proxy/common/headers.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace sg::proxy {
+
+struct fetch_result {
+    bool ok = false;         // a whole response arrived
+    bool timed_out = false;  // the deadline passed first
+    unsigned status = 0;
+    std::string body;
+    std::string error;       // what failed, when !ok
+};
+
+struct get_request {
+    config::endpoint_address address;
+    std::string target;
+    header_list headers;  // Host is set when absent; Connection: close always
+    std::chrono::milliseconds timeout{5'000};  // the whole exchange, name resolution included
+    std::size_t max_body = 1 << 20;            // a longer body fails
+};
+
+// GET on the caller's thread. Never throws except std::bad_alloc.
+fetch_result http_get(const get_request& req);
+
+// GETs on one thread of its own (named `thread_name`, at nice `nice`). done(result) runs on that
+// thread exactly once per get(): when the exchange ends, or with error "stopping" when stop()
+// comes first (then on the thread calling stop(), or at once when get() comes after stop()).
+class http_client {
+public:
+    using done_fn = std::function<void(fetch_result)>;
+    http_client(const char* thread_name, int nice);
+    ~http_client();  // stop()
+    http_client(const http_client&) = delete;
+    http_client& operator=(const http_client&) = delete;
+
+    void get(get_request req, done_fn done);
+    void stop();
+    std::size_t in_flight() const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace sg::proxy
