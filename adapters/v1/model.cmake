@@ -3,6 +3,12 @@
 add_library(sg_v1_model
     ${CMAKE_CURRENT_SOURCE_DIR}/v1/frontmatter.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/v1/yaml_json.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/v1/yaml_numbers.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/v1/yaml_resolve.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/v1/yaml_scalars.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/v1/yaml_compose.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/v1/yaml_construct.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/v1/yaml_encode.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/v1/yaml_emit.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/v1/columns.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/v1/render.cpp

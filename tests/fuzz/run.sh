@@ -37,14 +37,17 @@ build() {  # name sources... [-- libs...]
     fi
 }
 
+# The PyYAML-compatible loader, in its parts (adapters/v1/model.cmake lists the same).
+yaml_loader=("$src"/adapters/v1/yaml_{json,numbers,resolve,scalars,compose,construct,encode}.cpp)
+
 LIBS="" build fuzz_comparator "$src/tests/fuzz/fuzz_comparator.cpp" \
     "$src/comparator/json_diff.cpp" "$src/comparator/compare.cpp" "$src/comparator/record.cpp"
 LIBS="-lyaml-cpp" build fuzz_frontmatter "$src/tests/fuzz/fuzz_frontmatter.cpp" \
-    "$src/adapters/v1/frontmatter.cpp" "$src/adapters/v1/yaml_json.cpp" "$src/adapters/v1/utf8.cpp"
+    "$src/adapters/v1/frontmatter.cpp" "${yaml_loader[@]}" "$src/adapters/v1/utf8.cpp"
 LIBS="" build fuzz_routes "$src/tests/fuzz/fuzz_routes.cpp" "$src/adapters/v1/routes.cpp" \
     "$src/adapters/v1/request_ids.cpp" "$src/adapters/v1/utf8.cpp"
 LIBS="-lyaml-cpp" build fuzz_yaml_emit "$src/tests/fuzz/fuzz_yaml_emit.cpp" \
-    "$src/adapters/v1/yaml_emit.cpp" "$src/adapters/v1/yaml_json.cpp" "$src/adapters/v1/utf8.cpp"
+    "$src/adapters/v1/yaml_emit.cpp" "${yaml_loader[@]}" "$src/adapters/v1/utf8.cpp"
 
 # Seed corpora from the fixtures (once).
 if [ ! -d "$out/seeds/fuzz_yaml_emit" ]; then
