@@ -132,8 +132,8 @@ int serve(const sg::config::config& cfg, const std::string& ready_file) {
         sg::proxy::shadow shadow(cfg, &mirror);
         // The cutover gate: its evidence survives restarts (gate.state_file).
         sg::proxy::gate gate(cfg, shadow, mirror);
-        if (auto e = gate.start(); !e.empty()) {
-            spdlog::critical("event=startup_failed error=\"gate: {}\"", e);
+        if (auto started = gate.start(); !started) {
+            spdlog::critical("event=startup_failed error=\"gate: {}\"", started.error().what);
             spdlog::shutdown();
             return exit_failure;
         }
@@ -194,8 +194,8 @@ int serve(const sg::config::config& cfg, const std::string& ready_file) {
 
 // GET `path` from the running service's admin listener (admin.listen of `cfg`, the token from
 // admin.token_env); nullopt with `exit_code` set when that fails (the reason is printed).
-std::optional<sg::proxy::fetch_result> ask_admin(const sg::config::config& cfg,
-                                                 const std::string& path, int& exit_code) {
+std::optional<sg::proxy::http_answer> ask_admin(const sg::config::config& cfg,
+                                                const std::string& path, int& exit_code) {
     const auto& admin = cfg.admin;
     sg::config::endpoint_address where = admin.listen;
     if (where.host == "0.0.0.0" || where.host.empty()) where.host = "127.0.0.1";
@@ -207,13 +207,14 @@ std::optional<sg::proxy::fetch_result> ask_admin(const sg::config::config& cfg,
                                   .headers = std::move(headers),
                                   .timeout = std::chrono::seconds(30),
                                   .max_body = 256 * 1024 * 1024});
-    if (!r.ok || r.status != 200) {
+    if (!r || r->status != 200) {
         std::cerr << "cannot ask " << where.host << ":" << where.port << path << ": "
-                  << (r.ok ? "HTTP " + std::to_string(r.status) + " " + r.body : r.error) << "\n";
+                  << (r ? "HTTP " + std::to_string(r->status) + " " + r->body : r.error().what)
+                  << "\n";
         exit_code = exit_gate_unknown;
         return std::nullopt;
     }
-    return r;
+    return std::move(*r);
 }
 
 // The command line: every command's options, filled by CLI11.

@@ -9,10 +9,10 @@
 
 namespace sg::proxy {
 
-std::string write_atomically(const std::string& path, const std::string& text) {
+result<> write_atomically(const std::string& path, const std::string& text) {
     const std::string tmp = path + ".tmp";
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return "cannot create " + tmp + ": " + std::strerror(errno);
+    if (fd < 0) return fail("cannot create " + tmp + ": " + std::strerror(errno));
     std::size_t done = 0;
     while (done < text.size()) {
         const auto n = ::write(fd, text.data() + done, text.size() - done);
@@ -20,13 +20,13 @@ std::string write_atomically(const std::string& path, const std::string& text) {
             if (errno == EINTR) continue;
             const std::string e = std::strerror(errno);
             ::close(fd);
-            return "cannot write " + tmp + ": " + e;
+            return fail("cannot write " + tmp + ": " + e);
         }
         done += static_cast<std::size_t>(n);
     }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) return "cannot sync " + tmp;
+    if (::fsync(fd) != 0 || ::close(fd) != 0) return fail("cannot sync " + tmp);
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        return "cannot rename " + tmp + " to " + path + ": " + std::strerror(errno);
+        return fail("cannot rename " + tmp + " to " + path + ": " + std::strerror(errno));
     }
     return {};
 }

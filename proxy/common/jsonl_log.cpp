@@ -18,20 +18,20 @@ jsonl_log::~jsonl_log() {
     if (fd_ >= 0) ::close(fd_);
 }
 
-std::string jsonl_log::open_locked() {
+result<> jsonl_log::open_locked() {
     fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
-    if (fd_ < 0) return "open " + path_ + ": " + std::strerror(errno);
+    if (fd_ < 0) return fail("open " + path_ + ": " + std::strerror(errno));
     struct stat st {};
     if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
         ::close(fd_);
         fd_ = -1;
-        return path_ + ": not a regular file";
+        return fail(path_ + ": not a regular file");
     }
     size_ = static_cast<std::size_t>(st.st_size);
     return {};
 }
 
-std::string jsonl_log::rotate_locked() {
+result<> jsonl_log::rotate_locked() {
     if (fd_ >= 0) {
         ::close(fd_);
         fd_ = -1;
@@ -43,20 +43,20 @@ std::string jsonl_log::rotate_locked() {
         ::unlink(numbered(keep_).c_str());
         for (int i = keep_ - 1; i >= 1; --i) ::rename(numbered(i).c_str(), numbered(i + 1).c_str());
         if (::rename(path_.c_str(), numbered(1).c_str()) != 0 && errno != ENOENT) {
-            return "rotate " + path_ + ": " + std::strerror(errno);
+            return fail("rotate " + path_ + ": " + std::strerror(errno));
         }
     }
     ++rotations_;
     return open_locked();
 }
 
-std::string jsonl_log::append(std::string_view line) {
+result<> jsonl_log::append(std::string_view line) {
     std::lock_guard lock(mu_);
     if (fd_ < 0) {
-        if (auto e = open_locked(); !e.empty()) return e;
+        if (auto opened = open_locked(); !opened) return opened;
     }
     if (size_ > 0 && size_ + line.size() + 1 > max_) {
-        if (auto e = rotate_locked(); !e.empty()) return e;
+        if (auto rotated = rotate_locked(); !rotated) return rotated;
     }
     std::string buf;
     buf.reserve(line.size() + 1);
@@ -67,7 +67,7 @@ std::string jsonl_log::append(std::string_view line) {
         const ssize_t n = ::write(fd_, buf.data() + done, buf.size() - done);
         if (n < 0) {
             if (errno == EINTR) continue;
-            return "write " + path_ + ": " + std::strerror(errno);
+            return fail("write " + path_ + ": " + std::strerror(errno));
         }
         done += static_cast<std::size_t>(n);
     }

@@ -4,6 +4,8 @@
 // call it from a worker thread, never from the proxy's event loops.
 #pragma once
 
+#include "proxy/common/result.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -20,15 +22,15 @@ public:
     jsonl_log(const jsonl_log&) = delete;
     jsonl_log& operator=(const jsonl_log&) = delete;
 
-    // Appends `line` and a newline (the line must hold no newline). Returns "" or the error
-    // (the caller counts it; a failed write is retried with the next line). Thread-safe.
-    std::string append(std::string_view line);
+    // Appends `line` and a newline (the line must hold no newline). A failure is the caller's
+    // to count; a failed write is retried with the next line. Thread-safe.
+    [[nodiscard]] result<> append(std::string_view line);
 
     std::uint64_t rotations() const;
 
 private:
-    std::string rotate_locked();
-    std::string open_locked();
+    result<> rotate_locked();
+    result<> open_locked();
 
     std::string path_;
     std::size_t max_;

@@ -125,34 +125,34 @@ struct gate::impl {
     void flush() {  // under mu
         update_history();
         if (cfg.gate.state_file.empty()) return;
-        const auto e = write_atomically(cfg.gate.state_file, state_json().dump(2) + "\n");
-        if (!e.empty()) {
+        const auto written = write_atomically(cfg.gate.state_file, state_json().dump(2) + "\n");
+        if (!written) {
             write_errors.fetch_add(1, std::memory_order_relaxed);
-            spdlog::warn("event=gate_state_write_failed error=\"{}\"", e);
+            spdlog::warn("event=gate_state_write_failed error=\"{}\"", written.error().what);
         }
     }
 
-    std::string load() {
+    result<> load() {
         const auto& path = cfg.gate.state_file;
         if (path.empty()) return {};
         std::ifstream in(path, std::ios::binary);
         if (!in) {
             if (errno == ENOENT) return {};  // a fresh start
-            return "cannot read " + path + ": " + std::strerror(errno);
+            return fail("cannot read " + path + ": " + std::strerror(errno));
         }
         std::stringstream text;
         text << in.rdbuf();
         const json j = json::parse(text.str(), nullptr, false);
         if (j.is_discarded() || !j.is_object() || j.value("version", 0) != 1 ||
             !j.contains("counts") || !j["counts"].is_object()) {
-            return path + " is not a shadowgate gate state file (version 1); move it away to "
-                          "start the evidence again";
+            return fail(path + " is not a shadowgate gate state file (version 1); move it "
+                                  "away to start the evidence again");
         }
         const std::string_view wanted = config::to_string(target);
         if (j.value("target", std::string()) != wanted) {
-            return path + " holds evidence for target \"" + j.value("target", std::string()) +
-                   "\", the gate's target now is \"" + std::string(wanted) +
-                   "\"; move it away to start the evidence again";
+            return fail(path + " holds evidence for target \"" +
+                           j.value("target", std::string()) + "\", the gate's target now is \"" +
+                           std::string(wanted) + "\"; move it away to start the evidence again");
         }
         try {
             base = j["counts"].get<result_counts>();
@@ -176,7 +176,7 @@ struct gate::impl {
                     r.value("unrepresentable", std::uint64_t{0})};
             }
         } catch (const json::exception& e) {
-            return path + ": " + e.what();
+            return fail(path + ": " + e.what());
         }
         return {};
     }
@@ -196,10 +196,10 @@ gate::gate(const config::config& cfg, const shadow& sh, const mirror& mir)
 
 gate::~gate() { stop(); }
 
-std::string gate::start() {
+result<> gate::start() {
     std::lock_guard lock(impl_->mu);
     if (impl_->started) return {};
-    if (auto e = impl_->load(); !e.empty()) return e;
+    if (auto loaded = impl_->load(); !loaded) return loaded;
     // The soak runs while the stage is shadow; leaving the stage starts it again.
     if (impl_->cfg.mode == config::stage::shadow) {
         if (!impl_->shadow_since_ms) impl_->shadow_since_ms = unix_ms();

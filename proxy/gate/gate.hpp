@@ -8,6 +8,7 @@
 
 #include "comparator/gate.hpp"
 #include "config/config.hpp"
+#include "proxy/common/result.hpp"
 
 #include <memory>
 #include <string>
@@ -25,13 +26,13 @@ public:
     gate(const gate&) = delete;
     gate& operator=(const gate&) = delete;
 
-    // Loads the state file (absent: a fresh start) and starts the flush thread. Returns "" or
-    // why the file cannot be used (unreadable, not the gate's JSON): the caller refuses to start
-    // rather than overwrite evidence it could not read.
-    std::string start();
+    // Loads the state file (absent: a fresh start) and starts the flush thread. Fails when the
+    // file cannot be used (unreadable, not the gate's JSON): the caller refuses to start rather
+    // than overwrite evidence it could not read.
+    [[nodiscard]] result<> start();
     void stop();  // writes the state once more; idempotent
 
-    // A reconcile finished (issue #6's reconcile records itself here).
+    // A reconcile finished (a whole check of every user records itself here).
     void record_reconcile(const comparator::gate::reconcile_record& r);
 
     comparator::gate::verdict judge() const;

@@ -199,8 +199,8 @@ reconcile_report run_reconcile(const config::config& cfg, const reconcile_option
     auto save_checkpoint = [&] {
         if (opts.checkpoint.empty() || low == 0) return;
         json j = {{"after", users[low - 1]}, {"counts", counts_json(report)}};
-        if (auto e = write_atomically(opts.checkpoint, j.dump() + "\n"); !e.empty()) {
-            report.failures.emplace_back("(checkpoint)", e);
+        if (auto saved = write_atomically(opts.checkpoint, j.dump() + "\n"); !saved) {
+            report.failures.emplace_back("(checkpoint)", saved.error().what);
         }
     };
 

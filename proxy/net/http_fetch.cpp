@@ -45,11 +45,9 @@ using executor_t = asio::io_context::executor_type;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable_t<executor_t>{});
 
 fetch_result failed(const char* stage, beast::error_code ec, bool timed_out) {
-    fetch_result out;
-    out.timed_out = timed_out;
-    out.error = std::string(stage) + ": " +
-                (timed_out ? std::string("no answer within the deadline") : ec.message());
-    return out;
+    return fail(std::string(stage) + ": " +
+                       (timed_out ? std::string("no answer within the deadline") : ec.message()),
+                   timed_out);
 }
 
 // GCC 12 inlines Asio's frame allocator (aligned_new) into this coroutine and then reports its
@@ -96,34 +94,26 @@ asio::awaitable<fetch_result, executor_t> exchange(get_request r) {
     parser.body_limit(r.max_body);
     auto [xec, xn] = co_await http::async_read(stream, buffer, parser, nothrow);
     if (xec) co_return failed("read", xec, xec == beast::error::timeout);
-    fetch_result out;
-    out.ok = true;
-    out.status = parser.get().result_int();
-    out.body = std::move(parser.get().body());
-    co_return out;
+    co_return http_answer{parser.get().result_int(), std::move(parser.get().body())};
 }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
 
-fetch_result stopped() {
-    fetch_result out;
-    out.error = "stopping";
-    return out;
-}
+fetch_result stopped() { return fail("stopping"); }
 
 }  // namespace
 
 fetch_result http_get(const get_request& req) {
     asio::io_context ioc{1};
     fetch_result out;
-    std::exception_ptr failure;
+    std::exception_ptr thrown;
     asio::co_spawn(ioc, exchange(req), [&](std::exception_ptr e, fetch_result r) {
-        failure = e;
+        thrown = e;
         out = std::move(r);
     });
     ioc.run();
-    if (failure) std::rethrow_exception(failure);  // std::bad_alloc
+    if (thrown) std::rethrow_exception(thrown);  // std::bad_alloc
     return out;
 }
 
@@ -182,7 +172,7 @@ void http_client::get(get_request req, done_fn done) {
     if (accepted) {
         asio::co_spawn(impl_->ioc, exchange(std::move(req)),
                        [this, id](std::exception_ptr e, fetch_result r) {
-                           if (e) r.error = "internal: the exchange threw";
+                           if (e) r = fail("internal: the exchange threw");
                            impl_->finish(id, std::move(r));
                        });
         return;

@@ -7,6 +7,7 @@
 
 #include "config/config.hpp"
 #include "proxy/common/headers.hpp"
+#include "proxy/common/result.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -18,13 +19,13 @@
 
 namespace sg::proxy {
 
-struct fetch_result {
-    bool ok = false;         // a whole response arrived
-    bool timed_out = false;  // the deadline passed first
+// A whole response.
+struct http_answer {
     unsigned status = 0;
     std::string body;
-    std::string error;       // what failed, when !ok
 };
+// The answer, or what failed (failure::timed_out: the deadline passed first).
+using fetch_result = result<http_answer>;
 
 struct get_request {
     config::endpoint_address address;
@@ -35,10 +36,10 @@ struct get_request {
 };
 
 // GET on the caller's thread. Never throws except std::bad_alloc.
-fetch_result http_get(const get_request& req);
+[[nodiscard]] fetch_result http_get(const get_request& req);
 
 // GETs on one thread of its own (named `thread_name`, at nice `nice`). done(result) runs on that
-// thread exactly once per get(): when the exchange ends, or with error "stopping" when stop()
+// thread exactly once per get(): when the exchange ends, or with the failure "stopping" when stop()
 // comes first (then on the thread calling stop(), or at once when get() comes after stop()).
 class http_client {
 public:

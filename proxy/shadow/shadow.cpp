@@ -43,7 +43,7 @@ namespace sg::proxy {
 namespace {
 
 using steady = std::chrono::steady_clock;
-using comparator::result;
+using outcome = comparator::result;  // of one comparison
 namespace ml = mirror_logic;
 namespace sl = shadow_logic;
 constexpr auto relaxed = std::memory_order_relaxed;
@@ -133,22 +133,16 @@ std::string dolt_token(const std::optional<dolt::watermark>& mark) {
 
 // The answer of one target: Dolt's tables rendered as v1 would answer, or the v2 service's answer
 // mapped into v1's shape; and the Dolt state behind it.
-struct v2_answer {
-    bool ok = false;
-    bool timed_out = false;
-    std::string error;
+struct v2_reply {
     unsigned status = 0;
     std::string body;
     std::string token;  // Dolt's watermark token of the state answered from (for v2_http: read
                         // just before asking the service)
 };
+using v2_answer = proxy::result<v2_reply>;  // failure::timed_out: a v2_timeout, else a v2_error
 
-// Dolt's watermark alone, while waiting for the mirror.
-struct watermark_check {
-    bool ok = false;
-    std::string error;
-    std::string token;
-};
+// Dolt's watermark token alone, while waiting for the mirror.
+using watermark_check = proxy::result<std::string>;
 
 // Where both sides of one user stood at `at`: shared by every comparison of that user settling
 // at once (hot writes queue many), so that they cost one look per poll interval, not one each.
@@ -245,7 +239,7 @@ struct shadow::impl {
 
     static thread_local std::mt19937_64 rng;
 
-    void count(target t, v1::endpoint ep, result r) {
+    void count(target t, v1::endpoint ep, outcome r) {
         results[static_cast<std::size_t>(t)][static_cast<std::size_t>(ep)]
                [static_cast<std::size_t>(r)]
                    .fetch_add(1, relaxed);
@@ -253,9 +247,9 @@ struct shadow::impl {
     // A comparison not made for one target, or (no target) for all of them.
     void skip(v1::endpoint ep, skip_reason why, std::optional<target> only = std::nullopt) {
         if (only) {
-            count(*only, ep, result::skipped);
+            count(*only, ep, outcome::skipped);
         } else {
-            for (const auto t : targets) count(t, ep, result::skipped);
+            for (const auto t : targets) count(t, ep, outcome::skipped);
         }
         skips[static_cast<std::size_t>(why)].fetch_add(1, relaxed);
     }
@@ -275,15 +269,15 @@ struct shadow::impl {
     v2_answer ask_dolt(dolt::connection& conn, const shadow_job& job);
     v2_answer ask_v2(dolt::connection& conn, const shadow_job& job);
     void record(const shadow_job& job, target t, const comparator::comparison& c,
-                unsigned v1_status, const std::string& v1_body, const v2_answer& v2,
+                unsigned v1_status, const std::string& v1_body, const v2_reply& v2,
                 int attempts);
     bool dolt_allowed();
-    // fn(conn) behind the circuit breaker: its value, or nullopt with `error` set when the
-    // circuit is open, the session cannot be opened or fn fails (each counted by the breaker;
-    // only a lost session counts as Dolt unreachable).
+    // fn(conn) behind the circuit breaker: its value, or a failure when the circuit is open, the
+    // session cannot be opened or fn fails (each counted by the breaker; only a lost session
+    // counts as Dolt unreachable).
     template <class F>
-    auto through_breaker(dolt::connection& conn, std::string& error, F&& fn)
-        -> std::optional<std::decay_t<decltype(*fn(conn))>>;
+    auto through_breaker(dolt::connection& conn, F&& fn)
+        -> proxy::result<std::decay_t<decltype(*fn(conn))>>;
     void dolt_result(bool reached);
 };
 
@@ -548,71 +542,50 @@ std::string shadow::impl::git_token(const std::string& user) {
 }
 
 template <class F>
-auto shadow::impl::through_breaker(dolt::connection& conn, std::string& error, F&& fn)
-    -> std::optional<std::decay_t<decltype(*fn(conn))>> {
-    if (!dolt_allowed()) {
-        error = "circuit open: Dolt unreachable";
-        return std::nullopt;
-    }
+auto shadow::impl::through_breaker(dolt::connection& conn, F&& fn)
+    -> proxy::result<std::decay_t<decltype(*fn(conn))>> {
+    if (!dolt_allowed()) return fail("circuit open: Dolt unreachable");
     auto up = conn.ensure_connected();
     if (!up) {
         dolt_result(false);
-        error = up.error().to_string();
-        return std::nullopt;
+        return fail(up.error().to_string());
     }
     auto r = fn(conn);
     if (!r) {
         dolt_result(r.error().kind != dolt::error_kind::connection_lost);
-        error = r.error().to_string();
-        return std::nullopt;
+        return fail(r.error().to_string());
     }
     dolt_result(true);
     return std::move(*r);
 }
 
 watermark_check shadow::impl::check_dolt(dolt::connection& conn, const std::string& user) {
-    watermark_check out;
-    auto mark = through_breaker(conn, out.error,
-                                [&](dolt::connection& c) { return dolt::read_watermark(c, user); });
-    if (!mark) return out;
-    out.ok = true;
-    out.token = dolt_token(*mark);
-    return out;
+    auto mark = through_breaker(
+        conn, [&](dolt::connection& c) { return dolt::read_watermark(c, user); });
+    if (!mark) return mark.error();
+    return dolt_token(*mark);
 }
 
 // Dolt's answer: the watermark and the parts of the user's state the endpoint renders from, in
 // one snapshot (one round trip). Slower than shadow.deadline counts as a timeout (Dolt's own
 // time, not the time the comparison waited in the queue or for the mirror).
 v2_answer shadow::impl::ask_dolt(dolt::connection& conn, const shadow_job& job) {
-    v2_answer out;
     const auto t0 = steady::now();
     const auto deadline = t0 + cfg.shadow.deadline;
     bool asked = false;  // the snapshot read itself failed (not the circuit or the connect)
-    auto snap = through_breaker(conn, out.error, [&](dolt::connection& c) {
+    auto snap = through_breaker(conn, [&](dolt::connection& c) {
         asked = true;
         return dolt::read_snapshot(c, job.route.user_id, dolt::parts_for(job.route));
     });
-    if (!snap) {
-        out.timed_out = asked && steady::now() >= deadline;
-        return out;
-    }
+    if (!snap) return fail(snap.error().what, asked && steady::now() >= deadline);
     auto rendered = v1::render_read(snap->state, job.route, job.target, tz);
     v2_seconds[static_cast<std::size_t>(target::dolt)][static_cast<std::size_t>(job.route.ep)]
         .observe(seconds_since(t0));
-    if (!rendered) {
-        out.error = "not a read route";
-        return out;
-    }
+    if (!rendered) return fail("not a read route");
     if (steady::now() > deadline) {
-        out.timed_out = true;
-        out.error = "Dolt answered after the comparison's deadline";
-        return out;
+        return fail("Dolt answered after the comparison's deadline", true);
     }
-    out.ok = true;
-    out.status = rendered->status;
-    out.body = std::move(rendered->body);
-    out.token = dolt_token(snap->mark);
-    return out;
+    return v2_reply{rendered->status, std::move(rendered->body), dolt_token(snap->mark)};
 }
 
 void shadow::impl::process(dolt::connection& conn, queued& q) {
@@ -728,17 +701,10 @@ v2_answer shadow::impl::ask(dolt::connection& conn, const shadow_job& job, targe
 // The v2 service's answer, mapped into v1's shape. v2 reads Dolt: the watermark read just before
 // asking says which state it could at least have seen (the settling below checks the rest).
 v2_answer shadow::impl::ask_v2(dolt::connection& conn, const shadow_job& job) {
-    v2_answer out;
     const watermark_check w = check_dolt(conn, job.route.user_id);
-    if (!w.ok) {
-        out.error = w.error;
-        return out;
-    }
+    if (!w) return w.error();
     const auto& v2 = cfg.shadow.v2_http;
-    if (v2.address.port == 0) {
-        out.error = "shadow.v2_http.address is not set";
-        return out;
-    }
+    if (v2.address.port == 0) return fail("shadow.v2_http.address is not set");
     const auto t0 = steady::now();
     fetch_result r = http_get({.address = v2.address,
                                .target = v2.path_prefix + job.target,
@@ -747,16 +713,9 @@ v2_answer shadow::impl::ask_v2(dolt::connection& conn, const shadow_job& job) {
                                .max_body = cfg.shadow.max_body_bytes});
     v2_seconds[static_cast<std::size_t>(target::v2_http)][static_cast<std::size_t>(job.route.ep)]
         .observe(seconds_since(t0));
-    if (!r.ok) {
-        out.error = r.error;
-        out.timed_out = r.timed_out;
-        return out;
-    }
-    out.ok = true;
-    out.status = r.status;
-    out.body = sl::map_body(r.body, maps[static_cast<std::size_t>(job.route.ep)]);
-    out.token = w.token;
-    return out;
+    if (!r) return r.error();
+    return v2_reply{r->status, sl::map_body(r->body, maps[static_cast<std::size_t>(job.route.ep)]),
+                    *w};
 }
 
 void shadow::impl::compare_with(dolt::connection& conn, const std::shared_ptr<const queued>& q,
@@ -770,12 +729,12 @@ void shadow::impl::compare_with(dolt::connection& conn, const std::shared_ptr<co
     // v1's storage now (the answer v1 served came from that storage or an older one: an older
     // one can only make a difference, which the settling below sorts out).
     if (comparator::v1_failed(job.v1_status)) {  // nothing to ask v2 about
-        count(t, ep, result::v1_error);
+        count(t, ep, outcome::v1_error);
         return;
     }
     // A branch name, a reflog entry or a search: git resolves it for v1, v2 keeps no refs.
     if (ep == v1::endpoint::get_version && !v1::answerable_revision(job.route.sha)) {
-        count(t, ep, result::revision_form);
+        count(t, ep, outcome::revision_form);
         return;
     }
     settling w;
@@ -783,17 +742,17 @@ void shadow::impl::compare_with(dolt::connection& conn, const std::shared_ptr<co
     w.t = t;
     w.token = git_token(user);
     v2_answer v2 = ask(conn, job, t);
-    if (!v2.ok) {
-        count(t, ep, v2.timed_out ? result::v2_timeout : result::v2_error);
+    if (!v2) {
+        count(t, ep, v2.error().timed_out ? outcome::v2_timeout : outcome::v2_error);
         spdlog::debug("event=shadow_v2_failed target={} endpoint={} request_id={} error=\"{}\"",
-                      name(t), v1::name(ep), job.request_id, v2.error);
+                      name(t), v1::name(ep), job.request_id, v2.error().what);
         return;
     }
-    w.in_step = w.token != "unreadable" && v2.token == w.token;
+    w.in_step = w.token != "unreadable" && v2->token == w.token;
     if (w.in_step) {
-        const auto c = comparator::compare({job.v1_status, job.v1_body}, {v2.status, v2.body}, r);
-        if (c.what == result::match) {
-            count(t, ep, result::match);
+        const auto c = comparator::compare({job.v1_status, job.v1_body}, {v2->status, v2->body}, r);
+        if (c.what == outcome::match) {
+            count(t, ep, outcome::match);
             return;
         }
     }
@@ -809,10 +768,10 @@ void shadow::impl::settle(dolt::connection& conn, settling w) {
     const auto ep = job.route.ep;
     const auto& user = job.route.user_id;
     const target t = w.t;
-    auto v2_failed = [&](const std::string& error, bool timed_out) {
-        count(t, ep, timed_out ? result::v2_timeout : result::v2_error);
+    auto v2_failed = [&](const failure& f) {
+        count(t, ep, f.timed_out ? outcome::v2_timeout : outcome::v2_error);
         spdlog::debug("event=shadow_v2_failed target={} endpoint={} request_id={} error=\"{}\"",
-                      name(t), v1::name(ep), job.request_id, error);
+                      name(t), v1::name(ep), job.request_id, f.what);
     };
     const comparator::endpoint_rules& r = rules[static_cast<std::size_t>(ep)];
     for (;;) {
@@ -826,19 +785,19 @@ void shadow::impl::settle(dolt::connection& conn, settling w) {
         if (w.again) {  // v1's second answer is back: Dolt's now, and whether storage moved
             fetch_result again = std::move(*w.again);
             w.again.reset();
-            if (!again.ok) {
+            if (!again) {
                 skip(ep, skip_reason::v1_reread_failed, t);
                 spdlog::debug("event=shadow_reread_failed endpoint={} request_id={} error=\"{}\"",
-                              v1::name(ep), job.request_id, again.error);
+                              v1::name(ep), job.request_id, again.error().what);
                 return;
             }
             v2_answer v2 = ask(conn, job, t);
-            if (!v2.ok) {
-                v2_failed(v2.error, v2.timed_out);
+            if (!v2) {
+                v2_failed(v2.error());
                 return;
             }
             const std::string after = git_token(user);
-            if (after != w.token || v2.token != w.token) {  // storage or Dolt moved meanwhile:
+            if (after != w.token || v2->token != w.token) {  // storage or Dolt moved meanwhile:
                 // look again later, the longer the more often it moved (writes are hot)
                 w.in_step = false;
                 w.polled = true;
@@ -846,14 +805,15 @@ void shadow::impl::settle(dolt::connection& conn, settling w) {
                 defer(std::move(w));
                 return;
             }
-            const auto c = comparator::compare({again.status, again.body}, {v2.status, v2.body}, r);
-            if (c.what == result::match) {
-                count(t, ep, result::lagging);  // the first look differed or could not be trusted
+            const auto c =
+                comparator::compare({again->status, again->body}, {v2->status, v2->body}, r);
+            if (c.what == outcome::match) {
+                count(t, ep, outcome::lagging);  // the first look differed or could not be trusted
                 return;
             }
             count(t, ep, c.what);
             if (comparator::is_discrepancy(c.what)) {  // not v1 failing on the re-read
-                record(job, t, c, again.status, again.body, v2, w.attempts);
+                record(job, t, c, again->status, again->body, *v2, w.attempts);
             }
             return;
         }
@@ -868,12 +828,12 @@ void shadow::impl::settle(dolt::connection& conn, settling w) {
             }
             w.polled = false;
             const user_look l = look(conn, user);
-            if (!l.dolt.ok) {
-                v2_failed(l.dolt.error, false);
+            if (!l.dolt) {
+                v2_failed(l.dolt.error());
                 return;
             }
             w.token = l.git;
-            w.in_step = w.token != "unreadable" && l.dolt.token == w.token;
+            w.in_step = w.token != "unreadable" && *l.dolt == w.token;
             continue;
         }
         reread(std::move(w));  // in step at w.token: read v1 again (storage must stay there)
@@ -883,7 +843,7 @@ void shadow::impl::settle(dolt::connection& conn, settling w) {
 }
 
 void shadow::impl::record(const shadow_job& job, target t, const comparator::comparison& c,
-                          unsigned v1_status, const std::string& v1_body, const v2_answer& v2,
+                          unsigned v1_status, const std::string& v1_body, const v2_reply& v2,
                           int attempts) {
     comparator::discrepancy d;
     d.time_ms = unix_ms();
@@ -910,9 +870,9 @@ void shadow::impl::record(const shadow_job& job, target t, const comparator::com
     }
     if (log) {
         const std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-        if (auto e = log->append(line); !e.empty()) {
+        if (auto written = log->append(line); !written) {
             record_write_errors.fetch_add(1, relaxed);
-            spdlog::warn("event=discrepancy_log_failed error=\"{}\"", e);
+            spdlog::warn("event=discrepancy_log_failed error=\"{}\"", written.error().what);
         }
     }
     spdlog::info("event=discrepancy target={} endpoint={} result={} request_id={} differences={}",
