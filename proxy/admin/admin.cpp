@@ -4,7 +4,7 @@
 #include "adapters/v1/query.hpp"
 #include "comparator/report.hpp"
 #include "proxy/common/task_failure.hpp"
-#include "proxy/common/thread_name.hpp"
+#include "proxy/common/worker_thread.hpp"
 #include "proxy/gate/gate.hpp"
 #include "proxy/jobs/reconcile.hpp"
 #include "proxy/net/http_read.hpp"
@@ -26,7 +26,6 @@
 #include <cstdlib>
 #include <optional>
 #include <stdexcept>
-#include <thread>
 
 namespace sg::proxy {
 
@@ -89,7 +88,7 @@ struct admin_server::impl {
     asio::io_context ioc{1};
     tcp::acceptor acceptor;
     std::vector<tcp::endpoint> upstream;
-    std::thread thread;
+    worker_thread thread;
     std::atomic<bool> stopped{false};
 
     struct endpoint;
@@ -444,16 +443,14 @@ std::uint16_t admin_server::port() const {
 void admin_server::start() {
     asio::co_spawn(impl_->ioc, impl_->accept_loop(),
                    on_task_end(process_task_failures(), task_kind::admin_accept_loop));
-    impl_->thread = std::thread([this] {
-        name_this_thread("sg-admin");
-        run_guarded(process_task_failures(), task_kind::admin_thread, [this] { impl_->ioc.run(); });
-    });
+    impl_->thread.start("sg-admin", task_kind::admin_thread,
+                        [this](const std::stop_token&) { impl_->ioc.run(); });
 }
 
 void admin_server::stop() {
     if (impl_->stopped.exchange(true)) return;
     impl_->ioc.stop();
-    if (impl_->thread.joinable()) impl_->thread.join();
+    impl_->thread.join();
 }
 
 }  // namespace sg::proxy

@@ -4,7 +4,7 @@
 #include "proxy/common/file_util.hpp"
 #include "proxy/common/metrics.hpp"
 #include "proxy/common/task_failure.hpp"
-#include "proxy/common/thread_name.hpp"
+#include "proxy/common/worker_thread.hpp"
 #include "proxy/mirror/mirror.hpp"
 #include "proxy/shadow/shadow.hpp"
 
@@ -18,7 +18,6 @@
 #include <fstream>
 #include <mutex>
 #include <sstream>
-#include <thread>
 
 namespace sg::proxy {
 
@@ -48,10 +47,9 @@ struct gate::impl {
     const mirror* mirror_;
 
     mutable std::mutex mu;
-    std::condition_variable wake;
-    bool stopping = false;
+    std::condition_variable_any wake;  // only the flusher's stop token ends its waits early
     bool started = false;
-    std::thread flusher;
+    worker_thread flusher;
 
     // The evidence of earlier runs (from the state file) ...
     result_counts base;
@@ -181,11 +179,10 @@ struct gate::impl {
         return {};
     }
 
-    void flush_loop() {
-        name_this_thread("sg-gate");
+    void flush_loop(const std::stop_token& stop) {
         std::unique_lock lock(mu);
-        while (!stopping) {
-            wake.wait_for(lock, cfg.gate.flush_interval, [&] { return stopping; });
+        while (!stop.stop_requested()) {
+            wake.wait_for(lock, stop, cfg.gate.flush_interval, [] { return false; });
             flush();
         }
     }
@@ -208,11 +205,8 @@ result<> gate::start() {
     }
     impl_->flush();
     impl_->started = true;
-    impl_->stopping = false;
-    impl_->flusher = std::thread([this] {
-        run_guarded(process_task_failures(), task_kind::gate_flusher,
-                    [this] { impl_->flush_loop(); });
-    });
+    impl_->flusher.start("sg-gate", task_kind::gate_flusher,
+                         [this](const std::stop_token& stop) { impl_->flush_loop(stop); });
     return {};
 }
 
@@ -221,10 +215,9 @@ void gate::stop() {
         std::lock_guard lock(impl_->mu);
         if (!impl_->started) return;
         impl_->started = false;
-        impl_->stopping = true;
     }
-    impl_->wake.notify_all();
-    if (impl_->flusher.joinable()) impl_->flusher.join();
+    impl_->flusher.request_stop();
+    impl_->flusher.join();
     std::lock_guard lock(impl_->mu);
     impl_->flush();
 }

@@ -355,14 +355,12 @@ std::string reconcile_report_json(const reconcile_report& r) {
 
 reconcile_job::reconcile_job(const config::config& cfg, gate* g) : cfg_(cfg), gate_(g) {}
 
-reconcile_job::~reconcile_job() {
-    if (thread_.joinable()) thread_.join();
-}
+reconcile_job::~reconcile_job() { thread_.join(); }
 
 bool reconcile_job::start(reconcile_options opts) {
     std::lock_guard lock(mu_);
     if (running_) return false;
-    if (thread_.joinable()) thread_.join();
+    thread_.join();
     running_ = true;
     repair_ = opts.repair;
     done_ = 0;
@@ -371,7 +369,7 @@ bool reconcile_job::start(reconcile_options opts) {
         done_ = done;
         total_ = total;
     };
-    thread_ = std::thread([this, opts = std::move(opts)] {
+    auto run = [this, opts = std::move(opts)](const std::stop_token&) {
         reconcile_report r;
         try {
             r = run_reconcile(cfg_, opts, nullptr);
@@ -394,7 +392,8 @@ bool reconcile_job::start(reconcile_options opts) {
         std::lock_guard lock(mu_);
         last_ = std::move(r);
         running_ = false;
-    });
+    };
+    thread_.start("sg-reconcile", task_kind::reconcile_job, std::move(run));
     return true;
 }
 

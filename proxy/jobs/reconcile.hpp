@@ -15,6 +15,7 @@
 
 #include "adapters/dolt/rows.hpp"
 #include "config/config.hpp"
+#include "proxy/common/worker_thread.hpp"
 
 #include <atomic>
 #include <cstdio>
@@ -22,7 +23,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <thread>
 #include <map>
 #include <string>
 #include <utility>
@@ -87,7 +87,7 @@ private:
     const config::config cfg_;
     gate* gate_;
     mutable std::mutex mu_;
-    std::thread thread_;
+    worker_thread thread_;
     bool running_ = false;
     bool repair_ = false;
     std::optional<reconcile_report> last_;

@@ -11,7 +11,7 @@
 #include "proxy/common/dolt_session.hpp"
 #include "proxy/common/metrics.hpp"
 #include "proxy/common/task_failure.hpp"
-#include "proxy/common/thread_name.hpp"
+#include "proxy/common/worker_thread.hpp"
 #include "proxy/mirror/mirror_apply.hpp"
 #include "proxy/mirror/mirror_logic.hpp"
 
@@ -27,7 +27,6 @@
 #include <mutex>
 #include <optional>
 #include <random>
-#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -102,10 +101,9 @@ struct mirror::impl {
     std::condition_variable scan_wake;  // the scan thread: stop, scan now
     ml::dirty_set dirty;
     ml::breaker breaker;
+    // The threads' stop: a flag under mu, since they wait on mu's condition variables.
     bool stopping = false;
-    int threads_running = 0;                // worker and scan threads not yet returned
-    std::condition_variable threads_done;  // threads_running went down
-    void ask_threads_to_stop() {           // under mu
+    void ask_threads_to_stop() {  // under mu
         stopping = true;
         wake.notify_all();
         scan_wake.notify_all();
@@ -115,8 +113,8 @@ struct mirror::impl {
     bool in_pass = false;
     std::deque<double> lags;  // seconds from a change noticed to applied, most recent last
 
-    std::thread worker_thread;
-    std::thread scan_thread;
+    worker_thread worker;   // worker_loop
+    worker_thread scanner;  // scan_loop
     std::shared_ptr<dolt::counters> dolt_stats;
     std::mt19937_64 rng;  // worker thread only
     const std::uint64_t packet_needed;  // for the largest block proxy.limits lets through
@@ -220,19 +218,16 @@ mirror::~mirror() { stop(); }
 
 void mirror::start() {
     // Each thread holds the engine: one left behind by stop(bound) outlives the mirror safely.
-    auto run = [](std::shared_ptr<impl> self, void (impl::*loop)(), task_kind kind) {
-        run_guarded(process_task_failures(), kind, [&] { ((*self).*loop)(); });
-        std::lock_guard lock(self->mu);
-        --self->threads_running;
-        self->threads_done.notify_all();
+    auto run = [self = impl_](void (impl::*loop)()) {
+        return [self, loop](const std::stop_token&) { ((*self).*loop)(); };
     };
     {
         std::lock_guard lock(impl_->mu);
-        impl_->threads_running = 2;
+        impl_->stopping = false;
     }
     impl_->active.store(true);
-    impl_->worker_thread = std::thread(run, impl_, &impl::worker_loop, task_kind::mirror_worker);
-    impl_->scan_thread = std::thread(run, impl_, &impl::scan_loop, task_kind::mirror_scan);
+    impl_->worker.start("sg-mirror", task_kind::mirror_worker, run(&impl::worker_loop));
+    impl_->scanner.start("sg-scan", task_kind::mirror_scan, run(&impl::scan_loop));
 }
 
 bool mirror::active() const { return impl_->active.load(); }
@@ -243,28 +238,27 @@ void mirror::stop() {
         std::lock_guard lock(impl_->mu);
         impl_->ask_threads_to_stop();
     }
-    if (impl_->worker_thread.joinable()) impl_->worker_thread.join();
-    if (impl_->scan_thread.joinable()) impl_->scan_thread.join();
+    impl_->worker.join();
+    impl_->scanner.join();
 }
 
 bool mirror::stop(std::chrono::milliseconds bound) {
-    bool done = false;
+    impl_->active.store(false);
     {
-        impl_->active.store(false);
-        std::unique_lock lock(impl_->mu);
+        std::lock_guard lock(impl_->mu);
         impl_->ask_threads_to_stop();
-        done = impl_->threads_done.wait_for(lock, bound,
-                                            [&] { return impl_->threads_running == 0; });
     }
-    if (!done) {
+    const auto until = steady::now() + bound;
+    const bool worker_done = impl_->worker.join_for(bound);
+    const auto left = std::max(until - steady::now(), steady::duration::zero());
+    const bool scanner_done =
+        impl_->scanner.join_for(std::chrono::duration_cast<std::chrono::milliseconds>(left));
+    if (!worker_done || !scanner_done) {
         spdlog::warn("event=mirror_stop_abandoned bound_ms={} reason=\"a database call is still "
                      "running; its user is found again by the next start's scan\"",
                      bound.count());
-        if (impl_->worker_thread.joinable()) impl_->worker_thread.detach();
-        if (impl_->scan_thread.joinable()) impl_->scan_thread.detach();
         return false;
     }
-    stop();  // both have returned: joins them
     return true;
 }
 
@@ -528,7 +522,6 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
 }
 
 void mirror::impl::worker_loop() {
-    name_this_thread("sg-mirror");
     dolt::connection conn(dolt_options(cfg), dolt_stats);
     bool schema_ready = false;
     for (;;) {
@@ -747,7 +740,6 @@ bool mirror::impl::run_scan(dolt::connection& conn) {
 }
 
 void mirror::impl::scan_loop() {
-    name_this_thread("sg-scan");
     dolt::connection conn(dolt_options(cfg), dolt_stats);
     for (;;) {
         const bool ok = run_scan(conn);

@@ -2,7 +2,7 @@
 #include "proxy/net/http_fetch.hpp"
 
 #include "proxy/common/task_failure.hpp"
-#include "proxy/common/thread_name.hpp"
+#include "proxy/common/worker_thread.hpp"
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -28,7 +28,6 @@
 #include <exception>
 #include <mutex>
 #include <optional>
-#include <thread>
 #include <unordered_map>
 
 namespace sg::proxy {
@@ -124,7 +123,7 @@ struct http_client::impl {
     bool stopping = false;
     std::uint64_t next = 0;
     std::unordered_map<std::uint64_t, done_fn> pending;  // under mu
-    std::thread thread;
+    worker_thread thread;
 
     // The exchange `id` ended: its done(), unless stop() took it first.
     void finish(std::uint64_t id, fetch_result r) {
@@ -141,8 +140,7 @@ struct http_client::impl {
 };
 
 http_client::http_client(const char* thread_name, int nice) : impl_(std::make_unique<impl>()) {
-    impl_->thread = std::thread([this, thread_name, nice] {
-        name_this_thread(thread_name);
+    impl_->thread.start(thread_name, task_kind::http_client, [this, nice](const std::stop_token&) {
         (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice);
         for (;;) {
             try {
@@ -188,7 +186,7 @@ void http_client::stop() {
     }
     impl_->work.reset();
     impl_->ioc.stop();
-    if (impl_->thread.joinable()) impl_->thread.join();
+    impl_->thread.join();
     std::unordered_map<std::uint64_t, done_fn> left;
     {
         std::lock_guard lock(impl_->mu);

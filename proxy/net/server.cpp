@@ -11,7 +11,7 @@
 #include "adapters/v1/request_ids.hpp"
 #include "adapters/v1/routes.hpp"
 #include "proxy/common/task_failure.hpp"
-#include "proxy/common/thread_name.hpp"
+#include "proxy/common/worker_thread.hpp"
 #include "proxy/net/http_read.hpp"
 #include "proxy/net/http_rules.hpp"
 
@@ -206,7 +206,7 @@ struct worker {
     std::vector<deadline_watch*> watches;     // one per open client connection
     bool draining = false;
     std::mt19937_64 rng;
-    std::thread thread;
+    worker_thread thread;
     // Faults a test can switch on (env SHADOWGATE_TEST_FAULTS, comma-separated; main logs a
     // warning when it is set): `session_throw` makes a request for throw_target throw out of
     // its session, to show that the barrier logs and counts it; `sweep_throw` makes a request for
@@ -724,10 +724,8 @@ void server::start() {
     for (auto& w : impl_->workers) {
         worker* wp = w.get();
         asio::co_spawn(wp->ioc, wp->sweep(), on_task_end(process_task_failures(), task_kind::sweep));
-        w->thread = std::thread([wp] {
-            name_this_thread("sg-proxy");
-            run_guarded(process_task_failures(), task_kind::worker_thread, [wp] { wp->ioc.run(); });
-        });
+        w->thread.start("sg-proxy", task_kind::worker_thread,
+                        [wp](const std::stop_token&) { wp->ioc.run(); });
     }
 }
 
@@ -758,9 +756,7 @@ void server::stop() {
         w->guard.reset();
         w->ioc.stop();
     }
-    for (auto& w : impl_->workers) {
-        if (w->thread.joinable()) w->thread.join();
-    }
+    for (auto& w : impl_->workers) w->thread.join();
 }
 
 }  // namespace sg::proxy

@@ -10,7 +10,7 @@
 #include "proxy/common/jsonl_log.hpp"
 #include "proxy/common/metrics.hpp"
 #include "proxy/common/task_failure.hpp"
-#include "proxy/common/thread_name.hpp"
+#include "proxy/common/worker_thread.hpp"
 #include "proxy/common/time_zone.hpp"
 #include "proxy/mirror/mirror_logic.hpp"
 #include "proxy/shadow/shadow_logic.hpp"
@@ -34,7 +34,6 @@
 #include <mutex>
 #include <optional>
 #include <random>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -203,8 +202,8 @@ struct shadow::impl {
     std::size_t rereading = 0;      // settling comparisons whose v1 re-read is on its way
     bool stopping = false;
     std::size_t running = 0;
-    std::vector<std::thread> workers;
-    std::thread cpu_watch;
+    std::vector<worker_thread> workers;
+    worker_thread cpu_watch;
     ml::breaker breaker;  // under mu
     sl::token_bucket budget{cfg.shadow.max_per_second};  // under mu
     std::atomic<bool> busy{false};  // the machine has less idle CPU than shadow.min_idle_cpu
@@ -300,21 +299,20 @@ void shadow::start() {
     impl_->active.store(true);
     impl_->v1_client = std::make_unique<http_client>("sg-compare", comparer_nice);
     for (int i = 0; i < impl_->cfg.shadow.workers; ++i) {
-        impl_->workers.emplace_back([this] {
-            run_guarded(process_task_failures(), task_kind::shadow_worker,
-                        [this] { impl_->worker_loop(); });
-        });
+        worker_thread w;
+        w.start("sg-compare", task_kind::shadow_worker,
+                [this](const std::stop_token&) { impl_->worker_loop(); });
+        impl_->workers.push_back(std::move(w));
     }
     if (impl_->cfg.shadow.min_idle_cpu > 0 || impl_->cfg.shadow.max_proxy_wait_us > 0) {
-        impl_->cpu_watch = std::thread([this] {
-            run_guarded(process_task_failures(), task_kind::shadow_cpu_watch,
-                        [this] { impl_->watch_cpu(); });
-        });
+        impl_->cpu_watch.start("sg-cpu-watch", task_kind::shadow_cpu_watch,
+                               [this](const std::stop_token&) { impl_->watch_cpu(); });
     }
 }
 
 void shadow::stop() {
-    std::vector<std::thread> threads;
+    // The stop is the comparer's own flag (under mu): offer() must see it too.
+    std::vector<worker_thread> threads;
     {
         std::lock_guard lock(impl_->mu);
         impl_->active.store(false);
@@ -328,7 +326,7 @@ void shadow::stop() {
         }
         impl_->waiting.clear();
         threads.swap(impl_->workers);
-        if (impl_->cpu_watch.joinable()) threads.push_back(std::move(impl_->cpu_watch));
+        threads.push_back(std::move(impl_->cpu_watch));
     }
     impl_->wake.notify_all();
     impl_->pause.notify_all();
@@ -381,7 +379,6 @@ void shadow::impl::worker_loop() {
     // Comparisons yield the CPU to the proxy's threads: on a busy machine they fall behind (and
     // are skipped when the queue fills) rather than slow the client's answers. Linux's nice
     // applies per thread; failing to lower it is harmless.
-    name_this_thread("sg-compare");
     (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), comparer_nice);
     dolt::connection conn(dolt_options(cfg), dolt_stats);
     std::unique_lock lock(mu);
@@ -455,7 +452,6 @@ std::pair<sl::sched_times, std::size_t> proxy_sched() {
 // with the traffic (a busier proxy is runnable more often) as much as with the contention.
 // Readings that cannot be made (no /proc) never make it busy.
 void shadow::impl::watch_cpu() {
-    name_this_thread("sg-cpu-watch");
     auto read = []() -> std::optional<sl::cpu_times> {
         std::ifstream in("/proc/stat");
         std::string line;
