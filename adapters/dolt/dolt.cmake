@@ -7,7 +7,9 @@ add_library(sg_adapters_dolt
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/schema.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/read_parts.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/rows.cpp
-    ${CMAKE_CURRENT_SOURCE_DIR}/dolt/store.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/dolt/store_apply.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/dolt/store_read.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/dolt/store_write.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/values.cpp)
 target_include_directories(sg_adapters_dolt PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(sg_adapters_dolt

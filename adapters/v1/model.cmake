@@ -12,6 +12,7 @@ add_library(sg_v1_model
     ${CMAKE_CURRENT_SOURCE_DIR}/v1/yaml_emit.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/v1/columns.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/v1/render.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/v1/render_history.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/v1/v2_render.cpp)
 target_include_directories(sg_v1_model PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(sg_v1_model PUBLIC sg_adapters_v1 yaml-cpp nlohmann_json::nlohmann_json)
