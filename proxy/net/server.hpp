@@ -1,7 +1,7 @@
 // proxy/net/server: the client-facing listener. Accepts connections, reads requests within the
 // configured limits, forwards each to the v1 upstream over pooled keep-alive connections and
 // writes v1's answer back unchanged. Beast and Asio stay behind this header (pimpl) so that only
-// server.cpp pays for them at compile time.
+// the net/ files behind it (server, session, upstream) pay for them at compile time.
 #pragma once
 
 #include "config/config.hpp"
