@@ -1,4 +1,4 @@
-// proxy/common/task_failure: the one barrier every background task ends into (issue #15, item 3).
+// proxy/common/task_failure: the one barrier every background task ends into.
 // A coroutine spawned with co_spawn completes into on_task_end(f, kind), a thread's body runs
 // in run_guarded(f, kind, body): an exception is logged
 // (event=task_failed), counted (shadowgate_task_failures_total{task}) and, for the tasks the

@@ -13,7 +13,7 @@ A benchmark program (prints numbers, exits 0 whenever it could measure), not a t
    quarter of the steady rate) read the same blocks, the CPU guard off: the share compared, how
    many comparisons needed the mirror to settle, and v1 re-reads per compared read.
 
-Goal (issue #12): at least 99% of reads compared at 100% sampling, the client's p99 within 10% of
+Goal: at least 99% of reads compared at 100% sampling, the client's p99 within 10% of
 sampling 0% in the same run.
 
 Usage: tests/bench/shadow_cost_bench.py [--seconds 20] [--rounds 2] [--hot-seconds 30] [--out FILE]

@@ -1,4 +1,4 @@
-"""An independent judge of mirrored data (issue #14, item 1).
+"""An independent judge of mirrored data.
 
 One side is v1's own reading: the v1 reference service's answers (it reads v1 storage as v1
 does: Path.read_text, parse_frontmatter, GitPython), the `git` command line, and the

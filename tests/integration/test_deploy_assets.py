@@ -1,4 +1,4 @@
-"""Deploy assets (issue #6): the Prometheus alert rules and the Grafana dashboard in deploy/.
+"""Deploy assets: the Prometheus alert rules and the Grafana dashboard in deploy/.
 
 - promtool (Debian's `prometheus` package, deploy/setup.sh) checks the rule file and runs its unit
   tests (deploy/prometheus/shadowgate-alerts.test.yml);

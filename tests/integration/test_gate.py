@@ -1,4 +1,4 @@
-"""The cutover gate (issue #6): GET /admin/gate and `shadowgate gate` judge GO / NO-GO from the
+"""The cutover gate: GET /admin/gate and `shadowgate gate` judge GO / NO-GO from the
 evidence, and the evidence survives a restart. Real parts: the shadowgate binary, the v1
 reference service, MariaDB (the ctest fixture)."""
 

@@ -1,4 +1,4 @@
-"""The mirror (issue #4): v1 writes reach Dolt (here MariaDB) exactly, through the proxy or around
+"""The mirror: v1 writes reach Dolt (here MariaDB) exactly, through the proxy or around
 it, and nothing is lost when Dolt or shadowgate goes down.
 
 Real parts: the shadowgate binary in the shadow (or dualwrite) stage, the v1 reference service
@@ -360,7 +360,7 @@ def test_a_permanently_failing_user_is_parked_and_others_keep_mirroring(stack):
 
 
 def test_a_parked_user_removed_from_v1_storage_is_released(stack):
-    # Issue #13.6: the entry outlived its user and held the gate's parked_users criterion shut.
+    # Regression: the entry outlived its user and held the gate's parked_users criterion shut.
     init_users(stack, ["gone", "stays"])
     stack.converge()
     assert [p["user_id"] for p in park_by_a_long_author(stack, "gone")["parked"]] == ["gone"]
@@ -395,7 +395,7 @@ HOSTILE_INIT_BODIES = [
 
 
 def test_ids_in_json_bodies_are_checked_before_v1_sees_them(tmp_path):
-    # Issue #13.4, against a v1 that checks nothing (as the real one), in a scratch directory.
+    # Regression: against a v1 that checks nothing (as the real one), in a scratch directory.
     scratch = tmp_path / "scratch"
     s = Stack(tmp_path, data=scratch / "v1data", v1_args=["--unchecked-names"])
     try:
@@ -446,7 +446,7 @@ def raw_request(port: int, line: str, body: bytes = b"", host: str = "x") -> tup
 
 
 def test_absolute_form_and_unrouted_targets_are_routed_as_v1_would(stack):
-    # Issue #13.10: an absolute-form target bypassed the route table, the hostile-path filter
+    # Regression: an absolute-form target bypassed the route table, the hostile-path filter
     # and the mirror trigger. Now it is made origin-form (RFC 9112 §3.2.2) and routed as such.
     init_users(stack, ["af"])
     status, body = raw_request(stack.sg.port, "PUT http://evil/users/af/blocks/abs HTTP/1.1",
@@ -486,7 +486,7 @@ def test_absolute_form_and_unrouted_targets_are_routed_as_v1_would(stack):
 
 
 def test_a_packet_too_small_is_said_at_start_and_parks_with_the_remedy(tmp_path):
-    # Issue #13.3: an 8,388,522-byte PUT (v1 200) parked its user for good: its version row did
+    # Regression: an 8,388,522-byte PUT (v1 200) parked its user for good: its version row did
     # not fit MariaDB's default max_allowed_packet (16 MiB).
     server = db_harness.private_server(tmp_path / "db")
     db = server.start()
@@ -534,7 +534,7 @@ def test_a_packet_too_small_is_said_at_start_and_parks_with_the_remedy(tmp_path)
 
 
 def test_keys_that_differ_in_trailing_blanks_are_mirrored_apart(stack):
-    # Issue #13.2: v1 keeps "student" and "student " as two files and "tb" and "tb " as two
+    # Regression: v1 keeps "student" and "student " as two files and "tb" and "tb " as two
     # users; under a PAD SPACE collation they were one key and the mirror parked the user.
     init_users(stack, ["tb", "tb "])
     put(stack, "tb", "student", "no blank\n")

@@ -405,7 +405,7 @@ def test_upstream_closing_connection_is_not_reused(scripted, sg_scripted):
 
 
 def test_write_after_a_5xx_that_closes_the_connection_never_fails(scripted, sg_scripted):
-    # Issue #13.1: a 500 whose connection the upstream closes a moment later without saying so,
+    # Regression: a 500 whose connection the upstream closes a moment later without saying so,
     # then at once a PUT on the same client connection: the PUT must reach the upstream and get
     # its answer, every time (1,000 pairs on one keep-alive client connection).
     before = sg_scripted.metrics()
@@ -827,7 +827,7 @@ def test_upstream_connect_timeout_gives_504():
 
 
 def test_a_session_that_throws_is_logged_and_counted_and_the_service_goes_on(scripted):
-    # Issue #15, item 3: an exception out of a session was dropped by asio::detached without a
+    # Regression: an exception out of a session was dropped by asio::detached without a
     # line or a counter. A test fault (SHADOWGATE_TEST_FAULTS) makes one session throw.
     env = {"SHADOWGATE_TEST_FAULTS": "session_throw"}
     with start_shadowgate(base_config(scripted.port), env=env) as gate:

@@ -1,4 +1,4 @@
-"""Reconcile (issue #6): `shadowgate reconcile` finds each kind of planted drift between v1
+"""Reconcile: `shadowgate reconcile` finds each kind of planted drift between v1
 storage and Dolt, `--repair` clears what it can (a user only Dolt holds is reported, never
 deleted), clean data reports zero, and a checkpoint resumes. Real parts: the shadowgate binary,
 the v1 reference service and its git storage, MariaDB (the ctest fixture)."""

@@ -1,4 +1,4 @@
-"""Reports (issue #6): `shadowgate report` / GET /admin/report in JSON, Markdown and HTML from a
+"""Reports: `shadowgate report` / GET /admin/report in JSON, Markdown and HTML from a
 real running service with a planted discrepancy; the HTML page is opened in headless Chromium
 (Debian's chromium), whose rendered text must show the verdict, the endpoint table and the
 sample side by side; a screenshot is kept as a test artifact (build/tests/artifacts/)."""

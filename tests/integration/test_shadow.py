@@ -1,4 +1,4 @@
-"""Shadow reads (issue #5): in the shadow stage every sampled read is answered by v1 and then
+"""Shadow reads: in the shadow stage every sampled read is answered by v1 and then
 compared with Dolt's answer (Dolt's tables rendered as v1 answers). Real parts: the shadowgate
 binary, the v1 reference service, MariaDB (the ctest fixture; a private server for the outage).
 The oracle is the admin API: /admin/shadow (counts by endpoint and result) and
@@ -282,7 +282,7 @@ def test_dolt_stopped_gives_v2_error_and_v1_keeps_serving(tmp_path):
 
 
 def test_a_v1_failure_is_its_own_result_never_a_discrepancy(stack):
-    # Issue #13.8: a label of 253 bytes makes v1 fail (its file name is too long: 500) while
+    # Regression: a label of 253 bytes makes v1 fail (its file name is too long: 500) while
     # Dolt has no such block (404). v1 failing is no evidence about v2: v1_error, counted and
     # shown, never a discrepancy, never recorded.
     init_users(stack, ["ve"])
@@ -305,7 +305,7 @@ def test_a_v1_failure_is_its_own_result_never_a_discrepancy(stack):
 
 
 def test_revisions_v2_has_no_columns_for_are_their_own_result(stack):
-    # Issue #13.7: v1 hands the version segment to git, which resolves branch names, reflog
+    # Regression: v1 hands the version segment to git, which resolves branch names, reflog
     # entries and searches; v2 keeps commits, not refs. Those reads are revision_form (counted,
     # never a discrepancy); the forms the plan's columns can answer are compared as before.
     init_users(stack, ["rv"])

@@ -244,7 +244,7 @@ TEST_CASE("migration 4 brings a database of the old text columns up to date", "[
     CHECK(again->empty());
 }
 
-// Issue #13.2: under PAD SPACE "u" and "u " were one key (Duplicate entry, the user parked).
+// Regression: under PAD SPACE "u" and "u " were one key (Duplicate entry, the user parked).
 TEST_CASE("keys that differ in trailing blanks are different keys, old databases migrated",
           "[schema]") {
     scratch_db db;

@@ -140,7 +140,7 @@ TEST_CASE("report: Markdown tables survive pipes and newlines", "[report]") {
 }
 
 TEST_CASE("report: Markdown shows a client's text as text, never as markup", "[report]") {
-    // Issue #13.9: block text, user ids, request ids and body keys are a client's; in the
+    // Regression: block text, user ids, request ids and body keys are a client's; in the
     // Markdown report none may become a tag, a link, emphasis, a broken code span or a broken row.
     auto in = sample_sources();
     in.discrepancies = json::parse(R"([
