@@ -8,8 +8,8 @@ namespace sg::comparator {
 namespace {
 
 constexpr std::array<std::string_view, result_count> result_names = {
-    "match",           "mismatch", "missing_in_v2", "extra_in_v2", "status_mismatch",
-    "v2_error",        "v2_timeout", "v1_error",    "revision_form", "lagging",  "skipped",
+    "match",      "mismatch", "missing_in_v2", "extra_in_v2", "status_mismatch", "v2_error",
+    "v2_timeout", "v1_error", "revision_form", "lagging",     "skipped",
 };
 
 bool is_2xx(unsigned s) { return s >= 200 && s < 300; }
@@ -32,10 +32,8 @@ bool is_discrepancy(result r) {
         case result::mismatch:
         case result::missing_in_v2:
         case result::extra_in_v2:
-        case result::status_mismatch:
-            return true;
-        default:
-            return false;
+        case result::status_mismatch: return true;
+        default: return false;
     }
 }
 

@@ -57,8 +57,9 @@ struct endpoint_rules {
 // name too long, a bug, a restart) says nothing about v2, so it is never a discrepancy.
 inline bool v1_failed(unsigned v1_status) { return v1_status >= 500; }
 
-// Compares v1's answer with v2's (v1_error, whatever v2 says, when v1_failed). Bodies that are JSON on both sides are compared structurally;
-// otherwise byte for byte (a difference at "" with both texts).
+// Compares v1's answer with v2's (v1_error, whatever v2 says, when v1_failed). Bodies that are JSON
+// on both sides are compared structurally; otherwise byte for byte (a difference at "" with both
+// texts).
 comparison compare(const response& v1, const response& v2, const endpoint_rules& r,
                    std::size_t max_differences = 200);
 

@@ -103,23 +103,23 @@ verdict evaluate(const criteria& cfg, const evidence& ev) {
         const auto compared = n.compared();
         const auto bad = n.discrepancies();
         criterion cov = crit("coverage", name, fmt::format("{} compared", compared),
-                      fmt::format(">= {} compared", cfg.min_compared));
+                             fmt::format(">= {} compared", cfg.min_compared));
         cov.pass = compared > 0 && static_cast<std::int64_t>(compared) >= cfg.min_compared;
         if (compared == 0) cov.status = "uncovered";
         add(std::move(cov));
 
-        criterion rate = crit("discrepancy_rate", name, "",
-                       fmt::format("upper bound <= {} at {} confidence",
-                                   percent(cfg.max_discrepancy_rate), percent(cfg.confidence)));
+        criterion rate =
+            crit("discrepancy_rate", name, "",
+                 fmt::format("upper bound <= {} at {} confidence",
+                             percent(cfg.max_discrepancy_rate), percent(cfg.confidence)));
         if (compared == 0) {
             rate.measured = "no compared reads";
             rate.status = "uncovered";
         } else {
             const double upper = wilson_upper(bad, compared, cfg.confidence);
-            rate.measured = fmt::format("{}/{} = {} (upper bound {})", bad, compared,
-                                        percent(static_cast<double>(bad) /
-                                                static_cast<double>(compared)),
-                                        percent(upper));
+            rate.measured = fmt::format(
+                "{}/{} = {} (upper bound {})", bad, compared,
+                percent(static_cast<double>(bad) / static_cast<double>(compared)), percent(upper));
             rate.pass = upper <= cfg.max_discrepancy_rate;
         }
         add(std::move(rate));
@@ -127,20 +127,21 @@ verdict evaluate(const criteria& cfg, const evidence& ev) {
 
     // The mirror keeps up, and nobody is parked.
     {
-        criterion lag = crit("mirror_lag", "", "",
-                      fmt::format("<= {} s", static_cast<double>(cfg.max_mirror_lag.count()) / 1000));
+        criterion lag =
+            crit("mirror_lag", "", "",
+                 fmt::format("<= {} s", static_cast<double>(cfg.max_mirror_lag.count()) / 1000));
         if (!ev.mirror_running) {
             lag.measured = "the mirror is not running";
         } else {
             lag.measured = fmt::format("{:.3g} s", ev.mirror_lag_seconds);
-            lag.pass = ev.mirror_lag_seconds * 1000 <=
-                       static_cast<double>(cfg.max_mirror_lag.count());
+            lag.pass =
+                ev.mirror_lag_seconds * 1000 <= static_cast<double>(cfg.max_mirror_lag.count());
         }
         add(std::move(lag));
         criterion parked = crit("parked_users", "", fmt::format("{}", ev.parked_users),
-                         fmt::format("<= {}", cfg.max_parked_users));
-        parked.pass = ev.mirror_running &&
-                      static_cast<std::int64_t>(ev.parked_users) <= cfg.max_parked_users;
+                                fmt::format("<= {}", cfg.max_parked_users));
+        parked.pass =
+            ev.mirror_running && static_cast<std::int64_t>(ev.parked_users) <= cfg.max_parked_users;
         if (!ev.mirror_running) parked.measured = "the mirror is not running";
         add(std::move(parked));
     }
@@ -148,10 +149,10 @@ verdict evaluate(const criteria& cfg, const evidence& ev) {
     // The last full reconcile: clean and recent.
     {
         criterion rec = crit("reconcile", "", "",
-                      fmt::format("clean, younger than {} h", cfg.reconcile_max_age_hours));
+                             fmt::format("clean, younger than {} h", cfg.reconcile_max_age_hours));
         if (cfg.reconcile_max_age_hours == 0) {
-            rec.measured = ev.last_reconcile ? (ev.last_reconcile->clean ? "clean" : "drift")
-                                             : "none";
+            rec.measured =
+                ev.last_reconcile ? (ev.last_reconcile->clean ? "clean" : "drift") : "none";
             rec.threshold = "not required";
             rec.pass = true;
             rec.status = "not_required";
@@ -163,8 +164,8 @@ verdict evaluate(const criteria& cfg, const evidence& ev) {
             rec.measured = fmt::format("{}, {} drifted of {} users, {} unrepresentable, {} ago",
                                        r.clean ? "clean" : "drift", r.drifted_users, r.users,
                                        r.unrepresentable, hours(age));
-            rec.pass = r.clean &&
-                       age <= static_cast<double>(cfg.reconcile_max_age_hours) * 3'600'000.0;
+            rec.pass =
+                r.clean && age <= static_cast<double>(cfg.reconcile_max_age_hours) * 3'600'000.0;
         }
         add(std::move(rec));
     }

@@ -45,7 +45,7 @@ struct reconcile_record {
 
 // What the gate knows: persisted (survives restarts) and live.
 struct evidence {
-    std::map<std::string, counts> endpoints;   // by endpoint name
+    std::map<std::string, counts> endpoints;      // by endpoint name
     std::optional<std::int64_t> shadow_since_ms;  // when the shadow stage began (Unix ms)
     std::optional<reconcile_record> last_reconcile;
     // Live: the mirror.
@@ -56,12 +56,12 @@ struct evidence {
 };
 
 struct criterion {
-    std::string name;      // "shadow_held", "coverage", "discrepancy_rate", "mirror_lag", ...
-    std::string endpoint;  // for the per-endpoint ones, else ""
-    std::string measured;  // human-readable, e.g. "3/12000 = 0.025% (upper bound 0.061%)"
-    std::string threshold; // e.g. "<= 0.1% at 95% confidence"
+    std::string name;       // "shadow_held", "coverage", "discrepancy_rate", "mirror_lag", ...
+    std::string endpoint;   // for the per-endpoint ones, else ""
+    std::string measured;   // human-readable, e.g. "3/12000 = 0.025% (upper bound 0.061%)"
+    std::string threshold;  // e.g. "<= 0.1% at 95% confidence"
     bool pass = false;
-    std::string status;    // "pass", "fail", "uncovered", "not_required"
+    std::string status;  // "pass", "fail", "uncovered", "not_required"
 };
 
 struct verdict {

@@ -8,7 +8,6 @@
 namespace sg::comparator {
 namespace {
 
-
 // The text an element's key field stands for in a path.
 std::string key_text(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
@@ -25,16 +24,15 @@ public:
         }
         if (a->is_string() && b->is_string()) {
             if (const timestamp_rule* t = timestamp_at()) {
-                const auto ta = parse_timestamp(a->get_ref<const std::string&>(),
-                                                t->naive_offset_minutes);
-                const auto tb = parse_timestamp(b->get_ref<const std::string&>(),
-                                                t->naive_offset_minutes);
+                const auto ta =
+                    parse_timestamp(a->get_ref<const std::string&>(), t->naive_offset_minutes);
+                const auto tb =
+                    parse_timestamp(b->get_ref<const std::string&>(), t->naive_offset_minutes);
                 if (ta && tb) {
                     const std::int64_t tolerance_us = t->precision_ms * 1000;
-                    const bool same = tolerance_us == 0
-                                          ? *ta == *tb
-                                          : floor_div(*ta, tolerance_us) ==
-                                                floor_div(*tb, tolerance_us);
+                    const bool same = tolerance_us == 0 ? *ta == *tb
+                                                        : floor_div(*ta, tolerance_us) ==
+                                                              floor_div(*tb, tolerance_us);
                     if (!same) add(change::changed, a, b);
                     return;
                 }

@@ -43,11 +43,11 @@ struct timestamp_rule {
 };
 
 struct rules {
-    std::vector<path_pattern> ignore;         // not compared at all (nor below them)
-    std::vector<keyed_array> keyed;           // arrays compared as sets
-    std::vector<timestamp_rule> timestamps;   // strings compared as points in time
-    double numeric_tolerance = 0;             // |a - b| <= this is equal, for any two numbers
-    bool status_only = false;                 // bodies are not compared at all
+    std::vector<path_pattern> ignore;        // not compared at all (nor below them)
+    std::vector<keyed_array> keyed;          // arrays compared as sets
+    std::vector<timestamp_rule> timestamps;  // strings compared as points in time
+    double numeric_tolerance = 0;            // |a - b| <= this is equal, for any two numbers
+    bool status_only = false;                // bodies are not compared at all
 };
 
 enum class change {
@@ -79,8 +79,7 @@ struct diff_result {
 
 // Every difference between v1 and v2 under `r`, in document order (v1's, then what only v2
 // has), at most `max_differences`. Never throws except std::bad_alloc.
-diff_result diff(const json& v1, const json& v2, const rules& r,
-                 std::size_t max_differences = 200);
+diff_result diff(const json& v1, const json& v2, const rules& r, std::size_t max_differences = 200);
 
 // A JSON Pointer segment for `key` ("~" -> "~0", "/" -> "~1", RFC 6901).
 std::string escape_segment(std::string_view key);

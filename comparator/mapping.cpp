@@ -164,8 +164,8 @@ std::string check_step(const map_step& step) {
     const std::size_t ts = last_star(t);
     const std::size_t fprefix = fs == f.size() ? 0 : fs + 1;
     const std::size_t tprefix = ts == t.size() ? 0 : ts + 1;
-    if (fprefix != tprefix || !std::equal(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(fprefix),
-                                          t.begin())) {
+    if (fprefix != tprefix ||
+        !std::equal(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(fprefix), t.begin())) {
         return "\"" + step.from + "\" and \"" + step.to +
                "\" must be the same up to their last \"*\" (elements move within themselves)";
     }

@@ -22,17 +22,17 @@ struct redaction {
 struct discrepancy {
     std::int64_t time_ms = 0;  // Unix time of the comparison's end, milliseconds
     std::string request_id;
-    std::string endpoint;      // the route's name ("get_block")
+    std::string endpoint;  // the route's name ("get_block")
     std::string user;
-    std::string target;        // the request target (path and query)
-    std::string v2_source;     // "dolt" or "v2_http"
+    std::string target;     // the request target (path and query)
+    std::string v2_source;  // "dolt" or "v2_http"
     result what = result::mismatch;
     diff_result diff;
     unsigned v1_status = 0;
     std::string v1_body;
     unsigned v2_status = 0;
     std::string v2_body;
-    int attempts = 1;          // comparisons made (more than 1: re-read after the mirror settled)
+    int attempts = 1;  // comparisons made (more than 1: re-read after the mirror settled)
 };
 
 // The record as one JSON object (the JSONL line, the admin listing's element). Bodies that are

@@ -20,10 +20,9 @@ namespace {
 using json = nlohmann::json;
 
 // The result columns, in reading order (agreement first); every one of comparator::result.
-constexpr const char* results[] = {"match",          "lagging",     "mismatch",
-                                   "missing_in_v2",  "extra_in_v2", "status_mismatch",
-                                   "v2_error",       "v2_timeout",  "v1_error",
-                                   "revision_form",  "skipped"};
+constexpr const char* results[] = {"match",       "lagging",         "mismatch", "missing_in_v2",
+                                   "extra_in_v2", "status_mismatch", "v2_error", "v2_timeout",
+                                   "v1_error",    "revision_form",   "skipped"};
 static_assert(std::size(results) == comparator::result_count);
 
 // Whether the result named `n` is a discrepancy (comparator::is_discrepancy).
@@ -98,7 +97,10 @@ std::string md_text(std::string_view s) {
             case '|':
             case '~':
             case '#':
-            case '!': out += '\\'; out += c; break;
+            case '!':
+                out += '\\';
+                out += c;
+                break;
             default: out += c;
         }
     }
@@ -119,9 +121,12 @@ std::string md_code(std::string_view s, bool in_table) {
     const bool pad = !s.empty() && (s.front() == '`' || s.back() == '`');
     std::string out = fence + (pad ? " " : "");
     for (const char c : s) {
-        if (c == '\n' || c == '\r') out += ' ';
-        else if (c == '|' && in_table) out += "\\|";
-        else out += c;
+        if (c == '\n' || c == '\r')
+            out += ' ';
+        else if (c == '|' && in_table)
+            out += "\\|";
+        else
+            out += c;
     }
     return out + (pad ? " " : "") + fence;
 }
@@ -175,8 +180,8 @@ std::string svg_chart(const json& points) {
     for (const auto& p : points) ymax = std::max(ymax, p.at("rate").get<double>());
     ymax *= 1.15;
     auto x = [&](std::int64_t t) {
-        return left + static_cast<double>(t - t0) / static_cast<double>(t1 - t0) *
-                          (w - left - right);
+        return left +
+               static_cast<double>(t - t0) / static_cast<double>(t1 - t0) * (w - left - right);
     };
     auto y = [&](double r) { return top + (1 - r / ymax) * (h - top - bottom); };
     std::string line;
@@ -188,8 +193,9 @@ std::string svg_chart(const json& points) {
         line += fmt::format("{:.1f},{:.1f} ", px, py);
         dots += fmt::format(
             "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\"><title>{}: {} of {} ({})</title></circle>",
-            px, py, iso(p.at("t_ms").get<std::int64_t>()), p.at("discrepancies").get<std::uint64_t>(),
-            p.at("compared").get<std::uint64_t>(), percent(p.at("rate").get<double>()));
+            px, py, iso(p.at("t_ms").get<std::int64_t>()),
+            p.at("discrepancies").get<std::uint64_t>(), p.at("compared").get<std::uint64_t>(),
+            percent(p.at("rate").get<double>()));
     }
     return fmt::format(
         "<svg class=\"chart\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" "
@@ -209,7 +215,8 @@ std::string svg_chart(const json& points) {
 }  // namespace
 
 std::optional<std::int64_t> parse_time(const std::string& s) {
-    if (!s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (!s.empty() &&
+        std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
         if (s.size() > 15) return std::nullopt;
         return std::stoll(s);
     }
@@ -254,11 +261,10 @@ json build(const sources& in, const filter& f) {
         }
         e["compared"] = c.compared();
         e["discrepancies"] = c.discrepancies();
-        e["rate"] = c.compared() ? static_cast<double>(c.discrepancies()) /
-                                       static_cast<double>(c.compared())
-                                 : 0.0;
-        e["rate_upper_bound"] =
-            gate::wilson_upper(c.discrepancies(), c.compared(), in.confidence);
+        e["rate"] = c.compared()
+                        ? static_cast<double>(c.discrepancies()) / static_cast<double>(c.compared())
+                        : 0.0;
+        e["rate_upper_bound"] = gate::wilson_upper(c.discrepancies(), c.compared(), in.confidence);
         e["covered"] = c.compared() > 0;
         endpoints.push_back(std::move(e));
     }
@@ -295,13 +301,12 @@ json build(const sources& in, const filter& f) {
             bad += cell.at(1).get<std::uint64_t>();
         }
         if (compared == 0 && bad == 0) continue;
-        series.push_back({{"t_ms", t},
-                          {"time", iso(t)},
-                          {"compared", compared},
-                          {"discrepancies", bad},
-                          {"rate", compared ? static_cast<double>(bad) /
-                                                  static_cast<double>(compared)
-                                            : 0.0}});
+        series.push_back(
+            {{"t_ms", t},
+             {"time", iso(t)},
+             {"compared", compared},
+             {"discrepancies", bad},
+             {"rate", compared ? static_cast<double>(bad) / static_cast<double>(compared) : 0.0}});
     }
     out["rate_over_time"] = std::move(series);
 
@@ -321,13 +326,13 @@ json build(const sources& in, const filter& f) {
     out["recorded_discrepancies_in_range"] = matching;
 
     if (in.mirror.is_object()) {
-        out["mirror"] = {{"lag_seconds", in.mirror.value("lag_seconds", 0.0)},
-                         {"dirty_users", in.mirror.value("dirty_users", 0)},
-                         {"parked_users", in.mirror.value("parked_users", 0)},
-                         {"circuit", in.mirror.value("circuit", json::object())
-                                         .value("state", std::string("unknown"))},
-                         {"recent_lag_seconds", in.mirror.value("recent_lag_seconds",
-                                                                json::object())}};
+        out["mirror"] = {
+            {"lag_seconds", in.mirror.value("lag_seconds", 0.0)},
+            {"dirty_users", in.mirror.value("dirty_users", 0)},
+            {"parked_users", in.mirror.value("parked_users", 0)},
+            {"circuit",
+             in.mirror.value("circuit", json::object()).value("state", std::string("unknown"))},
+            {"recent_lag_seconds", in.mirror.value("recent_lag_seconds", json::object())}};
     } else {
         out["mirror"] = nullptr;
     }
@@ -343,34 +348,41 @@ std::string to_markdown(const json& r) {
     if (!f.value("endpoint", "").empty()) {
         out += fmt::format(", endpoint {}", md_text(f["endpoint"].get<std::string>()));
     }
-    if (!f["from"].is_null()) out += fmt::format(", from {}", md_text(f["from"].get<std::string>()));
+    if (!f["from"].is_null())
+        out += fmt::format(", from {}", md_text(f["from"].get<std::string>()));
     if (!f["to"].is_null()) out += fmt::format(", to {}", md_text(f["to"].get<std::string>()));
-    out += ".\n\n## Gate\n\n| | criterion | endpoint | measured | threshold |\n|---|---|---|---|---|\n";
+    out +=
+        ".\n\n## Gate\n\n| | criterion | endpoint | measured | threshold "
+        "|\n|---|---|---|---|---|\n";
     for (const auto& c : r["criteria"]) {
-        out += fmt::format("| {} | {} | {} | {} | {} |\n",
-                           c.value("pass", false) ? "ok" : (c.value("status", "") == "uncovered"
-                                                                 ? "**uncovered**"
-                                                                 : "**FAIL**"),
-                           md_text(c.value("criterion", "")), md_text(c.value("endpoint", "")),
-                           md_text(c.value("measured", "")), md_text(c.value("threshold", "")));
+        out +=
+            fmt::format("| {} | {} | {} | {} | {} |\n",
+                        c.value("pass", false)
+                            ? "ok"
+                            : (c.value("status", "") == "uncovered" ? "**uncovered**" : "**FAIL**"),
+                        md_text(c.value("criterion", "")), md_text(c.value("endpoint", "")),
+                        md_text(c.value("measured", "")), md_text(c.value("threshold", "")));
     }
     out += fmt::format(
         "\n## Endpoints\n\nSince the evidence began; rate bound: Wilson upper bound at {} "
         "confidence.\n\n| endpoint | compared | match | lagging | mismatch | missing_in_v2 | "
-        "extra_in_v2 | status_mismatch | v2_error | v2_timeout | v1_error | revision_form | skipped | "
+        "extra_in_v2 | status_mismatch | v2_error | v2_timeout | v1_error | revision_form | "
+        "skipped | "
         "rate | bound |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         percent(r.value("confidence", 0.95)));
     for (const auto& e : r["endpoints"]) {
         out += fmt::format("| {} | {} |", md_text(e["endpoint"].get<std::string>()),
-                           e["covered"].get<bool>() ? std::to_string(e["compared"].get<std::uint64_t>())
-                                                    : "0 (uncovered)");
+                           e["covered"].get<bool>()
+                               ? std::to_string(e["compared"].get<std::uint64_t>())
+                               : "0 (uncovered)");
         for (const char* k : results) out += fmt::format(" {} |", e.value(k, std::uint64_t{0}));
-        out += fmt::format(" {} | {} |\n", percent(e["rate"].get<double>()),
-                           e["covered"].get<bool>() ? percent(e["rate_upper_bound"].get<double>())
-                                                    : "-");
+        out += fmt::format(
+            " {} | {} |\n", percent(e["rate"].get<double>()),
+            e["covered"].get<bool>() ? percent(e["rate_upper_bound"].get<double>()) : "-");
     }
     out += "\n## Top differing paths\n\n";
-    if (r["top_paths"].empty()) out += "None.\n";
+    if (r["top_paths"].empty())
+        out += "None.\n";
     else {
         out += "| endpoint | path | count |\n|---|---|---|\n";
         for (const auto& p : r["top_paths"]) {
@@ -379,7 +391,8 @@ std::string to_markdown(const json& r) {
         }
     }
     out += "\n## Discrepancy rate over time\n\n";
-    if (r["rate_over_time"].empty()) out += "No compared reads in this range.\n";
+    if (r["rate_over_time"].empty())
+        out += "No compared reads in this range.\n";
     else {
         out += "| from | compared | discrepancies | rate |\n|---|---|---|---|\n";
         for (const auto& p : r["rate_over_time"]) {
@@ -409,7 +422,8 @@ std::string to_markdown(const json& r) {
         out += "\n";
     }
     out += "## Mirror\n\n";
-    if (r["mirror"].is_null()) out += "Not running (stage off).\n";
+    if (r["mirror"].is_null())
+        out += "Not running (stage off).\n";
     else {
         const json& m = r["mirror"];
         out += fmt::format("lag {:.3g} s, dirty users {}, parked users {}, circuit {}\n",
@@ -422,62 +436,70 @@ std::string to_markdown(const json& r) {
 std::string to_html(const json& r) {
     const bool go = r.value("verdict", "") == "GO";
     std::string out;
-    out += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-           "<title>shadowgate report: " + html_escape(r.value("verdict", "")) + "</title><style>"
-           "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}"
-           "h1{margin:0 0 4px}.verdict{display:inline-block;padding:4px 14px;border-radius:4px;"
-           "color:#fff;font-weight:bold}.go{background:#1b7f3b}.nogo{background:#b3261e}"
-           "table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;"
-           "padding:3px 8px;text-align:left;vertical-align:top}th{background:#f3f3f3}"
-           "td.num{text-align:right}.fail{color:#b3261e;font-weight:bold}.ok{color:#1b7f3b}"
-           ".uncovered{color:#a15c00;font-weight:bold}.muted{color:#777}"
-           ".sbs{display:flex;gap:12px}.sbs>div{flex:1;min-width:0}"
-           "pre{background:#f7f7f7;border:1px solid #ddd;padding:8px;overflow:auto;"
-           "white-space:pre-wrap;word-break:break-all}mark{background:#ffe08a}"
-           ".chart .axis{stroke:#999}.chart .rate{fill:none;stroke:#b3261e;stroke-width:2}"
-           ".chart circle{fill:#b3261e}.chart text{font-size:11px;fill:#555}"
-           "</style></head><body>\n";
-    out += fmt::format("<h1>shadowgate report <span class=\"verdict {}\" id=\"verdict\">{}"
-                       "</span></h1>\n",
-                       go ? "go" : "nogo", html_escape(r.value("verdict", "")));
-    std::string scope = fmt::format("Generated {} — stage {}, target {}",
-                                    r.value("generated_at", ""), r.value("stage", ""),
-                                    r.value("target", ""));
+    out +=
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<title>shadowgate report: " +
+        html_escape(r.value("verdict", "")) +
+        "</title><style>"
+        "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}"
+        "h1{margin:0 0 4px}.verdict{display:inline-block;padding:4px 14px;border-radius:4px;"
+        "color:#fff;font-weight:bold}.go{background:#1b7f3b}.nogo{background:#b3261e}"
+        "table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;"
+        "padding:3px 8px;text-align:left;vertical-align:top}th{background:#f3f3f3}"
+        "td.num{text-align:right}.fail{color:#b3261e;font-weight:bold}.ok{color:#1b7f3b}"
+        ".uncovered{color:#a15c00;font-weight:bold}.muted{color:#777}"
+        ".sbs{display:flex;gap:12px}.sbs>div{flex:1;min-width:0}"
+        "pre{background:#f7f7f7;border:1px solid #ddd;padding:8px;overflow:auto;"
+        "white-space:pre-wrap;word-break:break-all}mark{background:#ffe08a}"
+        ".chart .axis{stroke:#999}.chart .rate{fill:none;stroke:#b3261e;stroke-width:2}"
+        ".chart circle{fill:#b3261e}.chart text{font-size:11px;fill:#555}"
+        "</style></head><body>\n";
+    out += fmt::format(
+        "<h1>shadowgate report <span class=\"verdict {}\" id=\"verdict\">{}"
+        "</span></h1>\n",
+        go ? "go" : "nogo", html_escape(r.value("verdict", "")));
+    std::string scope =
+        fmt::format("Generated {} — stage {}, target {}", r.value("generated_at", ""),
+                    r.value("stage", ""), r.value("target", ""));
     const json& f = r["filter"];
     if (!f.value("endpoint", "").empty()) scope += ", endpoint " + f["endpoint"].get<std::string>();
     if (!f["from"].is_null()) scope += ", from " + f["from"].get<std::string>();
     if (!f["to"].is_null()) scope += ", to " + f["to"].get<std::string>();
     out += "<p class=\"muted\">" + html_escape(scope) + "</p>\n";
 
-    out += "<h2>Gate</h2><table id=\"criteria\"><tr><th></th><th>criterion</th><th>endpoint</th>"
-           "<th>measured</th><th>threshold</th></tr>\n";
+    out +=
+        "<h2>Gate</h2><table id=\"criteria\"><tr><th></th><th>criterion</th><th>endpoint</th>"
+        "<th>measured</th><th>threshold</th></tr>\n";
     for (const auto& c : r["criteria"]) {
         const bool pass = c.value("pass", false);
         const bool uncovered = c.value("status", "") == "uncovered";
-        out += fmt::format("<tr><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td>"
-                           "<td>{}</td></tr>\n",
-                           pass ? "ok" : uncovered ? "uncovered" : "fail",
-                           pass ? "ok" : uncovered ? "uncovered" : "FAIL",
-                           html_escape(c.value("criterion", "")),
-                           html_escape(c.value("endpoint", "")),
-                           html_escape(c.value("measured", "")),
-                           html_escape(c.value("threshold", "")));
+        out += fmt::format(
+            "<tr><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td>{}</td></tr>\n",
+            pass        ? "ok"
+            : uncovered ? "uncovered"
+                        : "fail",
+            pass        ? "ok"
+            : uncovered ? "uncovered"
+                        : "FAIL",
+            html_escape(c.value("criterion", "")), html_escape(c.value("endpoint", "")),
+            html_escape(c.value("measured", "")), html_escape(c.value("threshold", "")));
     }
     out += "</table>\n";
 
-    out += fmt::format("<h2>Endpoints</h2><p class=\"muted\">Since the evidence began. Rate "
-                       "bound: Wilson upper bound at {} confidence.</p><table id=\"endpoints\">"
-                       "<tr><th>endpoint</th><th>compared</th>",
-                       percent(r.value("confidence", 0.95)));
+    out += fmt::format(
+        "<h2>Endpoints</h2><p class=\"muted\">Since the evidence began. Rate "
+        "bound: Wilson upper bound at {} confidence.</p><table id=\"endpoints\">"
+        "<tr><th>endpoint</th><th>compared</th>",
+        percent(r.value("confidence", 0.95)));
     for (const char* k : results) out += fmt::format("<th>{}</th>", k);
     out += "<th>rate</th><th>bound</th></tr>\n";
     for (const auto& e : r["endpoints"]) {
         const bool covered = e["covered"].get<bool>();
-        out += fmt::format("<tr><td>{}</td><td class=\"num{}\">{}</td>",
-                           html_escape(e["endpoint"].get<std::string>()),
-                           covered ? "" : " uncovered",
-                           covered ? std::to_string(e["compared"].get<std::uint64_t>())
-                                   : "0 (uncovered)");
+        out += fmt::format(
+            "<tr><td>{}</td><td class=\"num{}\">{}</td>",
+            html_escape(e["endpoint"].get<std::string>()), covered ? "" : " uncovered",
+            covered ? std::to_string(e["compared"].get<std::uint64_t>()) : "0 (uncovered)");
         for (const char* k : results) {
             const bool bad = is_discrepancy(k);
             const auto n = e.value(k, std::uint64_t{0});
@@ -497,46 +519,50 @@ std::string to_html(const json& r) {
     } else {
         out += "<table id=\"paths\"><tr><th>endpoint</th><th>path</th><th>count</th></tr>\n";
         for (const auto& p : r["top_paths"]) {
-            out += fmt::format("<tr><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td>"
-                               "</tr>\n",
-                               html_escape(p.value("endpoint", "")),
-                               html_escape(p.value("path", "")), p.value("count", 0));
+            out += fmt::format(
+                "<tr><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td>"
+                "</tr>\n",
+                html_escape(p.value("endpoint", "")), html_escape(p.value("path", "")),
+                p.value("count", 0));
         }
         out += "</table>\n";
     }
 
-    out += fmt::format("<h2>Sample discrepancies</h2><p class=\"muted\">{} shown of {} recorded "
-                       "in range; the differing values are highlighted.</p>\n",
-                       r["samples"].size(), r.value("recorded_discrepancies_in_range", 0));
+    out += fmt::format(
+        "<h2>Sample discrepancies</h2><p class=\"muted\">{} shown of {} recorded "
+        "in range; the differing values are highlighted.</p>\n",
+        r["samples"].size(), r.value("recorded_discrepancies_in_range", 0));
     for (const auto& s : r["samples"]) {
         std::set<std::string> marked;
-        out += fmt::format("<section class=\"sample\"><h3>{} — {} <span class=\"muted\">{} · "
-                           "user {} · request {} · {}</span></h3>\n",
-                           html_escape(s.value("endpoint", "")), html_escape(s.value("result", "")),
-                           html_escape(s.value("time", "")),
-                           html_escape(v1::escaped(s.value("user", ""))),
-                           html_escape(s.value("request_id", "")),
-                           html_escape(s.value("target", "")));
-        out += "<table class=\"differences\"><tr><th>path</th><th>change</th><th>v1</th>"
-               "<th>v2</th></tr>\n";
+        out += fmt::format(
+            "<section class=\"sample\"><h3>{} — {} <span class=\"muted\">{} · "
+            "user {} · request {} · {}</span></h3>\n",
+            html_escape(s.value("endpoint", "")), html_escape(s.value("result", "")),
+            html_escape(s.value("time", "")), html_escape(v1::escaped(s.value("user", ""))),
+            html_escape(s.value("request_id", "")), html_escape(s.value("target", "")));
+        out +=
+            "<table class=\"differences\"><tr><th>path</th><th>change</th><th>v1</th>"
+            "<th>v2</th></tr>\n";
         for (const auto& d : s.value("differences", json::array())) {
             marked.insert(d.value("path", ""));
-            out += fmt::format("<tr><td><code>{}</code></td><td>{}</td><td><mark>{}</mark></td>"
-                               "<td><mark>{}</mark></td></tr>\n",
-                               html_escape(d.value("path", "")), html_escape(d.value("change", "")),
-                               d.contains("v1") ? html_escape(compact(d["v1"])) : "",
-                               d.contains("v2") ? html_escape(compact(d["v2"])) : "");
+            out += fmt::format(
+                "<tr><td><code>{}</code></td><td>{}</td><td><mark>{}</mark></td>"
+                "<td><mark>{}</mark></td></tr>\n",
+                html_escape(d.value("path", "")), html_escape(d.value("change", "")),
+                d.contains("v1") ? html_escape(compact(d["v1"])) : "",
+                d.contains("v2") ? html_escape(compact(d["v2"])) : "");
         }
         out += "</table><div class=\"sbs\">";
         for (const char* side : {"v1", "v2"}) {
             const json& body = s.value(side, json::object());
             std::string text;
             pretty_html(body.value("body", json()), "", marked, 0, text);
-            out += fmt::format("<div><h4>{} (status {}{})</h4><pre class=\"{}\">{}</pre></div>",
-                               side, body.value("status", 0),
-                               std::string(side) == "v2" ? ", " + html_escape(s.value("v2_source", ""))
-                                                         : std::string(),
-                               side, text);
+            out +=
+                fmt::format("<div><h4>{} (status {}{})</h4><pre class=\"{}\">{}</pre></div>", side,
+                            body.value("status", 0),
+                            std::string(side) == "v2" ? ", " + html_escape(s.value("v2_source", ""))
+                                                      : std::string(),
+                            side, text);
         }
         out += "</div></section>\n";
     }
@@ -546,11 +572,12 @@ std::string to_html(const json& r) {
         out += "<p class=\"muted\">Not running (stage off).</p>\n";
     } else {
         const json& m = r["mirror"];
-        out += fmt::format("<table id=\"mirror\"><tr><th>lag</th><td>{:.3g} s</td></tr><tr><th>"
-                           "dirty users</th><td>{}</td></tr><tr><th>parked users</th><td>{}</td>"
-                           "</tr><tr><th>circuit</th><td>{}</td></tr></table>\n",
-                           m.value("lag_seconds", 0.0), m.value("dirty_users", 0),
-                           m.value("parked_users", 0), html_escape(m.value("circuit", "")));
+        out += fmt::format(
+            "<table id=\"mirror\"><tr><th>lag</th><td>{:.3g} s</td></tr><tr><th>"
+            "dirty users</th><td>{}</td></tr><tr><th>parked users</th><td>{}</td>"
+            "</tr><tr><th>circuit</th><td>{}</td></tr></table>\n",
+            m.value("lag_seconds", 0.0), m.value("dirty_users", 0), m.value("parked_users", 0),
+            html_escape(m.value("circuit", "")));
     }
     out += "</body></html>\n";
     return out;

@@ -14,7 +14,7 @@
 namespace sg::comparator::report {
 
 struct filter {
-    std::string endpoint;                // "" for all
+    std::string endpoint;                 // "" for all
     std::optional<std::int64_t> from_ms;  // Unix ms, inclusive
     std::optional<std::int64_t> to_ms;    // Unix ms, exclusive
 };
@@ -26,7 +26,7 @@ struct sources {
     nlohmann::json mirror;           // GET /admin/mirror's document, or null (no mirror)
     double confidence = 0.95;        // for each endpoint's rate bound
     std::int64_t now_ms = 0;
-    std::size_t max_samples = 10;    // discrepancies shown side by side
+    std::size_t max_samples = 10;  // discrepancies shown side by side
 };
 
 // The report as one JSON document: generated_at, filter, verdict and criteria, endpoints (counts

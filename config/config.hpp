@@ -48,10 +48,10 @@ struct endpoint_address {
 };
 
 struct limits_config {
-    std::size_t header_limit_bytes = 16 * 1024;        // larger request headers get 431
-    std::size_t body_limit_bytes = 8 * 1024 * 1024;    // larger request bodies get 413
+    std::size_t header_limit_bytes = 16 * 1024;                // larger request headers get 431
+    std::size_t body_limit_bytes = 8 * 1024 * 1024;            // larger request bodies get 413
     std::size_t upstream_body_limit_bytes = 64 * 1024 * 1024;  // larger v1 answers get 502
-    milliseconds idle_timeout{60'000};     // keep-alive connection with no request in flight
+    milliseconds idle_timeout{60'000};        // keep-alive connection with no request in flight
     milliseconds first_byte_timeout{10'000};  // new connection that has sent nothing (<= idle)
     milliseconds request_timeout{15'000};  // whole request (headers and body) must arrive in this
     std::size_t max_connections = 10'000;  // accepted client connections beyond this are closed
@@ -60,7 +60,8 @@ struct limits_config {
 struct proxy_config {
     endpoint_address listen{"127.0.0.1", 8080};
     int threads = 0;  // 0: one per core
-    bool reject_hostile_paths = true;  // 400 for user ids/labels with "..", "/", "\", NUL, leading "."
+    bool reject_hostile_paths =
+        true;  // 400 for user ids/labels with "..", "/", "\", NUL, leading "."
     milliseconds shutdown_grace{10'000};  // SIGTERM: how long in-flight requests may take to finish
     limits_config limits;
 };
@@ -100,8 +101,8 @@ struct dolt_config {
 // `shadowgate migrate` defaults (its command-line flags override them).
 struct migrate_config {
     migrate_commit dolt_commit = migrate_commit::once_per_run;
-    std::size_t batch_size = 100;              // users per transaction
-    int readers = 2;                           // git reader threads
+    std::size_t batch_size = 100;  // users per transaction
+    int readers = 2;               // git reader threads
 };
 
 // The mirror of the dualwrite and shadow stages (v1 writes copied into Dolt).
@@ -132,8 +133,8 @@ struct mirror_config {
 
 // The read endpoints shadow reads compare (v1::name of each): the keys of shadow.endpoints.
 inline constexpr std::string_view shadow_endpoint_names[] = {
-    "user_exists", "list_blocks", "diff_counts", "get_block", "block_history", "get_version",
-    "list_diffs"};
+    "user_exists",   "list_blocks", "diff_counts", "get_block",
+    "block_history", "get_version", "list_diffs"};
 
 // Comparison rules and sampling of one read endpoint (comparator/json_diff.hpp). Paths are JSON
 // Pointers in which a "*" segment matches any key or element.
@@ -144,7 +145,7 @@ struct shadow_endpoint_config {
     std::vector<std::string> timestamps;            // paths compared as points in time
     std::int64_t timestamp_precision_ms = 0;        // 1000: whole seconds
     double numeric_tolerance = 0;
-    bool status_only = false;                       // bodies not compared
+    bool status_only = false;  // bodies not compared
 };
 
 struct shadow_records_config {
@@ -185,7 +186,7 @@ struct shadow_config {
     // A comparison still queued after this is skipped (reason deadline); a Dolt answer slower
     // than this is a v2_timeout; also the timeout of a re-read of v1.
     milliseconds deadline{5'000};
-    milliseconds settle_timeout{3'000};     // how long to wait for the mirror when they differ
+    milliseconds settle_timeout{3'000};  // how long to wait for the mirror when they differ
     // v1 re-reads on their way at once (a settling comparison reads v1 again once the mirror is
     // in step): the most load settling adds to v1. More wait, holding no worker.
     int max_rereads = 2;
@@ -237,7 +238,6 @@ struct config {
     gate_config gate;
     log_config log;
 };
-
 
 // One problem found in a config document, with the JSON path it concerns ("$.proxy.listen.port").
 struct problem {

@@ -186,8 +186,10 @@ public:
                 if (auto z = parse_time_zone(*s)) {
                     target = *z;
                 } else {
-                    add(path, "must be \"UTC\", \"local\" or an offset like \"+02:00\" (at most "
-                              "14 hours), got \"" + *s + "\"");
+                    add(path,
+                        "must be \"UTC\", \"local\" or an offset like \"+02:00\" (at most "
+                        "14 hours), got \"" +
+                            *s + "\"");
                 }
             }
         };
@@ -235,8 +237,8 @@ public:
                                ? std::to_string(static_cast<long long>(x))
                                : json(x).dump();
                 };
-                add(path, "must be between " + text(min) + " and " + text(max) + ", got " +
-                              v.dump());
+                add(path,
+                    "must be between " + text(min) + " and " + text(max) + ", got " + v.dump());
                 return;
             }
             target = d;

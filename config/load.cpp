@@ -207,8 +207,8 @@ reader_fn shadow_endpoint_fields(loader& l, shadow_endpoint_config& e) {
         {"array_keys",
          [&l, &e](const json& v, const std::string& path) {
              if (!v.is_object()) {
-                 l.add(path, std::string("expected an object of path: field, got ") +
-                                 v.type_name());
+                 l.add(path,
+                       std::string("expected an object of path: field, got ") + v.type_name());
                  return;
              }
              std::map<std::string, std::string> out;
@@ -239,9 +239,9 @@ std::string mapping_problem(const mapping_step& step) {
     if (!step.drop) {
         if (auto why = pointer_problem(step.to); !why.empty()) return why;
     }
-    return comparator::check_step({step.drop ? comparator::map_step::op::drop
-                                             : comparator::map_step::op::move,
-                                   step.from, step.to});
+    return comparator::check_step(
+        {step.drop ? comparator::map_step::op::drop : comparator::map_step::op::move, step.from,
+         step.to});
 }
 
 reader_fn mapping_fields(loader& l, std::vector<mapping_step>& steps) {
@@ -262,7 +262,8 @@ reader_fn mapping_fields(loader& l, std::vector<mapping_step>& steps) {
             mapping_step step;
             if (!e.is_object()) {
                 l.add(p, std::string("expected {\"move\": path, \"to\": path} or "
-                                     "{\"drop\": path}, got ") + e.type_name());
+                                     "{\"drop\": path}, got ") +
+                             e.type_name());
                 continue;
             }
             const bool is_drop = e.contains("drop");
@@ -277,8 +278,8 @@ reader_fn mapping_fields(loader& l, std::vector<mapping_step>& steps) {
                     l.add(child_path(p, key), "unknown key (a step has move and to, or drop)");
                     ok = false;
                 } else if (!value.is_string()) {
-                    l.add(child_path(p, key), std::string("expected a JSON Pointer string, got ") +
-                                                  value.type_name());
+                    l.add(child_path(p, key),
+                          std::string("expected a JSON Pointer string, got ") + value.type_name());
                     ok = false;
                 }
             }
@@ -319,8 +320,9 @@ reader_fn v2_http_fields(loader& l, v2_http_config& v) {
              const auto p = j.get<std::string>();
              if (!p.empty() && (p.front() != '/' || p.back() == '/' ||
                                 p.find_first_of("?# \t\r\n") != std::string::npos)) {
-                 l.add(path, "expected \"\" or a path such as \"/api/v2\" (no trailing \"/\", "
-                             "no query)");
+                 l.add(path,
+                       "expected \"\" or a path such as \"/api/v2\" (no trailing \"/\", "
+                       "no query)");
                  return;
              }
              v.path_prefix = p;
@@ -405,20 +407,21 @@ reader_fn gate_fields(loader& l, gate_config& g) {
              } else if (const auto t = target_named(v)) {
                  g.target = *t;
              } else {
-                 l.add(path, "expected \"dolt\", \"v2_http\" or \"\" (the first of "
-                             "shadow.targets)");
+                 l.add(path,
+                       "expected \"dolt\", \"v2_http\" or \"\" (the first of "
+                       "shadow.targets)");
              }
          }},
-        {"endpoints",
-         l.strings(g.endpoints,
-                   [](const std::string& e) -> std::string {
-                       const auto* end = std::end(shadow_endpoint_names);
-                       if (std::find(std::begin(shadow_endpoint_names), end, e) == end) {
-                           return "not a compared read endpoint; one of " +
-                                  join(shadow_endpoint_names);
-                       }
-                       return {};
-                   })},
+        {"endpoints", l.strings(g.endpoints,
+                                [](const std::string& e) -> std::string {
+                                    const auto* end = std::end(shadow_endpoint_names);
+                                    if (std::find(std::begin(shadow_endpoint_names), end, e) ==
+                                        end) {
+                                        return "not a compared read endpoint; one of " +
+                                               join(shadow_endpoint_names);
+                                    }
+                                    return {};
+                                })},
         {"min_compared", l.number(g.min_compared, 0, 1'000'000'000'000)},
         {"max_discrepancy_rate", l.real(g.max_discrepancy_rate, 0, 1)},
         {"confidence", l.real(g.confidence, 0.5, 0.999999)},

@@ -15,8 +15,8 @@ PACKAGES=(
     prometheus
     # reports: the HTML report is rendered by headless Chromium in the tests
     chromium
-    # fuzz targets (libFuzzer)
-    clang-14 libclang-rt-14-dev
+    # fuzz targets (libFuzzer); the format check (.clang-format)
+    clang-14 libclang-rt-14-dev clang-format-14
     # benchmarks
     wrk nginx-light
 )

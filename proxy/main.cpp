@@ -17,12 +17,12 @@
 #include "proxy/routing/router.hpp"
 #include "proxy/shadow/shadow.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/async.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cctype>
 #include <csignal>
@@ -159,8 +159,9 @@ int serve(const sg::config::config& cfg, const std::string& ready_file) {
         int sig = 0;
         sigwait(&stop_signals, &sig);
         if (sg::proxy::process_task_failures().essential_failed.load()) {
-            spdlog::critical("event=stopping reason=\"an essential task failed (see "
-                             "event=task_failed)\"");
+            spdlog::critical(
+                "event=stopping reason=\"an essential task failed (see "
+                "event=task_failed)\"");
         }
         spdlog::info("event=draining signal={} grace_ms={}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                      cfg.proxy.shutdown_grace.count());
@@ -247,16 +248,16 @@ struct command_line {
 std::map<std::string, sg::config::migrate_commit> migrate_commit_names() {
     std::map<std::string, sg::config::migrate_commit> names;
     using sg::config::migrate_commit;
-    for (const auto c : {migrate_commit::per_user_import, migrate_commit::once_per_run,
-                         migrate_commit::off}) {
+    for (const auto c :
+         {migrate_commit::per_user_import, migrate_commit::once_per_run, migrate_commit::off}) {
         names.emplace(sg::config::to_string(c), c);
     }
     return names;
 }
 
 void add_config_option(CLI::App* cmd, command_line& cl, const char* what, bool required) {
-    auto* opt = cmd->add_option("-c,--config", cl.config_path,
-                                std::string("config file (") + what + ")");
+    auto* opt =
+        cmd->add_option("-c,--config", cl.config_path, std::string("config file (") + what + ")");
     if (required) opt->required();
 }
 

@@ -69,12 +69,8 @@ void counters::count(const error& e) {
         case error_kind::connection_lost:
             connection_lost.fetch_add(1, std::memory_order_relaxed);
             break;
-        case error_kind::retryable:
-            retryable_errors.fetch_add(1, std::memory_order_relaxed);
-            break;
-        case error_kind::permanent:
-            permanent_errors.fetch_add(1, std::memory_order_relaxed);
-            break;
+        case error_kind::retryable: retryable_errors.fetch_add(1, std::memory_order_relaxed); break;
+        case error_kind::permanent: permanent_errors.fetch_add(1, std::memory_order_relaxed); break;
     }
 }
 
@@ -366,9 +362,7 @@ result<std::uint64_t> connection::execute_prepared(const std::string& sql,
         MYSQL_BIND& b = binds[i];
         const param& p = params[i];
         switch (p.t) {
-            case param::type::null:
-                b.buffer_type = MYSQL_TYPE_NULL;
-                break;
+            case param::type::null: b.buffer_type = MYSQL_TYPE_NULL; break;
             case param::type::text:
                 b.buffer_type = MYSQL_TYPE_STRING;
                 b.buffer = p.text.empty() ? &empty : const_cast<char*>(p.text.data());

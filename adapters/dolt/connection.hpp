@@ -15,8 +15,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <memory>
 #include <list>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -45,16 +45,16 @@ struct options {
 // Monotonic counters of what the adapter did and which failures it handled; shared by all the
 // connections of one component so the proxy can publish them as shadowgate_dolt_*_total.
 struct counters {
-    std::atomic<std::uint64_t> connects{0};           // sessions opened (first time or again)
-    std::atomic<std::uint64_t> connect_failures{0};   // attempts that failed
-    std::atomic<std::uint64_t> reconnects{0};         // sessions reopened after a lost one
-    std::atomic<std::uint64_t> statements{0};         // statements sent
-    std::atomic<std::uint64_t> connection_lost{0};    // statements failed: session gone
-    std::atomic<std::uint64_t> retryable_errors{0};   // statements failed: lost a race
-    std::atomic<std::uint64_t> permanent_errors{0};   // statements failed: bad input or schema
-    std::atomic<std::uint64_t> rollback_failures{0};  // ROLLBACK after a failure failed too
-    std::atomic<std::uint64_t> retries{0};            // with_retry attempts after the first
-    std::atomic<std::uint64_t> dolt_commits{0};       // DOLT_COMMIT calls that made a commit
+    std::atomic<std::uint64_t> connects{0};               // sessions opened (first time or again)
+    std::atomic<std::uint64_t> connect_failures{0};       // attempts that failed
+    std::atomic<std::uint64_t> reconnects{0};             // sessions reopened after a lost one
+    std::atomic<std::uint64_t> statements{0};             // statements sent
+    std::atomic<std::uint64_t> connection_lost{0};        // statements failed: session gone
+    std::atomic<std::uint64_t> retryable_errors{0};       // statements failed: lost a race
+    std::atomic<std::uint64_t> permanent_errors{0};       // statements failed: bad input or schema
+    std::atomic<std::uint64_t> rollback_failures{0};      // ROLLBACK after a failure failed too
+    std::atomic<std::uint64_t> retries{0};                // with_retry attempts after the first
+    std::atomic<std::uint64_t> dolt_commits{0};           // DOLT_COMMIT calls that made a commit
     std::atomic<std::uint64_t> dolt_commits_empty{0};     // --skip-empty: nothing changed
     std::atomic<std::uint64_t> dolt_commits_not_dolt{0};  // skipped: the server is not Dolt
     std::atomic<std::uint64_t> dolt_commit_failures{0};
@@ -175,7 +175,7 @@ private:
 void append_quoted_offline(std::string& out, std::string_view s);
 
 struct retry_policy {
-    int max_attempts = 3;  // total, the first included
+    int max_attempts = 3;                    // total, the first included
     std::chrono::milliseconds backoff{100};  // doubled after each failed attempt
 };
 

@@ -18,8 +18,8 @@ std::string_view name(commit_policy p) {
 }
 
 std::optional<commit_policy> parse_commit_policy(std::string_view s) {
-    for (auto p : {commit_policy::per_user_import, commit_policy::once_per_run,
-                   commit_policy::off}) {
+    for (auto p :
+         {commit_policy::per_user_import, commit_policy::once_per_run, commit_policy::off}) {
         if (s == name(p)) {
             return p;
         }
@@ -63,8 +63,8 @@ dolt_author map_author(std::string_view v1_author) {
     std::string local;
     for (char ch : a.name) {
         const char c = (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
-        const bool keep = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-                          c == '_' || c == '+';
+        const bool keep =
+            (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '+';
         if (keep) {
             local.push_back(c);
         } else if (!local.empty() && local.back() != '-') {
@@ -144,9 +144,8 @@ result<commit_result> dolt_commit(connection& conn, const commit_request& req) {
         return commit_result{commit_outcome::not_dolt, {}};
     }
     const std::string sql = dolt_commit_sql(
-        dolt_commit_args(req), [&conn](std::string& out, std::string_view s) {
-            conn.append_quoted(out, s);
-        });
+        dolt_commit_args(req),
+        [&conn](std::string& out, std::string_view s) { conn.append_quoted(out, s); });
     auto rs = conn.query(sql);  // drains every result of the CALL
     if (!rs) {
         stats.dolt_commit_failures.fetch_add(1, std::memory_order_relaxed);
@@ -165,8 +164,7 @@ result<commit_result> dolt_commit(connection& conn, const commit_request& req) {
 }
 
 result<commit_result> commit_after_import(connection& conn, commit_policy policy,
-                                          std::span<const user_rows> users,
-                                          std::int64_t now) {
+                                          std::span<const user_rows> users, std::int64_t now) {
     if (policy != commit_policy::per_user_import || users.empty()) {
         return commit_result{};
     }
@@ -204,10 +202,9 @@ result<commit_result> commit_end_of_run(connection& conn, commit_policy policy,
     if (policy != commit_policy::once_per_run) {
         return commit_result{};
     }
-    return dolt_commit(conn, commit_request{std::string(message), "shadowgate", now,
-                                            stage_new_tables});
+    return dolt_commit(conn,
+                       commit_request{std::string(message), "shadowgate", now, stage_new_tables});
 }
-
 
 result<commit_result> commit_or_record(connection& conn, const commit_request& req,
                                        std::string_view user_id, std::string_view v1_commit) {
@@ -227,11 +224,12 @@ result<commit_result> commit_or_record(connection& conn, const commit_request& r
     const std::string author = format_author(map_author(req.author));
     const std::string date = dolt_date(req.time);
     const std::string now = datetime6(std::chrono::system_clock::now());
-    const std::vector<param> values{
-        param::of(now),     param::of(author),
-        param::of(date),    param::of(message),
-        user_id.empty() ? param::null_value() : param::of(user_id),
-        v1_commit.empty() ? param::null_value() : param::of(v1_commit)};
+    const std::vector<param> values{param::of(now),
+                                    param::of(author),
+                                    param::of(date),
+                                    param::of(message),
+                                    user_id.empty() ? param::null_value() : param::of(user_id),
+                                    v1_commit.empty() ? param::null_value() : param::of(v1_commit)};
     auto r = conn.execute_prepared(
         "INSERT INTO mirror_commit_log (made_at, author, commit_date, message, user_id, "
         "v1_commit) VALUES (?,?,?,?,?,?)",

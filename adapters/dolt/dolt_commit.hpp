@@ -54,9 +54,9 @@ std::string dolt_date(std::int64_t epoch_seconds);
 std::string commit_message(std::string_view message);
 
 struct commit_request {
-    std::string message;          // any text: commit_message() makes it acceptable
-    std::string author;           // a v1 author value: map_author() makes it acceptable
-    std::int64_t time = 0;        // seconds since the epoch (UTC), the --date
+    std::string message;            // any text: commit_message() makes it acceptable
+    std::string author;             // a v1 author value: map_author() makes it acceptable
+    std::int64_t time = 0;          // seconds since the epoch (UTC), the --date
     bool stage_new_tables = false;  // -A (new tables too, after a migration) instead of -a
 };
 
@@ -103,8 +103,7 @@ result<commit_result> commit_or_record(connection& conn, const commit_request& r
 // "mirror {user_id}: {v1 summary} (v1 {head[:12]})", with that HEAD commit's author and time;
 // for several, "mirror N users: id, id, ..." by "shadowgate" at `now`. Otherwise policy_off.
 result<commit_result> commit_after_import(connection& conn, commit_policy policy,
-                                          std::span<const user_rows> users,
-                                          std::int64_t now);
+                                          std::span<const user_rows> users, std::int64_t now);
 
 // The policy hook at the end of a run (or interval): with once_per_run it commits `message` by
 // "shadowgate" at `now` (stage_new_tables as given: true after a migration); else policy_off.

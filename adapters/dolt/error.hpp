@@ -33,9 +33,9 @@ struct error {
     error(unsigned c, std::string state, std::string msg, error_kind k)
         : code(c), sqlstate(std::move(state)), message(std::move(msg)), kind(k) {}
 
-    unsigned code = 0;         // server/client error number; 0 for errors found by this adapter
-    std::string sqlstate;      // five characters, e.g. "22001"; "HY000" when unknown
-    std::string message;       // the server's text (or ours); never the password
+    unsigned code = 0;     // server/client error number; 0 for errors found by this adapter
+    std::string sqlstate;  // five characters, e.g. "22001"; "HY000" when unknown
+    std::string message;   // the server's text (or ours); never the password
     error_kind kind = error_kind::permanent;
 
     bool retryable() const { return kind != error_kind::permanent; }

@@ -13,11 +13,11 @@ namespace sg::dolt {
 struct read_parts {
     bool commits = false;
     bool blocks = false;
-    bool block_texts = true;    // false: blocks without their text columns (left empty)
+    bool block_texts = true;  // false: blocks without their text columns (left empty)
     bool versions = false;
     bool version_texts = true;  // false: versions without their text columns
     bool diffs = false;
-    bool audit = false;         // also the audit copies (source, full_message, raw_json, ...)
+    bool audit = false;  // also the audit copies (source, full_message, raw_json, ...)
     std::optional<std::string> label;  // blocks and versions of this label only
 
     static read_parts everything() {

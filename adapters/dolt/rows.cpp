@@ -25,12 +25,11 @@ std::string version_key(std::string_view label, std::string_view sha) {
 // The diff fields v1's API shows as strings: a value of another JSON type prints differently
 // from its JSON text (pydantic's str of true is "True"), so only strings (and null where the
 // field may be null) round-trip through the text columns.
-constexpr std::string_view diff_string_fields[] = {
-    "id",         "agent_id",     "block_label", "operation",  "proposed_value",
-    "reasoning",  "confidence",   "status",      "created_at"};
-constexpr std::string_view diff_nullable_fields[] = {"field",        "current_value",
-                                                     "source_query", "reviewed_at",
-                                                     "applied_commit"};
+constexpr std::string_view diff_string_fields[] = {"id",         "agent_id",       "block_label",
+                                                   "operation",  "proposed_value", "reasoning",
+                                                   "confidence", "status",         "created_at"};
+constexpr std::string_view diff_nullable_fields[] = {"field", "current_value", "source_query",
+                                                     "reviewed_at", "applied_commit"};
 
 std::string diff_problem(const v1::pending_diff& d) {
     if (!d.raw_json.empty()) {
@@ -133,8 +132,8 @@ public:
 
 private:
     void add(const char* column, std::string a, std::string b) {
-        out_.push_back({row_drift::kind::different, item_, key_, column, std::move(a),
-                        std::move(b)});
+        out_.push_back(
+            {row_drift::kind::different, item_, key_, column, std::move(a), std::move(b)});
     }
     std::vector<row_drift>& out_;
     std::string item_, key_;
@@ -346,8 +345,9 @@ std::string to_string(const row_drift& d) {
     std::string out = std::string(name(d.what)) + " " + d.item;
     if (!d.key.empty()) out += " " + d.key;
     if (d.what == row_drift::kind::different) {
-        out += ": " + d.column + " (v1 " + json(d.v1).dump(-1, ' ', false, json::error_handler_t::replace) +
-               ", v2 " + json(d.v2).dump(-1, ' ', false, json::error_handler_t::replace) + ")";
+        out += ": " + d.column + " (v1 " +
+               json(d.v1).dump(-1, ' ', false, json::error_handler_t::replace) + ", v2 " +
+               json(d.v2).dump(-1, ' ', false, json::error_handler_t::replace) + ")";
     }
     return out;
 }

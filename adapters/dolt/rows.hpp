@@ -32,9 +32,9 @@ struct block_row {
 struct version_row {
     std::string id;  // the commit sha
     std::string label;
-    v1::text_columns text;   // of the blob as v1's GET version reads it (line ends kept)
-    std::string author;      // what v1's history shows: the "Author:" footer, or "unknown"
-    std::string message;     // what v1's history shows: the message's first line
+    v1::text_columns text;        // of the blob as v1's GET version reads it (line ends kept)
+    std::string author;           // what v1's history shows: the "Author:" footer, or "unknown"
+    std::string message;          // what v1's history shows: the message's first line
     std::int64_t created_at = 0;  // committer time, seconds since the epoch (DATETIME, UTC)
     int created_tz_offset = 0;    // the commit's own zone, minutes east of UTC
     bool is_current = false;      // the newest version of the block
@@ -65,11 +65,11 @@ struct user_rows {
     std::string user_id;
     std::string head;
     std::string diffs_fingerprint;
-    std::vector<v1::commit> commits;      // seq counted from the oldest (0 = the root), as
-                                          // stored; listed by seq descending
-    std::vector<block_row> blocks;        // by label
-    std::vector<version_row> versions;    // by label, then ordinal descending
-    std::vector<diff_row> diffs;          // by id
+    std::vector<v1::commit> commits;    // seq counted from the oldest (0 = the root), as
+                                        // stored; listed by seq descending
+    std::vector<block_row> blocks;      // by label
+    std::vector<version_row> versions;  // by label, then ordinal descending
+    std::vector<diff_row> diffs;        // by id
     std::vector<unrepresentable_item> unrepresentable;  // filled by derive_rows only
 };
 

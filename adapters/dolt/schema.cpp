@@ -53,8 +53,9 @@ result<bool> collated_otherwise(connection& conn, std::string_view table,
     conn.append_quoted(sql, table);
     sql += " AND collation_name IS NOT NULL AND collation_name <> ";
     conn.append_quoted(sql, collation);
-    sql += ") + (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema ="
-           " DATABASE() AND table_name = ";
+    sql +=
+        ") + (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema ="
+        " DATABASE() AND table_name = ";
     conn.append_quoted(sql, table);
     sql += " AND table_collation <> ";
     conn.append_quoted(sql, collation);
@@ -111,8 +112,7 @@ result<void> no_pad_step(connection& conn) {
     if (!dolt) return dolt.error();
     const std::string collation = *dolt ? "utf8mb4_0900_bin" : "utf8mb4_nopad_bin";
     for (std::string_view table : {"users", "commits", "blocks", "block_versions", "pending_diffs",
-                                   "mirror_watermarks", "mirror_commit_log",
-                                   "schema_migrations"}) {
+                                   "mirror_watermarks", "mirror_commit_log", "schema_migrations"}) {
         auto other = collated_otherwise(conn, table, collation);
         if (!other) return other.error();
         if (!*other) continue;
@@ -303,7 +303,6 @@ constexpr std::string_view create_migrations_table =
     " PRIMARY KEY (version)"
     ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 
-
 std::mutex& migrate_mutex() {
     static std::mutex m;
     return m;
@@ -360,9 +359,10 @@ result<std::vector<int>> migrate(connection& conn) {
             if (conn.in_transaction()) conn.rollback();
             return e;
         };
-        std::string record = "INSERT IGNORE INTO schema_migrations (version, name, applied_at) "
-                             "VALUES (" +
-                             std::to_string(m.version) + ", ";
+        std::string record =
+            "INSERT IGNORE INTO schema_migrations (version, name, applied_at) "
+            "VALUES (" +
+            std::to_string(m.version) + ", ";
         conn.append_quoted(record, m.name);
         record += ", ";
         conn.append_quoted(record, datetime6(std::chrono::system_clock::now()));

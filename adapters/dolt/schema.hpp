@@ -12,8 +12,8 @@
 namespace sg::dolt {
 
 struct migration {
-    int version;                              // 1, 2, ...: applied in order, never renumbered
-    std::string_view name;                    // what it does, stored with the version
+    int version;            // 1, 2, ...: applied in order, never renumbered
+    std::string_view name;  // what it does, stored with the version
     std::vector<std::string_view> statements;
     // Data migrations (DML only) that must not run twice (a renumbering flipped twice undoes
     // itself): run in one transaction that first inserts the version row, so an interrupted one

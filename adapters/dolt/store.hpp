@@ -48,14 +48,14 @@ struct write_stats {
     std::size_t bytes = 0;       // SQL text and bound values sent
 };
 
-// Makes the tables hold exactly `users` (rows from derive_rows) for each user given (users, commits, blocks,
-// block_versions, pending_diffs, mirror_watermarks): their old rows are deleted and the new ones
-// inserted, all in one transaction that commits before this returns. Users not in the span are
-// untouched. Idempotent: writing the same states again leaves every row as it was, including
-// applied_at, which only moves when (head, diffs_fingerprint) changes. A user id given twice:
-// the last state wins. On any error the transaction is rolled back and nothing changed (retry
-// retryable errors with with_retry). Must not be called inside an open transaction. On Dolt the
-// caller then makes the Dolt commit (dolt_commit.hpp) according to its policy.
+// Makes the tables hold exactly `users` (rows from derive_rows) for each user given (users,
+// commits, blocks, block_versions, pending_diffs, mirror_watermarks): their old rows are deleted
+// and the new ones inserted, all in one transaction that commits before this returns. Users not in
+// the span are untouched. Idempotent: writing the same states again leaves every row as it was,
+// including applied_at, which only moves when (head, diffs_fingerprint) changes. A user id given
+// twice: the last state wins. On any error the transaction is rolled back and nothing changed
+// (retry retryable errors with with_retry). Must not be called inside an open transaction. On Dolt
+// the caller then makes the Dolt commit (dolt_commit.hpp) according to its policy.
 result<write_stats> write_users(connection& conn, std::span<const user_rows> users,
                                 const write_options& opts = {});
 
@@ -73,15 +73,15 @@ struct apply_options {
 };
 
 struct apply_stats {
-    bool existed = false;            // the user had rows before
-    std::size_t rows_inserted = 0;   // rows written (changed rows count here and in deleted)
-    std::size_t rows_deleted = 0;    // rows removed
-    std::size_t commits_added = 0;   // commits rows that are new (not just rewritten)
-    std::size_t diffs_changed = 0;   // pending_diffs rows added, changed or removed
-    bool watermark_moved = false;    // (v1_commit, diffs_fingerprint) changed
-    std::string previous_head;       // the watermark's v1_commit before ("" when none)
-    bool used_known = false;         // compared with apply_options::known, rows not read
-    write_stats writes;              // statements and bytes sent
+    bool existed = false;           // the user had rows before
+    std::size_t rows_inserted = 0;  // rows written (changed rows count here and in deleted)
+    std::size_t rows_deleted = 0;   // rows removed
+    std::size_t commits_added = 0;  // commits rows that are new (not just rewritten)
+    std::size_t diffs_changed = 0;  // pending_diffs rows added, changed or removed
+    bool watermark_moved = false;   // (v1_commit, diffs_fingerprint) changed
+    std::string previous_head;      // the watermark's v1_commit before ("" when none)
+    bool used_known = false;        // compared with apply_options::known, rows not read
+    write_stats writes;             // statements and bytes sent
     bool changed() const { return rows_inserted + rows_deleted > 0; }
 };
 
@@ -126,7 +126,6 @@ struct snapshot {
     std::optional<watermark> mark;
     std::optional<v1::user_state> state;
 };
-result<snapshot> read_snapshot(connection& conn, std::string_view user_id,
-                               const read_parts& parts);
+result<snapshot> read_snapshot(connection& conn, std::string_view user_id, const read_parts& parts);
 
 }  // namespace sg::dolt

@@ -206,15 +206,19 @@ result<apply_stats> apply_in_tx(connection& conn, const user_rows& wanted,
     // Every column is compared, so a row changed behind the mirror's back is written again.
     if (auto r = sync(table_sync<v1::commit>{
             "commits", "sha", cur.commits, want.commits,
-            [](const v1::commit& c) { return row_key{c.sha, {}}; }, same_commit,
-            [&](const v1::commit& c) { return sink.commit(want, c); }, &st.commits_added,
-            nullptr});
+            [](const v1::commit& c) {
+                return row_key{c.sha, {}};
+            },
+            same_commit, [&](const v1::commit& c) { return sink.commit(want, c); },
+            &st.commits_added, nullptr});
         !r) {
         return r.error();
     }
     if (auto r = sync(table_sync<block_row>{
             "blocks", "label", cur.blocks, want.blocks,
-            [](const block_row& b) { return row_key{b.label, {}}; },
+            [](const block_row& b) {
+                return row_key{b.label, {}};
+            },
             [](const block_row& a, const block_row& b) { return same_row(a, b); },
             [&](const block_row& b) { return sink.block(want, b); }, nullptr, nullptr});
         !r) {
@@ -222,7 +226,9 @@ result<apply_stats> apply_in_tx(connection& conn, const user_rows& wanted,
     }
     if (auto r = sync(table_sync<version_row>{
             "block_versions", "label,id", cur.versions, want.versions,
-            [](const version_row& v) { return row_key{v.label, v.id}; },
+            [](const version_row& v) {
+                return row_key{v.label, v.id};
+            },
             [](const version_row& a, const version_row& b) { return same_row(a, b); },
             [&](const version_row& v) { return sink.version(want, v); }, nullptr, nullptr});
         !r) {
@@ -230,7 +236,9 @@ result<apply_stats> apply_in_tx(connection& conn, const user_rows& wanted,
     }
     if (auto r = sync(table_sync<diff_row>{
             "pending_diffs", "id", cur.diffs, want.diffs,
-            [](const diff_row& d) { return row_key{d.fields.id, {}}; },
+            [](const diff_row& d) {
+                return row_key{d.fields.id, {}};
+            },
             [](const diff_row& a, const diff_row& b) { return same_row(a, b); },
             [&](const diff_row& d) { return sink.diff(want, d); }, nullptr, &st.diffs_changed});
         !r) {

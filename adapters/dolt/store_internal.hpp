@@ -76,8 +76,8 @@ public:
             const std::uint64_t needed = head_.size() + row_.size() + row_bytes + packet_headroom;
             return adapter_error("a row of " + std::to_string(row_bytes) + " bytes for table " +
                                  table_ + " does not fit the server's max_allowed_packet of " +
-                                 std::to_string(conn_.max_allowed_packet()) + " bytes: " +
-                                 packet_remedy(needed));
+                                 std::to_string(conn_.max_allowed_packet()) +
+                                 " bytes: " + packet_remedy(needed));
         }
         if (rows_ > 0 && bytes_ + row_bytes > soft_) {
             if (auto r = send(rows_); !r) {
@@ -328,8 +328,11 @@ public:
 private:
     // content, metadata, metadata_keys, frontmatter, blank_lines
     static void text(row_writer& w, const v1::text_columns& t) {
-        w.str(t.content).opt_view(t.metadata).str(t.metadata_keys).boolean(t.frontmatter).num(
-            t.blank_lines);
+        w.str(t.content)
+            .opt_view(t.metadata)
+            .str(t.metadata_keys)
+            .boolean(t.frontmatter)
+            .num(t.blank_lines);
     }
 
     statement_limits lim_;

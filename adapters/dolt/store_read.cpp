@@ -72,8 +72,8 @@ std::vector<table_read> user_reads(const connection& conn, const std::string& wh
     constexpr std::string_view texts = "content, metadata, metadata_keys, frontmatter, blank_lines";
     constexpr std::string_view no_texts = "'', NULL, '[]', FALSE, 0";
     std::vector<table_read> out;
-    out.push_back({key + "user_id, head, diffs_fingerprint", "users" + where,
-                   keyed ? "user_id" : ""});
+    out.push_back(
+        {key + "user_id, head, diffs_fingerprint", "users" + where, keyed ? "user_id" : ""});
     if (parts.commits) {
         out.push_back({key + "sha, parents, message, author, committed_at, tz_offset, seq",
                        "commits" + where, by + "seq DESC"});
@@ -300,8 +300,7 @@ namespace store_detail {
 
 result<std::optional<user_rows>> read_user_in_tx(connection& conn, std::string_view user_id) {
     const read_parts all = read_parts::everything();
-    const auto statements =
-        user_statements(conn, " WHERE user_id = " + conn.quoted(user_id), all);
+    const auto statements = user_statements(conn, " WHERE user_id = " + conn.quoted(user_id), all);
     std::vector<rows> results;
     for (const auto& sql : statements) {
         auto rs = conn.query(sql);

@@ -35,8 +35,7 @@ result<std::string> commit_datetime(std::int64_t t, std::string_view user, std::
     auto s = utc_datetime(t);
     if (!s) {
         return adapter_error("commit " + std::string(sha) + " of user " + std::string(user) +
-                                 " has a time (" + std::to_string(t) +
-                                 ") outside DATETIME's range",
+                                 " has a time (" + std::to_string(t) + ") outside DATETIME's range",
                              "22008");
     }
     return *s;
@@ -74,8 +73,8 @@ std::uint64_t packet_needed_for_block(std::uint64_t block_bytes) {
 
 std::string packet_remedy(std::uint64_t needed) {
     const std::string n = std::to_string(needed);
-    return "raise max_allowed_packet to at least " + n + " (SET GLOBAL max_allowed_packet = " +
-           n + ", and keep it across restarts: max_allowed_packet under [mysqld] for MariaDB, " +
+    return "raise max_allowed_packet to at least " + n + " (SET GLOBAL max_allowed_packet = " + n +
+           ", and keep it across restarts: max_allowed_packet under [mysqld] for MariaDB, " +
            "SET PERSIST on Dolt), then POST /admin/mirror/retry";
 }
 
@@ -168,12 +167,11 @@ result<void> write_batch(connection& conn, const std::vector<const user_rows*>& 
             old[r[0].value_or("")] = {r[1].value_or(""), r[2].value_or(""), r[3].value_or("")};
         }
     }
-    for (std::string_view table : {"users", "commits", "blocks", "block_versions",
-                                   "pending_diffs", "mirror_watermarks"}) {
+    for (std::string_view table :
+         {"users", "commits", "blocks", "block_versions", "pending_diffs", "mirror_watermarks"}) {
         for (const auto& list : in_lists) {
             if (auto r = run_counted(
-                    conn, "DELETE FROM " + std::string(table) + " WHERE user_id IN " + list,
-                    stats);
+                    conn, "DELETE FROM " + std::string(table) + " WHERE user_id IN " + list, stats);
                 !r) {
                 return r;
             }
@@ -185,8 +183,7 @@ result<void> write_batch(connection& conn, const std::vector<const user_rows*>& 
             return r;
         }
         std::string applied = applied_now;
-        if (auto it = old.find(u->user_id); it != old.end() &&
-                                            it->second.v1_commit == u->head &&
+        if (auto it = old.find(u->user_id); it != old.end() && it->second.v1_commit == u->head &&
                                             it->second.fingerprint == u->diffs_fingerprint) {
             applied = it->second.applied_at;
         }

@@ -34,8 +34,7 @@ std::optional<civil> parse_civil(std::string_view s, char sep) {
         return std::nullopt;
     }
     if (!digits(s, 0, 4, c.year) || !digits(s, 5, 2, c.month) || !digits(s, 8, 2, c.day) ||
-        !digits(s, 11, 2, c.hour) || !digits(s, 14, 2, c.minute) ||
-        !digits(s, 17, 2, c.second)) {
+        !digits(s, 11, 2, c.hour) || !digits(s, 14, 2, c.minute) || !digits(s, 17, 2, c.second)) {
         return std::nullopt;
     }
     const std::chrono::year_month_day ymd{std::chrono::year{c.year},
@@ -92,8 +91,8 @@ std::optional<std::int64_t> parse_utc_datetime(std::string_view s) {
     using namespace std::chrono;
     const sys_days day{year_month_day{year{c->year}, month{static_cast<unsigned>(c->month)},
                                       std::chrono::day{static_cast<unsigned>(c->day)}}};
-    return day.time_since_epoch().count() * std::int64_t{86400} + c->hour * 3600 +
-           c->minute * 60 + c->second;
+    return day.time_since_epoch().count() * std::int64_t{86400} + c->hour * 3600 + c->minute * 60 +
+           c->second;
 }
 
 std::optional<std::string> iso_to_datetime6(std::string_view s) {
@@ -175,8 +174,7 @@ std::string datetime6(std::chrono::system_clock::time_point tp) {
     std::snprintf(buf, sizeof buf, "%04d-%02u-%02u %02d:%02d:%02d.%06d",
                   static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
                   static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
-                  static_cast<int>(hms.minutes().count()),
-                  static_cast<int>(hms.seconds().count()),
+                  static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()),
                   static_cast<int>(hms.subseconds().count()));
     return buf;
 }

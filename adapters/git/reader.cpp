@@ -318,9 +318,9 @@ result<user_read> read_user_at(const std::string& data_dir, int data_fd, std::st
         git_oid id{};
         if (!is_hex40(at_commit) ||
             git_oid_fromstrn(&id, at_commit.data(), at_commit.size()) != 0) {
-            return make_error(error_kind::invalid_id,
-                              out.state.user_id + ": not a full commit id: " +
-                                  std::string(at_commit.substr(0, 64)));
+            return make_error(error_kind::invalid_id, out.state.user_id +
+                                                          ": not a full commit id: " +
+                                                          std::string(at_commit.substr(0, 64)));
         }
         git_commit* raw = nullptr;
         if (git_commit_lookup(&raw, repo.get(), &id) != 0) {
@@ -374,7 +374,8 @@ void storage_reader::keep_open_repositories(std::size_t count) {
     lg::ensure_init();
     // Blobs (block versions) are not cached by default; small ones are worth keeping too. The
     // cache's total stays bounded by libgit2's global limit.
-    git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_BLOB, static_cast<size_t>(64 * 1024));
+    git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_BLOB,
+                     static_cast<size_t>(64 * 1024));
     git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, static_cast<ssize_t>(128 * 1024 * 1024));
     cache_ = std::make_shared<repo_cache>(count);
 }
@@ -395,7 +396,7 @@ result<head_state> storage_reader::head_and_fingerprint(std::string_view user_id
 }
 
 result<user_read> storage_reader::read_user_at_commit(std::string_view user_id,
-                                                     std::string_view commit) const {
+                                                      std::string_view commit) const {
     if (commit.empty()) {
         return counted(result<user_read>(make_error(error_kind::invalid_id, "no commit given")));
     }
@@ -407,7 +408,7 @@ result<user_read> storage_reader::read_user(std::string_view user_id) const {
 }
 
 result<user_read> storage_reader::read_user_since(const user_read& previous,
-                                                 std::size_t max_new_commits) const {
+                                                  std::size_t max_new_commits) const {
     return counted(read_user_at(dir_, fd_.get(), previous.state.user_id, {}, cache_.get(),
                                 &previous, max_new_commits));
 }

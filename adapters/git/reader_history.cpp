@@ -45,8 +45,7 @@ std::string entry_key(const tree_entry_info& e) {
     return std::to_string(static_cast<unsigned>(e.mode)) + ':' + raw_key(e.id);
 }
 
-v1::commit model_commit(const commit_facts& f, std::vector<std::string> parents,
-                        std::int64_t seq) {
+v1::commit model_commit(const commit_facts& f, std::vector<std::string> parents, std::int64_t seq) {
     v1::commit c;
     c.sha = f.sha;
     c.parents = std::move(parents);
@@ -318,10 +317,9 @@ private:
                     // v1 cannot read the file at this commit: to its versions endpoint it is
                     // gone, as after a deletion.
                     warned = true;
-                    out_.warnings.push_back(
-                        make_warning(warning_kind::non_blob_block,
-                                     subject(std::string(blocks_dir) + "/" + file),
-                                     "not a file in commit " + f.sha + ": read as deleted"));
+                    out_.warnings.push_back(make_warning(
+                        warning_kind::non_blob_block, subject(std::string(blocks_dir) + "/" + file),
+                        "not a file in commit " + f.sha + ": read as deleted"));
                 }
                 if (ordinal == 0) newest_[label] = f.sha;
                 out_.state.versions.push_back(

@@ -48,8 +48,7 @@ struct commit_facts {
     int offset = 0;
 };
 
-v1::commit model_commit(const commit_facts& f, std::vector<std::string> parents,
-                        std::int64_t seq);
+v1::commit model_commit(const commit_facts& f, std::vector<std::string> parents, std::int64_t seq);
 
 // A version of `label` at commit `f`; `source` null for a commit in which v1 cannot read the
 // file (deleted).

@@ -42,7 +42,8 @@ void collect_keys(const ojson& v, const std::string& at, nlohmann::json& out) {
             collect_keys(x, p, out);
         }
     } else if (v.is_array()) {
-        for (std::size_t i = 0; i < v.size(); ++i) collect_keys(v[i], at + "/" + std::to_string(i), out);
+        for (std::size_t i = 0; i < v.size(); ++i)
+            collect_keys(v[i], at + "/" + std::to_string(i), out);
     }
 }
 
@@ -106,8 +107,7 @@ split_result split_text(std::string_view text) {
         case frontmatter_outcome::too_large:
             r.unrepresentable = "the frontmatter is too large to load";
             return r;
-        default:
-            break;
+        default: break;
     }
     const exact_json_result exact = exact_json(fm.metadata, fm.metadata.root);
     if (!exact.value) {

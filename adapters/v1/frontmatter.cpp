@@ -18,22 +18,15 @@ std::size_t empty_dict(py_graph& g) {
 bool python_truthy(const py_graph& graph, std::size_t index) {
     const py_object& o = graph.at(index);
     switch (o.kind) {
-        case py_kind::none:
-            return false;
-        case py_kind::boolean:
-            return o.boolean;
-        case py_kind::integer:
-            return o.text != "0";  // "" is a huge (non-zero) value
-        case py_kind::floating:
-            return o.number != 0.0;  // NaN is true, as in Python
+        case py_kind::none: return false;
+        case py_kind::boolean: return o.boolean;
+        case py_kind::integer: return o.text != "0";     // "" is a huge (non-zero) value
+        case py_kind::floating: return o.number != 0.0;  // NaN is true, as in Python
         case py_kind::string:
-        case py_kind::bytes:
-            return !o.text.empty();
+        case py_kind::bytes: return !o.text.empty();
         case py_kind::date:
-        case py_kind::datetime:
-            return true;
-        default:
-            return !o.items.empty();
+        case py_kind::datetime: return true;
+        default: return !o.items.empty();
     }
 }
 
@@ -59,18 +52,13 @@ frontmatter parse_frontmatter(std::string_view text, const yaml_limits& limits) 
 
         auto loaded = load_yaml(text.substr(4, close - 4), limits);
         switch (loaded.outcome) {
-            case yaml_outcome::ok:
-                break;
+            case yaml_outcome::ok: break;
             case yaml_outcome::invalid:
                 f.outcome = frontmatter_outcome::invalid_yaml;
                 f.metadata.root = empty_dict(f.metadata);
                 return f;
-            case yaml_outcome::crash:
-                f.outcome = frontmatter_outcome::crash;
-                return f;
-            case yaml_outcome::too_large:
-                f.outcome = frontmatter_outcome::too_large;
-                return f;
+            case yaml_outcome::crash: f.outcome = frontmatter_outcome::crash; return f;
+            case yaml_outcome::too_large: f.outcome = frontmatter_outcome::too_large; return f;
         }
         f.metadata = std::move(loaded.graph);
         if (!python_truthy(f.metadata, f.metadata.root)) {

@@ -12,15 +12,15 @@ namespace sg::v1 {
 
 // One commit that touched memory-blocks/{label}.md, as v1's history endpoint lists it.
 struct block_version {
-    std::string sha;        // full 40-hex commit id
-    std::string label;      // the file stem
-    std::string source;     // the exact file bytes in that commit's tree (CRLF kept); "" if the
-                            // commit deleted the file (then `deleted` is true)
+    std::string sha;     // full 40-hex commit id
+    std::string label;   // the file stem
+    std::string source;  // the exact file bytes in that commit's tree (CRLF kept); "" if the
+                         // commit deleted the file (then `deleted` is true)
     bool deleted = false;
-    std::string message;    // the full commit message, footer included, byte for byte
-    std::string author;     // the "Author:" footer value, or "unknown" without one
-    std::int64_t commit_time = 0;       // committer time, seconds since the epoch (UTC)
-    int commit_tz_offset_minutes = 0;   // committer time zone, as recorded in the commit
+    std::string message;               // the full commit message, footer included, byte for byte
+    std::string author;                // the "Author:" footer value, or "unknown" without one
+    std::int64_t commit_time = 0;      // committer time, seconds since the epoch (UTC)
+    int commit_tz_offset_minutes = 0;  // committer time zone, as recorded in the commit
     // Position in git's order for this block's history, 0 = newest (what history lists first).
     // Several commits often share one second; this keeps their order exact.
     std::int64_t ordinal = 0;
@@ -46,24 +46,24 @@ struct commit {
 // A block as it stands at HEAD.
 struct block {
     std::string label;
-    std::string source;   // exact bytes of memory-blocks/{label}.md at HEAD
-    std::string commit;   // the newest commit that touched the file
+    std::string source;  // exact bytes of memory-blocks/{label}.md at HEAD
+    std::string commit;  // the newest commit that touched the file
 };
 
 // One file of pending_diffs/, kept whole: the JSON text as v1's agent wrote it, plus the fields
 // the API shows, already extracted (times as v1 printed them: naive local ISO strings).
 struct pending_diff {
     std::string id;
-    std::string raw_json;        // the file's exact text
+    std::string raw_json;  // the file's exact text
     std::string agent_id;
     std::string block_label;
     std::optional<std::string> field;
-    std::string operation;       // append | replace | llm_diff | full_replace
+    std::string operation;  // append | replace | llm_diff | full_replace
     std::optional<std::string> current_value;
     std::string proposed_value;
     std::string reasoning;
-    std::string confidence;      // low | medium | high
-    std::string status;          // pending | approved | rejected | superseded | expired
+    std::string confidence;  // low | medium | high
+    std::string status;      // pending | approved | rejected | superseded | expired
     std::optional<std::string> source_query;
     std::string created_at;
     std::optional<std::string> reviewed_at;

@@ -227,8 +227,7 @@ std::optional<std::pair<std::size_t, std::size_t>> as_pair(py_graph& g, std::siz
             const std::size_t ia = g.add(std::move(a));
             return std::make_pair(ia, g.add(std::move(b)));
         }
-        default:
-            return std::nullopt;  // not iterable
+        default: return std::nullopt;  // not iterable
     }
 }
 
@@ -267,12 +266,8 @@ std::optional<std::size_t> pydantic_metadata(py_graph& g) {
         const py_object& k = g.at(items[i]);
         std::string key;
         switch (k.kind) {
-            case py_kind::string:
-                key = k.text;
-                break;
-            case py_kind::boolean:
-                key = k.boolean ? "True" : "False";
-                break;
+            case py_kind::string: key = k.text; break;
+            case py_kind::boolean: key = k.boolean ? "True" : "False"; break;
             case py_kind::integer:
                 if (k.text.empty()) return std::nullopt;  // str() raises ValueError
                 key = k.text;
@@ -286,8 +281,7 @@ std::optional<std::size_t> pydantic_metadata(py_graph& g) {
                 if (!is_valid_utf8(k.text)) return std::nullopt;
                 key = k.text;
                 break;
-            default:
-                return std::nullopt;  // None, dates: str type expected
+            default: return std::nullopt;  // None, dates: str type expected
         }
         const std::size_t value = items[i + 1];
         const auto it = where.find(key);

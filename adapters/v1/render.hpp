@@ -108,9 +108,9 @@ rendered render_get_version(const user_state& state, std::string_view label, std
 // "old_value","new_value"}] with old_value/new_value always null (a v1 quirk).
 rendered render_list_diffs(const user_state& state, std::string_view label);
 
-// Whether `rev` is a revision the plan's columns can answer: a full sha or a prefix of 4+ hex digits,
-// or "HEAD", followed by any of ~N, ^N, ^{commit}, ^{}. v1 hands its version segment to git,
-// which also resolves branch and tag names, reflog entries ("HEAD@{0}", "@{1}") and ":/text"
+// Whether `rev` is a revision the plan's columns can answer: a full sha or a prefix of 4+ hex
+// digits, or "HEAD", followed by any of ~N, ^N, ^{commit}, ^{}. v1 hands its version segment to
+// git, which also resolves branch and tag names, reflog entries ("HEAD@{0}", "@{1}") and ":/text"
 // searches; v2 keeps commits, not refs or reflogs, so those reads are not comparable.
 bool answerable_revision(std::string_view rev);
 

@@ -348,8 +348,8 @@ rendered render_history(const user_state& state, std::string_view label_bytes,
             out += ",\"message\":" + python_json_string(message.substr(0, message.find('\n')));
             out += ",\"author\":" + python_json_string(utf8_decode_replace(v->author));
             out += ",\"timestamp\":" + python_json_string(*ts);
-            out += v->is_current.value_or(i == 0) ? ",\"is_current\":true}"
-                                                  : ",\"is_current\":false}";
+            out +=
+                v->is_current.value_or(i == 0) ? ",\"is_current\":true}" : ",\"is_current\":false}";
         }
         out += ']';
         return json_answer(200, std::move(out));

@@ -147,10 +147,8 @@ bool is_block_read(endpoint e) {
         case endpoint::get_block:
         case endpoint::block_history:
         case endpoint::get_version:
-        case endpoint::list_diffs:
-            return true;
-        default:
-            return false;
+        case endpoint::list_diffs: return true;
+        default: return false;
     }
 }
 

@@ -12,9 +12,9 @@ namespace sg::v1 {
 
 struct drift {
     enum class kind { missing, extra, different };
-    kind what_kind;    // missing: in `expected` only; extra: in `actual` only; different: both
-    std::string item;  // "user", "commit", "block", "version", "diff"
-    std::string key;   // sha, label, "label@sha", diff id ("" for the user itself)
+    kind what_kind;      // missing: in `expected` only; extra: in `actual` only; different: both
+    std::string item;    // "user", "commit", "block", "version", "diff"
+    std::string key;     // sha, label, "label@sha", diff id ("" for the user itself)
     std::string detail;  // which field differs and how, for different; empty otherwise
 };
 

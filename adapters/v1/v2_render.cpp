@@ -27,8 +27,7 @@ std::optional<v1::rendered> render_read(const std::optional<v1::user_state>& sta
         case endpoint::list_blocks: return v1::render_list_blocks(*state);
         case endpoint::diff_counts: return v1::render_diff_counts(*state);
         case endpoint::get_block: return v1::render_get_block(*state, route.label);
-        case endpoint::get_version:
-            return v1::render_get_version(*state, route.label, route.sha);
+        case endpoint::get_version: return v1::render_get_version(*state, route.label, route.sha);
         case endpoint::list_diffs: return v1::render_list_diffs(*state, route.label);
         default: return std::nullopt;
     }

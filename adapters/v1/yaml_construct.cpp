@@ -46,10 +46,8 @@ std::string exact_integral(double v) {
 std::string python_key_identity(const py_graph& g, std::size_t index) {
     const py_object& o = g.at(index);
     switch (o.kind) {
-        case py_kind::none:
-            return "N";
-        case py_kind::boolean:
-            return o.boolean ? "n:1" : "n:0";
+        case py_kind::none: return "N";
+        case py_kind::boolean: return o.boolean ? "n:1" : "n:0";
         case py_kind::integer:
             return o.text.empty() ? "big:" + std::to_string(index) : "n:" + o.text;
         case py_kind::floating:
@@ -57,16 +55,12 @@ std::string python_key_identity(const py_graph& g, std::size_t index) {
             if (std::isinf(o.number)) return o.number < 0 ? "n:-inf" : "n:inf";
             if (std::floor(o.number) == o.number) return "n:" + exact_integral(o.number);
             return "f:" + python_float_repr(o.number);
-        case py_kind::string:
-            return "s:" + o.text;
-        case py_kind::bytes:
-            return "b:" + o.text;
-        case py_kind::date:
-            return "d:" + o.text;
+        case py_kind::string: return "s:" + o.text;
+        case py_kind::bytes: return "b:" + o.text;
+        case py_kind::date: return "d:" + o.text;
         case py_kind::datetime:
             return o.aware ? "z:" + std::to_string(o.utc_micros) : "t:" + o.text;
-        default:
-            return "obj:" + std::to_string(index);  // unhashable; never a key
+        default: return "obj:" + std::to_string(index);  // unhashable; never a key
     }
 }
 

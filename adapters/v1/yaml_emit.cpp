@@ -327,8 +327,8 @@ private:
         column_ += static_cast<int>(data.size());
     }
 
-    void write_indicator(std::string_view indicator, bool need_whitespace,
-                         bool whitespace = false, bool indention = false) {
+    void write_indicator(std::string_view indicator, bool need_whitespace, bool whitespace = false,
+                         bool indention = false) {
         if (!(whitespace_ || !need_whitespace)) {
             out += ' ';
             ++column_;

@@ -39,12 +39,8 @@ public:
         if (container && depth + 1 >= limits_.max_encode_depth)
             throw encode_stop{yaml_outcome::crash};
         switch (o.kind) {
-            case py_kind::none:
-                out += "null";
-                break;
-            case py_kind::boolean:
-                out += o.boolean ? "true" : "false";
-                break;
+            case py_kind::none: out += "null"; break;
+            case py_kind::boolean: out += o.boolean ? "true" : "false"; break;
             case py_kind::integer:
                 if (o.text.empty()) throw encode_stop{yaml_outcome::crash};
                 out += o.text;
@@ -62,9 +58,7 @@ public:
                 out += python_json_string(o.text);
                 break;
             case py_kind::date:
-            case py_kind::datetime:
-                out += python_json_string(o.text);
-                break;
+            case py_kind::datetime: out += python_json_string(o.text); break;
             case py_kind::list:
             case py_kind::tuple:
             case py_kind::set: {
@@ -78,9 +72,7 @@ public:
                 out += ']';
                 break;
             }
-            case py_kind::dict:
-                dict(o, out, depth);
-                break;
+            case py_kind::dict: dict(o, out, depth); break;
         }
         spend(0);
         if (out.size() > limits_.max_output_bytes) throw encode_stop{yaml_outcome::too_large};
@@ -143,8 +135,7 @@ private:
                         spelled = python_float_repr(k.number);
                     }
                     break;
-                default:
-                    throw encode_stop{yaml_outcome::crash};
+                default: throw encode_stop{yaml_outcome::crash};
             }
             std::string v;
             value(o.items[p + 1], v, depth + 1);

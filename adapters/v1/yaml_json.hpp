@@ -147,7 +147,6 @@ bool plain_scalar_is_str(std::string_view value);
 // len() of a Python str held as UTF-8 (code points).
 std::size_t python_len(std::string_view utf8);
 
-
 struct yaml_json_result {
     yaml_outcome outcome = yaml_outcome::invalid;
     nlohmann::ordered_json value;  // when ok

@@ -9,6 +9,7 @@
 #include "proxy/jobs/reconcile.hpp"
 #include "proxy/net/http_read.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -18,7 +19,6 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
@@ -144,7 +144,7 @@ response_t error_response(http::status status, std::string_view error, std::stri
 // looked up, so an unauthenticated client learns nothing of what exists.
 struct admin_server::impl::endpoint {
     std::string_view path;
-    bool get;   // GET and HEAD
+    bool get;  // GET and HEAD
     bool post;
     awaitable<response_t> (impl::*handle)(const request_t& req, std::string_view target);
 };
@@ -174,8 +174,8 @@ std::optional<response_t> admin_server::impl::refuse_unauthorized(const request_
         auth == req.end() ? std::string_view{}
                           : std::string_view(auth->value().data(), auth->value().size());
     if (bearer_token_matches(auth_value, cfg.admin.token)) return std::nullopt;
-    auto res = error_response(http::status::unauthorized, "unauthorized",
-                              "missing or wrong bearer token");
+    auto res =
+        error_response(http::status::unauthorized, "unauthorized", "missing or wrong bearer token");
     res.set(http::field::www_authenticate, "Bearer");
     return res;
 }
@@ -247,8 +247,7 @@ awaitable<response_t> admin_server::impl::report(const request_t&, std::string_v
     co_return report_response(target);
 }
 
-awaitable<response_t> admin_server::impl::reconcile(const request_t& req,
-                                                    std::string_view target) {
+awaitable<response_t> admin_server::impl::reconcile(const request_t& req, std::string_view target) {
     if (is_get(req)) {
         co_return make_response(http::status::ok, "application/json", reconcile_.status_json());
     }
@@ -279,8 +278,7 @@ awaitable<response_t> admin_server::impl::mirror_status(const request_t&, std::s
     co_return make_response(http::status::ok, "application/json", mirror_.status_json());
 }
 
-awaitable<response_t> admin_server::impl::mirror_retry(const request_t&,
-                                                       std::string_view target) {
+awaitable<response_t> admin_server::impl::mirror_retry(const request_t&, std::string_view target) {
     if (auto off = refuse_mirror_off()) co_return std::move(*off);
     const std::string user = v1::query_param(target, "user").value_or("");
     nlohmann::json j;
@@ -293,8 +291,7 @@ awaitable<response_t> admin_server::impl::shadow_status(const request_t&, std::s
     co_return make_response(http::status::ok, "application/json", shadow_.status_json());
 }
 
-awaitable<response_t> admin_server::impl::discrepancies(const request_t&,
-                                                        std::string_view target) {
+awaitable<response_t> admin_server::impl::discrepancies(const request_t&, std::string_view target) {
     if (auto off = refuse_shadow_off()) co_return std::move(*off);
     const std::string endpoint = v1::query_param(target, "endpoint").value_or("");
     std::size_t limit = 100;
@@ -340,9 +337,9 @@ response_t admin_server::impl::report_response(std::string_view target) {
     in.discrepancies =
         compared ? nlohmann::json::parse(shadow_.discrepancies_json("", all_kept), nullptr, false)
                  : nlohmann::json::array();
-    in.differing_paths =
-        compared ? nlohmann::json::parse(shadow_.differing_paths_json(), nullptr, false)
-                 : nlohmann::json::array();
+    in.differing_paths = compared
+                             ? nlohmann::json::parse(shadow_.differing_paths_json(), nullptr, false)
+                             : nlohmann::json::array();
     in.mirror = mirror_.active() ? nlohmann::json::parse(mirror_.status_json(), nullptr, false)
                                  : nlohmann::json();
     in.confidence = cfg.gate.confidence;

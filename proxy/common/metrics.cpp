@@ -79,7 +79,7 @@ std::string metrics::render(std::string_view upstream) const {
                                                              "3xx",  "4xx", "5xx"};
 
     metric_header(out, "shadowgate_requests_total", "counter",
-           "Client requests answered, by v1 endpoint and status class.");
+                  "Client requests answered, by v1 endpoint and status class.");
     for (auto ep : v1::all_endpoints()) {
         for (std::size_t c = 0; c < classes.size(); ++c) {
             fmt::format_to(std::back_inserter(out),
@@ -89,28 +89,29 @@ std::string metrics::render(std::string_view upstream) const {
         }
     }
     metric_header(out, "shadowgate_request_duration_seconds", "histogram",
-           "Client-visible latency from request received to response written, by endpoint.");
+                  "Client-visible latency from request received to response written, by endpoint.");
     for (auto ep : v1::all_endpoints()) {
         request_seconds[static_cast<std::size_t>(ep)].render(
             out, "shadowgate_request_duration_seconds",
             fmt::format("endpoint=\"{}\"", v1::name(ep)));
     }
-    metric_header(out, "shadowgate_upstream_duration_seconds", "histogram",
-           "Upstream round trip from request sent to response read, by upstream and endpoint.");
+    metric_header(
+        out, "shadowgate_upstream_duration_seconds", "histogram",
+        "Upstream round trip from request sent to response read, by upstream and endpoint.");
     for (auto ep : v1::all_endpoints()) {
         upstream_seconds[static_cast<std::size_t>(ep)].render(
             out, "shadowgate_upstream_duration_seconds",
             fmt::format("upstream=\"{}\",endpoint=\"{}\"", upstream, v1::name(ep)));
     }
     metric_header(out, "shadowgate_rejected_requests_total", "counter",
-           "Requests shadowgate answered itself, by reason.");
+                  "Requests shadowgate answered itself, by reason.");
     for (std::size_t i = 0; i < rejected.size(); ++i) {
         fmt::format_to(std::back_inserter(out),
                        "shadowgate_rejected_requests_total{{reason=\"{}\"}} {}\n",
                        name(static_cast<reject_reason>(i)), rejected[i].load(relaxed));
     }
     metric_header(out, "shadowgate_upstream_errors_total", "counter",
-           "Failures talking to an upstream, by kind.");
+                  "Failures talking to an upstream, by kind.");
     for (std::size_t i = 0; i < upstream_errors.size(); ++i) {
         fmt::format_to(std::back_inserter(out),
                        "shadowgate_upstream_errors_total{{upstream=\"{}\",kind=\"{}\"}} {}\n",
@@ -141,8 +142,7 @@ std::string metrics::render(std::string_view upstream) const {
                        "shadowgate_upstream_dropped_total{{upstream=\"{}\",reason=\"{}\"}} {}\n",
                        upstream, reason, v);
     }
-    auto plain = [&](std::string_view n, std::string_view type, std::string_view help,
-                     auto v) {
+    auto plain = [&](std::string_view n, std::string_view type, std::string_view help, auto v) {
         metric_header(out, n, type, help);
         fmt::format_to(std::back_inserter(out), "{} {}\n", n, v);
     };
@@ -156,10 +156,9 @@ std::string metrics::render(std::string_view upstream) const {
                   "Client connections closed for sending nothing: a new one past "
                   "proxy.limits.first_byte_timeout_ms (first_byte), a keep-alive one past "
                   "idle_timeout_ms (between_requests).");
-    for (const auto& [wait, v] :
-         {std::pair<std::string_view, std::uint64_t>{"first_byte",
-                                                     client_timeouts_first_byte.load(relaxed)},
-          {"between_requests", client_timeouts_idle.load(relaxed)}}) {
+    for (const auto& [wait, v] : {std::pair<std::string_view, std::uint64_t>{
+                                      "first_byte", client_timeouts_first_byte.load(relaxed)},
+                                  {"between_requests", client_timeouts_idle.load(relaxed)}}) {
         fmt::format_to(std::back_inserter(out),
                        "shadowgate_client_idle_closes_total{{wait=\"{}\"}} {}\n", wait, v);
     }
@@ -170,9 +169,10 @@ std::string metrics::render(std::string_view upstream) const {
     plain("shadowgate_open_connections", "gauge", "Client connections open now.",
           open_client_connections.load(relaxed));
     metric_header(out, "shadowgate_upstream_open_connections", "gauge",
-           "Connections to the upstream open now (in use or pooled).");
-    fmt::format_to(std::back_inserter(out), "shadowgate_upstream_open_connections{{upstream=\"{}\"}} {}\n",
-                   upstream, open_upstream_connections.load(relaxed));
+                  "Connections to the upstream open now (in use or pooled).");
+    fmt::format_to(std::back_inserter(out),
+                   "shadowgate_upstream_open_connections{{upstream=\"{}\"}} {}\n", upstream,
+                   open_upstream_connections.load(relaxed));
     plain("shadowgate_in_flight_requests", "gauge", "Requests being handled now.",
           in_flight_requests.load(relaxed));
     process_task_failures().render(out);  // every background task's end

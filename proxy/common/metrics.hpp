@@ -43,9 +43,8 @@ void metric_line(std::string& out, std::string_view name, std::string_view type,
 // A cumulative histogram with fixed latency buckets (seconds).
 class histogram {
 public:
-    static constexpr std::array<double, 14> bounds{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                                                    0.005,  0.01,    0.025,  0.05,  0.1,
-                                                    0.25,   0.5,     1.0,    5.0};
+    static constexpr std::array<double, 14> bounds{
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0};
     void observe(double seconds);
     // Appends "<name>_bucket{labels,le=..} n" ... "_sum" and "_count" lines.
     void render(std::string& out, std::string_view name, std::string_view labels) const;
@@ -58,12 +57,12 @@ private:
 
 // Why shadowgate answered a request itself instead of forwarding v1's answer.
 enum class reject_reason {
-    bad_request,      // unparseable request -> 400
-    header_too_large, // -> 431
-    body_too_large,   // -> 413
-    request_timeout,  // request not complete in time -> 408
-    hostile_path,     // unsafe user id or label -> 400
-    max_connections,  // connection closed at accept
+    bad_request,       // unparseable request -> 400
+    header_too_large,  // -> 431
+    body_too_large,    // -> 413
+    request_timeout,   // request not complete in time -> 408
+    hostile_path,      // unsafe user id or label -> 400
+    max_connections,   // connection closed at accept
     count_
 };
 
@@ -89,17 +88,17 @@ struct metrics {
         rejected{};
     std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(upstream_error::count_)>
         upstream_errors{};
-    std::atomic<std::uint64_t> upstream_retries{0};      // idempotent request resent once
-    std::atomic<std::uint64_t> upstream_connects{0};     // new connections opened to v1
-    std::atomic<std::uint64_t> upstream_reuses{0};       // requests sent on a pooled connection
+    std::atomic<std::uint64_t> upstream_retries{0};   // idempotent request resent once
+    std::atomic<std::uint64_t> upstream_connects{0};  // new connections opened to v1
+    std::atomic<std::uint64_t> upstream_reuses{0};    // requests sent on a pooled connection
     // Upstream connections closed instead of pooled or reused: the probe found the peer had
     // closed it (stale), it sat idle past v1.idle_keepalive (idle), its answer was a 5xx (a
     // failing server may close without saying so: uvicorn after an unhandled exception).
     std::atomic<std::uint64_t> upstream_dropped_stale{0};
     std::atomic<std::uint64_t> upstream_dropped_idle{0};
     std::atomic<std::uint64_t> upstream_dropped_5xx{0};
-    std::atomic<std::uint64_t> client_write_errors{0};   // client gone before the answer was sent
-    std::atomic<std::uint64_t> client_read_aborts{0};    // client gone in the middle of a request
+    std::atomic<std::uint64_t> client_write_errors{0};  // client gone before the answer was sent
+    std::atomic<std::uint64_t> client_read_aborts{0};   // client gone in the middle of a request
     // Client connections closed for sending nothing: a new one past first_byte_timeout, a
     // keep-alive one past idle_timeout.
     std::atomic<std::uint64_t> client_timeouts_first_byte{0};

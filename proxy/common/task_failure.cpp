@@ -3,9 +3,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
 #include <csignal>
 #include <iterator>
-#include <unistd.h>
 
 namespace sg::proxy {
 
@@ -42,11 +42,13 @@ task_failures& process_task_failures() {
 }
 
 void task_failures::render(std::string& out) const {
-    out += "# HELP shadowgate_task_failures_total Background tasks that ended with an exception "
-           "(logged as event=task_failed; an essential one stops the service).\n"
-           "# TYPE shadowgate_task_failures_total counter\n";
+    out +=
+        "# HELP shadowgate_task_failures_total Background tasks that ended with an exception "
+        "(logged as event=task_failed; an essential one stops the service).\n"
+        "# TYPE shadowgate_task_failures_total counter\n";
     for (std::size_t i = 0; i < task_kind_count; ++i) {
-        fmt::format_to(std::back_inserter(out), "shadowgate_task_failures_total{{task=\"{}\"}} {}\n",
+        fmt::format_to(std::back_inserter(out),
+                       "shadowgate_task_failures_total{{task=\"{}\"}} {}\n",
                        name(static_cast<task_kind>(i)), by_kind[i].load(std::memory_order_relaxed));
     }
 }
@@ -62,8 +64,8 @@ void task_end(task_failures& f, task_kind k, std::exception_ptr e) noexcept {
     } catch (...) {
     }
     try {
-        spdlog::error("event=task_failed task={} essential={} error=\"{}\"", name(k),
-                      essential(k), what);
+        spdlog::error("event=task_failed task={} essential={} error=\"{}\"", name(k), essential(k),
+                      what);
     } catch (...) {
     }
     if (essential(k) && !f.essential_failed.exchange(true)) {

@@ -6,6 +6,8 @@
 
 namespace sg::proxy {
 
-inline void name_this_thread(const char* name) { (void)::pthread_setname_np(::pthread_self(), name); }
+inline void name_this_thread(const char* name) {
+    (void)::pthread_setname_np(::pthread_self(), name);
+}
 
 }  // namespace sg::proxy

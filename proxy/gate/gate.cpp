@@ -9,8 +9,8 @@
 #include "proxy/shadow/shadow.hpp"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -143,14 +143,15 @@ struct gate::impl {
         const json j = json::parse(text.str(), nullptr, false);
         if (j.is_discarded() || !j.is_object() || j.value("version", 0) != 1 ||
             !j.contains("counts") || !j["counts"].is_object()) {
-            return fail(path + " is not a shadowgate gate state file (version 1); move it "
-                                  "away to start the evidence again");
+            return fail(path +
+                        " is not a shadowgate gate state file (version 1); move it "
+                        "away to start the evidence again");
         }
         const std::string_view wanted = config::to_string(target);
         if (j.value("target", std::string()) != wanted) {
-            return fail(path + " holds evidence for target \"" +
-                           j.value("target", std::string()) + "\", the gate's target now is \"" +
-                           std::string(wanted) + "\"; move it away to start the evidence again");
+            return fail(path + " holds evidence for target \"" + j.value("target", std::string()) +
+                        "\", the gate's target now is \"" + std::string(wanted) +
+                        "\"; move it away to start the evidence again");
         }
         try {
             base = j["counts"].get<result_counts>();
@@ -162,7 +163,8 @@ struct gate::impl {
                 for (const auto& b : j["history"]) {
                     auto& eps = history[b.at("t_ms").get<std::int64_t>()];
                     for (const auto& [ep, cell] : b.at("endpoints").items()) {
-                        eps[ep] = {cell.at(0).get<std::uint64_t>(), cell.at(1).get<std::uint64_t>()};
+                        eps[ep] = {cell.at(0).get<std::uint64_t>(),
+                                   cell.at(1).get<std::uint64_t>()};
                     }
                 }
             }
@@ -278,8 +280,9 @@ std::string gate::render_metrics() const {
     metric_header(out, "shadowgate_gate_criterion_pass", "gauge",
                   "Each gate criterion: 1 when it passes.");
     for (const auto& c : v.criteria) {
-        out += fmt::format("shadowgate_gate_criterion_pass{{criterion=\"{}\",endpoint=\"{}\"}} {}\n",
-                           c.name, c.endpoint, c.pass ? 1 : 0);
+        out +=
+            fmt::format("shadowgate_gate_criterion_pass{{criterion=\"{}\",endpoint=\"{}\"}} {}\n",
+                        c.name, c.endpoint, c.pass ? 1 : 0);
     }
     std::optional<comparator::gate::reconcile_record> rec;
     {
@@ -303,17 +306,16 @@ std::string gate::render_metrics() const {
 std::string format_verdict(const std::string& verdict_json) {
     const json j = json::parse(verdict_json, nullptr, false);
     if (j.is_discarded() || !j.contains("criteria")) return verdict_json;
-    std::string out = fmt::format("gate: {} (stage {})\n", j.value("verdict", "?"),
-                                  j.value("stage", "?"));
-    out += fmt::format("  {:<4} {:<17} {:<16} {:<48} {}\n", "", "criterion", "endpoint",
-                       "measured", "threshold");
+    std::string out =
+        fmt::format("gate: {} (stage {})\n", j.value("verdict", "?"), j.value("stage", "?"));
+    out += fmt::format("  {:<4} {:<17} {:<16} {:<48} {}\n", "", "criterion", "endpoint", "measured",
+                       "threshold");
     for (const auto& c : j["criteria"]) {
         const std::string status = c.value("status", "");
         out += fmt::format("  {:<4} {:<17} {:<16} {:<48} {}{}\n",
                            c.value("pass", false) ? "ok" : "FAIL", c.value("criterion", ""),
                            c.value("endpoint", ""), c.value("measured", ""),
-                           c.value("threshold", ""),
-                           status == "uncovered" ? "  (uncovered)" : "");
+                           c.value("threshold", ""), status == "uncovered" ? "  (uncovered)" : "");
     }
     return out;
 }

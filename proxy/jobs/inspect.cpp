@@ -38,8 +38,8 @@ int run_render(const config::config& cfg, const v1::time_zone& tz,
             // What the v2 side answers from: the plan's columns (never the audit copies).
             auto read = dolt::read_snapshot(conn, route.user_id, dolt::read_parts::everything());
             if (!read) {
-                std::cerr << "render: reading " << route.user_id << ": "
-                          << read.error().to_string() << "\n";
+                std::cerr << "render: reading " << route.user_id << ": " << read.error().to_string()
+                          << "\n";
                 return 1;
             }
             it = cache.emplace(route.user_id, std::move(read->state)).first;

@@ -181,9 +181,9 @@ std::string unrepresentable_lines(const migrate_report& r) {
 std::string format_verify_report(const migrate_report& r) {
     std::string out;
     if (!r.fatal.empty()) return "verify: FAILED to start: " + r.fatal + "\n";
-    out += fmt::format("verify: {} users compared, {} differences ({:.1f} s)\n",
-                       group_thousands(r.users_verified), group_thousands(r.drift.size()),
-                       r.seconds);
+    out +=
+        fmt::format("verify: {} users compared, {} differences ({:.1f} s)\n",
+                    group_thousands(r.users_verified), group_thousands(r.drift.size()), r.seconds);
     for (const auto& [user, what] : r.drift) {
         out += fmt::format("    {}: {}\n", v1::escaped(user), what);
     }
@@ -269,8 +269,8 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
                     }
                     it.rows = dolt::derive_rows(read->state);
                 } else {
-                    it.failure = std::string(git::name(read.error().kind)) + ": " +
-                                 read.error().message;
+                    it.failure =
+                        std::string(git::name(read.error().kind)) + ": " + read.error().message;
                 }
                 queue.push(std::move(it));
             }
@@ -290,8 +290,8 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
         if (opts.dry_run) {
             for (auto& s : states) {
                 count_rows(s, report);
-                report.rows += 2 + s.commits.size() + s.blocks.size() + s.versions.size() +
-                               s.diffs.size();
+                report.rows +=
+                    2 + s.commits.size() + s.blocks.size() + s.versions.size() + s.diffs.size();
                 ++report.users_written;
             }
             states.clear();
@@ -307,8 +307,8 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
             report.users_written += part.size();
             report.rows += st.rows;
             report.statements += st.statements;
-            auto committed = dolt::commit_after_import(*conn, opts.commit_policy, part,
-                                                       std::time(nullptr));
+            auto committed =
+                dolt::commit_after_import(*conn, opts.commit_policy, part, std::time(nullptr));
             if (committed && committed->outcome == dolt::commit_outcome::committed) {
                 ++report.dolt_commits;
             }
@@ -431,8 +431,7 @@ std::string format_report(const migrate_report& r, const migrate_options& opts) 
 }
 
 int exit_code(const migrate_report& r) {
-    return r.fatal.empty() && r.users_failed == 0 && r.failures.empty() && r.drift.empty() ? 0
-                                                                                           : 1;
+    return r.fatal.empty() && r.users_failed == 0 && r.failures.empty() && r.drift.empty() ? 0 : 1;
 }
 
 }  // namespace sg::proxy

@@ -63,9 +63,12 @@ struct checkpoint {
 };
 
 json counts_json(const reconcile_report& r) {
-    return {{"users_checked", r.users_checked},   {"users_drifted", r.users_drifted},
-            {"users_repaired", r.users_repaired}, {"users_failed", r.users_failed},
-            {"extra_users", r.extra_users},       {"unrepresentable", r.unrepresentable},
+    return {{"users_checked", r.users_checked},
+            {"users_drifted", r.users_drifted},
+            {"users_repaired", r.users_repaired},
+            {"users_failed", r.users_failed},
+            {"extra_users", r.extra_users},
+            {"unrepresentable", r.unrepresentable},
             {"by_kind", r.by_kind}};
 }
 
@@ -180,8 +183,8 @@ reconcile_report run_reconcile(const config::config& cfg, const reconcile_option
                 } else if (read.error().kind == git::error_kind::not_found) {
                     it.failure = "not_found";  // listed by the caller: maybe only in Dolt
                 } else {
-                    it.failure = std::string(git::name(read.error().kind)) + ": " +
-                                 read.error().message;
+                    it.failure =
+                        std::string(git::name(read.error().kind)) + ": " + read.error().message;
                 }
                 queue.push(std::move(it));
             }
@@ -190,8 +193,7 @@ reconcile_report run_reconcile(const config::config& cfg, const reconcile_option
     }
 
     dolt::write_options wopts;
-    progress_reporter progress(progress_out ? progress_out : stderr, users.size() - first,
-                               "users");
+    progress_reporter progress(progress_out ? progress_out : stderr, users.size() - first, "users");
     std::vector<bool> done(users.size(), false);
     std::size_t low = first;  // every user before this index is done
     std::size_t finished = 0;
@@ -292,9 +294,8 @@ reconcile_report run_reconcile(const config::config& cfg, const reconcile_option
                         report.users_repaired),
             "shadowgate", std::time(nullptr), false};
         if (auto made = dolt::commit_or_record(conn, req, "", ""); !made) {
-            report.failures.emplace_back("(dolt commit)",
-                                         "the repair's Dolt commit failed: " +
-                                             made.error().to_string());
+            report.failures.emplace_back(
+                "(dolt commit)", "the repair's Dolt commit failed: " + made.error().to_string());
         }
     }
     // A whole run: the next one starts from the beginning.
@@ -310,12 +311,14 @@ std::string format_reconcile_report(const reconcile_report& r, bool repaired) {
         r.users_resumed ? fmt::format(" (+{} before the checkpoint)", r.users_resumed) : "",
         group_thousands(r.users_drifted), r.extra_users, r.users_failed, r.seconds,
         r.clean() ? ": clean" : "");
-    if (repaired) out += fmt::format("  repaired: {} users written again as v1 has them\n", r.users_repaired);
+    if (repaired)
+        out += fmt::format("  repaired: {} users written again as v1 has them\n", r.users_repaired);
     for (const auto& [kind, n] : r.by_kind) out += fmt::format("  {:<20} {}\n", kind, n);
-    for (const auto& [user, d] : r.drift) out += fmt::format("    {}: {}\n", user, dolt::to_string(d));
-    out += fmt::format("  unrepresentable: {}{}\n", r.unrepresentable,
-                       r.unrepresentable ? " (v1 texts the plan's columns cannot give back exactly)"
-                                         : "");
+    for (const auto& [user, d] : r.drift)
+        out += fmt::format("    {}: {}\n", user, dolt::to_string(d));
+    out += fmt::format(
+        "  unrepresentable: {}{}\n", r.unrepresentable,
+        r.unrepresentable ? " (v1 texts the plan's columns cannot give back exactly)" : "");
     for (const auto& [user, u] : r.unrepresentable_listed)
         out += fmt::format("    {}: {} {}: {}\n", user, u.item, u.key, u.reason);
     for (const auto& [user, why] : r.failures) out += fmt::format("  failed {}: {}\n", user, why);

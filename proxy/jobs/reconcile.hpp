@@ -3,9 +3,9 @@
 // (adapters/dolt/rows: the rows v1's state gives against the rows the tables hold): users,
 // commits, blocks, every version, every pending diff. Drift is reported per user, kind (missing,
 // extra, different) and column, with both values. v1 texts the plan's columns cannot give back
-// exactly are counted and listed as `unrepresentable`, with the reason. With `repair`, each drifted user is
-// written again as v1 storage has it, through the mirror's apply (its rows and watermark in one
-// transaction); a user only Dolt holds is reported, never deleted.
+// exactly are counted and listed as `unrepresentable`, with the reason. With `repair`, each drifted
+// user is written again as v1 storage has it, through the mirror's apply (its rows and watermark in
+// one transaction); a user only Dolt holds is reported, never deleted.
 //
 // Reader threads read users from git while one connection reads them back from Dolt in batches
 // (one statement per table per batch), so memory stays bounded by the batch and the queue. A
@@ -20,10 +20,10 @@
 #include <atomic>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,25 +33,26 @@ namespace sg::proxy {
 struct reconcile_options {
     std::vector<std::string> users;  // empty: every user of v1 storage, and every one of Dolt
     bool repair = false;
-    int readers = 2;                 // git reader threads
-    std::size_t batch = 200;         // users read back from Dolt per statement
-    std::string checkpoint;          // "": no resuming
-    std::size_t max_listed = 1000;   // drift entries kept for the report (all are counted)
+    int readers = 2;                // git reader threads
+    std::size_t batch = 200;        // users read back from Dolt per statement
+    std::string checkpoint;         // "": no resuming
+    std::size_t max_listed = 1000;  // drift entries kept for the report (all are counted)
     // Called after each batch with the users done and to do (this run); may be empty.
     std::function<void(std::size_t done, std::size_t total)> on_progress;
 };
 
 struct reconcile_report {
-    std::size_t users_checked = 0;   // compared this run
-    std::size_t users_resumed = 0;   // skipped: done before the checkpoint
-    std::size_t users_drifted = 0;   // with at least one difference (this run and resumed)
+    std::size_t users_checked = 0;  // compared this run
+    std::size_t users_resumed = 0;  // skipped: done before the checkpoint
+    std::size_t users_drifted = 0;  // with at least one difference (this run and resumed)
     std::size_t users_repaired = 0;
-    std::size_t users_failed = 0;    // unreadable in v1 storage, or a failed repair
-    std::size_t extra_users = 0;     // only in Dolt
+    std::size_t users_failed = 0;                // unreadable in v1 storage, or a failed repair
+    std::size_t extra_users = 0;                 // only in Dolt
     std::map<std::string, std::size_t> by_kind;  // "missing block" -> count, and so on
     std::vector<std::pair<std::string, dolt::row_drift>> drift;  // user, difference (bounded)
     std::size_t unrepresentable = 0;  // v1 texts the columns cannot give back (all counted)
-    std::vector<std::pair<std::string, dolt::unrepresentable_item>> unrepresentable_listed;  // bounded
+    std::vector<std::pair<std::string, dolt::unrepresentable_item>>
+        unrepresentable_listed;                                 // bounded
     std::vector<std::pair<std::string, std::string>> failures;  // user, why
     std::string fatal;  // the run could not start or stopped (storage or database unusable)
     double seconds = 0;

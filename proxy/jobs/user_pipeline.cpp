@@ -1,7 +1,6 @@
 // proxy/jobs/user_pipeline: see the header.
 #include "proxy/jobs/user_pipeline.hpp"
 
-
 namespace sg::proxy {
 
 std::optional<git::storage_reader> open_v1_storage(const config::config& cfg, std::string& why) {

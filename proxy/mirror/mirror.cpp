@@ -16,12 +16,12 @@
 #include "proxy/mirror/mirror_logic.hpp"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <atomic>
+#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -116,7 +116,7 @@ struct mirror::impl {
     worker_thread worker;   // worker_loop
     worker_thread scanner;  // scan_loop
     std::shared_ptr<dolt::counters> dolt_stats;
-    std::mt19937_64 rng;  // worker thread only
+    std::mt19937_64 rng;                // worker thread only
     const std::uint64_t packet_needed;  // for the largest block proxy.limits lets through
 
     // Metrics (monotonic counters unless noted).
@@ -134,7 +134,7 @@ struct mirror::impl {
     std::atomic<std::uint64_t> server_packet{0};
     std::atomic<std::uint64_t> history_rewrites{0};
     std::atomic<std::uint64_t> git_errors{0};
-    std::atomic<std::uint64_t> dolt_commits{0};          // made (Dolt) or recorded (not Dolt)
+    std::atomic<std::uint64_t> dolt_commits{0};  // made (Dolt) or recorded (not Dolt)
     std::atomic<std::uint64_t> dolt_commits_empty{0};
     std::atomic<std::uint64_t> dolt_commit_failures{0};
     std::atomic<std::uint64_t> dolt_commit_ns{0};
@@ -195,8 +195,8 @@ struct mirror::impl {
     const git::storage_reader* storage() {
         auto r = reader.get();
         if (!r) {
-            spdlog::error("event=mirror_storage_unusable dir=\"{}\" error=\"{}\"",
-                          cfg.v1_data_dir, r.error().message);
+            spdlog::error("event=mirror_storage_unusable dir=\"{}\" error=\"{}\"", cfg.v1_data_dir,
+                          r.error().message);
             return nullptr;
         }
         return *r;
@@ -254,9 +254,10 @@ bool mirror::stop(std::chrono::milliseconds bound) {
     const bool scanner_done =
         impl_->scanner.join_for(std::chrono::duration_cast<std::chrono::milliseconds>(left));
     if (!worker_done || !scanner_done) {
-        spdlog::warn("event=mirror_stop_abandoned bound_ms={} reason=\"a database call is still "
-                     "running; its user is found again by the next start's scan\"",
-                     bound.count());
+        spdlog::warn(
+            "event=mirror_stop_abandoned bound_ms={} reason=\"a database call is still "
+            "running; its user is found again by the next start's scan\"",
+            bound.count());
         return false;
     }
     return true;
@@ -297,8 +298,7 @@ std::size_t mirror::retry_parked(const std::string& user) {
 
 mirror::health_info mirror::health() const {
     std::lock_guard lock(impl_->mu);
-    return {impl_->dirty.oldest_age(steady::now()).count(),
-            impl_->dirty.parked().size()};
+    return {impl_->dirty.oldest_age(steady::now()).count(), impl_->dirty.parked().size()};
 }
 
 bool mirror::idle() const {
@@ -428,10 +428,8 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
     const ml::history_plan plan = ml::plan_history(state, old_head);
     if (plan.rewritten) {
         history_rewrites.fetch_add(1, relaxed);
-        spdlog::warn(
-            "event=mirror_history_rewrite user={} watermark={} head={} action=reimport",
-            v1::escaped(user),
-            short_sha(old_head), short_sha(state.head));
+        spdlog::warn("event=mirror_history_rewrite user={} watermark={} head={} action=reimport",
+                     v1::escaped(user), short_sha(old_head), short_sha(state.head));
     }
 
     dolt::write_options wopts;
@@ -461,12 +459,11 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
                             plan.new_commits.size() <= max_replayed_commits;
     const bool replay = per_commit && *dolt && plan.new_commits.size() > 1;
     if (replay) {
-        auto failed = apply_one_by_one(
-            conn, *store, rows, plan.new_commits, wopts,
-            [&](const v1::commit& c, const dolt::apply_stats& st) {
-                count(st);
-                commit_for(c);
-            });
+        auto failed = apply_one_by_one(conn, *store, rows, plan.new_commits, wopts,
+                                       [&](const v1::commit& c, const dolt::apply_stats& st) {
+                                           count(st);
+                                           commit_for(c);
+                                       });
         if (failed) {
             if (failed->from == step_failure::source::dolt) return from_dolt(failed->dolt_error);
             git_errors.fetch_add(1, relaxed);
@@ -492,14 +489,15 @@ pass_outcome mirror::impl::run_pass(dolt::connection& conn, bool& schema_ready,
         } else if (!plan.new_commits.empty()) {
             dolt::commit_request req;
             req.author = "shadowgate";
-            req.time = state.commits.empty() ? std::time(nullptr) : state.commits.front().commit_time;
-            req.message =
-                plan.rewritten
-                    ? fmt::format("mirror {}: re-import after a v1 history rewrite ({} is not an "
-                                  "ancestor of {})",
-                                  user, short_sha(old_head), short_sha(state.head))
-                    : fmt::format("mirror {}: {} v1 commits up to {}", user,
-                                  plan.new_commits.size(), short_sha(state.head));
+            req.time =
+                state.commits.empty() ? std::time(nullptr) : state.commits.front().commit_time;
+            req.message = plan.rewritten
+                              ? fmt::format(
+                                    "mirror {}: re-import after a v1 history rewrite ({} is not an "
+                                    "ancestor of {})",
+                                    user, short_sha(old_head), short_sha(state.head))
+                              : fmt::format("mirror {}: {} v1 commits up to {}", user,
+                                            plan.new_commits.size(), short_sha(state.head));
             record_commit(conn, req, user, state.head);
         } else if (diffs_changed > 0) {
             dolt::commit_request req;
@@ -580,12 +578,12 @@ void mirror::impl::worker_loop() {
                     retries.fetch_add(1, relaxed);
                     dirty.retry(user, now, milliseconds(0), o.error, /*count_attempt=*/false);
                     if (breaker.current() == ml::breaker::state::open) {
-                        spdlog::warn("event=mirror_circuit_open failures={} for_ms={} error=\"{}\"",
-                                     breaker.consecutive_failures(),
-                                     std::chrono::duration_cast<milliseconds>(
-                                         breaker.open_until() - now)
-                                         .count(),
-                                     o.error);
+                        spdlog::warn(
+                            "event=mirror_circuit_open failures={} for_ms={} error=\"{}\"",
+                            breaker.consecutive_failures(),
+                            std::chrono::duration_cast<milliseconds>(breaker.open_until() - now)
+                                .count(),
+                            o.error);
                     }
                     schema_ready = false;  // a new server may need the schema
                     break;
@@ -593,9 +591,9 @@ void mirror::impl::worker_loop() {
                     breaker.success();
                     retries.fetch_add(1, relaxed);
                     const int attempt = dirty.entries().at(user).attempts + 1;
-                    const auto wait = ml::backoff(
-                        attempt, cfg.mirror.retry_initial, cfg.mirror.retry_max,
-                        std::uniform_real_distribution<double>(0.0, 1.0)(rng));
+                    const auto wait =
+                        ml::backoff(attempt, cfg.mirror.retry_initial, cfg.mirror.retry_max,
+                                    std::uniform_real_distribution<double>(0.0, 1.0)(rng));
                     dirty.retry(user, now, wait, o.error);
                     spdlog::warn("event=mirror_retry user={} attempt={} wait_ms={} error=\"{}\"",
                                  v1::escaped(user), attempt, wait.count(), v1::escaped(o.error));
@@ -719,7 +717,8 @@ bool mirror::impl::run_scan(dolt::connection& conn) {
             retried = true;
         }
         for (const auto& c : changed) {
-            if (dirty.is_parked(c.user) && !dirty.parked_and_changed(c.user, c.head, c.fingerprint)) {
+            if (dirty.is_parked(c.user) &&
+                !dirty.parked_and_changed(c.user, c.head, c.fingerprint)) {
                 continue;
             }
             if (dirty.mark(c.user, now)) ++found;
@@ -730,10 +729,10 @@ bool mirror::impl::run_scan(dolt::connection& conn) {
     scans.fetch_add(1, relaxed);
     scan_found.fetch_add(found, relaxed);
     scan_last_users.store(listed->users.size(), relaxed);
-    scan_last_ns.store(static_cast<std::uint64_t>(
-                           std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - t0)
-                               .count()),
-                       relaxed);
+    scan_last_ns.store(
+        static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - t0).count()),
+        relaxed);
     spdlog::debug("event=mirror_scan users={} found={} ms={:.1f}", listed->users.size(), found,
                   std::chrono::duration<double, std::milli>(steady::now() - t0).count());
     return true;
@@ -833,13 +832,11 @@ std::string mirror::render_metrics() const {
         {"applies_known",
          "Applies compared with the state applied last instead of reading the user's rows.",
          &impl::applies_known},
-        {"schema_failures", "Schema migrations that failed before a pass.",
-         &impl::schema_failures},
+        {"schema_failures", "Schema migrations that failed before a pass.", &impl::schema_failures},
         {"dolt_commits",
          "Dolt commits made (or recorded in mirror_commit_log on a server that is not Dolt).",
          &impl::dolt_commits},
-        {"dolt_commits_empty", "Dolt commits skipped: nothing changed.",
-         &impl::dolt_commits_empty},
+        {"dolt_commits_empty", "Dolt commits skipped: nothing changed.", &impl::dolt_commits_empty},
         {"dolt_commit_failures", "Dolt commits that failed (their changes go with the next one).",
          &impl::dolt_commit_failures},
         {"scans", "Capture scans completed.", &impl::scans},
@@ -859,10 +856,8 @@ std::string mirror::render_metrics() const {
            "Time spent making Dolt commits.",
            fmt::format("{:.6f}", static_cast<double>(s.dolt_commit_ns.load()) / 1e9));
     metric("shadowgate_mirror_circuit_open", "gauge",
-           "1 while the mirror does not call Dolt (too many failures to reach it).",
-           circuit_open);
-    metric("shadowgate_mirror_circuit_opens_total", "counter", "Times the circuit opened.",
-           opens);
+           "1 while the mirror does not call Dolt (too many failures to reach it).", circuit_open);
+    metric("shadowgate_mirror_circuit_opens_total", "counter", "Times the circuit opened.", opens);
     std::size_t cached_bytes = 0, cached_users = 0;
     {
         std::lock_guard lock(impl_->cache_mu);
@@ -905,21 +900,22 @@ std::string mirror::status_json(std::size_t max_listed) const {
         {"state", ml::name(s.breaker.current())},
         {"consecutive_failures", s.breaker.consecutive_failures()},
         {"opens", s.breaker.opens()},
-        {"open_for_ms", s.breaker.current() == ml::breaker::state::open
-                            ? std::max<std::int64_t>(
-                                  0, std::chrono::duration_cast<milliseconds>(
-                                         s.breaker.open_until() - now)
-                                         .count())
-                            : 0}};
+        {"open_for_ms",
+         s.breaker.current() == ml::breaker::state::open
+             ? std::max<std::int64_t>(
+                   0,
+                   std::chrono::duration_cast<milliseconds>(s.breaker.open_until() - now).count())
+             : 0}};
     j["dirty_users"] = s.dirty.size();
     j["lag_seconds"] = s.dirty.oldest_age(now).count();
     j["scanned_once"] = s.scanned_once;
     j["idle"] = s.scanned_once && s.dirty.size() == 0 && !s.in_pass;
     std::vector<double> lags(s.lags.begin(), s.lags.end());
-    j["recent_lag_seconds"] = {{"samples", lags.size()},
-                               {"p50", percentile(lags, 0.5)},
-                               {"p99", percentile(lags, 0.99)},
-                               {"max", lags.empty() ? 0.0 : *std::max_element(lags.begin(), lags.end())}};
+    j["recent_lag_seconds"] = {
+        {"samples", lags.size()},
+        {"p50", percentile(lags, 0.5)},
+        {"p99", percentile(lags, 0.99)},
+        {"max", lags.empty() ? 0.0 : *std::max_element(lags.begin(), lags.end())}};
     // Lagging: the oldest dirty users first.
     std::vector<std::pair<std::string, const ml::dirty_entry*>> dirty;
     for (const auto& [u, e] : s.dirty.entries()) dirty.emplace_back(u, &e);
@@ -928,10 +924,11 @@ std::string mirror::status_json(std::size_t max_listed) const {
     nlohmann::json lagging = nlohmann::json::array();
     for (std::size_t i = 0; i < dirty.size() && i < max_listed; ++i) {
         const auto& e = *dirty[i].second;
-        nlohmann::json item{{"user_id", dirty[i].first},
-                            {"dirty_for_seconds", std::chrono::duration<double>(now - e.since).count()},
-                            {"attempts", e.attempts},
-                            {"in_flight", e.in_flight}};
+        nlohmann::json item{
+            {"user_id", dirty[i].first},
+            {"dirty_for_seconds", std::chrono::duration<double>(now - e.since).count()},
+            {"attempts", e.attempts},
+            {"in_flight", e.in_flight}};
         if (!e.last_error.empty()) item["last_error"] = e.last_error;
         if (e.commit_sha) item["commit_sha"] = *e.commit_sha;
         lagging.push_back(std::move(item));
@@ -941,12 +938,12 @@ std::string mirror::status_json(std::size_t max_listed) const {
     std::size_t listed = 0;
     for (const auto& [u, p] : s.dirty.parked()) {
         if (listed++ >= max_listed) break;
-        parked.push_back({{"user_id", u},
-                          {"error", p.error},
-                          {"since_unix", std::chrono::duration_cast<std::chrono::seconds>(
-                                             p.since.time_since_epoch())
-                                             .count()},
-                          {"head", p.head}});
+        parked.push_back(
+            {{"user_id", u},
+             {"error", p.error},
+             {"since_unix",
+              std::chrono::duration_cast<std::chrono::seconds>(p.since.time_since_epoch()).count()},
+             {"head", p.head}});
     }
     j["parked_users"] = s.dirty.parked_count();
     j["parked"] = std::move(parked);

@@ -58,8 +58,7 @@ breaker::breaker(int threshold, milliseconds cooldown, milliseconds max_cooldown
 
 bool breaker::allow(time_point now) {
     switch (state_) {
-        case state::closed:
-            return true;
+        case state::closed: return true;
         case state::open:
             if (now >= open_until_) {
                 state_ = state::half_open;
@@ -92,12 +91,9 @@ void breaker::failure(time_point now) {
 
 std::string_view name(breaker::state s) {
     switch (s) {
-        case breaker::state::closed:
-            return "closed";
-        case breaker::state::open:
-            return "open";
-        case breaker::state::half_open:
-            return "half_open";
+        case breaker::state::closed: return "closed";
+        case breaker::state::open: return "open";
+        case breaker::state::half_open: return "half_open";
     }
     return "unknown";
 }
@@ -158,8 +154,8 @@ void dirty_set::done(const std::string& user) {
     dirty_.erase(it);
 }
 
-void dirty_set::retry(const std::string& user, time_point now, milliseconds wait,
-                      std::string error, bool count_attempt) {
+void dirty_set::retry(const std::string& user, time_point now, milliseconds wait, std::string error,
+                      bool count_attempt) {
     auto it = dirty_.find(user);
     if (it == dirty_.end()) return;
     dirty_entry& e = it->second;

@@ -90,8 +90,8 @@ struct dirty_entry {
     int attempts = 0;                       // failed passes so far
     time_point not_before{};                // back-off: not due before this
     std::string last_error;
-    bool in_flight = false;                 // a pass is running for it
-    bool marked_again = false;              // marked while in flight: run again after
+    bool in_flight = false;     // a pass is running for it
+    bool marked_again = false;  // marked while in flight: run again after
     time_point marked_again_at{};
 };
 

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -22,7 +23,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include <cstdint>
 #include <exception>
@@ -45,8 +45,8 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable_t<executor_t>{});
 
 fetch_result failed(const char* stage, beast::error_code ec, bool timed_out) {
     return fail(std::string(stage) + ": " +
-                       (timed_out ? std::string("no answer within the deadline") : ec.message()),
-                   timed_out);
+                    (timed_out ? std::string("no answer within the deadline") : ec.message()),
+                timed_out);
 }
 
 // GCC 12 inlines Asio's frame allocator (aligned_new) into this coroutine and then reports its
@@ -63,12 +63,13 @@ asio::awaitable<fetch_result, executor_t> exchange(get_request r) {
     const auto deadline = steady::now() + r.timeout;
     auto ex = co_await asio::this_coro::executor;
     auto resolver = std::make_shared<asio::ip::basic_resolver<tcp, executor_t>>(ex);
-    asio::basic_waitable_timer<steady, asio::wait_traits<steady>, executor_t> resolve_limit(ex, r.timeout);
+    asio::basic_waitable_timer<steady, asio::wait_traits<steady>, executor_t> resolve_limit(
+        ex, r.timeout);
     resolve_limit.async_wait([resolver](beast::error_code ec) {
         if (!ec) resolver->cancel();
     });
-    auto [rec, results] = co_await resolver->async_resolve(
-        r.address.host, std::to_string(r.address.port), nothrow);
+    auto [rec, results] =
+        co_await resolver->async_resolve(r.address.host, std::to_string(r.address.port), nothrow);
     resolve_limit.cancel();
     if (rec) co_return failed("resolve", rec, steady::now() >= deadline);
 
@@ -83,7 +84,8 @@ asio::awaitable<fetch_result, executor_t> exchange(get_request r) {
         req.insert(name, value);
         if (beast::iequals(name, "host")) host_set = true;
     }
-    if (!host_set) req.set(http::field::host, r.address.host + ":" + std::to_string(r.address.port));
+    if (!host_set)
+        req.set(http::field::host, r.address.host + ":" + std::to_string(r.address.port));
     req.set(http::field::connection, "close");
     auto [wec, wn] = co_await http::async_write(stream, req, nothrow);
     if (wec) co_return failed("write", wec, wec == beast::error::timeout);
@@ -147,8 +149,7 @@ http_client::http_client(const char* thread_name, int nice) : impl_(std::make_un
                 impl_->ioc.run();
                 return;
             } catch (...) {  // a done() threw: log it, count it, keep serving
-                task_end(process_task_failures(), task_kind::http_client,
-                         std::current_exception());
+                task_end(process_task_failures(), task_kind::http_client, std::current_exception());
             }
         }
     });

@@ -30,7 +30,7 @@ using fetch_result = result<http_answer>;
 struct get_request {
     config::endpoint_address address;
     std::string target;
-    header_list headers;  // Host is set when absent; Connection: close always
+    header_list headers;                       // Host is set when absent; Connection: close always
     std::chrono::milliseconds timeout{5'000};  // the whole exchange, name resolution included
     std::size_t max_body = 1 << 20;            // a longer body fails
 };

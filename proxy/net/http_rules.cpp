@@ -46,9 +46,9 @@ void strip_hop_by_hop(http::fields& fields, bool keep_framing) {
         }
         fields.erase(name);
     }
-    static constexpr std::array always{http::field::connection, http::field::keep_alive,
+    static constexpr std::array always{http::field::connection,       http::field::keep_alive,
                                        http::field::proxy_connection, http::field::te,
-                                       http::field::trailer, http::field::upgrade};
+                                       http::field::trailer,          http::field::upgrade};
     for (auto f : always) fields.erase(f);
     if (!keep_framing) fields.erase(http::field::transfer_encoding);
 }
@@ -261,10 +261,8 @@ bool safe_to_retry(http::verb method) {
         case http::verb::get:
         case http::verb::head:
         case http::verb::options:
-        case http::verb::trace:
-            return true;
-        default:
-            return false;
+        case http::verb::trace: return true;
+        default: return false;
     }
 }
 

@@ -16,13 +16,13 @@
 #include "proxy/common/worker_thread.hpp"
 #include "proxy/net/server_internal.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <memory>

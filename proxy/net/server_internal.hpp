@@ -132,8 +132,8 @@ struct worker {
     const std::vector<tcp::endpoint>& upstream_endpoints;
     const routing::router& router;
     routing::sinks sinks;
-    std::vector<conn_ptr> pool;               // idle upstream connections, LIFO
-    std::vector<deadline_watch*> watches;     // one per open client connection
+    std::vector<conn_ptr> pool;            // idle upstream connections, LIFO
+    std::vector<deadline_watch*> watches;  // one per open client connection
     bool draining = false;
     std::mt19937_64 rng;
     worker_thread thread;

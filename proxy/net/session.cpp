@@ -78,9 +78,8 @@ task<bool> worker::write_response(socket_t& client, deadline_watch& dw, response
     co_return !ec;
 }
 
-task<bool> worker::send_own(socket_t& client, deadline_watch& dw, unsigned version,
-                            unsigned status, std::string body, const std::string& request_id,
-                            bool keep_alive) {
+task<bool> worker::send_own(socket_t& client, deadline_watch& dw, unsigned version, unsigned status,
+                            std::string body, const std::string& request_id, bool keep_alive) {
     response_t res{static_cast<http::status>(status), version};
     res.set(http::field::content_type, "application/json");
     if (!request_id.empty()) res.set("X-Request-Id", request_id);
@@ -88,7 +87,7 @@ task<bool> worker::send_own(socket_t& client, deadline_watch& dw, unsigned versi
     res.keep_alive(keep_alive && !draining);
     res.content_length(res.body().size());
     bool ok = co_await write_response(client, dw, res);
-    co_return ok && res.keep_alive();
+    co_return ok&& res.keep_alive();
 }
 
 // GCC 12 inlines Asio's frame allocator (aligned_new) into this coroutine once it is in a file
@@ -110,8 +109,8 @@ task<bool> worker::handle_one(socket_t& client, deadline_watch& dw, beast::flat_
 
     // The whole request must arrive within request_timeout of its first byte (slowloris).
     dw.arm(client, first_byte + limits.request_timeout);
-    beast::error_code ec = co_await read_message(client, buf, parser, /*header_only=*/true,
-                                                limits.header_limit_bytes);
+    beast::error_code ec =
+        co_await read_message(client, buf, parser, /*header_only=*/true, limits.header_limit_bytes);
     if (!ec && !parser.is_done()) {
         auto& head = parser.get();
         auto expect = head.find(http::field::expect);
@@ -160,8 +159,8 @@ task<bool> worker::handle_one(socket_t& client, deadline_watch& dw, beast::flat_
     if (test_faults.sweep_throw && req.target() == fault_switches::sweep_target) {
         sweep_armed_to_throw = true;
     }
-    v1::route route = v1::classify(std::string_view(req.method_string()),
-                                   std::string_view(req.target()));
+    v1::route route =
+        v1::classify(std::string_view(req.method_string()), std::string_view(req.target()));
     if (!route.hostile_reason) route.hostile_reason = v1::body_problem(route.ep, req.body());
     const routing::decision decided = router.decide(route);
 
@@ -184,8 +183,8 @@ task<bool> worker::handle_one(socket_t& client, deadline_watch& dw, beast::flat_
     if (route.hostile_reason && cfg.proxy.reject_hostile_paths) {
         m.count(reject_reason::hostile_path);
         std::string body = error_body("hostile_path", *route.hostile_reason, request_id);
-        bool keep = co_await send_own(client, dw, client_version, 400, std::move(body),
-                                      request_id, client_keep_alive);
+        bool keep = co_await send_own(client, dw, client_version, 400, std::move(body), request_id,
+                                      client_keep_alive);
         m.count_request(route.ep, 400, seconds_since(t0));
         co_return keep;
     }

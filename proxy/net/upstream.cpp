@@ -122,8 +122,8 @@ task<upstream_result> worker::exchange(deadline_watch& dw, request_t& req, bool 
         parser.eager(true);
         if (head) parser.skip(true);
         conn.buffer.consume(conn.buffer.size());
-        beast::error_code rec = co_await read_message(conn.socket, conn.buffer, parser, false,
-                                                         upstream_header_limit);
+        beast::error_code rec =
+            co_await read_message(conn.socket, conn.buffer, parser, false, upstream_header_limit);
         const bool timed_out = dw.timed_out;
         dw.disarm();
         if (rec) {

@@ -6,11 +6,8 @@ namespace sg::routing {
 decision decide(const plan& p, const v1::route& route) {
     decision d;
     switch (p.stage) {
-        case config::stage::off:
-            break;
-        case config::stage::dualwrite:
-            d.mirrored = route.write;
-            break;
+        case config::stage::off: break;
+        case config::stage::dualwrite: d.mirrored = route.write; break;
         case config::stage::shadow:
             d.mirrored = route.write;
             d.compared = !route.write && v1::is_block_read(route.ep);

@@ -10,8 +10,8 @@
 #include "proxy/common/jsonl_log.hpp"
 #include "proxy/common/metrics.hpp"
 #include "proxy/common/task_failure.hpp"
-#include "proxy/common/worker_thread.hpp"
 #include "proxy/common/time_zone.hpp"
+#include "proxy/common/worker_thread.hpp"
 #include "proxy/mirror/mirror_logic.hpp"
 #include "proxy/shadow/shadow_logic.hpp"
 
@@ -19,21 +19,21 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sstream>
-#include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <unordered_map>
 #include <vector>
 
@@ -64,10 +64,18 @@ constexpr std::size_t proxy_wait_window = 5;
 
 // Why a comparison was not made (shadowgate_compare_skipped_total{reason}).
 enum class skip_reason {
-    queue_full, deadline, unsettled, too_large, v1_reread_failed, stopping, budget, busy };
+    queue_full,
+    deadline,
+    unsettled,
+    too_large,
+    v1_reread_failed,
+    stopping,
+    budget,
+    busy
+};
 constexpr std::array<std::string_view, 8> skip_names = {
-    "queue_full", "deadline", "unsettled", "too_large", "v1_reread_failed", "stopping",
-    "budget",     "busy"};
+    "queue_full",       "deadline", "unsettled", "too_large",
+    "v1_reread_failed", "stopping", "budget",    "busy"};
 
 // What v1's answer is compared with (shadow.targets).
 using target = config::compare_target;
@@ -111,12 +119,12 @@ struct queued {
 struct settling {
     std::shared_ptr<const queued> q;
     target t = target::dolt;
-    steady::time_point until;  // the first look + shadow.settle_timeout
-    steady::time_point due;    // when to look again
-    int attempts = 1;          // reads of v1 so far (the served answer counts)
-    std::string token;         // v1 storage's token last seen
-    bool in_step = false;      // Dolt's watermark equals `token`
-    bool polled = false;       // the mirror was asked and the poll interval has passed
+    steady::time_point until;           // the first look + shadow.settle_timeout
+    steady::time_point due;             // when to look again
+    int attempts = 1;                   // reads of v1 so far (the served answer counts)
+    std::string token;                  // v1 storage's token last seen
+    bool in_step = false;               // Dolt's watermark equals `token`
+    bool polled = false;                // the mirror was asked and the poll interval has passed
     std::optional<fetch_result> again;  // v1's answer to the re-read, when it is back
 };
 
@@ -147,8 +155,8 @@ using watermark_check = proxy::result<std::string>;
 // at once (hot writes queue many), so that they cost one look per poll interval, not one each.
 struct user_look {
     steady::time_point at;
-    std::string git;        // v1 storage's token
-    watermark_check dolt;   // Dolt's
+    std::string git;                  // v1 storage's token
+    watermark_check dolt;             // Dolt's
     steady::time_point mirror_asked;  // the last look_at for this user
 };
 constexpr std::size_t max_looks = 4096;
@@ -204,7 +212,7 @@ struct shadow::impl {
     std::size_t running = 0;
     std::vector<worker_thread> workers;
     worker_thread cpu_watch;
-    ml::breaker breaker;  // under mu
+    ml::breaker breaker;                                 // under mu
     sl::token_bucket budget{cfg.shadow.max_per_second};  // under mu
     std::atomic<bool> busy{false};  // the machine has less idle CPU than shadow.min_idle_cpu
     std::atomic<double> idle{1.0};  // the machine's idle share at the last sample
@@ -268,8 +276,7 @@ struct shadow::impl {
     v2_answer ask_dolt(dolt::connection& conn, const shadow_job& job);
     v2_answer ask_v2(dolt::connection& conn, const shadow_job& job);
     void record(const shadow_job& job, target t, const comparator::comparison& c,
-                unsigned v1_status, const std::string& v1_body, const v2_reply& v2,
-                int attempts);
+                unsigned v1_status, const std::string& v1_body, const v2_reply& v2, int attempts);
     bool dolt_allowed();
     // fn(conn) behind the circuit breaker: its value, or a failure when the circuit is open, the
     // session cannot be opened or fn fails (each counted by the breaker; only a lost session
@@ -282,8 +289,7 @@ struct shadow::impl {
 
 thread_local std::mt19937_64 shadow::impl::rng{std::random_device{}()};
 
-shadow::shadow(const config::config& cfg, mirror* mir)
-    : impl_(std::make_unique<impl>(cfg, mir)) {}
+shadow::shadow(const config::config& cfg, mirror* mir) : impl_(std::make_unique<impl>(cfg, mir)) {}
 
 shadow::~shadow() { stop(); }
 
@@ -556,8 +562,8 @@ auto shadow::impl::through_breaker(dolt::connection& conn, F&& fn)
 }
 
 watermark_check shadow::impl::check_dolt(dolt::connection& conn, const std::string& user) {
-    auto mark = through_breaker(
-        conn, [&](dolt::connection& c) { return dolt::read_watermark(c, user); });
+    auto mark =
+        through_breaker(conn, [&](dolt::connection& c) { return dolt::read_watermark(c, user); });
     if (!mark) return mark.error();
     return dolt_token(*mark);
 }
@@ -880,7 +886,8 @@ void shadow::impl::record(const shadow_job& job, target t, const comparator::com
     while (ring.size() > cfg.shadow.records.ring) ring.pop_front();
 }
 
-// ---- admin and metrics ---------------------------------------------------------------------------
+// ---- admin and metrics
+// ---------------------------------------------------------------------------
 
 std::string shadow::discrepancies_json(std::string_view endpoint, std::size_t limit) const {
     nlohmann::json out = nlohmann::json::array();
@@ -923,9 +930,8 @@ std::string shadow::status_json() const {
             nlohmann::json counts = nlohmann::json::object();
             for (const auto r : comparator::all_results()) {
                 const std::string key(comparator::name(r));
-                const auto n = s.results[static_cast<std::size_t>(t)][e]
-                                        [static_cast<std::size_t>(r)]
-                                            .load();
+                const auto n =
+                    s.results[static_cast<std::size_t>(t)][e][static_cast<std::size_t>(r)].load();
                 counts[key] = n;
                 sum[key] = sum.value(key, std::uint64_t{0}) + n;
             }
@@ -969,9 +975,10 @@ std::map<std::string, std::map<std::string, std::uint64_t>> shadow::counts(
             auto& row = out[std::string(v1::name(ep))];
             for (const auto r : comparator::all_results()) {
                 row[std::string(comparator::name(r))] =
-                    impl_->results[static_cast<std::size_t>(t)][static_cast<std::size_t>(ep)]
-                                  [static_cast<std::size_t>(r)]
-                                      .load();
+                    impl_
+                        ->results[static_cast<std::size_t>(t)][static_cast<std::size_t>(ep)]
+                                 [static_cast<std::size_t>(r)]
+                        .load();
             }
         }
     }
@@ -1000,8 +1007,8 @@ std::string shadow::render_metrics() const {
     metric_header(out, "shadowgate_compare_skipped_total", "counter",
                   "Comparisons not made, by reason.");
     for (std::size_t i = 0; i < skip_names.size(); ++i) {
-        out += fmt::format("shadowgate_compare_skipped_total{{reason=\"{}\"}} {}\n",
-                           skip_names[i], s.skips[i].load());
+        out += fmt::format("shadowgate_compare_skipped_total{{reason=\"{}\"}} {}\n", skip_names[i],
+                           s.skips[i].load());
     }
     metric_header(out, "shadowgate_compare_differing_paths_total", "counter",
                   "Differing field paths in discrepancies (array positions and keys as *; at "
@@ -1066,8 +1073,7 @@ std::string shadow::render_metrics() const {
     metric_line(out, "shadowgate_compare_rereads_total", "counter",
                 "Second reads of both sides after the mirror settled.", s.rereads.load());
     metric_line(out, "shadowgate_compare_record_write_errors_total", "counter",
-                "Discrepancy records the JSONL file could not take.",
-                s.record_write_errors.load());
+                "Discrepancy records the JSONL file could not take.", s.record_write_errors.load());
     return out;
 }
 

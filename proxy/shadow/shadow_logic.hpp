@@ -11,11 +11,11 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
-#include <optional>
-#include <string_view>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sg::proxy::shadow_logic {
@@ -27,7 +27,6 @@ namespace sg::proxy::shadow_logic {
 // (minutes east of UTC: v1.time_zone).
 comparator::endpoint_rules rules_for(const config::shadow_config& cfg, v1::endpoint ep,
                                      int naive_offset_minutes);
-
 
 // Sampling: a read of `ep` by `user` is compared when the user is in always_users, or when
 // `draw` (uniform in [0, 1)) is below the endpoint's rate.

@@ -61,8 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto plain = cmp::diff(ja, jb, cmp::rules{}, 100000);
     if (ja.dump() == jb.dump()) check(plain.empty());
     if (!plain.empty()) {
-        check(cmp::compare({200, a}, {200, b}, cmp::endpoint_rules{}).what !=
-              cmp::result::match);
+        check(cmp::compare({200, a}, {200, b}, cmp::endpoint_rules{}).what != cmp::result::match);
     }
     cmp::discrepancy d;
     d.v1_body = a;

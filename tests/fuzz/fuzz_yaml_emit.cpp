@@ -1,8 +1,8 @@
 // tests/fuzz/fuzz_yaml_emit: libFuzzer target for adapters/v1/yaml_emit. Property: whatever JSON
 // value the input makes, pyyaml_dump's text loads back with our PyYAML-compatible loader to the
 // same value, keys in the same order (read with exact_json: the document itself, not FastAPI's
-// encoding of it, which drops "_sa" keys). (tests/fuzz/run.sh then replays the corpus through PyYAML
-// itself with tests/tools/yaml_emit_tool.)
+// encoding of it, which drops "_sa" keys). (tests/fuzz/run.sh then replays the corpus through
+// PyYAML itself with tests/tools/yaml_emit_tool.)
 #include "adapters/v1/yaml_emit.hpp"
 #include "adapters/v1/yaml_json.hpp"
 #include "tests/fuzz/emit_input.hpp"

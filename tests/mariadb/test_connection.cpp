@@ -223,25 +223,32 @@ TEST_CASE("prepared statements bind text, integers and NULL exactly, and are reu
           "[connection][prepared]") {
     scratch_db db;
     connection conn = db.connect();
-    REQUIRE(conn.execute("CREATE TABLE p (k INT NOT NULL PRIMARY KEY, t LONGTEXT, n BIGINT)"
-                         " DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"));
-    const std::string nasty = std::string("quote ' \" back \\ nul \0 end", 26) +
-                              " \xc3\xa9\xe2\x9c\x93 \r\n?";
+    REQUIRE(
+        conn.execute("CREATE TABLE p (k INT NOT NULL PRIMARY KEY, t LONGTEXT, n BIGINT)"
+                     " DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"));
+    const std::string nasty =
+        std::string("quote ' \" back \\ nul \0 end", 26) + " \xc3\xa9\xe2\x9c\x93 \r\n?";
     const std::string big(2 * 1024 * 1024, 'x');
     const std::string sql = "INSERT INTO p (k, t, n) VALUES (?,?,?),(?,?,?),(?,?,?)";
     const std::vector<param> rows{
-        param::of(std::int64_t{1}), param::of(nasty),            param::of(std::int64_t{-9}),
-        param::of(std::int64_t{2}), param::null_value(),         param::flag(true),
-        param::of(std::int64_t{3}), param::of(std::string_view{}), param::of(std::int64_t{1} << 62),
+        param::of(std::int64_t{1}),
+        param::of(nasty),
+        param::of(std::int64_t{-9}),
+        param::of(std::int64_t{2}),
+        param::null_value(),
+        param::flag(true),
+        param::of(std::int64_t{3}),
+        param::of(std::string_view{}),
+        param::of(std::int64_t{1} << 62),
     };
     auto n = conn.execute_prepared(sql, rows);
     REQUIRE(n);
     CHECK(*n == 3);
     const auto statements = conn.stats().statements.load();
-    const std::vector<param> more{param::of(std::int64_t{4}), param::of(big), param::null_value(),
-                                  param::of(std::int64_t{5}), param::of("?"), param::null_value(),
-                                  param::of(std::int64_t{6}), param::of("'),(7,'x"),
-                                  param::null_value()};
+    const std::vector<param> more{
+        param::of(std::int64_t{4}), param::of(big),        param::null_value(),
+        param::of(std::int64_t{5}), param::of("?"),        param::null_value(),
+        param::of(std::int64_t{6}), param::of("'),(7,'x"), param::null_value()};
     REQUIRE(conn.execute_prepared(sql, more));
     CHECK(conn.stats().statements == statements + 1);  // executed again, not prepared again
 

@@ -64,10 +64,9 @@ TEST_CASE("DOLT_COMMIT arguments and their SQL", "[dolt_commit]") {
     req.message = "Update student";
     req.author = "user";
     req.time = 1768328823;
-    const std::vector<std::string> expected{"-a",    "--skip-empty", "--author",
-                                            "user <user@youlab.local>",
-                                            "--date", "2026-01-13T18:27:03Z",
-                                            "-m",    "Update student"};
+    const std::vector<std::string> expected{
+        "-a",     "--skip-empty",         "--author", "user <user@youlab.local>",
+        "--date", "2026-01-13T18:27:03Z", "-m",       "Update student"};
     CHECK(dolt_commit_args(req) == expected);
     CHECK(offline_sql(req) ==
           "CALL DOLT_COMMIT('-a', '--skip-empty', '--author', 'user <user@youlab.local>', "
@@ -92,8 +91,8 @@ TEST_CASE("DOLT_COMMIT arguments and their SQL", "[dolt_commit]") {
 }
 
 TEST_CASE("commit policies parse by name", "[dolt_commit]") {
-    for (auto p : {commit_policy::per_user_import, commit_policy::once_per_run,
-                   commit_policy::off}) {
+    for (auto p :
+         {commit_policy::per_user_import, commit_policy::once_per_run, commit_policy::off}) {
         CHECK(parse_commit_policy(name(p)) == p);
     }
     CHECK_FALSE(parse_commit_policy("sometimes"));

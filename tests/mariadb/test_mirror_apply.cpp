@@ -125,21 +125,21 @@ TEST_CASE("commit-by-commit apply: every step is v1 as of that commit", "[mirror
     REQUIRE(b.steps.size() == 3);
 
     std::vector<std::string> seen;
-    auto failed = proxy::apply_one_by_one(
-        conn, *reader, dolt::derive_rows(b.full.state), b.steps, {},
-        [&](const v1::commit& c, const dolt::apply_stats& st) {
-            seen.push_back(c.sha);
-            CHECK(st.watermark_moved);
-            CHECK(st.commits_added == 1);
-            auto expected = reader->read_user_at_commit("u", c.sha);
-            REQUIRE(expected.has_value());
-            INFO("after " << c.sha);
-            require_same(expected->state, read_back(conn, "u"));
-            auto mark = dolt::read_watermark(conn, "u");
-            REQUIRE(mark);
-            REQUIRE(mark->has_value());
-            CHECK((*mark)->v1_commit == c.sha);
-        });
+    auto failed =
+        proxy::apply_one_by_one(conn, *reader, dolt::derive_rows(b.full.state), b.steps, {},
+                                [&](const v1::commit& c, const dolt::apply_stats& st) {
+                                    seen.push_back(c.sha);
+                                    CHECK(st.watermark_moved);
+                                    CHECK(st.commits_added == 1);
+                                    auto expected = reader->read_user_at_commit("u", c.sha);
+                                    REQUIRE(expected.has_value());
+                                    INFO("after " << c.sha);
+                                    require_same(expected->state, read_back(conn, "u"));
+                                    auto mark = dolt::read_watermark(conn, "u");
+                                    REQUIRE(mark);
+                                    REQUIRE(mark->has_value());
+                                    CHECK((*mark)->v1_commit == c.sha);
+                                });
     CHECK_FALSE(failed);
     CHECK(seen == std::vector<std::string>{c2, c3, c4});
     require_same(b.full.state, read_back(conn, "u"));
@@ -165,10 +165,9 @@ TEST_CASE("commit-by-commit apply stops at a failing step, the steps before stay
     REQUIRE(b.steps.size() == 3);
 
     int steps = 0;
-    auto failed = proxy::apply_one_by_one(conn, *reader, dolt::derive_rows(b.full.state), b.steps, {},
-                                          [&](const v1::commit&, const dolt::apply_stats&) {
-                                              ++steps;
-                                          });
+    auto failed =
+        proxy::apply_one_by_one(conn, *reader, dolt::derive_rows(b.full.state), b.steps, {},
+                                [&](const v1::commit&, const dolt::apply_stats&) { ++steps; });
     REQUIRE(failed);
     CHECK(failed->from == proxy::step_failure::source::dolt);
     CHECK(failed->dolt_error.code == 1406);

@@ -59,8 +59,8 @@ v1::user_state rich_user(const std::string& id) {
                      R"(", "agent_id": "tutor", "block_label": ")" + label +
                      R"(", "field": null, "operation": "append", "current_value": "old",)"
                      R"( "proposed_value": "new", "reasoning": "r", "confidence": "high",)"
-                     R"( "source_query": null, "status": ")" + status +
-                     R"(", "created_at": ")" + created + R"("})";
+                     R"( "source_query": null, "status": ")" +
+                     status + R"(", "created_at": ")" + created + R"("})";
     };
     whole(u.diffs[0], "student", "approved", "2026-11-22T04:16:24.120548");
     whole(u.diffs[1], "engagement_strategy", "pending", "2026-11-22T04:16:25.000001");
@@ -70,7 +70,8 @@ v1::user_state rich_user(const std::string& id) {
 
 std::vector<std::string> targets_for(const v1::user_state& u) {
     const std::string base = "/users/" + u.user_id;
-    std::vector<std::string> t = {base + "/exists", base + "/blocks", base + "/blocks/diffs/counts"};
+    std::vector<std::string> t = {base + "/exists", base + "/blocks",
+                                  base + "/blocks/diffs/counts"};
     std::vector<std::string> labels = {"missing", "student ", "a%20b"};
     for (const auto& v : u.versions) {
         if (std::find(labels.begin(), labels.end(), v.label) == labels.end()) {

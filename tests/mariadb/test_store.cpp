@@ -71,8 +71,8 @@ v1::user_state tricky_user() {
         int tz;
     };
     const std::vector<spec> specs{
-        {"f000000000000000000000000000000000000004",
-         "Delete notes\n\nAuthor: agent:cleaner", "agent:cleaner", t + 1, -300},
+        {"f000000000000000000000000000000000000004", "Delete notes\n\nAuthor: agent:cleaner",
+         "agent:cleaner", t + 1, -300},
         {"a000000000000000000000000000000000000003",
          "It's \"quoted\" \\ back\\slash\r\nCRLF line \x01\x02 " + emoji + "\n\nAuthor: user",
          "user", t, 330},
@@ -95,8 +95,8 @@ v1::user_state tricky_user() {
     u.commits[0].parents.push_back("c000000000000000000000000000000000000009");  // a merge
     u.head = u.commits[0].sha;
 
-    const std::string student = "---\r\nblock: student\r\n---\r\n\r\n" + rtl + " " + emoji +
-                                "\r\nline two\r\n";
+    const std::string student =
+        "---\r\nblock: student\r\n---\r\n\r\n" + rtl + " " + emoji + "\r\nline two\r\n";
     u.blocks = {
         v1::block{"big", big, specs[2].sha},
         v1::block{"empty", "", specs[1].sha},
@@ -236,9 +236,10 @@ TEST_CASE("migration 4 brings a database of the old text columns up to date", "[
     REQUIRE(back);
     REQUIRE(back->has_value());
     for (const auto& d : diff_rows(derive_rows(u), **back)) FAIL_CHECK(to_string(d));
-    CHECK(scalar(conn, "SELECT DATA_TYPE FROM information_schema.columns WHERE table_schema ="
-                       " DATABASE() AND table_name = 'block_versions' AND column_name ="
-                       " 'message'") == "longtext");
+    CHECK(scalar(conn,
+                 "SELECT DATA_TYPE FROM information_schema.columns WHERE table_schema ="
+                 " DATABASE() AND table_name = 'block_versions' AND column_name ="
+                 " 'message'") == "longtext");
     auto again = migrate(conn);
     REQUIRE(again);
     CHECK(again->empty());
@@ -257,8 +258,9 @@ TEST_CASE("keys that differ in trailing blanks are different keys, old databases
         " (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND"
         " table_collation <> 'utf8mb4_nopad_bin')";
     CHECK(scalar(conn, padded) == "0");
-    CHECK(scalar(conn, "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema ="
-                       " DATABASE() AND collation_name = 'utf8mb4_nopad_bin'") != "0");
+    CHECK(scalar(conn,
+                 "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema ="
+                 " DATABASE() AND collation_name = 'utf8mb4_nopad_bin'") != "0");
     // A database as the binary before migration 5 left it: PAD SPACE everywhere.
     for (const char* sql : {
              "ALTER TABLE users CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
@@ -305,8 +307,9 @@ TEST_CASE("keys that differ in trailing blanks are different keys, old databases
     }
     REQUIRE(testing::write_states(conn, users));
     CHECK(scalar(conn, "SELECT COUNT(*) FROM users WHERE user_id IN ('t', 't ')") == "2");
-    CHECK(scalar(conn, "SELECT COUNT(*) FROM blocks WHERE user_id = 't' AND label IN"
-                       " ('b', 'b ')") == "2");
+    CHECK(scalar(conn,
+                 "SELECT COUNT(*) FROM blocks WHERE user_id = 't' AND label IN"
+                 " ('b', 'b ')") == "2");
     CHECK(scalar(conn, "SELECT COUNT(*) FROM blocks WHERE user_id = 't'") ==
           std::to_string(users[0].blocks.size()));
     for (const auto& u : users) {
@@ -343,12 +346,14 @@ TEST_CASE("a user state round-trips byte for byte", "[store]") {
         // read as LF); the version keeps the blob's line ends.
         CHECK(scalar(conn, "SELECT content FROM blocks WHERE label = 'big'") ==
               sg::v1::universal_newlines(u.blocks[0].source));
-        CHECK(scalar(conn, "SELECT content FROM block_versions WHERE label = 'big' AND "
-                           "ordinal = 1") == u.blocks[0].source);
+        CHECK(scalar(conn,
+                     "SELECT content FROM block_versions WHERE label = 'big' AND "
+                     "ordinal = 1") == u.blocks[0].source);
         CHECK(scalar(conn, "SELECT metadata FROM blocks WHERE label = 'big'") == "NULL");
         // Positions are stored counted from the oldest: the older of big's two versions is 0.
-        CHECK(scalar(conn, "SELECT content FROM block_versions WHERE label = 'big' AND "
-                           "ordinal = 0") == "small");
+        CHECK(scalar(conn,
+                     "SELECT content FROM block_versions WHERE label = 'big' AND "
+                     "ordinal = 0") == "small");
         const std::string older_big = " FROM block_versions WHERE label = 'big' AND ordinal = 0";
         CHECK(scalar(conn, "SELECT JSON_VALUE(metadata, '$.block')" + older_big) == "big");
         CHECK(scalar(conn, "SELECT metadata_keys" + older_big) == R"(["/block"])");
@@ -356,11 +361,13 @@ TEST_CASE("a user state round-trips byte for byte", "[store]") {
         CHECK(scalar(conn, "SELECT blank_lines" + older_big) == "1");
         CHECK(scalar(conn, "SELECT updated_at FROM blocks WHERE label = 'big'") ==
               "2026-01-13 18:27:03.000000");
-        CHECK(scalar(conn, "SELECT message FROM block_versions WHERE label = 'student' AND "
-                           "is_current") == std::string(summary_line(u.commits[1].message)));
+        CHECK(scalar(conn,
+                     "SELECT message FROM block_versions WHERE label = 'student' AND "
+                     "is_current") == std::string(summary_line(u.commits[1].message)));
         CHECK(scalar(conn, "SELECT COUNT(*) FROM block_versions WHERE is_current") == "4");
-        CHECK(scalar(conn, "SELECT created_at FROM block_versions WHERE label = 'notes' AND "
-                           "is_current") == "2026-01-13 18:27:04");
+        CHECK(scalar(conn,
+                     "SELECT created_at FROM block_versions WHERE label = 'notes' AND "
+                     "is_current") == "2026-01-13 18:27:04");
         CHECK(scalar(conn, "SELECT created_at FROM pending_diffs WHERE status = 'approved'") ==
               "2026-11-22 04:16:24.000000");
         CHECK(scalar(conn, "SELECT reviewed_at FROM pending_diffs WHERE status = 'approved'") ==
@@ -404,8 +411,8 @@ TEST_CASE("users without blocks, and the generated users, round-trip", "[store]"
     }
     auto ids = list_users(conn);
     REQUIRE(ids);
-    CHECK(*ids == std::vector<std::string>{"empty-repo", "four-by-ten", "no-blocks",
-                                           "seven-by-three"});
+    CHECK(*ids ==
+          std::vector<std::string>{"empty-repo", "four-by-ten", "no-blocks", "seven-by-three"});
     auto mark = read_watermark(conn, "four-by-ten");
     REQUIRE(mark);
     REQUIRE(mark->has_value());
@@ -445,8 +452,7 @@ TEST_CASE("rewriting replaces a user's rows and is idempotent", "[store]") {
         REQUIRE(back);
         REQUIRE(back->has_value());
         require_same(smaller, **back);
-        CHECK(scalar(conn, "SELECT COUNT(*) FROM block_versions WHERE user_id = 'alice'") ==
-              "1");
+        CHECK(scalar(conn, "SELECT COUNT(*) FROM block_versions WHERE user_id = 'alice'") == "1");
         auto bob = testing::read_state(conn, "bob");
         REQUIRE(bob);
         REQUIRE(bob->has_value());
@@ -525,9 +531,9 @@ TEST_CASE("500 small users in one call", "[store][bench]") {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     REQUIRE(w);
-    WARN("write_users: 500 users x 4 blocks x 10 versions in " << seconds << " s = "
-         << static_cast<int>(500 / seconds) << " users/s (" << w->rows << " rows, "
-         << w->statements << " statements, " << w->bytes / 1024 << " KiB)");
+    WARN("write_users: 500 users x 4 blocks x 10 versions in "
+         << seconds << " s = " << static_cast<int>(500 / seconds) << " users/s (" << w->rows
+         << " rows, " << w->statements << " statements, " << w->bytes / 1024 << " KiB)");
     CHECK(w->users == 500);
     CHECK(w->statements < w->rows / 100);  // multi-row INSERTs, not one statement per row
     auto ids = list_users(conn);
@@ -561,9 +567,9 @@ TEST_CASE("10,000 users in batches of 500", "[.bench]") {
         REQUIRE(w);
         bytes += w->bytes;
     }
-    WARN("write_users: 10000 users x 4 blocks x 10 versions in " << write_seconds << " s = "
-         << static_cast<int>(10000 / write_seconds) << " users/s, " << bytes / (1024 * 1024)
-         << " MiB of SQL");
+    WARN("write_users: 10000 users x 4 blocks x 10 versions in "
+         << write_seconds << " s = " << static_cast<int>(10000 / write_seconds) << " users/s, "
+         << bytes / (1024 * 1024) << " MiB of SQL");
 }
 
 namespace {
@@ -599,9 +605,7 @@ std::string dump_tables(connection& conn) {
     return out;
 }
 
-write_options metadata_opts() {
-    return write_options{};
-}
+write_options metadata_opts() { return write_options{}; }
 
 // dump_tables of a fresh database into which `state` was bulk-written (write_users): what an
 // apply must leave, row for row.
@@ -663,8 +667,8 @@ TEST_CASE("apply_user changes only the rows that differ", "[store][apply]") {
         // 2 diffs, the watermark.
         CHECK(next->rows_inserted == 1 + 2 + 2 + 4 + 2 + 1);
         CHECK(next->rows_deleted == 1 + 0 + 2 + 2 + 2 + 1);
-        CHECK(scalar(conn, "SELECT seq FROM commits WHERE sha = '" + v5.commits.back().sha +
-                               "'") == init_seq);
+        CHECK(scalar(conn, "SELECT seq FROM commits WHERE sha = '" + v5.commits.back().sha + "'") ==
+              init_seq);
         auto back = testing::read_state(conn, "mirror-me");
         REQUIRE(back);
         REQUIRE(back->has_value());

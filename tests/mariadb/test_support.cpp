@@ -136,8 +136,8 @@ std::string fake_sha(const std::string& seed) {
 }
 
 v1::user_state make_user(const std::string& user_id, int blocks, int versions) {
-    static const char* labels[] = {"student", "engagement_strategy", "journey", "operating_manual",
-                                   "course_syllabus", "goals"};
+    static const char* labels[] = {"student",          "engagement_strategy", "journey",
+                                   "operating_manual", "course_syllabus",     "goals"};
     v1::user_state u;
     u.user_id = user_id;
     std::int64_t t = 1795000000;  // 2026-11-18
@@ -152,8 +152,8 @@ v1::user_state make_user(const std::string& user_id, int blocks, int versions) {
     std::map<std::string, std::vector<v1::block_version>> history;  // oldest first
     std::string parent = init.sha;
     for (int i = 0; i < blocks * versions; ++i) {
-        const std::string label = labels[i % blocks % 6] + (blocks > 6 ? std::to_string(i % blocks)
-                                                                        : std::string());
+        const std::string label =
+            labels[i % blocks % 6] + (blocks > 6 ? std::to_string(i % blocks) : std::string());
         const int rev = i / blocks;
         if (i % 3 != 0) {
             ++t;  // every third commit shares the previous one's second, as v1's bursts do
@@ -176,9 +176,10 @@ v1::user_state make_user(const std::string& user_id, int blocks, int versions) {
         v1::block_version v;
         v.sha = c.sha;
         v.label = label;
-        v.source = "---\nblock: " + label + "\nupdated_at: '2026-11-22T04:16:23.872725+00:00'\n"
-                   "title: " + label + "\n---\n\n## About Me\n\nI like chess.\n\nrev " +
-                   std::to_string(rev);
+        v.source = "---\nblock: " + label +
+                   "\nupdated_at: '2026-11-22T04:16:23.872725+00:00'\n"
+                   "title: " +
+                   label + "\n---\n\n## About Me\n\nI like chess.\n\nrev " + std::to_string(rev);
         v.message = c.message;
         v.author = author;
         v.commit_time = t;

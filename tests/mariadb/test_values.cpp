@@ -14,8 +14,8 @@ TEST_CASE("utc_datetime formats and parses DATETIME text exactly", "[values]") {
     } const cases[] = {
         {0, "1970-01-01 00:00:00"},
         {1795000000, "2026-11-18 11:06:40"},
-        {951782400, "2000-02-29 00:00:00"},        // leap day
-        {-1, "1969-12-31 23:59:59"},               // before the epoch
+        {951782400, "2000-02-29 00:00:00"},  // leap day
+        {-1, "1969-12-31 23:59:59"},         // before the epoch
         {min_datetime_epoch, "1000-01-01 00:00:00"},
         {max_datetime_epoch, "9999-12-31 23:59:59"},
     };

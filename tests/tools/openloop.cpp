@@ -160,7 +160,8 @@ int main(int argc, char** argv) {
     std::sort(all.latencies_ms.begin(), all.latencies_ms.end());
     auto pct = [&](double p) {
         if (all.latencies_ms.empty()) return 0.0;
-        const auto i = static_cast<std::size_t>(p * static_cast<double>(all.latencies_ms.size() - 1));
+        const auto i =
+            static_cast<std::size_t>(p * static_cast<double>(all.latencies_ms.size() - 1));
         return all.latencies_ms[i];
     };
     std::printf(

@@ -115,8 +115,7 @@ std::string shuffled_text(const json& v, std::mt19937& rng) {
 
 TEST_CASE("comparator: values, objects, arrays, paths", "[comparator]") {
     const cmp::rules none;
-    CHECK(cmp::diff(json::parse(R"({"a":1,"b":[1,2]})"), json::parse(R"({"b":[1,2],"a":1})"),
-                    none)
+    CHECK(cmp::diff(json::parse(R"({"a":1,"b":[1,2]})"), json::parse(R"({"b":[1,2],"a":1})"), none)
               .empty());
     const auto r = cmp::diff(json::parse(R"({"a":1,"b":[1,2],"c":"x","d/e":{"f~":true}})"),
                              json::parse(R"({"a":2,"b":[1],"e":null,"d/e":{"f~":false}})"), none);
@@ -140,9 +139,11 @@ TEST_CASE("comparator: values, objects, arrays, paths", "[comparator]") {
     CHECK(cmp::diff(json::parse("[1, 2.5, 18446744073709551615]"),
                     json::parse("[1.0, 2.5, 18446744073709551615]"), none)
               .empty());
-    CHECK_FALSE(cmp::diff(json::parse("[-1]"), json::parse("[18446744073709551615]"), none).empty());
-    CHECK_FALSE(cmp::diff(json::parse("[9007199254740993]"), json::parse("[9007199254740992]"), none)
-                    .empty());
+    CHECK_FALSE(
+        cmp::diff(json::parse("[-1]"), json::parse("[18446744073709551615]"), none).empty());
+    CHECK_FALSE(
+        cmp::diff(json::parse("[9007199254740993]"), json::parse("[9007199254740992]"), none)
+            .empty());
 }
 
 TEST_CASE("comparator: rules", "[comparator]") {
@@ -188,8 +189,9 @@ TEST_CASE("comparator: rules", "[comparator]") {
         CHECK(cmp::diff(a, json::parse(R"([{"timestamp":"2026-11-22T04:12:26Z"}])"), r).empty());
         CHECK(cmp::diff(a, json::parse(R"([{"timestamp":"2026-11-22 04:12:26.999+00:00"}])"), r)
                   .empty());
-        CHECK(cmp::diff(a, json::parse(R"([{"timestamp":"2026-11-22T06:12:26+0100"}])"), r)
-                  .size() == 1);
+        CHECK(
+            cmp::diff(a, json::parse(R"([{"timestamp":"2026-11-22T06:12:26+0100"}])"), r).size() ==
+            1);
         CHECK(cmp::diff(a, json::parse(R"([{"timestamp":"2026-11-22T04:12:27Z"}])"), r).size() ==
               1);
         // Not a timestamp on one side: compared as strings.
@@ -230,8 +232,9 @@ TEST_CASE("comparator: timestamps parse as points in time", "[comparator]") {
           (951868800LL + 5400) * 1000000 + 250000);
     CHECK(cmp::parse_timestamp("1969-12-31T23:59:59.5Z", 0) == -500000);
     CHECK(cmp::parse_timestamp("2024-02-29", 0).has_value());  // a leap day
-    for (const char* bad : {"", "2026-13-01", "2026-02-29", "2026-04-31", "2026-11-22T25:00", "2026-11-22T04:12:26+", "2026",
-                            "2026-11-22T04:12:26.Z", "2026-11-22T04:12:26 junk", "x026-11-22"}) {
+    for (const char* bad :
+         {"", "2026-13-01", "2026-02-29", "2026-04-31", "2026-11-22T25:00", "2026-11-22T04:12:26+",
+          "2026", "2026-11-22T04:12:26.Z", "2026-11-22T04:12:26 junk", "x026-11-22"}) {
         INFO(bad);
         CHECK_FALSE(cmp::parse_timestamp(bad, 0).has_value());
     }
@@ -245,7 +248,8 @@ TEST_CASE("comparator: properties over random documents", "[comparator]") {
         const json a = random_json(rng, 4);
         json b = a;
         for (int m = static_cast<int>(rng() % 3); m >= 0; --m) mutate(b, rng);
-        for (const cmp::rules* r : {static_cast<const cmp::rules*>(&keyed), static_cast<const cmp::rules*>(nullptr)}) {
+        for (const cmp::rules* r :
+             {static_cast<const cmp::rules*>(&keyed), static_cast<const cmp::rules*>(nullptr)}) {
             const cmp::rules rules = r ? *r : cmp::rules{};
             // reflexive
             CHECK(cmp::diff(a, a, rules).empty());
@@ -263,8 +267,9 @@ TEST_CASE("comparator: properties over random documents", "[comparator]") {
             };
             REQUIRE(sorted(paths(ab)) == sorted(paths(ba)));
             for (const auto& d : ab.differences) {
-                const auto it = std::find_if(ba.differences.begin(), ba.differences.end(),
-                                             [&](const cmp::difference& x) { return x.path == d.path; });
+                const auto it =
+                    std::find_if(ba.differences.begin(), ba.differences.end(),
+                                 [&](const cmp::difference& x) { return x.path == d.path; });
                 REQUIRE(it != ba.differences.end());
                 const change mirrored = d.what == change::missing_in_v2 ? change::extra_in_v2
                                         : d.what == change::extra_in_v2 ? change::missing_in_v2
@@ -381,13 +386,15 @@ TEST_CASE("mapping: moves, drops, elements under *", "[comparator]") {
                  {move("/block/name", "/label"), move("/block/text", "/content"),
                   move("/pending", "/pending_diffs"), drop("/block")}) ==
           json::parse(R"({"label": "s", "content": "c", "pending_diffs": 2})"));
-    CHECK(mapped(R"({"a": 1})", {move("/a", "/x/y/z")}) == json::parse(R"({"x": {"y": {"z": 1}}})"));
+    CHECK(mapped(R"({"a": 1})", {move("/a", "/x/y/z")}) ==
+          json::parse(R"({"x": {"y": {"z": 1}}})"));
     // Every element of an array, then the array becomes the document.
-    CHECK(mapped(R"({"items": [{"name": "a", "pending": 1}, {"name": "b", "pending": 0}],
+    CHECK(
+        mapped(R"({"items": [{"name": "a", "pending": 1}, {"name": "b", "pending": 0}],
                      "count": 2})",
-                 {move("/items/*/name", "/items/*/label"),
-                  move("/items/*/pending", "/items/*/pending_diffs"), move("/items", "")}) ==
-          json::parse(R"([{"label": "a", "pending_diffs": 1}, {"label": "b", "pending_diffs": 0}])"));
+               {move("/items/*/name", "/items/*/label"),
+                move("/items/*/pending", "/items/*/pending_diffs"), move("/items", "")}) ==
+        json::parse(R"([{"label": "a", "pending_diffs": 1}, {"label": "b", "pending_diffs": 0}])"));
     // An element replaced by one of its fields; * over object members; nested *.
     CHECK(mapped(R"([{"v": {"id": 1}}, {"v": {"id": 2}}])", {move("/*/v", "/*")}) ==
           json::parse(R"([{"id": 1}, {"id": 2}])"));

@@ -14,7 +14,7 @@ namespace {
 constexpr std::int64_t hour_ms = 3'600'000;
 constexpr std::int64_t now = 1'800'000'000'000;
 
-const char* const reads[] = {"user_exists", "list_blocks", "diff_counts", "get_block",
+const char* const reads[] = {"user_exists",   "list_blocks", "diff_counts", "get_block",
                              "block_history", "get_version", "list_diffs"};
 
 gl::criteria cfg() {
@@ -135,8 +135,8 @@ TEST_CASE("gate: the discrepancy rate is judged by its confidence bound", "[gate
     ev.endpoints["get_block"].by_result = {{"match", 9800}, {"mismatch", 100}, {"lagging", 100}};
     CHECK(gl::evaluate(c, ev).go);
     // Every discrepancy class counts; lagging does not.
-    ev.endpoints["get_block"].by_result = {{"match", 9000}, {"missing_in_v2", 300},
-                                           {"extra_in_v2", 300}, {"status_mismatch", 400}};
+    ev.endpoints["get_block"].by_result = {
+        {"match", 9000}, {"missing_in_v2", 300}, {"extra_in_v2", 300}, {"status_mismatch", 400}};
     only_fails(gl::evaluate(c, ev), "discrepancy_rate", "get_block");
     // The default: one discrepancy in 20,050 reads is too many for 0.1% at 95%? No: the bound
     // is ~0.026%.

@@ -95,7 +95,7 @@ TEST_CASE("report: endpoint and time filters", "[report]") {
     CHECK(r["endpoints"].size() == 1);
     CHECK(r["samples"].size() == 1);
     CHECK(r["samples"][0]["request_id"] == "r2");
-    CHECK(r["criteria"].size() == 2);  // the general one and get_block's
+    CHECK(r["criteria"].size() == 2);                 // the general one and get_block's
     CHECK(r["rate_over_time"][1]["compared"] == 10);  // list_blocks' 4 left out
 
     rp::filter later;
@@ -121,7 +121,8 @@ TEST_CASE("report: HTML is self-contained, escaped, and marks the differing valu
     CHECK_THAT(html, Catch::Contains("0 (uncovered)"));
     // Bodies are data: no script from them, escaped as text, and the differing value marked.
     CHECK_THAT(html, !Catch::Contains("<script>"));
-    CHECK_THAT(html, Catch::Contains("<mark>&quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;</mark>"));
+    CHECK_THAT(html,
+               Catch::Contains("<mark>&quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;</mark>"));
     CHECK_THAT(html, Catch::Contains("u&lt;1&gt;"));
     // No external asset: no src= or href= at all.
     CHECK_THAT(html, !Catch::Contains("src=") && !Catch::Contains("href="));

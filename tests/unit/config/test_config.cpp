@@ -187,8 +187,8 @@ TEST_CASE("time zones", "[config]") {
     CHECK(parse_time_zone("-05:30")->offset_minutes == -330);
     CHECK(parse_time_zone("+14:00")->offset_minutes == 840);
     CHECK(parse_time_zone("-00:00")->k == kind::fixed);
-    for (const char* bad : {"", "Utc", "+2:00", "+02:60", "+15:00", "02:00", "+02:00 ", "+0a:00",
-                            "Europe/Paris"}) {
+    for (const char* bad :
+         {"", "Utc", "+2:00", "+02:60", "+15:00", "02:00", "+02:00 ", "+0a:00", "Europe/Paris"}) {
         INFO(bad);
         CHECK_FALSE(parse_time_zone(bad));
     }
@@ -316,16 +316,14 @@ TEST_CASE("each invalid value is reported at its JSON path", "[config]") {
         {R"({"shadow": {"always_users": ["a", 7]}})", "$.shadow.always_users[1]",
          "expected a string"},
         {R"({"shadow": {"workers": 0}})", "$.shadow.workers", "between 1 and 64"},
-        {R"({"shadow": {"records": {"max_file_bytes": 10}}})",
-         "$.shadow.records.max_file_bytes", "between 4096"},
-        {R"({"shadow": {"records": {"redact": true}}})", "$.shadow.records.redact",
-         "unknown key"},
+        {R"({"shadow": {"records": {"max_file_bytes": 10}}})", "$.shadow.records.max_file_bytes",
+         "between 4096"},
+        {R"({"shadow": {"records": {"redact": true}}})", "$.shadow.records.redact", "unknown key"},
         {R"({"shadow": {"targets": []}})", "$.shadow.targets", "non-empty array"},
         {R"({"shadow": {"targets": ["dolt", "v3"]}})", "$.shadow.targets[1]",
          "expected \"dolt\" or \"v2_http\""},
         {R"({"shadow": {"targets": ["dolt", "dolt"]}})", "$.shadow.targets[1]", "listed twice"},
-        {R"({"shadow": {"targets": ["v2_http"]}})", "$.shadow.v2_http.address",
-         "set its address"},
+        {R"({"shadow": {"targets": ["v2_http"]}})", "$.shadow.v2_http.address", "set its address"},
         {R"({"shadow": {"v2_http": {"address": {"port": 70000}}}})",
          "$.shadow.v2_http.address.port", "between 0 and 65535"},
         {R"({"shadow": {"v2_http": {"path_prefix": "api/"}}})", "$.shadow.v2_http.path_prefix",
@@ -499,9 +497,9 @@ TEST_CASE("dump_json round-trips", "[config]") {
     CHECK(again.value->mode == sg::config::stage::dualwrite);
     CHECK(again.value->shadow.endpoints.at("get_block").sample_rate == 0.5);
     CHECK(again.value->shadow.endpoints.at("list_diffs").array_keys.at("/x") == "y");
-    CHECK(again.value->shadow.targets == std::vector<sg::config::compare_target>{
-                                            sg::config::compare_target::v2_http,
-                                            sg::config::compare_target::dolt});
+    CHECK(again.value->shadow.targets ==
+          std::vector<sg::config::compare_target>{sg::config::compare_target::v2_http,
+                                                  sg::config::compare_target::dolt});
     CHECK(again.value->gate.target == sg::config::compare_target::v2_http);
     CHECK(sg::config::to_string(again.value->v1.time_zone) == "+09:30");
     CHECK(again.value->log.level == sg::config::log_level::error);

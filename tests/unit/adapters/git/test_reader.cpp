@@ -1260,16 +1260,15 @@ TEST_CASE("git reader: reading on from an earlier read equals a full read", "[gi
                             "both too " + std::to_string(step) + "\r\n");
                 } else if (what == 3 && fs::exists(b.dir() + "/" + file)) {
                     const auto p = b.dir() + "/" + file;
-                    const bool exec = (fs::status(p).permissions() & fs::perms::owner_exec) !=
-                                      fs::perms::none;
+                    const bool exec =
+                        (fs::status(p).permissions() & fs::perms::owner_exec) != fs::perms::none;
                     REQUIRE(::chmod(p.c_str(), exec ? 0644 : 0755) == 0);  // mode only
                 } else if (what == 4) {
                     b.write(file, "back to s0\n");  // maybe the content of an older version
                 } else {
                     b.write(file, "step " + std::to_string(step) + "." + std::to_string(k) + "\n");
                 }
-                b.commit("Step " + std::to_string(step) + "\n\nAuthor: agent:" +
-                             std::to_string(k),
+                b.commit("Step " + std::to_string(step) + "\n\nAuthor: agent:" + std::to_string(k),
                          t());
                 ++commits;
             }

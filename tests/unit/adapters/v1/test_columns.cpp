@@ -40,8 +40,9 @@ TEST_CASE("columns: a file v1 wrote splits into the plan's columns and joins bac
     CHECK(s.columns.frontmatter);
     CHECK(s.columns.content == "Markdown body...\n");
     CHECK(s.columns.blank_lines == 1);
-    CHECK(s.columns.metadata ==
-          R"({"block":"student","updated_at":"2026-01-13T18:27:03.150665+00:00","title":"Student"})");
+    CHECK(
+        s.columns.metadata ==
+        R"({"block":"student","updated_at":"2026-01-13T18:27:03.150665+00:00","title":"Student"})");
     CHECK(s.columns.metadata_keys == R"(["/block","/updated_at","/title"])");
     CHECK(join_text(s.columns) == file);
 
@@ -52,9 +53,11 @@ TEST_CASE("columns: a file v1 wrote splits into the plan's columns and joins bac
     round_trip("no frontmatter\r\n---\nat all\n");
     round_trip("");
     round_trip("---\nblock: a\n---\n\n");
-    round_trip("---\nblock: a\ntags:\n- x\n- 'yes'\nnested:\n  z: 1\n  a:\n  - k: 2.5\n    b: null\n"
-               "---\n\nbody");
-    round_trip("---\ntitle: \"caf\\xE9 \\u2603\"\nnote: 'a: b # c'\nempty: ''\nn: '0123'\n---\n\nx");
+    round_trip(
+        "---\nblock: a\ntags:\n- x\n- 'yes'\nnested:\n  z: 1\n  a:\n  - k: 2.5\n    b: null\n"
+        "---\n\nbody");
+    round_trip(
+        "---\ntitle: \"caf\\xE9 \\u2603\"\nnote: 'a: b # c'\nempty: ''\nn: '0123'\n---\n\nx");
     round_trip("---\ntext: 'first\n\n  second'\n---\n\nx");
 }
 
@@ -100,8 +103,7 @@ TEST_CASE("columns: key order comes back from metadata_keys, whatever order the 
     CHECK_FALSE(join_text(c));
 }
 
-TEST_CASE("columns: texts the columns cannot give back are reported with the reason",
-          "[columns]") {
+TEST_CASE("columns: texts the columns cannot give back are reported with the reason", "[columns]") {
     struct one {
         std::string text;
         std::string reason;  // a part of the reason
@@ -219,8 +221,7 @@ TEST_CASE("rows: a change to any column changes an answer, and diff_rows names i
     sg::v1::commit c0{std::string(40, 'a'), {}, "Initialize user storage", "unknown", 1000, 0, 1};
     sg::v1::commit c1{s.head, {c0.sha}, "Update student\n\nAuthor: user", "user", 1001, 60, 0};
     s.commits = {c1, c0};
-    const std::string text =
-        "---\nblock: student\ntitle: Student\n---\n\nline one\r\nline two\n";
+    const std::string text = "---\nblock: student\ntitle: Student\n---\n\nline one\r\nline two\n";
     s.blocks = {{"student", text, c1.sha}};
     sg::v1::block_version v;
     v.sha = c1.sha;

@@ -309,16 +309,16 @@ TEST_CASE("GET version", "[render]") {
 }
 
 TEST_CASE("answerable_revision: the revisions the plan's columns can answer", "[render]") {
-    for (const char* rev : {"c1aa", "0123456789abcdef0123456789abcdef01234567", "C1AA", "HEAD",
-                            "HEAD~", "HEAD~3", "HEAD^", "HEAD^2", "HEAD~2^", "c1aa~1^{commit}",
-                            "HEAD^{}", "HEAD~^{commit}"}) {
+    for (const char* rev :
+         {"c1aa", "0123456789abcdef0123456789abcdef01234567", "C1AA", "HEAD", "HEAD~", "HEAD~3",
+          "HEAD^", "HEAD^2", "HEAD~2^", "c1aa~1^{commit}", "HEAD^{}", "HEAD~^{commit}"}) {
         INFO(rev);
         CHECK(sg::v1::answerable_revision(rev));
     }
-    for (const char* rev : {"master", "main", "refs/heads/master", "HEAD@{0}", "@{1}", "@",
-                            "master~1", ":/student", "HEAD:memory-blocks/student.md", "c1a",
-                            "HEAD^{tree}", "HEAD^{/fix}", "", "~1", "HEAD~1x",
-                            "0123456789abcdef0123456789abcdef012345678"}) {
+    for (const char* rev :
+         {"master", "main", "refs/heads/master", "HEAD@{0}", "@{1}", "@", "master~1", ":/student",
+          "HEAD:memory-blocks/student.md", "c1a", "HEAD^{tree}", "HEAD^{/fix}", "", "~1", "HEAD~1x",
+          "0123456789abcdef0123456789abcdef012345678"}) {
         INFO(rev);
         CHECK_FALSE(sg::v1::answerable_revision(rev));
     }

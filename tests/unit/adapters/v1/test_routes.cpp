@@ -193,8 +193,7 @@ TEST_CASE("hostile reasons name the identifier and the problem", "[routes]") {
     // A path under /users/ that names no route is still refused a segment that climbs.
     CHECK(classify("GET", "/users/u/blocks/%2e%2e/").hostile_reason ==
           "path segment contains \"..\"");
-    CHECK(classify("PUT", "/users/../blocks/x/").hostile_reason ==
-          "path segment contains \"..\"");
+    CHECK(classify("PUT", "/users/../blocks/x/").hostile_reason == "path segment contains \"..\"");
     CHECK(classify("GET", "/users//./blocks").hostile_reason == "path segment is \".\"");
     CHECK(classify("GET", "/users/u//blocks/a%2Fb").hostile_reason ==
           "path segment contains \"/\", \"\\\" or NUL");
@@ -274,11 +273,11 @@ TEST_CASE("is_safe_identifier", "[routes]") {
         {std::string("a\0b", 3), false},
         {"a\tb", false},
         {"a\x7f", false},
-        {"\xff", false},              // not UTF-8
-        {"a\xc3", false},             // a truncated sequence
-        {"\xc0\xaf", false},          // an overlong "/"
-        {"\xed\xa0\x80", false},      // a lone surrogate (WTF-8)
-        {"\xf0\x9f\x98\x80", true},   // an emoji is fine
+        {"\xff", false},             // not UTF-8
+        {"a\xc3", false},            // a truncated sequence
+        {"\xc0\xaf", false},         // an overlong "/"
+        {"\xed\xa0\x80", false},     // a lone surrogate (WTF-8)
+        {"\xf0\x9f\x98\x80", true},  // an emoji is fine
     };
     for (const auto& c : cases) {
         INFO("id of " << c.id.size() << " bytes: " << c.id.substr(0, 20));
@@ -315,15 +314,14 @@ TEST_CASE("body_problem checks the ids a write carries in its JSON body", "[rout
     CHECK(body_problem(init, R"({"user_id": "a\nb"})") ==
           "user_id in the body contains a control character");
     CHECK(body_problem(init, R"({"user_id": "a\u0000"})") == "user_id in the body contains NUL");
-    CHECK(body_problem(init, R"({"user_id": ".git"})") ==
-          "user_id in the body starts with \".\"");
+    CHECK(body_problem(init, R"({"user_id": ".git"})") == "user_id in the body starts with \".\"");
     CHECK(body_problem(init, R"({"user_id": ""})") == "user_id in the body is empty");
     // Python's json reads these; shadowgate cannot read them as v1 does, so they never pass.
-    CHECK(body_problem(init, R"({"user_id": "\ud800"})"));             // lone surrogate
-    CHECK(body_problem(init, "{\"user_id\": \"\xff\"}"));           // raw invalid UTF-8
-    CHECK(body_problem(init, "{\"user_id\": \"\xed\xa0\x80\"}"));   // surrogatepass bytes
+    CHECK(body_problem(init, R"({"user_id": "\ud800"})"));         // lone surrogate
+    CHECK(body_problem(init, "{\"user_id\": \"\xff\"}"));          // raw invalid UTF-8
+    CHECK(body_problem(init, "{\"user_id\": \"\xed\xa0\x80\"}"));  // surrogatepass bytes
     CHECK(body_problem(init, R"({"user_id": "ok", "x": NaN})"));
-    CHECK(body_problem(init, R"({"user_id": "ok", "x": 1e999})"));  // out_of_range, not a throw
+    CHECK(body_problem(init, R"({"user_id": "ok", "x": 1e999})"));    // out_of_range, not a throw
     CHECK(body_problem(init, std::string("{\0\"\0u\0s\0e\0r", 10)));  // UTF-16
     CHECK(body_problem(init, R"({"user_id": "ok", "user_id": "../x"})") ==
           "body has \"user_id\" more than once");
@@ -332,7 +330,7 @@ TEST_CASE("body_problem checks the ids a write carries in its JSON body", "[rout
     CHECK_FALSE(body_problem(init, "  \n"));
     CHECK_FALSE(body_problem(init, R"(["../x"])"));
     CHECK_FALSE(body_problem(init, R"({"name": "../x"})"));
-    CHECK_FALSE(body_problem(init, R"({"user_id": 42})"));  // pydantic 1 makes it "42"
+    CHECK_FALSE(body_problem(init, R"({"user_id": 42})"));        // pydantic 1 makes it "42"
     CHECK_FALSE(body_problem(init, R"({"user_id": ["../x"]})"));  // 422
     // A nested "user_id" is not the model's field.
     CHECK_FALSE(body_problem(init, R"({"name": {"user_id": "../x"}})"));
@@ -350,12 +348,16 @@ TEST_CASE("escaped prints an id on one line, every byte visible", "[routes]") {
     CHECK(escaped("student") == "student");
     CHECK(escaped("st\xc3\xa9 \xf0\x9f\x98\x80") == "st\xc3\xa9 \xf0\x9f\x98\x80");
     CHECK(escaped("a\nb\tc\r") == "a\\nb\\tc\\r");
-    CHECK(escaped("a\x01" "b\x7f") == "a\\x01b\\x7f");
+    CHECK(escaped("a\x01"
+                  "b\x7f") == "a\\x01b\\x7f");
     CHECK(escaped(std::string("a\0b", 3)) == "a\\x00b");
     CHECK(escaped("q\"x\\y") == "q\\\"x\\\\y");
     CHECK(escaped("\xff\xfe") == "\\xff\\xfe");
     CHECK(escaped("\xed\xa0\x80") == "\\xed\\xa0\\x80");
-    CHECK(escaped("\xc2\x85") == "\\x85");          // C1 control NEL
-    CHECK(escaped("a\xe2\x80\xae" "b") == "a\\u202e" "b");  // right-to-left override
-    CHECK(escaped("\xe2\x80\xa8") == "\\u2028");     // line separator
+    CHECK(escaped("\xc2\x85") == "\\x85");  // C1 control NEL
+    CHECK(escaped("a\xe2\x80\xae"
+                  "b") ==
+          "a\\u202e"
+          "b");                                   // right-to-left override
+    CHECK(escaped("\xe2\x80\xa8") == "\\u2028");  // line separator
 }

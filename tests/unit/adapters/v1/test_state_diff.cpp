@@ -37,9 +37,7 @@ std::vector<std::string> strings(const std::vector<drift>& ds) {
 
 }  // namespace
 
-TEST_CASE("equal states have no drift") {
-    CHECK(diff_states(sample(), sample()).empty());
-}
+TEST_CASE("equal states have no drift") { CHECK(diff_states(sample(), sample()).empty()); }
 
 TEST_CASE("each planted difference is reported with its kind, item and key") {
     struct plant {
@@ -48,25 +46,34 @@ TEST_CASE("each planted difference is reported with its kind, item and key") {
         std::vector<std::string> expected;
     };
     const std::vector<plant> plants = {
-        {"head", [](user_state& s) { s.head = "zz"; },
+        {"head",
+         [](user_state& s) { s.head = "zz"; },
          {"different user: head (v1 \"b2\", v2 \"zz\")"}},
         {"missing block", [](user_state& s) { s.blocks.clear(); }, {"missing block student"}},
         {"extra block",
-         [](user_state& s) { s.blocks.push_back({"journey", "x", "b2"}); },
+         [](user_state& s) {
+             s.blocks.push_back({"journey", "x", "b2"});
+         },
          {"extra block journey"}},
         {"changed source",
          [](user_state& s) { s.versions[0].source = "---\nblock: student\n---\n\nHI"; },
          {"different version student@b2: source (v1 26 bytes, v2 26 bytes)"}},
-        {"reordered versions", [](user_state& s) { s.versions[0].ordinal = 3; },
+        {"reordered versions",
+         [](user_state& s) { s.versions[0].ordinal = 3; },
          {"different version student@b2: ordinal (v1 0, v2 3)"}},
-        {"missing version", [](user_state& s) { s.versions.clear(); },
+        {"missing version",
+         [](user_state& s) { s.versions.clear(); },
          {"missing version student@b2"}},
         {"diff status",
          [](user_state& s) { s.diffs[0].status = "approved"; },
          {"different diff d1: status (v1 \"pending\", v2 \"approved\")"}},
-        {"diff null field", [](user_state& s) { s.diffs[0].field = "body"; },
+        {"diff null field",
+         [](user_state& s) { s.diffs[0].field = "body"; },
          {"different diff d1: field (v1 null, v2 \"body\")"}},
-        {"commit parents", [](user_state& s) { s.commits[0].parents = {"a1", "c3"}; },
+        {"commit parents",
+         [](user_state& s) {
+             s.commits[0].parents = {"a1", "c3"};
+         },
          {"different commit b2: parents (v1 \"a1\", v2 \"a1 c3\")"}},
         {"extra diff",
          [](user_state& s) {

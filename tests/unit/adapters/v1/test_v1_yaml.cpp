@@ -194,14 +194,10 @@ std::pair<yaml_outcome, std::string> run(const std::string& text,
 
 const char* name(yaml_outcome o) {
     switch (o) {
-        case yaml_outcome::ok:
-            return "ok";
-        case yaml_outcome::invalid:
-            return "invalid";
-        case yaml_outcome::crash:
-            return "crash";
-        case yaml_outcome::too_large:
-            return "too_large";
+        case yaml_outcome::ok: return "ok";
+        case yaml_outcome::invalid: return "invalid";
+        case yaml_outcome::crash: return "crash";
+        case yaml_outcome::too_large: return "too_large";
     }
     return "?";
 }

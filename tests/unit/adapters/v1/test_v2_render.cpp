@@ -50,4 +50,3 @@ TEST_CASE("render_read answers reads, and nothing else") {
     CHECK_FALSE(read("GET", "/somewhere/else", state).has_value());
     CHECK_FALSE(read("GET", "/users/..%2Fx/blocks", state).has_value());
 }
-

@@ -15,7 +15,8 @@ TEST_CASE("thousands are grouped") {
 TEST_CASE("the bar shows fraction, counts, rate and ETA") {
     CHECK(format_bar(0, 100, 0.0, 10, "users") == "[>         ] 0/100 users  0.0/s  ETA ?");
     CHECK(format_bar(50, 100, 5.0, 10, "users") == "[=====>    ] 50/100 users  10.0/s  ETA 0:05");
-    CHECK(format_bar(100, 100, 10.0, 10, "users") == "[==========] 100/100 users  10.0/s  ETA 0:00");
+    CHECK(format_bar(100, 100, 10.0, 10, "users") ==
+          "[==========] 100/100 users  10.0/s  ETA 0:00");
     CHECK(format_bar(4210, 10000, 6.0, 20, "users").find("4,210/10,000 users  701.7/s  ETA 0:08") !=
           std::string::npos);
     CHECK(format_bar(1, 10000, 1.0, 4, "users").ends_with("ETA 2:46:39"));

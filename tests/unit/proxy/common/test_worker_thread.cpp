@@ -8,8 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -35,8 +35,8 @@ TEST_CASE("a stop request wakes a body waiting on its token") {
 
 // A task that fails alone (an essential one would stop the process).
 TEST_CASE("an exception that escapes the body is counted under the thread's task") {
-    auto& counted = sg::proxy::process_task_failures().by_kind[static_cast<std::size_t>(
-        task_kind::reconcile_job)];
+    auto& counted = sg::proxy::process_task_failures()
+                        .by_kind[static_cast<std::size_t>(task_kind::reconcile_job)];
     const auto before = counted.load();
     worker_thread t;
     t.start("sg-test", task_kind::reconcile_job,

@@ -8,8 +8,8 @@
 #include <boost/beast/http/write.hpp>
 
 #include <regex>
-#include <sstream>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -46,19 +46,28 @@ TEST_CASE("strip_hop_by_hop removes RFC 9110 hop-by-hop fields and those Connect
          {"host"}},
         {{{"Connection", "X-A, x-b"}, {"X-A", "1"}, {"X-B", "2"}, {"X-C", "3"}}, false, {"x-c"}},
         // Connection can appear several times, not adjacent in the list.
-        {{{"Connection", "X-A"}, {"X-Keep", "1"}, {"Connection", " X-B ,"}, {"X-A", "1"},
+        {{{"Connection", "X-A"},
+          {"X-Keep", "1"},
+          {"Connection", " X-B ,"},
+          {"X-A", "1"},
           {"X-B", "2"}},
          false,
          {"x-keep"}},
-        {{{"TE", "trailers"}, {"Trailer", "X"}, {"Upgrade", "h2c"}, {"Proxy-Connection", "x"},
-          {"Transfer-Encoding", "chunked"}, {"Authorization", "Bearer t"}},
+        {{{"TE", "trailers"},
+          {"Trailer", "X"},
+          {"Upgrade", "h2c"},
+          {"Proxy-Connection", "x"},
+          {"Transfer-Encoding", "chunked"},
+          {"Authorization", "Bearer t"}},
          false,
          {"authorization"}},
         // Responses to HEAD keep their framing fields: they describe the body of a GET.
         {{{"Transfer-Encoding", "chunked"}, {"Content-Length", "5"}, {"Connection", "close"}},
          true,
          {"transfer-encoding", "content-length"}},
-        {{{"Content-Length", "5"}, {"X-Request-Id", "r"}}, false, {"content-length", "x-request-id"}},
+        {{{"Content-Length", "5"}, {"X-Request-Id", "r"}},
+         false,
+         {"content-length", "x-request-id"}},
     };
     for (const auto& c : cases) {
         http::fields f;
@@ -142,8 +151,8 @@ TEST_CASE("a request has exactly one Host header holding a host and an optional 
     CHECK(*host_problem(req(11, {})) == "an HTTP/1.1 request needs a Host header");
     CHECK(host_problem(req(11, {"a", "a"}))->find("has 2") != std::string::npos);
     CHECK(host_problem(req(10, {"a", "b"})));
-    for (auto bad : {"", "a b", "a/b", "u@a", "a:8x", "a:123456", "[::1", "[::1]x", "a\tb",
-                     "a\"", "caf\xc3\xa9"}) {
+    for (auto bad : {"", "a b", "a/b", "u@a", "a:8x", "a:123456", "[::1", "[::1]x", "a\tb", "a\"",
+                     "caf\xc3\xa9"}) {
         INFO(bad);
         CHECK(host_problem(req(11, {bad})));
     }
@@ -165,13 +174,13 @@ TEST_CASE("absolute-form targets become origin-form; other forms are refused") {
     CHECK(origin("GET", "https://[::1]:443?q") == p{"/?q", "[::1]:443"});
     CHECK(origin("GET", "http://a") == p{"/", "a"});
     CHECK(origin("OPTIONS", "*") == p{"*", ""});
-    for (auto bad : {"", "*", "users/u", "example.com:443", "ftp://a/users/u",
-                     "http://user@evil/users/u", "http:///users/u", "http://a b/", "http://a/x#f",
-                     "http://a:99x/"}) {
+    for (auto bad :
+         {"", "*", "users/u", "example.com:443", "ftp://a/users/u", "http://user@evil/users/u",
+          "http:///users/u", "http://a b/", "http://a/x#f", "http://a:99x/"}) {
         INFO(bad);
-        CHECK_FALSE(normalise_target(bad == std::string_view("example.com:443") ? "CONNECT" : "GET",
-                                     bad)
-                        .problem.empty());
+        CHECK_FALSE(
+            normalise_target(bad == std::string_view("example.com:443") ? "CONNECT" : "GET", bad)
+                .problem.empty());
     }
 }
 

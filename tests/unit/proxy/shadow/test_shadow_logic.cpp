@@ -99,7 +99,7 @@ TEST_CASE("shadow CPU reading: /proc/stat's cpu line and the idle share", "[shad
     const auto b = sl::parse_proc_stat("cpu  200 5 100 850 40 3 2 0 9 0");
     REQUIRE(b);
     CHECK(sl::idle_share(*a, *b) == Approx(50.0 / 200.0));
-    CHECK(sl::idle_share(*a, *a) == 1.0);  // no time passed
+    CHECK(sl::idle_share(*a, *a) == 1.0);                     // no time passed
     CHECK(sl::parse_proc_stat("cpu  1 2 3 4")->total == 10);  // old kernels: four fields
     CHECK_FALSE(sl::parse_proc_stat("cpu0 1 2 3 4 5"));
     CHECK_FALSE(sl::parse_proc_stat("cpu  1 2 x"));
@@ -122,8 +122,8 @@ TEST_CASE("shadow CPU reading: a thread's run time, run-queue wait and slices", 
 TEST_CASE("shadow CPU reading: the wait per timeslice between two readings", "[shadow]") {
     const sl::sched_times a{1000, 50'000, 10};
     CHECK(sl::wait_per_run_us(a, {9000, 350'000, 110}) == Approx(3.0));  // 300 µs over 100 runs
-    CHECK(sl::wait_per_run_us(a, {9000, 50'000, 20}) == 0.0);           // ran without waiting
-    CHECK(sl::wait_per_run_us(a, a) == 0.0);                            // did not run
-    CHECK(sl::wait_per_run_us(a, {0, 0, 5}) == 0.0);                    // other threads
+    CHECK(sl::wait_per_run_us(a, {9000, 50'000, 20}) == 0.0);            // ran without waiting
+    CHECK(sl::wait_per_run_us(a, a) == 0.0);                             // did not run
+    CHECK(sl::wait_per_run_us(a, {0, 0, 5}) == 0.0);                     // other threads
     CHECK(sl::wait_per_run_us(a, {9000, 40'000, 20}) == 0.0);
 }
