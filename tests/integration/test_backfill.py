@@ -222,10 +222,13 @@ def test_config_migrate_section_sets_the_defaults(setup, tmp_path):
         res = shadowgate(setup, "migrate", "-c", str(path))
         stmts = int(re.search(r"in ([\d,]+) statements", res.stdout)[1].replace(",", ""))
         assert stmts >= 9 * users, res.stdout
+        # The flag wins over the config. (Not judged by the statement count: a batch is flushed
+        # early whenever the readers are behind the writer, so how many users share one depends
+        # on timing.)
         fresh_database(setup, "cfgdefaults")
         res = shadowgate(setup, "migrate", "-c", str(path), "--batch-size", "100")
-        fewer = int(re.search(r"in ([\d,]+) statements", res.stdout)[1].replace(",", ""))
-        assert fewer < 9 * users, res.stdout
+        assert "options:  batches of 100 users, 1 reader, Dolt commits off" in res.stdout, \
+            res.stdout
         path = config_for(setup, tmp_path, name, migrate={"dolt_commit": "per_commit"})
         bad = shadowgate(setup, "migrate", "-c", str(path), check=False)
         assert bad.returncode == 2
