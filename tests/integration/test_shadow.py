@@ -670,8 +670,8 @@ def test_a_user_that_never_settles_holds_no_worker(tmp_path):
 class SlowRereads:
     """A TCP relay in front of v1 that holds back shadowgate's v1 re-reads: a connection whose
     first request says `Connection: close` (http_fetch's; the proxy's own upstream connections
-    are kept alive) waits `delay` seconds before it is relayed. Counts the re-read connections
-    open at once."""
+    are kept alive) waits `delay` seconds before it is relayed. Counts the re-reads held back at
+    once (each is held far longer than it takes to answer)."""
 
     def __init__(self, upstream_port: int, delay: float):
         self.upstream_port = upstream_port
@@ -715,6 +715,11 @@ class SlowRereads:
                 self.open_rereads += 1
                 self.max_open_rereads = max(self.max_open_rereads, self.open_rereads)
             time.sleep(self.delay)
+            # Counted as open while it is held back, not until its sockets close: shadowgate
+            # may start the next re-read as soon as it has this one's whole answer, which can be
+            # before this thread has seen both sides close.
+            with self.lock:
+                self.open_rereads -= 1
         up.sendall(head)
 
         def pump(src, dst):
@@ -737,9 +742,6 @@ class SlowRereads:
         back.join()
         conn.close()
         up.close()
-        if is_reread:
-            with self.lock:
-                self.open_rereads -= 1
 
 
 def test_v1_rereads_are_bounded_and_each_comparison_still_ends(tmp_path):
