@@ -103,7 +103,11 @@ struct mirror::impl {
     ml::breaker breaker;
     // The threads' stop: a flag under mu, since they wait on mu's condition variables.
     bool stopping = false;
-    void ask_threads_to_stop() {  // under mu
+    // Both stops begin here: no more writes are reported to it, and both threads are woken to
+    // see the flag.
+    void ask_threads_to_stop() {
+        active.store(false);
+        std::lock_guard lock(mu);
         stopping = true;
         wake.notify_all();
         scan_wake.notify_all();
@@ -233,21 +237,13 @@ void mirror::start() {
 bool mirror::active() const { return impl_->active.load(); }
 
 void mirror::stop() {
-    impl_->active.store(false);
-    {
-        std::lock_guard lock(impl_->mu);
-        impl_->ask_threads_to_stop();
-    }
+    impl_->ask_threads_to_stop();
     impl_->worker.join();
     impl_->scanner.join();
 }
 
 bool mirror::stop(std::chrono::milliseconds bound) {
-    impl_->active.store(false);
-    {
-        std::lock_guard lock(impl_->mu);
-        impl_->ask_threads_to_stop();
-    }
+    impl_->ask_threads_to_stop();
     const auto until = steady::now() + bound;
     const bool worker_done = impl_->worker.join_for(bound);
     const auto left = std::max(until - steady::now(), steady::duration::zero());
