@@ -31,6 +31,7 @@ enum class task_kind {
     http_client,        // a completion handler on a v1 re-read / v2 HTTP client thread
     gate_flusher,       // the gate's evidence flusher
     reconcile_job,      // POST /admin/reconcile's run
+    batch_reader,       // a v1 reader of a batch command (migrate, verify, reconcile)
     count_
 };
 inline constexpr std::size_t task_kind_count = static_cast<std::size_t>(task_kind::count_);

@@ -21,7 +21,6 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <thread>
 #include <unordered_map>
 
 namespace sg::proxy {
@@ -245,38 +244,27 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
     // Readers: skip users whose watermark matches (cheap: refs and directory metadata only),
     // read the others in full.
     item_queue queue(std::max<std::size_t>(opts.batch_size * 2, 16));
-    std::atomic<std::size_t> next{0};
-    std::vector<std::thread> readers;
-    const int reader_count = std::max(1, opts.readers);
-    for (int i = 0; i < reader_count; ++i) queue.add_producer();
-    for (int i = 0; i < reader_count; ++i) {
-        readers.emplace_back([&] {
-            for (std::size_t k; (k = next.fetch_add(1)) < users.size();) {
-                item it{users[k], std::nullopt, "", {}, k};
-                if (auto mark = marks.find(users[k]); mark != marks.end()) {
-                    auto hf = reader->head_and_fingerprint(users[k]);
-                    if (hf && !hf->diffs.racy && hf->head == mark->second.first &&
-                        hf->diffs.value == mark->second.second) {
-                        queue.push(std::move(it));  // unchanged
-                        continue;
-                    }
-                }
-                auto read = reader->read_user(users[k]);
-                if (read) {
-                    for (const auto& w : read->warnings) {
-                        it.warnings.push_back(std::string(git::name(w.kind)) + ": " + w.subject +
-                                              ": " + w.message);
-                    }
-                    it.rows = dolt::derive_rows(read->state);
-                } else {
-                    it.failure =
-                        std::string(git::name(read.error().kind)) + ": " + read.error().message;
-                }
-                queue.push(std::move(it));
+    reader_pool readers(queue, users, 0, opts.readers, [&](std::size_t k) {
+        item it{users[k], std::nullopt, "", {}, k};
+        if (auto mark = marks.find(users[k]); mark != marks.end()) {
+            auto hf = reader->head_and_fingerprint(users[k]);
+            if (hf && !hf->diffs.racy && hf->head == mark->second.first &&
+                hf->diffs.value == mark->second.second) {
+                return it;  // unchanged
             }
-            queue.producer_done();
-        });
-    }
+        }
+        auto read = reader->read_user(users[k]);
+        if (read) {
+            for (const auto& w : read->warnings) {
+                it.warnings.push_back(std::string(git::name(w.kind)) + ": " + w.subject + ": " +
+                                      w.message);
+            }
+            it.rows = dolt::derive_rows(read->state);
+        } else {
+            it.failure = std::string(git::name(read.error().kind)) + ": " + read.error().message;
+        }
+        return it;
+    });
 
     dolt::write_options wopts;
     const std::size_t batch_size =
@@ -354,7 +342,7 @@ migrate_report run_migrate(const config::config& cfg, const migrate_options& opt
         }
         if (progress_out) progress.update(done);
     }
-    for (auto& t : readers) t.join();
+    readers.join();
     write_batch(batch);
     if (progress_out) progress.finish(done);
 

@@ -23,7 +23,6 @@
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <thread>
 
 namespace sg::proxy {
 
@@ -169,28 +168,18 @@ reconcile_report run_reconcile(const config::config& cfg, const reconcile_option
 
     // Readers fill the queue from `first` on; the consumer compares in batches.
     item_queue queue(std::max<std::size_t>(opts.batch * 2, 16));
-    std::atomic<std::size_t> next{first};
-    std::vector<std::thread> readers;
-    const int reader_count = std::max(1, opts.readers);
-    for (int i = 0; i < reader_count; ++i) queue.add_producer();
-    for (int i = 0; i < reader_count; ++i) {
-        readers.emplace_back([&] {
-            for (std::size_t k; (k = next.fetch_add(1)) < users.size();) {
-                item it{users[k], std::nullopt, "", {}, k};
-                auto read = reader->read_user(users[k]);
-                if (read) {
-                    it.rows = dolt::derive_rows(read->state);
-                } else if (read.error().kind == git::error_kind::not_found) {
-                    it.failure = "not_found";  // listed by the caller: maybe only in Dolt
-                } else {
-                    it.failure =
-                        std::string(git::name(read.error().kind)) + ": " + read.error().message;
-                }
-                queue.push(std::move(it));
-            }
-            queue.producer_done();
-        });
-    }
+    reader_pool readers(queue, users, first, opts.readers, [&](std::size_t k) {
+        item it{users[k], std::nullopt, "", {}, k};
+        auto read = reader->read_user(users[k]);
+        if (read) {
+            it.rows = dolt::derive_rows(read->state);
+        } else if (read.error().kind == git::error_kind::not_found) {
+            it.failure = "not_found";  // listed by the caller: maybe only in Dolt
+        } else {
+            it.failure = std::string(git::name(read.error().kind)) + ": " + read.error().message;
+        }
+        return it;
+    });
 
     dolt::write_options wopts;
     progress_reporter progress(progress_out ? progress_out : stderr, users.size() - first, "users");
@@ -281,7 +270,7 @@ reconcile_report run_reconcile(const config::config& cfg, const reconcile_option
         batch.push_back(std::move(*it));
         if (batch.size() >= opts.batch) ok = compare_batch();
     }
-    for (auto& t : readers) t.join();
+    readers.join();
     if (ok && !batch.empty()) ok = compare_batch();
     if (progress_out) progress.finish(finished);
     if (!ok) return finish();

@@ -1,6 +1,9 @@
 // proxy/jobs/user_pipeline: see the header.
 #include "proxy/jobs/user_pipeline.hpp"
 
+#include <algorithm>
+#include <exception>
+
 namespace sg::proxy {
 
 std::optional<git::storage_reader> open_v1_storage(const config::config& cfg, std::string& why) {
@@ -47,6 +50,38 @@ void item_queue::producer_done() {
     std::lock_guard lock(mu_);
     --producers_;
     not_empty_.notify_all();
+}
+
+reader_pool::reader_pool(item_queue& queue, std::span<const std::string> users, std::size_t first,
+                         int readers, read_fn read_one)
+    : queue_(queue), users_(users), read_one_(std::move(read_one)), next_(first) {
+    const int n = std::max(1, readers);
+    for (int i = 0; i < n; ++i) queue_.add_producer();
+    threads_.resize(static_cast<std::size_t>(n));
+    for (auto& t : threads_) {
+        t.start("sg-read", task_kind::batch_reader, [this](const std::stop_token&) { run(); });
+    }
+}
+
+void reader_pool::run() {
+    // Whatever happens, this producer ends: the consumer must not wait for it for ever.
+    struct done_guard {
+        item_queue& q;
+        ~done_guard() { q.producer_done(); }
+    } guard{queue_};
+    for (std::size_t k; (k = next_.fetch_add(1)) < users_.size();) {
+        item it;
+        try {
+            it = read_one_(k);
+        } catch (const std::exception& e) {
+            it = item{users_[k], std::nullopt, std::string("reader error: ") + e.what(), {}, k};
+        }
+        queue_.push(std::move(it));
+    }
+}
+
+void reader_pool::join() {
+    for (auto& t : threads_) t.join();
 }
 
 }  // namespace sg::proxy

@@ -8,12 +8,16 @@
 #include "adapters/git/reader.hpp"
 #include "adapters/v1/model.hpp"
 #include "config/config.hpp"
+#include "proxy/common/worker_thread.hpp"
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -50,6 +54,30 @@ private:
     std::deque<item> items_;
     std::size_t capacity_;
     int producers_ = 0;
+};
+
+// The batch commands' readers: `readers` threads (worker_thread, named sg-read) take the users
+// from `first` on, one at a time in list order, make each one's item with read_one(index) and
+// push it into `queue`, whose producers they are. An exception out of read_one becomes that
+// user's failure (counted and reported like any unreadable user), never a lost user or a
+// consumer waiting for ever. The destructor joins.
+class reader_pool {
+public:
+    using read_fn = std::function<item(std::size_t index)>;
+    reader_pool(item_queue& queue, std::span<const std::string> users, std::size_t first,
+                int readers, read_fn read_one);
+    ~reader_pool() { join(); }
+    reader_pool(const reader_pool&) = delete;
+    reader_pool& operator=(const reader_pool&) = delete;
+    void join();
+
+private:
+    void run();
+    item_queue& queue_;
+    std::span<const std::string> users_;
+    read_fn read_one_;
+    std::atomic<std::size_t> next_;
+    std::vector<worker_thread> threads_;
 };
 
 }  // namespace sg::proxy
