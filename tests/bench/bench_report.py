@@ -125,6 +125,8 @@ def build(runs, env):
     add_nx = nx_1["p50"] - d_1["p50"]
     add_sg = sg_1["p50"] - d_1["p50"]
     add_ratio = ratio(add_sg, add_nx) if add_nx > 0 else None
+    p99_n = ratio(sg_n["p99"], nx_n["p99"])
+    p99_1 = ratio(sg_1["p99"], nx_1["p99"])
 
     ratios = [
         f"shadowgate/nginx throughput at {n} conns: {fmt_num(thr, '.2f')}x "
@@ -135,6 +137,10 @@ def build(runs, env):
         f"({fmt_num(sg_1['cpu_us_per_req'], '.1f')} vs {fmt_num(nx_1['cpu_us_per_req'], '.1f')} µs/req)",
         f"added p50 at 1 conn over direct ({fmt_us(d_1['p50'])}): nginx +{add_nx:.0f} µs, "
         f"shadowgate +{add_sg:.0f} µs, shadowgate/nginx {fmt_num(add_ratio, '.2f')}x",
+        f"shadowgate/nginx p99 at {n} conns: {fmt_num(p99_n, '.2f')}x "
+        f"({fmt_us(sg_n['p99'])} vs {fmt_us(nx_n['p99'])})",
+        f"shadowgate/nginx p99 at 1 conn: {fmt_num(p99_1, '.2f')}x "
+        f"({fmt_us(sg_1['p99'])} vs {fmt_us(nx_1['p99'])})",
     ]
 
     def verdict(ok, *err_runs):
@@ -148,6 +154,11 @@ def build(runs, env):
         + verdict(thr is not None and thr >= 1.0, ("shadowgate", sg_n)),
         "latency goal (added p50 at 1 conn <= nginx's): "
         + verdict(add_sg <= add_nx, ("shadowgate", sg_1)),
+        f"throughput kept (>= 1.12x nginx at {n} conns, the figure before the restructuring): "
+        + verdict(thr is not None and thr >= 1.12, ("shadowgate", sg_n)),
+        f"tail goal (p99 <= nginx's at {n} conns and at 1 conn): "
+        + verdict(p99_n is not None and p99_1 is not None and p99_n <= 1.0 and p99_1 <= 1.0,
+                  ("shadowgate", sg_n), ("shadowgate", sg_1)),
     ]
     notes = []
     for c in (n, 1):
