@@ -7,7 +7,7 @@ PACKAGES=(
     # build
     build-essential cmake ninja-build ccache pkg-config git
     libboost1.81-dev libgit2-dev libmariadb-dev nlohmann-json3-dev libyaml-cpp-dev
-    libspdlog-dev libfmt-dev libcli11-dev catch2
+    libspdlog-dev libfmt-dev libcli11-dev catch2 prometheus-cpp-dev
     # tests, the v1 reference service, the demo
     python3 python3-fastapi python3-uvicorn python3-git python3-yaml python3-pytest
     python3-requests curl mariadb-server mariadb-client

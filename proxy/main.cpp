@@ -122,16 +122,23 @@ int serve(const sg::config::config& cfg, const std::string& ready_file) {
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     setup_logging(cfg.log.level);
 
-    sg::proxy::metrics metrics;
+    // What /metrics publishes: every module registers its families here.
+    prometheus::Registry registry;
+    // The families of a module the stage does not run, which nobody scrapes: /metrics shows
+    // only what runs (no shadowgate_mirror_* in stage off).
+    prometheus::Registry unpublished;
     try {
+        sg::proxy::metrics metrics(registry, cfg.v1.name);
         // Where each request goes: the configured stage is the plan.
         sg::routing::router router(sg::routing::plan{0, cfg.mode});
+        const bool mirrors = sg::routing::mirrors_writes(router.current());
+        const bool compares = sg::routing::compares_reads(router.current());
         // The forward mirror and the shadow comparer always exist; each runs only while the
         // plan has a use for it (`off` touches nothing).
-        sg::proxy::mirror mirror(cfg);
-        sg::proxy::shadow shadow(cfg, &mirror);
+        sg::proxy::mirror mirror(cfg, mirrors ? registry : unpublished);
+        sg::proxy::shadow shadow(cfg, &mirror, compares ? registry : unpublished);
         // The cutover gate: its evidence survives restarts (gate.state_file).
-        sg::proxy::gate gate(cfg, shadow, mirror);
+        sg::proxy::gate gate(cfg, shadow, mirror, registry);
         if (auto started = gate.start(); !started) {
             spdlog::critical("event=startup_failed error=\"gate: {}\"", started.error().what);
             spdlog::shutdown();
@@ -139,9 +146,9 @@ int serve(const sg::config::config& cfg, const std::string& ready_file) {
         }
         sg::proxy::reconcile_job reconcile(cfg, &gate);
         sg::proxy::server server(cfg, metrics, router, sg::routing::sinks{mirror, shadow});
-        sg::proxy::admin_server admin(cfg, metrics, mirror, shadow, gate, reconcile);
-        if (sg::routing::mirrors_writes(router.current())) mirror.start();
-        if (sg::routing::compares_reads(router.current())) shadow.start();
+        sg::proxy::admin_server admin(cfg, registry, metrics, mirror, shadow, gate, reconcile);
+        if (mirrors) mirror.start();
+        if (compares) shadow.start();
         server.start();
         admin.start();
         spdlog::info("event=listening listener=proxy host={} port={} stage={} upstream={}:{}",

@@ -75,12 +75,20 @@ bool bearer_token_matches(std::string_view authorization, std::string_view token
 }
 
 struct admin_server::impl {
-    impl(const config::config& c, metrics& mm, mirror& mir, shadow& sh, const gate& g,
-         reconcile_job& rec)
-        : cfg(c), m(mm), mirror_(mir), shadow_(sh), gate_(g), reconcile_(rec), acceptor(ioc) {}
+    impl(const config::config& c, const prometheus::Registry& reg, const metrics& mm, mirror& mir,
+         shadow& sh, const gate& g, reconcile_job& rec)
+        : cfg(c),
+          registry(reg),
+          m(mm),
+          mirror_(mir),
+          shadow_(sh),
+          gate_(g),
+          reconcile_(rec),
+          acceptor(ioc) {}
 
     const config::config& cfg;
-    metrics& m;
+    const prometheus::Registry& registry;
+    const metrics& m;
     mirror& mirror_;
     shadow& shadow_;
     const gate& gate_;
@@ -228,11 +236,12 @@ awaitable<response_t> admin_server::impl::readyz(const request_t&, std::string_v
 }
 
 awaitable<response_t> admin_server::impl::metrics_text(const request_t&, std::string_view) {
-    std::string text = m.render(cfg.v1.name);
-    if (mirror_.active()) text += mirror_.render_metrics();
-    if (shadow_.active()) text += shadow_.render_metrics();
-    text += gate_.render_metrics();
-    co_return make_response(http::status::ok, "text/plain; version=0.0.4", std::move(text));
+    // The series read from the modules' state at scrape time first, then the whole registry.
+    m.refresh();
+    if (mirror_.active()) mirror_.refresh_metrics();
+    if (shadow_.active()) shadow_.refresh_metrics();
+    gate_.refresh_metrics();
+    co_return make_response(http::status::ok, "text/plain; version=0.0.4", exposition(registry));
 }
 
 awaitable<response_t> admin_server::impl::config_json(const request_t&, std::string_view) {
@@ -404,9 +413,10 @@ awaitable<void> admin_server::impl::accept_loop() {
     }
 }
 
-admin_server::admin_server(const config::config& cfg, metrics& m, mirror& mir, shadow& sh,
-                           const gate& g, reconcile_job& rec)
-    : impl_(std::make_unique<impl>(cfg, m, mir, sh, g, rec)) {
+admin_server::admin_server(const config::config& cfg, const prometheus::Registry& reg,
+                           const metrics& m, mirror& mir, shadow& sh, const gate& g,
+                           reconcile_job& rec)
+    : impl_(std::make_unique<impl>(cfg, reg, m, mir, sh, g, rec)) {
     tcp::resolver resolver(impl_->ioc);
     beast::error_code ec;
     auto up = resolver.resolve(cfg.v1.address.host, std::to_string(cfg.v1.address.port), ec);

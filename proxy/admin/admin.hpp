@@ -24,15 +24,17 @@ class reconcile_job;
 class admin_server {
 public:
     // Binds the admin listen address; throws std::runtime_error on failure (start-up error).
-    // `mir`, while active (the stage mirrors), adds shadowgate_mirror_* to /metrics and serves
-    // GET /admin/mirror and POST /admin/mirror/retry[?user=ID].
-    // `sh`, while active (the stage compares), adds shadowgate_compare_* and serves
-    // GET /admin/shadow and GET /admin/discrepancies?endpoint=&limit=.
-    // `g` (the cutover gate) adds shadowgate_gate_* and serves GET /admin/gate and
-    // /admin/report; `rec` serves POST /admin/reconcile[?repair=1&user=ID...] and
-    // GET /admin/reconcile. A path that exists answers another method with 405 and Allow.
-    admin_server(const config::config& cfg, metrics& m, mirror& mir, shadow& sh, const gate& g,
-                 reconcile_job& rec);
+    // /metrics is the exposition of `reg`, after `m`, the modules and the gate refreshed the
+    // series they read from their state.
+    // `mir`, while active (the stage mirrors), serves GET /admin/mirror and
+    // POST /admin/mirror/retry[?user=ID].
+    // `sh`, while active (the stage compares), serves GET /admin/shadow and
+    // GET /admin/discrepancies?endpoint=&limit=.
+    // `g` (the cutover gate) serves GET /admin/gate and /admin/report; `rec` serves
+    // POST /admin/reconcile[?repair=1&user=ID...] and GET /admin/reconcile. A path that exists
+    // answers another method with 405 and Allow.
+    admin_server(const config::config& cfg, const prometheus::Registry& reg, const metrics& m,
+                 mirror& mir, shadow& sh, const gate& g, reconcile_job& rec);
     ~admin_server();
     admin_server(const admin_server&) = delete;
     admin_server& operator=(const admin_server&) = delete;

@@ -1,11 +1,9 @@
 #include "proxy/common/task_failure.hpp"
 
-#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>
 #include <csignal>
-#include <iterator>
 
 namespace sg::proxy {
 
@@ -40,18 +38,6 @@ bool essential(task_kind k) {
 task_failures& process_task_failures() {
     static task_failures f;
     return f;
-}
-
-void task_failures::render(std::string& out) const {
-    out +=
-        "# HELP shadowgate_task_failures_total Background tasks that ended with an exception "
-        "(logged as event=task_failed; an essential one stops the service).\n"
-        "# TYPE shadowgate_task_failures_total counter\n";
-    for (std::size_t i = 0; i < task_kind_count; ++i) {
-        fmt::format_to(std::back_inserter(out),
-                       "shadowgate_task_failures_total{{task=\"{}\"}} {}\n",
-                       name(static_cast<task_kind>(i)), by_kind[i].load(std::memory_order_relaxed));
-    }
 }
 
 void task_end(task_failures& f, task_kind k, std::exception_ptr e) noexcept {

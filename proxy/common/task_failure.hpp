@@ -43,10 +43,10 @@ bool essential(task_kind k);
 struct task_failures {
     std::array<std::atomic<std::uint64_t>, task_kind_count> by_kind{};
     std::atomic<bool> essential_failed{false};  // main exits non-zero after the drain
-    void render(std::string& out) const;        // shadowgate_task_failures_total{task}
 };
 
-// The service's one set (the metrics registry renders it; every module counts into it).
+// The service's one set (every module counts into it; the proxy's metrics publish it as
+// shadowgate_task_failures_total{task}).
 task_failures& process_task_failures();
 
 // Logs and counts `e` (null: the task ended normally, nothing happens); an essential task's

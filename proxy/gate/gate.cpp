@@ -35,11 +35,24 @@ std::int64_t unix_ms() {
 }  // namespace
 
 struct gate::impl {
-    impl(const config::config& c, const shadow* sh, const mirror* mir)
+    impl(const config::config& c, const shadow* sh, const mirror* mir, prometheus::Registry& reg)
         : cfg(c),
           target(c.gate.target.value_or(c.shadow.targets.front())),
           shadow_(sh),
-          mirror_(mir) {}
+          mirror_(mir),
+          go(add_gauge(reg, "shadowgate_gate_go",
+                       "The cutover gate's verdict: 1 GO, 0 NO-GO (GET /admin/gate says why).")),
+          criterion_pass(add_gauge_family(reg, "shadowgate_gate_criterion_pass",
+                                          "Each gate criterion: 1 when it passes.")),
+          drifted_users(add_gauge_family(reg, "shadowgate_reconcile_drifted_users",
+                                         "Users with drift in the last whole reconcile.")),
+          unrepresentable(add_gauge_family(
+              reg, "shadowgate_reconcile_unrepresentable",
+              "v1 texts the plan's columns cannot give back exactly, in the last whole "
+              "reconcile (the v2 side answers differently there).")),
+          write_errors(add_counter(
+              reg, "shadowgate_gate_state_write_errors_total",
+              "Writes of gate.state_file that failed (the evidence is kept in memory).")) {}
 
     const config::config cfg;
     const config::compare_target target;  // gate.target, or the first of shadow.targets
@@ -55,7 +68,13 @@ struct gate::impl {
     result_counts base;
     std::optional<std::int64_t> shadow_since_ms;
     std::optional<comparator::gate::reconcile_record> last_reconcile;
-    std::atomic<std::uint64_t> write_errors{0};
+    // Metrics. The verdict's series are set at each scrape (gate::refresh_metrics); the
+    // reconcile families have their one series from the first whole reconcile on.
+    gauge go;
+    gauge_family& criterion_pass;  // {criterion, endpoint}: fixed by the config
+    gauge_family& drifted_users;
+    gauge_family& unrepresentable;
+    counter write_errors;
     // The rate over time: bucket start (Unix ms) -> endpoint -> (compared, discrepancies), and
     // the totals already counted into it.
     std::map<std::int64_t, std::map<std::string, std::pair<std::uint64_t, std::uint64_t>>> history;
@@ -190,8 +209,9 @@ struct gate::impl {
     }
 };
 
-gate::gate(const config::config& cfg, const shadow& sh, const mirror& mir)
-    : impl_(std::make_unique<impl>(cfg, &sh, &mir)) {}
+gate::gate(const config::config& cfg, const shadow& sh, const mirror& mir,
+           prometheus::Registry& reg)
+    : impl_(std::make_unique<impl>(cfg, &sh, &mir, reg)) {}
 
 gate::~gate() { stop(); }
 
@@ -271,18 +291,12 @@ std::string gate::verdict_json() const {
     return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-std::string gate::render_metrics() const {
+void gate::refresh_metrics() const {
     const auto v = judge();
-    std::string out;
-    metric_line(out, "shadowgate_gate_go", "gauge",
-                "The cutover gate's verdict: 1 GO, 0 NO-GO (GET /admin/gate says why).",
-                v.go ? 1 : 0);
-    metric_header(out, "shadowgate_gate_criterion_pass", "gauge",
-                  "Each gate criterion: 1 when it passes.");
+    impl_->go.set(v.go ? 1 : 0);
     for (const auto& c : v.criteria) {
-        out +=
-            fmt::format("shadowgate_gate_criterion_pass{{criterion=\"{}\",endpoint=\"{}\"}} {}\n",
-                        c.name, c.endpoint, c.pass ? 1 : 0);
+        series(impl_->criterion_pass, {{"criterion", c.name}, {"endpoint", c.endpoint}})
+            .set(c.pass ? 1 : 0);
     }
     std::optional<comparator::gate::reconcile_record> rec;
     {
@@ -290,17 +304,9 @@ std::string gate::render_metrics() const {
         rec = impl_->last_reconcile;
     }
     if (rec) {
-        metric_line(out, "shadowgate_reconcile_drifted_users", "gauge",
-                    "Users with drift in the last whole reconcile.", rec->drifted_users);
-        metric_line(out, "shadowgate_reconcile_unrepresentable", "gauge",
-                    "v1 texts the plan's columns cannot give back exactly, in the last whole "
-                    "reconcile (the v2 side answers differently there).",
-                    rec->unrepresentable);
+        series(impl_->drifted_users).set(static_cast<double>(rec->drifted_users));
+        series(impl_->unrepresentable).set(static_cast<double>(rec->unrepresentable));
     }
-    metric_line(out, "shadowgate_gate_state_write_errors_total", "counter",
-                "Writes of gate.state_file that failed (the evidence is kept in memory).",
-                impl_->write_errors.load());
-    return out;
 }
 
 std::string format_verdict(const std::string& verdict_json) {

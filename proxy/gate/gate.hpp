@@ -13,6 +13,10 @@
 #include <memory>
 #include <string>
 
+namespace prometheus {
+class Registry;
+}
+
 namespace sg::proxy {
 
 class mirror;
@@ -20,8 +24,9 @@ class shadow;
 
 class gate {
 public:
-    // `sh` and `mir` may be null (stages without them).
-    gate(const config::config& cfg, const shadow& sh, const mirror& mir);
+    // `sh` and `mir` may be null (stages without them). Registers shadowgate_gate_* and
+    // shadowgate_reconcile_* in `reg`, which outlives the gate.
+    gate(const config::config& cfg, const shadow& sh, const mirror& mir, prometheus::Registry& reg);
     ~gate();
     gate(const gate&) = delete;
     gate& operator=(const gate&) = delete;
@@ -38,9 +43,9 @@ public:
     comparator::gate::verdict judge() const;
     // GET /admin/gate: the verdict, every criterion, and the evidence behind them.
     std::string verdict_json() const;
-    // shadowgate_gate_go, shadowgate_gate_criterion_pass{criterion,endpoint},
-    // shadowgate_gate_state_write_errors_total.
-    std::string render_metrics() const;
+    // Sets shadowgate_gate_go, shadowgate_gate_criterion_pass{criterion,endpoint} and the last
+    // reconcile's series from the verdict now; /metrics calls it before the exposition.
+    void refresh_metrics() const;
 
 private:
     struct impl;

@@ -36,7 +36,8 @@ double percentile(std::vector<double> v, double p) {
 
 }  // namespace
 
-mirror::mirror(const config::config& cfg) : impl_(std::make_shared<impl>(cfg)) {}
+mirror::mirror(const config::config& cfg, prometheus::Registry& reg)
+    : impl_(std::make_shared<impl>(cfg, reg)) {}
 
 mirror::~mirror() { stop(); }
 
@@ -190,52 +191,36 @@ mirror::packet_info mirror::packet() const {
     return {impl_->server_packet.load(relaxed), impl_->packet_needed};
 }
 
-std::string mirror::render_metrics() const {
-    const impl& s = *impl_;
-    std::size_t dirty_n = 0, parked_n = 0;
-    double lag = 0;
-    std::string circuit;
-    int circuit_open = 0;
-    std::uint64_t opens = 0;
-    {
-        std::lock_guard lock(s.mu);
-        dirty_n = s.sched.dirty.size();
-        parked_n = s.sched.dirty.parked_count();
-        lag = s.sched.dirty.oldest_age(steady::now()).count();
-        circuit_open = s.sched.circuit.current() == ml::breaker::state::open ? 1 : 0;
-        opens = s.sched.circuit.opens();
-    }
-    std::string out;
-    auto metric = [&](std::string_view name, std::string_view type, std::string_view help,
-                      const auto& value) { metric_line(out, name, type, help, value); };
-    metric("shadowgate_mirror_dirty_users", "gauge", "Users with changes not yet in Dolt.",
-           dirty_n);
-    metric("shadowgate_mirror_lag_seconds", "gauge",
-           "Age of the oldest change not yet in Dolt (0 when none).", fmt::format("{:.3f}", lag));
-    metric("shadowgate_mirror_parked_users", "gauge",
-           "Users whose apply failed permanently, waiting for a change or a retry.", parked_n);
-    const packet_info packet{s.server_packet.load(relaxed), s.packet_needed};
-    metric("shadowgate_dolt_max_allowed_packet_bytes", "gauge",
-           "The database's global max_allowed_packet (0 until the first capture scan).",
-           packet.server);
-    metric("shadowgate_dolt_packet_needed_bytes", "gauge",
-           "The max_allowed_packet the largest block proxy.limits lets through needs.",
-           packet.needed);
-    metric("shadowgate_dolt_packet_too_small", "gauge",
-           "1 when max_allowed_packet is known and below what the largest block needs.",
-           packet.known() && !packet.fits() ? 1 : 0);
-    metric("shadowgate_mirror_triggers_total", "counter",
-           "2xx v1 write answers that marked a user dirty.", s.triggers.load());
-    metric_header(out, "shadowgate_mirror_passes_total", "counter", "Mirror passes by result.");
+void mirror::impl::register_metrics(prometheus::Registry& reg) {
+    auto gauge_of = [&](const char* name, const char* help) { return add_gauge(reg, name, help); };
+    scraped.dirty_users =
+        gauge_of("shadowgate_mirror_dirty_users", "Users with changes not yet in Dolt.");
+    scraped.lag_seconds = gauge_of("shadowgate_mirror_lag_seconds",
+                                   "Age of the oldest change not yet in Dolt (0 when none).");
+    scraped.parked_users =
+        gauge_of("shadowgate_mirror_parked_users",
+                 "Users whose apply failed permanently, waiting for a change or a retry.");
+    scraped.server_packet =
+        gauge_of("shadowgate_dolt_max_allowed_packet_bytes",
+                 "The database's global max_allowed_packet (0 until the first capture scan).");
+    scraped.packet_needed =
+        gauge_of("shadowgate_dolt_packet_needed_bytes",
+                 "The max_allowed_packet the largest block proxy.limits lets through needs.");
+    scraped.packet_too_small =
+        gauge_of("shadowgate_dolt_packet_too_small",
+                 "1 when max_allowed_packet is known and below what the largest block needs.");
+    triggers = add_counter(reg, "shadowgate_mirror_triggers_total",
+                           "2xx v1 write answers that marked a user dirty.");
+    auto& by_result =
+        add_counter_family(reg, "shadowgate_mirror_passes_total", "Mirror passes by result.");
     for (std::size_t i = 0; i < ml::pass_result_names.size(); ++i) {
-        out += fmt::format("shadowgate_mirror_passes_total{{result=\"{}\"}} {}\n",
-                           ml::pass_result_names[i], s.passes[i].load());
+        passes[i] = series(by_result, {{"result", std::string(ml::pass_result_names[i])}});
     }
     // The plain counters, name and help beside the member they publish.
     struct counter_row {
         const char* name;
         const char* help;
-        std::atomic<std::uint64_t> impl::*value;
+        counter impl::*value;
     };
     static constexpr counter_row counters[] = {
         {"applied_commits", "v1 commits applied to Dolt.", &impl::applied_commits},
@@ -275,47 +260,70 @@ std::string mirror::render_metrics() const {
          &impl::scan_found},
     };
     for (const auto& c : counters) {
-        metric(fmt::format("shadowgate_mirror_{}_total", c.name), "counter", c.help,
-               (s.*c.value).load());
+        this->*c.value =
+            add_counter(reg, fmt::format("shadowgate_mirror_{}_total", c.name), c.help);
     }
-    metric("shadowgate_mirror_pass_seconds_total", "counter",
-           "Time spent in mirror passes (reading v1 storage, applying to Dolt, Dolt commits).",
-           fmt::format("{:.6f}", static_cast<double>(s.pass_ns.load()) / 1e9));
-    metric("shadowgate_mirror_dolt_commit_seconds_total", "counter",
-           "Time spent making Dolt commits.",
-           fmt::format("{:.6f}", static_cast<double>(s.dolt_commit_ns.load()) / 1e9));
-    metric("shadowgate_mirror_circuit_open", "gauge",
-           "1 while the mirror does not call Dolt (too many failures to reach it).", circuit_open);
-    metric("shadowgate_mirror_circuit_opens_total", "counter", "Times the circuit opened.", opens);
-    std::size_t cached_bytes = 0, cached_users = 0;
+    scraped.pass_seconds = add_counter(
+        reg, "shadowgate_mirror_pass_seconds_total",
+        "Time spent in mirror passes (reading v1 storage, applying to Dolt, Dolt commits).");
+    scraped.dolt_commit_seconds = add_counter(reg, "shadowgate_mirror_dolt_commit_seconds_total",
+                                              "Time spent making Dolt commits.");
+    scraped.circuit_open =
+        gauge_of("shadowgate_mirror_circuit_open",
+                 "1 while the mirror does not call Dolt (too many failures to reach it).");
+    scraped.circuit_opens =
+        add_counter(reg, "shadowgate_mirror_circuit_opens_total", "Times the circuit opened.");
+    scraped.state_cache_bytes =
+        gauge_of("shadowgate_mirror_state_cache_bytes",
+                 "Approximate memory held by the states applied last (mirror.state_cache_mib).");
+    scraped.state_cache_users =
+        gauge_of("shadowgate_mirror_state_cache_users", "Users whose state applied last is kept.");
+    scraped.scan_seconds =
+        gauge_of("shadowgate_mirror_scan_seconds", "Duration of the last capture scan.");
+    scraped.scan_users =
+        gauge_of("shadowgate_mirror_scan_users", "Users seen by the last capture scan.");
+    scraped.dolt_connects =
+        add_counter(reg, "shadowgate_mirror_dolt_connects_total", "Dolt sessions opened.");
+    scraped.dolt_connect_failures =
+        add_counter(reg, "shadowgate_mirror_dolt_connect_failures_total",
+                    "Failed attempts to open a Dolt session.");
+    auto& dolt_errors = add_counter_family(reg, "shadowgate_mirror_dolt_errors_total",
+                                           "Failed Dolt statements by kind.");
+    scraped.dolt_connection_lost = series(dolt_errors, {{"kind", "connection_lost"}});
+    scraped.dolt_retryable = series(dolt_errors, {{"kind", "retryable"}});
+    scraped.dolt_permanent = series(dolt_errors, {{"kind", "permanent"}});
+}
+
+void mirror::refresh_metrics() const {
+    const impl& s = *impl_;
+    const auto& p = s.scraped;
+    {
+        std::lock_guard lock(s.mu);
+        p.dirty_users.set(static_cast<double>(s.sched.dirty.size()));
+        p.parked_users.set(static_cast<double>(s.sched.dirty.parked_count()));
+        p.lag_seconds.set(s.sched.dirty.oldest_age(steady::now()).count());
+        p.circuit_open.set(s.sched.circuit.current() == ml::breaker::state::open ? 1 : 0);
+        p.circuit_opens.advance_to(static_cast<double>(s.sched.circuit.opens()));
+    }
+    const packet_info packet{s.server_packet.load(relaxed), s.packet_needed};
+    p.server_packet.set(static_cast<double>(packet.server));
+    p.packet_needed.set(static_cast<double>(packet.needed));
+    p.packet_too_small.set(packet.known() && !packet.fits() ? 1 : 0);
+    p.pass_seconds.advance_to(static_cast<double>(s.pass_ns.load()) / 1e9);
+    p.dolt_commit_seconds.advance_to(static_cast<double>(s.dolt_commit_ns.load()) / 1e9);
     {
         std::lock_guard lock(impl_->cache_mu);
-        cached_bytes = impl_->applied_states.bytes();
-        cached_users = impl_->applied_states.size();
+        p.state_cache_bytes.set(static_cast<double>(impl_->applied_states.bytes()));
+        p.state_cache_users.set(static_cast<double>(impl_->applied_states.size()));
     }
-    metric("shadowgate_mirror_state_cache_bytes", "gauge",
-           "Approximate memory held by the states applied last (mirror.state_cache_mib).",
-           cached_bytes);
-    metric("shadowgate_mirror_state_cache_users", "gauge",
-           "Users whose state applied last is kept.", cached_users);
-    metric("shadowgate_mirror_scan_seconds", "gauge", "Duration of the last capture scan.",
-           fmt::format("{:.6f}", static_cast<double>(s.scan_last_ns.load()) / 1e9));
-    metric("shadowgate_mirror_scan_users", "gauge", "Users seen by the last capture scan.",
-           s.scan_last_users.load());
+    p.scan_seconds.set(static_cast<double>(s.scan_last_ns.load()) / 1e9);
+    p.scan_users.set(static_cast<double>(s.scan_last_users.load()));
     const dolt::counters& d = *s.dolt_stats;
-    metric("shadowgate_mirror_dolt_connects_total", "counter", "Dolt sessions opened.",
-           d.connects.load());
-    metric("shadowgate_mirror_dolt_connect_failures_total", "counter",
-           "Failed attempts to open a Dolt session.", d.connect_failures.load());
-    metric_header(out, "shadowgate_mirror_dolt_errors_total", "counter",
-                  "Failed Dolt statements by kind.");
-    out += fmt::format("shadowgate_mirror_dolt_errors_total{{kind=\"connection_lost\"}} {}\n",
-                       d.connection_lost.load());
-    out += fmt::format("shadowgate_mirror_dolt_errors_total{{kind=\"retryable\"}} {}\n",
-                       d.retryable_errors.load());
-    out += fmt::format("shadowgate_mirror_dolt_errors_total{{kind=\"permanent\"}} {}\n",
-                       d.permanent_errors.load());
-    return out;
+    p.dolt_connects.advance_to(static_cast<double>(d.connects.load()));
+    p.dolt_connect_failures.advance_to(static_cast<double>(d.connect_failures.load()));
+    p.dolt_connection_lost.advance_to(static_cast<double>(d.connection_lost.load()));
+    p.dolt_retryable.advance_to(static_cast<double>(d.retryable_errors.load()));
+    p.dolt_permanent.advance_to(static_cast<double>(d.permanent_errors.load()));
 }
 
 std::string mirror::status_json(std::size_t max_listed) const {

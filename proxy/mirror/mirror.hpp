@@ -28,13 +28,18 @@
 #include <string>
 #include <string_view>
 
+namespace prometheus {
+class Registry;
+}
+
 namespace sg::proxy {
 
 class mirror : public routing::write_sink {
 public:
     // Does not start anything: start() does (a mirror that is not started is told of nothing:
-    // the router names it for no request).
-    explicit mirror(const config::config& cfg);
+    // the router names it for no request). Registers shadowgate_mirror_* and
+    // shadowgate_dolt_*packet* in `reg`, which outlives the mirror.
+    mirror(const config::config& cfg, prometheus::Registry& reg);
     ~mirror() override;
     mirror(const mirror&) = delete;
     mirror& operator=(const mirror&) = delete;
@@ -62,8 +67,9 @@ public:
     // Returns whether the user is dirty now. Cheap; safe from any thread.
     bool look_at(const std::string& user);
 
-    // Prometheus text for shadowgate_mirror_* (appended to /metrics).
-    std::string render_metrics() const;
+    // Sets the series that are read from the mirror's state (dirty users, lag, circuit...);
+    // /metrics calls it before the exposition.
+    void refresh_metrics() const;
     // GET /admin/mirror: stage, circuit, dirty and parked users, lag.
     std::string status_json(std::size_t max_listed = 100) const;
     // POST /admin/mirror/retry: parked users (one, or all when empty) become dirty again.

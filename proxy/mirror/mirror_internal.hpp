@@ -6,6 +6,7 @@
 #include "adapters/dolt/connection.hpp"
 #include "adapters/dolt/store.hpp"
 #include "adapters/git/reader.hpp"
+#include "proxy/common/metrics.hpp"
 #include "proxy/common/worker_thread.hpp"
 #include "proxy/mirror/mirror.hpp"
 #include "proxy/mirror/mirror_logic.hpp"
@@ -43,13 +44,15 @@ inline ml::schedule_policy policy_of(const config::mirror_config& m) {
 }
 
 struct mirror::impl {
-    explicit impl(const config::config& c)
+    impl(const config::config& c, prometheus::Registry& reg)
         : cfg(c),
           mode(c.mirror.dolt_commit),
           sched(policy_of(c.mirror)),
           dolt_stats(std::make_shared<dolt::counters>()),
           rng(std::random_device{}()),
-          packet_needed(dolt::packet_needed_for_block(c.proxy.limits.body_limit_bytes)) {}
+          packet_needed(dolt::packet_needed_for_block(c.proxy.limits.body_limit_bytes)) {
+        register_metrics(reg);
+    }
 
     const config::config cfg;
     const commit_mode mode;
@@ -79,31 +82,40 @@ struct mirror::impl {
     std::mt19937_64 rng;                // worker thread only
     const std::uint64_t packet_needed;  // for the largest block proxy.limits lets through
 
-    // Metrics (monotonic counters unless noted).
-    std::atomic<std::uint64_t> triggers{0};
-    std::array<std::atomic<std::uint64_t>, ml::pass_result_names.size()> passes{};
-    std::atomic<std::uint64_t> applied_commits{0};
-    std::atomic<std::uint64_t> applied_diffs{0};
-    std::atomic<std::uint64_t> rows_written{0};
-    std::atomic<std::uint64_t> rows_deleted{0};
-    std::atomic<std::uint64_t> retries{0};
-    std::atomic<std::uint64_t> parks{0};
-    std::atomic<std::uint64_t> parked_retries{0};
-    std::atomic<std::uint64_t> parked_gone{0};
+    // Metrics: the series counted into (monotonic counters), bound by register_metrics.
+    counter triggers;
+    std::array<counter, ml::pass_result_names.size()> passes{};
+    counter applied_commits;
+    counter applied_diffs;
+    counter rows_written;
+    counter rows_deleted;
+    counter retries;
+    counter parks;
+    counter parked_retries;
+    counter parked_gone;
     // The server's global max_allowed_packet as the last scan read it (0: not read yet).
     std::atomic<std::uint64_t> server_packet{0};
-    std::atomic<std::uint64_t> history_rewrites{0};
-    std::atomic<std::uint64_t> git_errors{0};
-    std::atomic<std::uint64_t> dolt_commits{0};  // made (Dolt) or recorded (not Dolt)
-    std::atomic<std::uint64_t> dolt_commits_empty{0};
-    std::atomic<std::uint64_t> dolt_commit_failures{0};
+    counter history_rewrites;
+    counter git_errors;
+    counter dolt_commits;  // made (Dolt) or recorded (not Dolt)
+    counter dolt_commits_empty;
+    counter dolt_commit_failures;
     std::atomic<std::uint64_t> dolt_commit_ns{0};
-    std::atomic<std::uint64_t> scans{0};
-    std::atomic<std::uint64_t> scan_failures{0};
-    std::atomic<std::uint64_t> scan_found{0};
+    counter scans;
+    counter scan_failures;
+    counter scan_found;
     std::atomic<std::uint64_t> scan_last_ns{0};
     std::atomic<std::uint64_t> scan_last_users{0};
-    std::atomic<std::uint64_t> schema_failures{0};
+    counter schema_failures;
+    // The series published from the state above at each scrape (mirror::refresh_metrics).
+    struct {
+        gauge dirty_users, lag_seconds, parked_users, server_packet, packet_needed,
+            packet_too_small, circuit_open, state_cache_bytes, state_cache_users, scan_seconds,
+            scan_users;
+        counter pass_seconds, dolt_commit_seconds, circuit_opens, dolt_connects,
+            dolt_connect_failures, dolt_connection_lost, dolt_retryable, dolt_permanent;
+    } scraped;
+    void register_metrics(prometheus::Registry& reg);
 
     // Worker-thread state: schema migrations created tables not yet in a Dolt commit.
     bool new_tables = false;
@@ -123,9 +135,9 @@ struct mirror::impl {
     };
     ml::recent_cache<std::shared_ptr<const applied>> applied_states{
         static_cast<std::size_t>(cfg.mirror.state_cache_mib) * 1024 * 1024};
-    std::atomic<std::uint64_t> reads_incremental{0};
-    std::atomic<std::uint64_t> reads_full{0};
-    std::atomic<std::uint64_t> applies_known{0};
+    counter reads_incremental;
+    counter reads_full;
+    counter applies_known;
     std::atomic<std::uint64_t> pass_ns{0};  // time spent in passes
 
     std::shared_ptr<const applied> applied_state(const std::string& user) {

@@ -7,29 +7,10 @@ namespace sg::proxy {
 
 using namespace shadow_detail;
 
-namespace {
-
-// A Prometheus label value: backslash, double quote and newline escaped.
-std::string label_value(std::string_view s) {
-    std::string out;
-    for (const char c : s) {
-        if (c == '\\' || c == '"') {
-            out += '\\';
-            out += c;
-        } else if (c == '\n') {
-            out += "\\n";
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
-
-}  // namespace
-
 thread_local std::mt19937_64 shadow::impl::rng{std::random_device{}()};
 
-shadow::shadow(const config::config& cfg, mirror* mir) : impl_(std::make_unique<impl>(cfg, mir)) {}
+shadow::shadow(const config::config& cfg, mirror* mir, prometheus::Registry& reg)
+    : impl_(std::make_unique<impl>(cfg, mir, reg)) {}
 
 shadow::~shadow() { stop(); }
 
@@ -261,62 +242,80 @@ std::map<std::string, std::map<std::string, std::uint64_t>> shadow::counts(
     return out;
 }
 
-std::string shadow::render_metrics() const {
-    const impl& s = *impl_;
-    std::string out;
-    metric_header(out, "shadowgate_compare_total", "counter",
-                  "Shadow comparisons by endpoint, target (dolt, v2_http) and result.");
-    for (const auto t : s.targets) {
-        for (const auto ep : v1::all_endpoints()) {
-            if (!v1::is_block_read(ep)) continue;
+void shadow::impl::register_metrics(prometheus::Registry& reg) {
+    auto& compared =
+        add_counter_family(reg, "shadowgate_compare_total",
+                           "Shadow comparisons by endpoint, target (dolt, v2_http) and result.");
+    // One histogram per compared endpoint (and target).
+    auto& v1_hist = add_histogram_family(reg, "shadowgate_compare_v1_seconds",
+                                         "v1's read latency for compared reads.");
+    auto& v2_hist = add_histogram_family(
+        reg, "shadowgate_compare_v2_seconds",
+        "The target's answer time for compared reads (dolt: read and rendering; "
+        "v2_http: the service's round trip).");
+    for (const auto ep : v1::all_endpoints()) {
+        if (!v1::is_block_read(ep)) continue;
+        const std::string endpoint(v1::name(ep));
+        const auto e = static_cast<std::size_t>(ep);
+        v1_seconds[e] = series(v1_hist, {{"endpoint", endpoint}});
+        for (const auto t : targets) {
+            const std::string target_name(name(t));
+            const auto ti = static_cast<std::size_t>(t);
             for (const auto r : comparator::all_results()) {
-                out += fmt::format(
-                    "shadowgate_compare_total{{endpoint=\"{}\",target=\"{}\",result=\"{}\"}} "
-                    "{}\n",
-                    v1::name(ep), name(t), comparator::name(r),
-                    s.results[static_cast<std::size_t>(t)][static_cast<std::size_t>(ep)]
-                             [static_cast<std::size_t>(r)]
-                                 .load());
+                results[ti][e][static_cast<std::size_t>(r)] =
+                    series(compared, {{"endpoint", endpoint},
+                                      {"target", target_name},
+                                      {"result", std::string(comparator::name(r))}});
             }
+            v2_seconds[ti][e] = series(v2_hist, {{"endpoint", endpoint}, {"target", target_name}});
         }
     }
-    metric_header(out, "shadowgate_compare_skipped_total", "counter",
-                  "Comparisons not made, by reason.");
+    auto& skipped = add_counter_family(reg, "shadowgate_compare_skipped_total",
+                                       "Comparisons not made, by reason.");
     for (std::size_t i = 0; i < skip_names.size(); ++i) {
-        out += fmt::format("shadowgate_compare_skipped_total{{reason=\"{}\"}} {}\n", skip_names[i],
-                           s.skips[i].load());
+        skips[i] = series(skipped, {{"reason", std::string(skip_names[i])}});
     }
-    metric_header(out, "shadowgate_compare_differing_paths_total", "counter",
-                  "Differing field paths in discrepancies (array positions and keys as *; at "
-                  "most 32 per endpoint, then (other)).");
+    scraped.differing_paths = &add_counter_family(
+        reg, "shadowgate_compare_differing_paths_total",
+        "Differing field paths in discrepancies (array positions and keys as *; at "
+        "most 32 per endpoint, then (other)).");
+    scraped.queued =
+        add_gauge(reg, "shadowgate_compare_queued", "Comparisons waiting for a worker.");
+    scraped.running = add_gauge(reg, "shadowgate_compare_running", "Comparisons in progress.");
+    scraped.settling =
+        add_gauge(reg, "shadowgate_compare_settling",
+                  "Comparisons waiting for the mirror to catch up (holding no worker).");
+    scraped.cpu_idle_ratio =
+        add_gauge(reg, "shadowgate_compare_cpu_idle_ratio",
+                  "The machine's idle CPU share at the last sample (comparisons pause below "
+                  "shadow.min_idle_cpu).");
+    scraped.proxy_wait_per_run =
+        add_gauge(reg, "shadowgate_compare_proxy_wait_per_run_seconds",
+                  "How long the proxy threads waited for a CPU, on average, each time they ran "
+                  "(last 500 ms; comparisons pause above shadow.max_proxy_wait_us).");
+    auto& busy_samples = add_counter_family(
+        reg, "shadowgate_compare_busy_samples_total",
+        "CPU samples (every 100 ms) that paused new comparisons, by what tripped.");
+    busy_low_idle = series(busy_samples, {{"cause", "low_idle_cpu"}});
+    busy_proxy_wait = series(busy_samples, {{"cause", "proxy_wait"}});
+    rereads = add_counter(reg, "shadowgate_compare_rereads_total",
+                          "Second reads of both sides after the mirror settled.");
+    record_write_errors = add_counter(reg, "shadowgate_compare_record_write_errors_total",
+                                      "Discrepancy records the JSONL file could not take.");
+}
+
+void shadow::refresh_metrics() const {
+    const impl& s = *impl_;
     {
         std::lock_guard lock(s.tally_mu);
         for (const auto t : s.targets) {
             for (const auto& row : s.tally[static_cast<std::size_t>(t)].rows()) {
-                out += fmt::format(
-                    "shadowgate_compare_differing_paths_total{{endpoint=\"{}\",target=\"{}\","
-                    "path=\"{}\"}} {}\n",
-                    v1::name(row.ep), name(t), label_value(row.path), row.count);
+                // A path's series is made when the tally first has it: at most 32 per endpoint.
+                series(*s.scraped.differing_paths, {{"endpoint", std::string(v1::name(row.ep))},
+                                                    {"target", std::string(name(t))},
+                                                    {"path", row.path}})
+                    .advance_to(static_cast<double>(row.count));
             }
-        }
-    }
-    // One histogram per compared endpoint (and target).
-    metric_header(out, "shadowgate_compare_v1_seconds", "histogram",
-                  "v1's read latency for compared reads.");
-    for (const auto ep : v1::all_endpoints()) {
-        if (!v1::is_block_read(ep)) continue;
-        s.v1_seconds[static_cast<std::size_t>(ep)].render(
-            out, "shadowgate_compare_v1_seconds", fmt::format("endpoint=\"{}\"", v1::name(ep)));
-    }
-    metric_header(out, "shadowgate_compare_v2_seconds", "histogram",
-                  "The target's answer time for compared reads (dolt: read and rendering; "
-                  "v2_http: the service's round trip).");
-    for (const auto t : s.targets) {
-        for (const auto ep : v1::all_endpoints()) {
-            if (!v1::is_block_read(ep)) continue;
-            s.v2_seconds[static_cast<std::size_t>(t)][static_cast<std::size_t>(ep)].render(
-                out, "shadowgate_compare_v2_seconds",
-                fmt::format("endpoint=\"{}\",target=\"{}\"", v1::name(ep), name(t)));
         }
     }
     std::size_t queued = 0, running = 0, settling_now = 0;
@@ -326,31 +325,11 @@ std::string shadow::render_metrics() const {
         running = s.running;
         settling_now = s.waiting.size() + s.rereading;
     }
-    metric_line(out, "shadowgate_compare_queued", "gauge", "Comparisons waiting for a worker.",
-                queued);
-    metric_line(out, "shadowgate_compare_running", "gauge", "Comparisons in progress.", running);
-    metric_line(out, "shadowgate_compare_settling", "gauge",
-                "Comparisons waiting for the mirror to catch up (holding no worker).",
-                settling_now);
-    metric_line(out, "shadowgate_compare_cpu_idle_ratio", "gauge",
-                "The machine's idle CPU share at the last sample (comparisons pause below "
-                "shadow.min_idle_cpu).",
-                s.idle.load(relaxed));
-    metric_line(out, "shadowgate_compare_proxy_wait_per_run_seconds", "gauge",
-                "How long the proxy threads waited for a CPU, on average, each time they ran "
-                "(last 500 ms; comparisons pause above shadow.max_proxy_wait_us).",
-                s.proxy_wait_per_run.load(relaxed) / 1e6);
-    metric_header(out, "shadowgate_compare_busy_samples_total", "counter",
-                  "CPU samples (every 100 ms) that paused new comparisons, by what tripped.");
-    out += fmt::format("shadowgate_compare_busy_samples_total{{cause=\"low_idle_cpu\"}} {}\n",
-                       s.busy_low_idle.load());
-    out += fmt::format("shadowgate_compare_busy_samples_total{{cause=\"proxy_wait\"}} {}\n",
-                       s.busy_proxy_wait.load());
-    metric_line(out, "shadowgate_compare_rereads_total", "counter",
-                "Second reads of both sides after the mirror settled.", s.rereads.load());
-    metric_line(out, "shadowgate_compare_record_write_errors_total", "counter",
-                "Discrepancy records the JSONL file could not take.", s.record_write_errors.load());
-    return out;
+    s.scraped.queued.set(static_cast<double>(queued));
+    s.scraped.running.set(static_cast<double>(running));
+    s.scraped.settling.set(static_cast<double>(settling_now));
+    s.scraped.cpu_idle_ratio.set(s.idle.load(relaxed));
+    s.scraped.proxy_wait_per_run.set(s.proxy_wait_per_run.load(relaxed) / 1e6);
 }
 
 }  // namespace sg::proxy

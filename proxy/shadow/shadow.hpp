@@ -31,6 +31,10 @@
 #include <string>
 #include <string_view>
 
+namespace prometheus {
+class Registry;
+}
+
 namespace sg::proxy {
 
 // A read's answer from v1, as the session hands it over.
@@ -38,8 +42,9 @@ using shadow_job = routing::read_answer;
 
 class shadow : public routing::read_sink {
 public:
-    // `mir` is the stage's mirror (asked to look at users found out of step).
-    shadow(const config::config& cfg, mirror* mir);
+    // `mir` is the stage's mirror (asked to look at users found out of step). Registers
+    // shadowgate_compare_* in `reg`, which outlives the comparer.
+    shadow(const config::config& cfg, mirror* mir, prometheus::Registry& reg);
     ~shadow() override;
     shadow(const shadow&) = delete;
     shadow& operator=(const shadow&) = delete;
@@ -55,8 +60,9 @@ public:
     // Queues a comparison; never blocks on Dolt.
     void offer(shadow_job job) override;
 
-    // Prometheus text: shadowgate_compare_* (appended to /metrics).
-    std::string render_metrics() const;
+    // Sets the series that are read from the comparer's state (queue, CPU guard, differing
+    // paths); /metrics calls it before the exposition.
+    void refresh_metrics() const;
     // GET /admin/discrepancies: the newest first, at most `limit`, of one endpoint or all ("").
     std::string discrepancies_json(std::string_view endpoint, std::size_t limit) const;
     // GET /admin/shadow: queue, workers, counts by endpoint and result.

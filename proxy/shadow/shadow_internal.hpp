@@ -157,7 +157,7 @@ struct shadow::impl {
     using v2_answer = shadow_detail::v2_answer;
     using v2_reply = shadow_detail::v2_reply;
     using watermark_check = shadow_detail::watermark_check;
-    impl(const config::config& c, mirror* mir)
+    impl(const config::config& c, mirror* mir, prometheus::Registry& reg)
         : cfg(c),
           mirror_(mir),
           sample(c.shadow),
@@ -177,6 +177,7 @@ struct shadow::impl {
         for (const auto ep : v1::all_endpoints()) {
             maps[static_cast<std::size_t>(ep)] = sl::mapping_for(c.shadow, ep);
         }
+        register_metrics(reg);
     }
 
     const config::config cfg;
@@ -212,20 +213,27 @@ struct shadow::impl {
     // The µs the proxy threads waited for a CPU, on average, each time they ran (last 500 ms).
     std::atomic<double> proxy_wait_per_run{0.0};
     // CPU samples that made the machine busy, by what tripped: idle CPU, proxy wait.
-    std::atomic<std::uint64_t> busy_low_idle{0};
-    std::atomic<std::uint64_t> busy_proxy_wait{0};
+    counter busy_low_idle;
+    counter busy_proxy_wait;
     std::shared_ptr<dolt::counters> dolt_stats;
 
     git::lazy_storage_reader reader{cfg.v1_data_dir};  // storage may appear later
 
-    // Metrics.
-    using counts = std::array<std::atomic<std::uint64_t>, comparator::result_count>;
+    // Metrics: the series counted into, bound by register_metrics (only the configured targets'
+    // and the compared endpoints' slots are).
+    using counts = std::array<counter, comparator::result_count>;
     std::array<std::array<counts, v1::endpoint_count>, shadow_detail::target_count> results{};
-    std::array<std::atomic<std::uint64_t>, shadow_detail::skip_names.size()> skips{};
+    std::array<counter, shadow_detail::skip_names.size()> skips{};
     std::array<histogram, v1::endpoint_count> v1_seconds{};
     std::array<std::array<histogram, v1::endpoint_count>, shadow_detail::target_count> v2_seconds{};
-    std::atomic<std::uint64_t> record_write_errors{0};
-    std::atomic<std::uint64_t> rereads{0};
+    counter record_write_errors;
+    counter rereads;
+    // The series published from the state around them at each scrape (shadow::refresh_metrics).
+    struct {
+        gauge queued, running, settling, cpu_idle_ratio, proxy_wait_per_run;
+        counter_family* differing_paths = nullptr;  // a series per tallied path, as they come
+    } scraped;
+    void register_metrics(prometheus::Registry& reg);
     std::atomic<std::uint64_t> looks_made{0};  // token checks made for settling comparisons
     std::mutex looks_mu;
     std::unordered_map<std::string, user_look> looks;  // by user, under looks_mu

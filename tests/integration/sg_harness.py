@@ -14,7 +14,8 @@ start_shadowgate(config: dict, *, env=None, timeout=15.0) -> Shadowgate
     waits for R and returns a Shadowgate. Listen ports should be 0 (the OS picks them).
 Shadowgate: .port .admin_port .url .admin_url .proc .log_path .config_path
             .stop(sig=SIGTERM, timeout=15.0) -> exit code;  .log() -> str
-            .metrics() -> dict[str, float] (series "name{labels}" -> value)
+            .metrics() -> Samples (series "name{labels}" -> value; a series is found whatever
+            the order its labels are written in)
             usable as a context manager.
 ScriptedUpstream(): a fake v1 for behaviours the real reference service cannot show (chunked
     answers, hangs, garbage, slow answers). Named a fake on purpose: it only speaks enough
@@ -39,6 +40,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -85,6 +87,36 @@ def _merge(dst: dict, src: dict) -> None:
             dst[k] = v
 
 
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def series_key(series: str) -> str:
+    """`series` ("name{b=\"2\",a=\"1\"}") with its labels sorted by name, as /metrics writes
+    them."""
+    name, brace, rest = series.partition("{")
+    if not brace:
+        return name
+    labels = sorted(_LABEL.findall(rest))
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}"
+
+
+class Samples(dict):
+    """series -> value of one scrape; looking a series up does not depend on the order of its
+    labels (the exposition writes them sorted by name)."""
+
+    def __init__(self, items=()):
+        super().__init__((series_key(k), v) for k, v in dict(items).items())
+
+    def __getitem__(self, key):
+        return super().__getitem__(series_key(key))
+
+    def __contains__(self, key):
+        return super().__contains__(series_key(key))
+
+    def get(self, key, default=None):
+        return super().get(series_key(key), default)
+
+
 class Shadowgate:
     def __init__(self, proc, workdir: Path, ready: dict, log_path: Path, config_path: Path):
         self.proc = proc
@@ -99,7 +131,7 @@ class Shadowgate:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def metrics(self) -> dict:
+    def metrics(self) -> Samples:
         status, _, body = request("GET", self.admin_url + "/metrics")
         assert status == 200, status
         out = {}
@@ -108,7 +140,7 @@ class Shadowgate:
                 continue
             name, _, value = line.rpartition(" ")
             out[name] = float(value)
-        return out
+        return Samples(out)
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 15.0) -> int:
         if self.proc.poll() is None:

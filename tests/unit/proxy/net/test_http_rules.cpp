@@ -1,5 +1,5 @@
 // tests/unit/proxy/net/test_http_rules: hop-by-hop stripping, forwarding headers, request ids,
-// error bodies, the admin token check and the metrics exposition.
+// error bodies and the admin token check.
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "proxy/admin/admin.hpp"
-#include "proxy/common/metrics.hpp"
 #include "proxy/net/http_rules.hpp"
 
 namespace http = boost::beast::http;
@@ -197,62 +196,6 @@ TEST_CASE("the admin bearer token must match exactly, the scheme in any case") {
     CHECK_FALSE(bearer_token_matches("s3cret", "s3cret"));
     CHECK_FALSE(bearer_token_matches("Bearer ", ""));  // no token configured: never matches
     CHECK_FALSE(bearer_token_matches("", ""));
-}
-
-TEST_CASE("histograms are cumulative and the exposition is well formed") {
-    metrics m;
-    m.count_request(sg::v1::endpoint::get_block, 200, 0.0003);
-    m.count_request(sg::v1::endpoint::get_block, 404, 0.02);
-    m.count_request(sg::v1::endpoint::get_block, 0, 7.0);
-    m.count(reject_reason::body_too_large);
-    m.count(upstream_error::connect_timeout);
-    const std::string text = m.render("v1");
-
-    CHECK(text.find("shadowgate_requests_total{endpoint=\"get_block\",code=\"2xx\"} 1\n") !=
-          std::string::npos);
-    CHECK(text.find("shadowgate_requests_total{endpoint=\"get_block\",code=\"4xx\"} 1\n") !=
-          std::string::npos);
-    CHECK(text.find("shadowgate_requests_total{endpoint=\"get_block\",code=\"none\"} 1\n") !=
-          std::string::npos);
-    CHECK(text.find("shadowgate_request_duration_seconds_bucket{endpoint=\"get_block\","
-                    "le=\"0.0005\"} 1\n") != std::string::npos);
-    CHECK(text.find("shadowgate_request_duration_seconds_bucket{endpoint=\"get_block\","
-                    "le=\"0.025\"} 2\n") != std::string::npos);
-    CHECK(text.find("shadowgate_request_duration_seconds_bucket{endpoint=\"get_block\","
-                    "le=\"+Inf\"} 3\n") != std::string::npos);
-    CHECK(text.find("shadowgate_request_duration_seconds_count{endpoint=\"get_block\"} 3\n") !=
-          std::string::npos);
-    CHECK(text.find("shadowgate_rejected_requests_total{reason=\"body_too_large\"} 1\n") !=
-          std::string::npos);
-    CHECK(text.find("shadowgate_upstream_errors_total{upstream=\"v1\",kind=\"connect_timeout\"} "
-                    "1\n") != std::string::npos);
-
-    // Every sample line is "name{labels} value" or "name value"; every metric has HELP and TYPE.
-    const std::regex sample(R"([a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [-0-9.e+]+)");
-    std::set<std::string> typed;
-    std::size_t pos = 0;
-    int samples = 0;
-    while (pos < text.size()) {
-        auto end = text.find('\n', pos);
-        std::string line = text.substr(pos, end - pos);
-        pos = end + 1;
-        if (line.starts_with("# TYPE ")) {
-            typed.insert(line.substr(7, line.find(' ', 7) - 7));
-            continue;
-        }
-        if (line.starts_with("#")) continue;
-        INFO(line);
-        CHECK(std::regex_match(line, sample));
-        std::string metric = line.substr(0, line.find_first_of("{ "));
-        for (const char* suffix : {"_bucket", "_sum", "_count"}) {
-            if (metric.ends_with(suffix) && !typed.count(metric)) {
-                metric.resize(metric.size() - std::string(suffix).size());
-            }
-        }
-        CHECK(typed.count(metric) == 1);
-        ++samples;
-    }
-    CHECK(samples > 100);
 }
 
 TEST_CASE("serialize_head writes what Beast's own serializer writes") {
