@@ -110,16 +110,64 @@ int serve_exit_code() {
     return sg::proxy::process_task_failures().essential_failed.load() ? exit_failure : exit_ok;
 }
 
-int serve(const sg::config::config& cfg, const std::string& ready_file) {
-    std::signal(SIGPIPE, SIG_IGN);
-
-    // Block the stop signals before any thread starts (the logger's included) so that only
-    // sigwait() below sees them.
+// Blocks SIGTERM and SIGINT in the calling thread (and the threads it starts); returns the set.
+sigset_t block_stop_signals() {
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    return stop_signals;
+}
+
+void log_listening(const sg::config::config& cfg, std::uint16_t proxy_port,
+                   std::uint16_t admin_port) {
+    spdlog::info("event=listening listener=proxy host={} port={} stage={} upstream={}:{}",
+                 cfg.proxy.listen.host, proxy_port, sg::config::to_string(cfg.mode),
+                 cfg.v1.address.host, cfg.v1.address.port);
+    spdlog::info("event=listening listener=admin host={} port={} token={}", cfg.admin.listen.host,
+                 admin_port, cfg.admin.token.empty() ? "unset" : "set");
+}
+
+// Waits for SIGTERM or SIGINT (an essential task that fails raises one); returns which.
+int wait_for_stop(const sigset_t& stop_signals) {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (sg::proxy::process_task_failures().essential_failed.load()) {
+        spdlog::critical(
+            "event=stopping reason=\"an essential task failed (see "
+            "event=task_failed)\"");
+    }
+    return sig;
+}
+
+// The shutdown, in the order the parts depend on each other: the proxy drains (within
+// shutdown_grace) and stops first. False when the mirror did not stop within shutdown_grace.
+bool drain_and_stop(const sg::config::config& cfg, const sg::proxy::metrics& metrics, int sig,
+                    sg::proxy::server& server, sg::proxy::shadow& shadow, sg::proxy::gate& gate,
+                    sg::proxy::mirror& mirror, sg::proxy::admin_server& admin) {
+    spdlog::info("event=draining signal={} grace_ms={}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                 cfg.proxy.shutdown_grace.count());
+    server.begin_drain();
+    const bool drained = server.wait_drained(cfg.proxy.shutdown_grace);
+    server.stop();
+    // After the proxy: the last answers' triggers are in; what is not applied yet is found
+    // by the next start's capture scan.
+    shadow.stop();
+    gate.stop();  // after the comparer: its last counts are in the evidence
+    // Bounded: a thread inside a hung database call must not hold the exit hostage.
+    const bool mirror_stopped = mirror.stop(cfg.proxy.shutdown_grace);
+    admin.stop();
+    spdlog::info("event=stopped drained={} open_connections={} mirror_stopped={}", drained,
+                 metrics.open_client_connections.load(), mirror_stopped);
+    return mirror_stopped;
+}
+
+int serve(const sg::config::config& cfg, const std::string& ready_file) {
+    std::signal(SIGPIPE, SIG_IGN);
+
+    // Before any thread starts (the logger's included), so that only sigwait() below sees them.
+    const sigset_t stop_signals = block_stop_signals();
     setup_logging(cfg.log.level);
 
     // What /metrics publishes: every module registers its families here.
@@ -151,39 +199,16 @@ int serve(const sg::config::config& cfg, const std::string& ready_file) {
         if (compares) shadow.start();
         server.start();
         admin.start();
-        spdlog::info("event=listening listener=proxy host={} port={} stage={} upstream={}:{}",
-                     cfg.proxy.listen.host, server.port(), sg::config::to_string(cfg.mode),
-                     cfg.v1.address.host, cfg.v1.address.port);
-        spdlog::info("event=listening listener=admin host={} port={} token={}",
-                     cfg.admin.listen.host, admin.port(),
-                     cfg.admin.token.empty() ? "unset" : "set");
+        log_listening(cfg, server.port(), admin.port());
         if (!ready_file.empty()) write_ready_file(ready_file, server.port(), admin.port());
 
         if (const char* faults = std::getenv("SHADOWGATE_TEST_FAULTS")) {
             spdlog::warn("event=test_faults_enabled faults=\"{}\" (for tests only)", faults);
         }
 
-        int sig = 0;
-        sigwait(&stop_signals, &sig);
-        if (sg::proxy::process_task_failures().essential_failed.load()) {
-            spdlog::critical(
-                "event=stopping reason=\"an essential task failed (see "
-                "event=task_failed)\"");
-        }
-        spdlog::info("event=draining signal={} grace_ms={}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-                     cfg.proxy.shutdown_grace.count());
-        server.begin_drain();
-        const bool drained = server.wait_drained(cfg.proxy.shutdown_grace);
-        server.stop();
-        // After the proxy: the last answers' triggers are in; what is not applied yet is found
-        // by the next start's capture scan.
-        shadow.stop();
-        gate.stop();  // after the comparer: its last counts are in the evidence
-        // Bounded: a thread inside a hung database call must not hold the exit hostage.
-        const bool mirror_stopped = mirror.stop(cfg.proxy.shutdown_grace);
-        admin.stop();
-        spdlog::info("event=stopped drained={} open_connections={} mirror_stopped={}", drained,
-                     metrics.open_client_connections.load(), mirror_stopped);
+        const int sig = wait_for_stop(stop_signals);
+        const bool mirror_stopped =
+            drain_and_stop(cfg, metrics, sig, server, shadow, gate, mirror, admin);
         if (!mirror_stopped) {
             // A thread is still blocked in the client library: leave without running the
             // destructors it could be using (what it has not committed is rolled back).

@@ -159,6 +159,112 @@ void diff_keyed(const std::vector<T>& expected, const std::vector<T>& actual, co
     }
 }
 
+// The commit time of each sha of a user's commits and versions.
+using commit_times = std::unordered_map<std::string_view, std::int64_t>;
+
+// What an earlier derivation can give again: the same v1 bytes give the same columns.
+struct earlier_rows {
+    std::unordered_map<std::string, const block_row*> blocks;
+    std::unordered_map<std::string, const version_row*> versions;
+    std::unordered_map<std::string, std::string> reasons;
+
+    earlier_rows(const user_rows* reuse, const std::string& user_id) {
+        if (reuse != nullptr && reuse->user_id == user_id) {
+            for (const auto& b : reuse->blocks) blocks.emplace(b.label, &b);
+            for (const auto& v : reuse->versions) versions.emplace(version_key(v.label, v.id), &v);
+            for (const auto& u : reuse->unrepresentable)
+                reasons.emplace(u.item + "\n" + u.key, u.reason);
+        }
+    }
+
+    std::string reason(const char* item, const std::string& key) const {
+        const auto it = reasons.find(std::string(item) + "\n" + key);
+        return it == reasons.end() ? std::string() : it->second;
+    }
+};
+
+// Records why an item's text cannot be given back exactly, when there is a reason.
+void note(user_rows& r, const char* item, std::string key, std::string reason) {
+    if (!reason.empty()) r.unrepresentable.push_back({item, std::move(key), std::move(reason)});
+}
+
+// The blocks' rows, in label order.
+void add_blocks(const v1::user_state& s, const commit_times& times, const earlier_rows& old,
+                user_rows& r) {
+    std::vector<const v1::block*> blocks;
+    for (const auto& b : s.blocks) blocks.push_back(&b);
+    std::stable_sort(blocks.begin(), blocks.end(),
+                     [](const v1::block* a, const v1::block* b) { return a->label < b->label; });
+    for (const v1::block* b : blocks) {
+        block_row row;
+        const auto prev = old.blocks.find(b->label);
+        if (prev != old.blocks.end() && prev->second->source == b->source &&
+            prev->second->v1_commit == b->commit) {
+            row = *prev->second;
+            note(r, "block", b->label, old.reason("block", b->label));
+        } else {
+            row.label = b->label;
+            // GET block reads the file in text mode: universal newlines first.
+            auto split = v1::split_text(v1::universal_newlines(b->source));
+            row.text = std::move(split.columns);
+            if (const auto t = times.find(b->commit); t != times.end()) {
+                if (auto when = utc_datetime(t->second)) row.updated_at = *when + ".000000";
+            }
+            row.v1_commit = b->commit;
+            row.source = b->source;
+            note(r, "block", b->label, std::move(split.unrepresentable));
+        }
+        r.blocks.push_back(std::move(row));
+    }
+}
+
+// The versions' rows, ordinals counted from the oldest of each block.
+void add_versions(const v1::user_state& s, const earlier_rows& old, user_rows& r) {
+    std::unordered_map<std::string_view, std::int64_t> per_label;
+    for (const auto& v : s.versions) ++per_label[v.label];
+    for (const auto& v : s.versions) {
+        const std::string key = version_key(v.label, v.sha);
+        version_row row;
+        const auto prev = old.versions.find(key);
+        if (prev != old.versions.end() && prev->second->source == v.source &&
+            prev->second->full_message == v.message && prev->second->deleted == v.deleted &&
+            prev->second->created_at == v.commit_time &&
+            prev->second->created_tz_offset == v.commit_tz_offset_minutes) {
+            row = *prev->second;
+            note(r, "version", key, old.reason("version", key));
+        } else {
+            row.id = v.sha;
+            row.label = v.label;
+            if (!v.deleted) {
+                auto split = v1::split_text(v.source);
+                row.text = std::move(split.columns);
+                note(r, "version", key, std::move(split.unrepresentable));
+            }
+            row.author = v1::utf8_decode_replace(v.author);
+            row.message = first_line(v1::utf8_decode_replace(v.message));
+            row.created_at = v.commit_time;
+            row.created_tz_offset = v.commit_tz_offset_minutes;
+            row.deleted = v.deleted;
+            row.full_message = v.message;
+            row.source = v.source;
+        }
+        row.is_current = v.ordinal == 0;
+        row.ordinal = flip(per_label[v.label], v.ordinal);
+        r.versions.push_back(std::move(row));
+    }
+}
+
+void add_diffs(const v1::user_state& s, user_rows& r) {
+    for (const auto& d : s.diffs) {
+        diff_row row;
+        row.fields = d;
+        row.created_at = iso_to_datetime6(d.created_at);
+        if (d.reviewed_at) row.reviewed_at = iso_to_datetime6(*d.reviewed_at);
+        note(r, "diff", d.id, diff_problem(d));
+        r.diffs.push_back(std::move(row));
+    }
+}
+
 }  // namespace
 
 user_rows derive_rows(const v1::user_state& s, const user_rows* reuse) {
@@ -173,95 +279,14 @@ user_rows derive_rows(const v1::user_state& s, const user_rows* reuse) {
                      [](const v1::commit& a, const v1::commit& b) { return a.seq < b.seq; });
     for (auto& c : r.commits) c.seq = flip(n_commits, c.seq);
 
-    std::unordered_map<std::string_view, std::int64_t> times;
+    commit_times times;
     for (const auto& c : s.commits) times.emplace(c.sha, c.commit_time);
     for (const auto& v : s.versions) times.emplace(v.sha, v.commit_time);
 
-    // What an earlier derivation can give again: the same v1 bytes give the same columns.
-    std::unordered_map<std::string, const block_row*> old_blocks;
-    std::unordered_map<std::string, const version_row*> old_versions;
-    std::unordered_map<std::string, std::string> old_reasons;
-    if (reuse != nullptr && reuse->user_id == s.user_id) {
-        for (const auto& b : reuse->blocks) old_blocks.emplace(b.label, &b);
-        for (const auto& v : reuse->versions) old_versions.emplace(version_key(v.label, v.id), &v);
-        for (const auto& u : reuse->unrepresentable)
-            old_reasons.emplace(u.item + "\n" + u.key, u.reason);
-    }
-    auto note = [&](const char* item, std::string key, std::string reason) {
-        if (!reason.empty()) r.unrepresentable.push_back({item, std::move(key), std::move(reason)});
-    };
-    auto old_reason = [&](const char* item, const std::string& key) {
-        const auto it = old_reasons.find(std::string(item) + "\n" + key);
-        return it == old_reasons.end() ? std::string() : it->second;
-    };
-
-    std::vector<const v1::block*> blocks;
-    for (const auto& b : s.blocks) blocks.push_back(&b);
-    std::stable_sort(blocks.begin(), blocks.end(),
-                     [](const v1::block* a, const v1::block* b) { return a->label < b->label; });
-    for (const v1::block* b : blocks) {
-        block_row row;
-        const auto old = old_blocks.find(b->label);
-        if (old != old_blocks.end() && old->second->source == b->source &&
-            old->second->v1_commit == b->commit) {
-            row = *old->second;
-            note("block", b->label, old_reason("block", b->label));
-        } else {
-            row.label = b->label;
-            // GET block reads the file in text mode: universal newlines first.
-            auto split = v1::split_text(v1::universal_newlines(b->source));
-            row.text = std::move(split.columns);
-            if (const auto t = times.find(b->commit); t != times.end()) {
-                if (auto when = utc_datetime(t->second)) row.updated_at = *when + ".000000";
-            }
-            row.v1_commit = b->commit;
-            row.source = b->source;
-            note("block", b->label, std::move(split.unrepresentable));
-        }
-        r.blocks.push_back(std::move(row));
-    }
-
-    std::unordered_map<std::string_view, std::int64_t> per_label;
-    for (const auto& v : s.versions) ++per_label[v.label];
-    for (const auto& v : s.versions) {
-        const std::string key = version_key(v.label, v.sha);
-        version_row row;
-        const auto old = old_versions.find(key);
-        if (old != old_versions.end() && old->second->source == v.source &&
-            old->second->full_message == v.message && old->second->deleted == v.deleted &&
-            old->second->created_at == v.commit_time &&
-            old->second->created_tz_offset == v.commit_tz_offset_minutes) {
-            row = *old->second;
-            note("version", key, old_reason("version", key));
-        } else {
-            row.id = v.sha;
-            row.label = v.label;
-            if (!v.deleted) {
-                auto split = v1::split_text(v.source);
-                row.text = std::move(split.columns);
-                note("version", key, std::move(split.unrepresentable));
-            }
-            row.author = v1::utf8_decode_replace(v.author);
-            row.message = first_line(v1::utf8_decode_replace(v.message));
-            row.created_at = v.commit_time;
-            row.created_tz_offset = v.commit_tz_offset_minutes;
-            row.deleted = v.deleted;
-            row.full_message = v.message;
-            row.source = v.source;
-        }
-        row.is_current = v.ordinal == 0;
-        row.ordinal = flip(per_label[v.label], v.ordinal);
-        r.versions.push_back(std::move(row));
-    }
-
-    for (const auto& d : s.diffs) {
-        diff_row row;
-        row.fields = d;
-        row.created_at = iso_to_datetime6(d.created_at);
-        if (d.reviewed_at) row.reviewed_at = iso_to_datetime6(*d.reviewed_at);
-        note("diff", d.id, diff_problem(d));
-        r.diffs.push_back(std::move(row));
-    }
+    const earlier_rows old(reuse, s.user_id);
+    add_blocks(s, times, old, r);
+    add_versions(s, old, r);
+    add_diffs(s, r);
     sort_rows(r);
     return r;
 }

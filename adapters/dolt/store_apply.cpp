@@ -148,6 +148,55 @@ result<void> sync_rows(connection& conn, std::string_view uid, std::size_t soft,
     return {};
 }
 
+// The user's commits, blocks, versions and diffs, each table brought from `cur` to `want`.
+result<void> sync_tables(connection& conn, const std::string& uid, std::size_t soft,
+                         apply_stats& st, const user_rows& cur, const user_rows& want,
+                         row_sink& sink) {
+    auto sync = [&](const auto& ctx) { return sync_rows(conn, uid, soft, st, ctx); };
+    // Every column is compared, so a row changed behind the mirror's back is written again.
+    if (auto r = sync(table_sync<v1::commit>{
+            "commits", "sha", cur.commits, want.commits,
+            [](const v1::commit& c) {
+                return row_key{c.sha, {}};
+            },
+            same_commit, [&](const v1::commit& c) { return sink.commit(want, c); },
+            &st.commits_added, nullptr});
+        !r) {
+        return r.error();
+    }
+    if (auto r = sync(table_sync<block_row>{
+            "blocks", "label", cur.blocks, want.blocks,
+            [](const block_row& b) {
+                return row_key{b.label, {}};
+            },
+            [](const block_row& a, const block_row& b) { return same_row(a, b); },
+            [&](const block_row& b) { return sink.block(want, b); }, nullptr, nullptr});
+        !r) {
+        return r.error();
+    }
+    if (auto r = sync(table_sync<version_row>{
+            "block_versions", "label,id", cur.versions, want.versions,
+            [](const version_row& v) {
+                return row_key{v.label, v.id};
+            },
+            [](const version_row& a, const version_row& b) { return same_row(a, b); },
+            [&](const version_row& v) { return sink.version(want, v); }, nullptr, nullptr});
+        !r) {
+        return r.error();
+    }
+    if (auto r = sync(table_sync<diff_row>{
+            "pending_diffs", "id", cur.diffs, want.diffs,
+            [](const diff_row& d) {
+                return row_key{d.fields.id, {}};
+            },
+            [](const diff_row& a, const diff_row& b) { return same_row(a, b); },
+            [&](const diff_row& d) { return sink.diff(want, d); }, nullptr, &st.diffs_changed});
+        !r) {
+        return r.error();
+    }
+    return {};
+}
+
 result<apply_stats> apply_in_tx(connection& conn, const user_rows& wanted,
                                 const write_options& opts, const apply_options& aopts) {
     apply_stats st;
@@ -202,48 +251,7 @@ result<apply_stats> apply_in_tx(connection& conn, const user_rows& wanted,
         counted_rows(0, 1);
     }
 
-    auto sync = [&](const auto& ctx) { return sync_rows(conn, uid, soft, st, ctx); };
-    // Every column is compared, so a row changed behind the mirror's back is written again.
-    if (auto r = sync(table_sync<v1::commit>{
-            "commits", "sha", cur.commits, want.commits,
-            [](const v1::commit& c) {
-                return row_key{c.sha, {}};
-            },
-            same_commit, [&](const v1::commit& c) { return sink.commit(want, c); },
-            &st.commits_added, nullptr});
-        !r) {
-        return r.error();
-    }
-    if (auto r = sync(table_sync<block_row>{
-            "blocks", "label", cur.blocks, want.blocks,
-            [](const block_row& b) {
-                return row_key{b.label, {}};
-            },
-            [](const block_row& a, const block_row& b) { return same_row(a, b); },
-            [&](const block_row& b) { return sink.block(want, b); }, nullptr, nullptr});
-        !r) {
-        return r.error();
-    }
-    if (auto r = sync(table_sync<version_row>{
-            "block_versions", "label,id", cur.versions, want.versions,
-            [](const version_row& v) {
-                return row_key{v.label, v.id};
-            },
-            [](const version_row& a, const version_row& b) { return same_row(a, b); },
-            [&](const version_row& v) { return sink.version(want, v); }, nullptr, nullptr});
-        !r) {
-        return r.error();
-    }
-    if (auto r = sync(table_sync<diff_row>{
-            "pending_diffs", "id", cur.diffs, want.diffs,
-            [](const diff_row& d) {
-                return row_key{d.fields.id, {}};
-            },
-            [](const diff_row& a, const diff_row& b) { return same_row(a, b); },
-            [&](const diff_row& d) { return sink.diff(want, d); }, nullptr, &st.diffs_changed});
-        !r) {
-        return r.error();
-    }
+    if (auto r = sync_tables(conn, uid, soft, st, cur, want, sink); !r) return r.error();
 
     // the watermark: moves (with applied_at) only when what it names moved
     st.watermark_moved = !*mark || (*mark)->v1_commit != want.head ||

@@ -127,6 +127,96 @@ result<v1::text_columns> text_cells(std::vector<cell>& r, std::size_t at, std::s
     return t;
 }
 
+// A row of commits, as user_reads selects it.
+result<v1::commit> commit_of(std::vector<cell>& r) {
+    v1::commit c;
+    c.sha = std::move(r[0]).value_or("");
+    c.parents = split_parents(r[1].value_or(""));
+    c.message = std::move(r[2]).value_or("");
+    c.author = std::move(r[3]).value_or("");
+    auto t = to_epoch(r[4], "commits.committed_at");
+    auto tz = to_int(r[5], "commits.tz_offset");
+    auto seq = to_int(r[6], "commits.seq");
+    if (!t || !tz || !seq) {
+        return !t ? t.error() : !tz ? tz.error() : seq.error();
+    }
+    c.commit_time = *t;
+    c.commit_tz_offset_minutes = static_cast<int>(*tz);
+    c.seq = *seq;
+    return c;
+}
+
+// A row of blocks, as user_reads selects it (source with `audit`).
+result<block_row> block_of(std::vector<cell>& r, bool audit) {
+    block_row b;
+    b.label = std::move(r[0]).value_or("");
+    auto text = text_cells(r, 1, "blocks");
+    auto updated = datetime6_cell(r[6], "blocks.updated_at");
+    if (!text || !updated) return !text ? text.error() : updated.error();
+    b.text = std::move(*text);
+    b.updated_at = std::move(*updated);
+    b.v1_commit = std::move(r[7]).value_or("");
+    if (audit) b.source = std::move(r[8]).value_or("");
+    return b;
+}
+
+// A row of block_versions, as user_reads selects it (full_message and source with `audit`).
+result<version_row> version_of(std::vector<cell>& r, bool audit) {
+    version_row v;
+    v.id = std::move(r[0]).value_or("");
+    v.label = std::move(r[1]).value_or("");
+    auto text = text_cells(r, 2, "block_versions");
+    if (!text) return text.error();
+    v.text = std::move(*text);
+    v.author = std::move(r[7]).value_or("");
+    v.message = std::move(r[8]).value_or("");
+    auto t = to_epoch(r[9], "block_versions.created_at");
+    auto tz = to_int(r[10], "block_versions.created_tz_offset");
+    auto ord = to_int(r[12], "block_versions.ordinal");
+    if (!t || !tz || !ord) {
+        return !t ? t.error() : !tz ? tz.error() : ord.error();
+    }
+    v.created_at = *t;
+    v.created_tz_offset = static_cast<int>(*tz);
+    v.is_current = r[11].value_or("0") != "0";
+    v.ordinal = *ord;
+    v.deleted = r[13].value_or("0") != "0";
+    if (audit) {
+        v.full_message = std::move(r[14]).value_or("");
+        v.source = std::move(r[15]).value_or("");
+    }
+    return v;
+}
+
+// A row of pending_diffs, as user_reads selects it (the texts and raw_json with `audit`).
+result<diff_row> diff_of(std::vector<cell>& r, bool audit) {
+    diff_row row;
+    v1::pending_diff& d = row.fields;
+    d.id = std::move(r[0]).value_or("");
+    d.agent_id = std::move(r[1]).value_or("");
+    d.block_label = std::move(r[2]).value_or("");
+    d.field = std::move(r[3]);
+    d.operation = std::move(r[4]).value_or("");
+    d.current_value = std::move(r[5]);
+    d.proposed_value = std::move(r[6]).value_or("");
+    d.reasoning = std::move(r[7]).value_or("");
+    d.confidence = std::move(r[8]).value_or("");
+    d.status = std::move(r[9]).value_or("");
+    d.source_query = std::move(r[10]);
+    auto created = datetime6_cell(r[11], "pending_diffs.created_at");
+    auto reviewed = datetime6_cell(r[12], "pending_diffs.reviewed_at");
+    if (!created || !reviewed) return !created ? created.error() : reviewed.error();
+    row.created_at = std::move(*created);
+    row.reviewed_at = std::move(*reviewed);
+    d.applied_commit = std::move(r[13]);
+    if (audit) {
+        d.created_at = std::move(r[14]).value_or("");
+        d.reviewed_at = std::move(r[15]);
+        d.raw_json = std::move(r[16]).value_or("");
+    }
+    return row;
+}
+
 // The user's rows from the results of user_statements(parts), in that order.
 result<std::optional<user_rows>> parse_rows(std::span<rows> results, std::string_view user_id,
                                             const read_parts& parts) {
@@ -143,95 +233,33 @@ result<std::optional<user_rows>> parse_rows(std::span<rows> results, std::string
 
     if (parts.commits) {
         for (auto& r : results[next++].data) {
-            v1::commit c;
-            c.sha = std::move(r[0]).value_or("");
-            c.parents = split_parents(r[1].value_or(""));
-            c.message = std::move(r[2]).value_or("");
-            c.author = std::move(r[3]).value_or("");
-            auto t = to_epoch(r[4], "commits.committed_at");
-            auto tz = to_int(r[5], "commits.tz_offset");
-            auto seq = to_int(r[6], "commits.seq");
-            if (!t || !tz || !seq) {
-                return !t ? t.error() : !tz ? tz.error() : seq.error();
-            }
-            c.commit_time = *t;
-            c.commit_tz_offset_minutes = static_cast<int>(*tz);
-            c.seq = *seq;
-            u.commits.push_back(std::move(c));
+            auto commit = commit_of(r);
+            if (!commit) return commit.error();
+            u.commits.push_back(std::move(*commit));
         }
     }
 
     if (parts.blocks) {
         for (auto& r : results[next++].data) {
-            block_row b;
-            b.label = std::move(r[0]).value_or("");
-            auto text = text_cells(r, 1, "blocks");
-            auto updated = datetime6_cell(r[6], "blocks.updated_at");
-            if (!text || !updated) return !text ? text.error() : updated.error();
-            b.text = std::move(*text);
-            b.updated_at = std::move(*updated);
-            b.v1_commit = std::move(r[7]).value_or("");
-            if (parts.audit) b.source = std::move(r[8]).value_or("");
-            u.blocks.push_back(std::move(b));
+            auto block = block_of(r, parts.audit);
+            if (!block) return block.error();
+            u.blocks.push_back(std::move(*block));
         }
     }
 
     if (parts.versions) {
         for (auto& r : results[next++].data) {
-            version_row v;
-            v.id = std::move(r[0]).value_or("");
-            v.label = std::move(r[1]).value_or("");
-            auto text = text_cells(r, 2, "block_versions");
-            if (!text) return text.error();
-            v.text = std::move(*text);
-            v.author = std::move(r[7]).value_or("");
-            v.message = std::move(r[8]).value_or("");
-            auto t = to_epoch(r[9], "block_versions.created_at");
-            auto tz = to_int(r[10], "block_versions.created_tz_offset");
-            auto ord = to_int(r[12], "block_versions.ordinal");
-            if (!t || !tz || !ord) {
-                return !t ? t.error() : !tz ? tz.error() : ord.error();
-            }
-            v.created_at = *t;
-            v.created_tz_offset = static_cast<int>(*tz);
-            v.is_current = r[11].value_or("0") != "0";
-            v.ordinal = *ord;
-            v.deleted = r[13].value_or("0") != "0";
-            if (parts.audit) {
-                v.full_message = std::move(r[14]).value_or("");
-                v.source = std::move(r[15]).value_or("");
-            }
-            u.versions.push_back(std::move(v));
+            auto version = version_of(r, parts.audit);
+            if (!version) return version.error();
+            u.versions.push_back(std::move(*version));
         }
     }
 
     if (parts.diffs) {
         for (auto& r : results[next++].data) {
-            diff_row row;
-            v1::pending_diff& d = row.fields;
-            d.id = std::move(r[0]).value_or("");
-            d.agent_id = std::move(r[1]).value_or("");
-            d.block_label = std::move(r[2]).value_or("");
-            d.field = std::move(r[3]);
-            d.operation = std::move(r[4]).value_or("");
-            d.current_value = std::move(r[5]);
-            d.proposed_value = std::move(r[6]).value_or("");
-            d.reasoning = std::move(r[7]).value_or("");
-            d.confidence = std::move(r[8]).value_or("");
-            d.status = std::move(r[9]).value_or("");
-            d.source_query = std::move(r[10]);
-            auto created = datetime6_cell(r[11], "pending_diffs.created_at");
-            auto reviewed = datetime6_cell(r[12], "pending_diffs.reviewed_at");
-            if (!created || !reviewed) return !created ? created.error() : reviewed.error();
-            row.created_at = std::move(*created);
-            row.reviewed_at = std::move(*reviewed);
-            d.applied_commit = std::move(r[13]);
-            if (parts.audit) {
-                d.created_at = std::move(r[14]).value_or("");
-                d.reviewed_at = std::move(r[15]);
-                d.raw_json = std::move(r[16]).value_or("");
-            }
-            u.diffs.push_back(std::move(row));
+            auto diff = diff_of(r, parts.audit);
+            if (!diff) return diff.error();
+            u.diffs.push_back(std::move(*diff));
         }
     }
     return std::optional<user_rows>(std::move(u));

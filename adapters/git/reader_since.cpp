@@ -44,14 +44,55 @@ public:
         for (const auto& label : prev_.labels) {
             if (has_glob_chars(label)) return outcome::not_applicable;  // pathspec patterns
         }
-        // The chain from HEAD back to the earlier HEAD, newest first.
+        auto walked = walk_chain(head, prev_id, max_new);
+        if (!walked) return walked.error();
+        if (!*walked) return outcome::not_applicable;
+
+        const std::size_t n = chain_.size();
+        std::vector<entry_map> trees(n + 1);
+        std::set<std::string> labels(prev_.labels.begin(), prev_.labels.end());
+        auto read = read_trees(prev_id, trees, labels);
+        if (!read) return read.error();
+        if (!*read) return outcome::not_applicable;
+        const changes changed = changed_versions(trees, labels);
+
+        user_read r;
+        v1::user_state& s = r.state;
+        s.user_id = before.user_id;
+        s.head = lg::hex(head);
+        add_commits(s);
+        if (auto added = add_versions(s, changed, trees); !added) return added.error();
+        if (!add_blocks(s, changed, trees)) return outcome::not_applicable;
+        r.labels.assign(labels.begin(), labels.end());
+        r.incremental = true;
+        out_ = std::move(r);
+        return outcome::extended;
+    }
+
+private:
+    struct link {
+        git_oid id{};
+        git_oid parent{};
+        git_oid tree{};
+        std::string message;
+        std::int64_t time = 0;
+        int offset = 0;
+    };
+    using entry_map = std::map<std::string, tree_entry_info>;
+
+    // For each label, the indexes in chain_ of its new versions, newest first.
+    using changes = std::map<std::string, std::vector<std::size_t>>;
+
+    // chain_: the commits from `head` back to the earlier HEAD `prev_id`, newest first. False
+    // when that is not a chain of at most `max_new` single-parent commits.
+    result<bool> walk_chain(const git_oid& head, const git_oid& prev_id, std::size_t max_new) {
         git_oid at = head;
         while (git_oid_cmp(&at, &prev_id) != 0) {
-            if (chain_.size() >= max_new) return outcome::not_applicable;
+            if (chain_.size() >= max_new) return false;
             git_commit* raw = nullptr;
             if (git_commit_lookup(&raw, repo_, &at) != 0) return corrupt("commit " + lg::hex(at));
             lg::commit_ptr c(raw);
-            if (git_commit_parentcount(c.get()) != 1) return outcome::not_applicable;
+            if (git_commit_parentcount(c.get()) != 1) return false;
             const git_oid* parent = git_commit_parent_id(c.get(), 0);
             if (parent == nullptr) return corrupt("parent of commit " + lg::hex(at));
             const char* message = git_commit_message_raw(c.get());
@@ -65,11 +106,15 @@ public:
             chain_.push_back(std::move(l));
             at = *parent;
         }
+        return true;
+    }
 
-        // memory-blocks/ of every new commit (index i) and of the earlier HEAD (index n).
+    // memory-blocks/ of every new commit (index i) and of the earlier HEAD (index n) into `trees`,
+    // the new commits' labels into `labels`. False when a full read would warn about a file or
+    // match it as a pattern: leave it to one.
+    result<bool> read_trees(const git_oid& prev_id, std::vector<entry_map>& trees,
+                            std::set<std::string>& labels) {
         const std::size_t n = chain_.size();
-        std::vector<entry_map> trees(n + 1);
-        std::set<std::string> labels(prev_.labels.begin(), prev_.labels.end());
         for (std::size_t i = 0; i < n; ++i) {
             if (auto e = block_entries(chain_[i].tree, lg::hex(chain_[i].id), trees[i])) {
                 return std::move(*e);
@@ -77,10 +122,9 @@ public:
             for (const auto& [file, info] : trees[i]) {
                 if (!file.ends_with(block_suffix)) continue;
                 const auto label = file.substr(0, file.size() - block_suffix.size());
-                // What a full read warns about or matches as a pattern: leave it to one.
                 if (!is_blob_mode(info.mode) || !v1::is_safe_identifier(label) ||
                     has_glob_chars(label)) {
-                    return outcome::not_applicable;
+                    return false;
                 }
                 labels.insert(label);
             }
@@ -88,22 +132,26 @@ public:
         if (n > 0) {
             git_commit* raw = nullptr;
             if (git_commit_lookup(&raw, repo_, &prev_id) != 0) {
-                return corrupt("commit " + before.head);
+                return corrupt("commit " + prev_.state.head);
             }
             lg::commit_ptr c(raw);
-            if (auto e = block_entries(*git_commit_tree_id(c.get()), before.head, trees[n])) {
+            if (auto e = block_entries(*git_commit_tree_id(c.get()), prev_.state.head, trees[n])) {
                 return std::move(*e);
             }
         }
+        return true;
+    }
 
-        // The new versions of each label, newest first: a commit whose entry differs from its
-        // parent's (path_limited_order on a chain).
-        std::map<std::string, std::vector<std::size_t>> changed;
+    // The new versions of each label: a commit whose entry differs from its parent's
+    // (path_limited_order on a chain).
+    changes changed_versions(const std::vector<entry_map>& trees,
+                             const std::set<std::string>& labels) const {
+        changes changed;
         auto key_of = [&](const entry_map& t, const std::string& file) {
             const auto it = t.find(file);
             return it == t.end() ? std::string() : entry_key(it->second);
         };
-        for (std::size_t i = 0; i < n; ++i) {
+        for (std::size_t i = 0; i < chain_.size(); ++i) {
             for (const auto& label : labels) {
                 const std::string file = label + std::string(block_suffix);
                 if (key_of(trees[i], file) != key_of(trees[i + 1], file)) {
@@ -111,11 +159,13 @@ public:
                 }
             }
         }
+        return changed;
+    }
 
-        user_read r;
-        v1::user_state& s = r.state;
-        s.user_id = before.user_id;
-        s.head = lg::hex(head);
+    // The new commits, then the earlier ones renumbered after them.
+    void add_commits(v1::user_state& s) const {
+        const v1::user_state& before = prev_.state;
+        const std::size_t n = chain_.size();
         s.commits.reserve(n + before.commits.size());
         for (std::size_t i = 0; i < n; ++i) {
             const link& l = chain_[i];
@@ -126,8 +176,13 @@ public:
             s.commits.push_back(c);
             s.commits.back().seq += static_cast<std::int64_t>(n);
         }
+    }
 
-        s.versions.reserve(before.versions.size() + n);
+    // The new versions of each label, then the earlier ones with their ordinals moved past them.
+    result<void> add_versions(v1::user_state& s, const changes& changed,
+                              const std::vector<entry_map>& trees) {
+        const v1::user_state& before = prev_.state;
+        s.versions.reserve(before.versions.size() + chain_.size());
         for (const auto& [label, at_commits] : changed) {
             const std::string file = label + std::string(block_suffix);
             for (std::size_t k = 0; k < at_commits.size(); ++k) {
@@ -148,48 +203,40 @@ public:
                 s.versions.back().ordinal += static_cast<std::int64_t>(it->second.size());
             }
         }
-
-        // The blocks at HEAD: an unchanged block is the earlier one; a changed one is its newest
-        // version (the blob at HEAD is the blob of the last commit that changed the file).
-        if (n == 0) {
-            s.blocks = before.blocks;
-        } else {
-            std::map<std::string, const v1::block*> old_blocks;
-            for (const auto& b : before.blocks) old_blocks.emplace(b.label, &b);
-            std::map<std::string, const v1::block_version*> first_new;
-            for (const auto& v : s.versions) {
-                if (v.ordinal == 0 && changed.count(v.label) != 0) first_new.emplace(v.label, &v);
-            }
-            for (const auto& [file, info] : trees[0]) {
-                if (!file.ends_with(block_suffix)) continue;
-                const auto label = file.substr(0, file.size() - block_suffix.size());
-                if (const auto it = first_new.find(label); it != first_new.end()) {
-                    s.blocks.push_back(v1::block{label, it->second->source, it->second->sha});
-                } else if (const auto ob = old_blocks.find(label); ob != old_blocks.end()) {
-                    s.blocks.push_back(*ob->second);
-                } else {
-                    return outcome::not_applicable;  // cannot happen for a well-formed previous
-                }
-            }
-            std::sort(s.blocks.begin(), s.blocks.end(),
-                      [](const v1::block& a, const v1::block& b) { return a.label < b.label; });
-        }
-        r.labels.assign(labels.begin(), labels.end());
-        r.incremental = true;
-        out_ = std::move(r);
-        return outcome::extended;
+        return {};
     }
 
-private:
-    struct link {
-        git_oid id{};
-        git_oid parent{};
-        git_oid tree{};
-        std::string message;
-        std::int64_t time = 0;
-        int offset = 0;
-    };
-    using entry_map = std::map<std::string, tree_entry_info>;
+    // The blocks at HEAD: an unchanged block is the earlier one; a changed one is its newest
+    // version (the blob at HEAD is the blob of the last commit that changed the file). False when
+    // a block is neither (cannot happen for a well-formed previous read).
+    bool add_blocks(v1::user_state& s, const changes& changed,
+                    const std::vector<entry_map>& trees) const {
+        const v1::user_state& before = prev_.state;
+        if (chain_.empty()) {
+            s.blocks = before.blocks;
+            return true;
+        }
+        std::map<std::string, const v1::block*> old_blocks;
+        for (const auto& b : before.blocks) old_blocks.emplace(b.label, &b);
+        std::map<std::string, const v1::block_version*> first_new;
+        for (const auto& v : s.versions) {
+            if (v.ordinal == 0 && changed.count(v.label) != 0) first_new.emplace(v.label, &v);
+        }
+        for (const auto& [file, info] : trees[0]) {
+            if (!file.ends_with(block_suffix)) continue;
+            const auto label = file.substr(0, file.size() - block_suffix.size());
+            if (const auto it = first_new.find(label); it != first_new.end()) {
+                s.blocks.push_back(v1::block{label, it->second->source, it->second->sha});
+            } else if (const auto ob = old_blocks.find(label); ob != old_blocks.end()) {
+                s.blocks.push_back(*ob->second);
+            } else {
+                return false;
+            }
+        }
+        std::sort(s.blocks.begin(), s.blocks.end(),
+                  [](const v1::block& a, const v1::block& b) { return a.label < b.label; });
+        return true;
+    }
 
     static commit_facts facts(const link& l) {
         return {lg::hex(l.id), l.message, l.time, l.offset};

@@ -10,6 +10,7 @@ add_library(sg_v1_model
     ${CMAKE_CURRENT_SOURCE_DIR}/v1/yaml_construct.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/v1/yaml_encode.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/v1/yaml_emit.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/v1/yaml_exact.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/v1/columns.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/v1/render.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/v1/render_history.cpp

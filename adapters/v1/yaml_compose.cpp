@@ -391,63 +391,72 @@ bool starts_with_document_end(std::string_view text) {
     return false;
 }
 
+// What PyYAML's Reader and parser refuse before composing anything: text that is not UTF-8 (v1
+// cannot decode it), a character the Reader does not allow, a stream opening with "...".
+std::optional<yaml_stop> refused_stream(std::string_view text) {
+    if (!is_valid_utf8(text)) return yaml_stop{yaml_outcome::crash, "not UTF-8"};
+    for (std::size_t i = 0; i < text.size();) {
+        const char32_t c = next_code_point(text, i);
+        if (!is_yaml_printable(c)) {
+            return yaml_stop{yaml_outcome::invalid, "special characters are not allowed"};
+        }
+    }
+    if (starts_with_document_end(text)) {
+        return yaml_stop{yaml_outcome::invalid,
+                         "expected the node content, but found '<document end>'"};
+    }
+    return std::nullopt;
+}
+
+// Parses `work` into `nodes` through `comp`; where yaml-cpp reads "&a:" or "*a:" as a name with
+// a colon, puts a blank after the name in `work` (meaningless to PyYAML) and parses again. False
+// when the stream holds a second document: safe_load wants exactly one.
+bool compose_one_document(std::string& work, const yaml_limits& limits, std::vector<ynode>& nodes,
+                          std::optional<composer>& comp) {
+    for (int attempt = 0;; ++attempt) {
+        nodes.clear();
+        comp.emplace(work, limits, nodes);
+        std::optional<std::size_t> fix;
+        try {
+            std::istringstream in{work};
+            YAML::Parser parser(in);
+            if (parser.HandleNextDocument(*comp)) {
+                std::vector<ynode> more_nodes;
+                composer more(work, limits, more_nodes);
+                if (parser.HandleNextDocument(more)) return false;
+            }
+        } catch (const colon_after_name& c) {
+            fix = c.at;
+        } catch (const YAML::Exception& e) {
+            const auto at = static_cast<std::size_t>(std::max(e.mark.pos, 0));
+            if (e.msg.find("referenced anchor is not defined") != std::string::npos &&
+                at < work.size() && work[at] == '*')
+                fix = colon_fix(work, at);
+            if (!fix) throw;
+        }
+        if (!fix) return true;
+        if (attempt >= 64) throw yaml_stop{yaml_outcome::invalid, "anchor names"};
+        work.insert(*fix, 1, ' ');
+    }
+}
+
 }  // namespace
 
 yaml_load_result load_yaml(std::string_view text, const yaml_limits& limits) {
     yaml_load_result r;
     try {
-        if (!is_valid_utf8(text)) {
-            r.outcome = yaml_outcome::crash;
-            r.error = "not UTF-8";
+        if (auto refused = refused_stream(text)) {
+            r.outcome = refused->outcome;
+            r.error = std::move(refused->why);
             return r;
         }
-        for (std::size_t i = 0; i < text.size();) {
-            const char32_t c = next_code_point(text, i);
-            if (!is_yaml_printable(c)) {
-                r.outcome = yaml_outcome::invalid;
-                r.error = "special characters are not allowed";
-                return r;
-            }
-        }
-        if (starts_with_document_end(text)) {
-            r.outcome = yaml_outcome::invalid;
-            r.error = "expected the node content, but found '<document end>'";
-            return r;
-        }
-        // Parse; where yaml-cpp reads "&a:" or "*a:" as a name with a colon, put a blank after
-        // the name (meaningless to PyYAML) and parse again.
         std::string work(text);
         std::vector<ynode> nodes;
         std::optional<composer> comp;
-        for (int attempt = 0;; ++attempt) {
-            nodes.clear();
-            comp.emplace(work, limits, nodes);
-            std::optional<std::size_t> fix;
-            try {
-                std::istringstream in{work};
-                YAML::Parser parser(in);
-                if (parser.HandleNextDocument(*comp)) {
-                    // safe_load wants exactly one document.
-                    std::vector<ynode> more_nodes;
-                    composer more(work, limits, more_nodes);
-                    if (parser.HandleNextDocument(more)) {
-                        r.outcome = yaml_outcome::invalid;
-                        r.error = "expected a single document in the stream";
-                        return r;
-                    }
-                }
-            } catch (const colon_after_name& c) {
-                fix = c.at;
-            } catch (const YAML::Exception& e) {
-                const auto at = static_cast<std::size_t>(std::max(e.mark.pos, 0));
-                if (e.msg.find("referenced anchor is not defined") != std::string::npos &&
-                    at < work.size() && work[at] == '*')
-                    fix = colon_fix(work, at);
-                if (!fix) throw;
-            }
-            if (!fix) break;
-            if (attempt >= 64) throw yaml_stop{yaml_outcome::invalid, "anchor names"};
-            work.insert(*fix, 1, ' ');
+        if (!compose_one_document(work, limits, nodes, comp)) {
+            r.outcome = yaml_outcome::invalid;
+            r.error = "expected a single document in the stream";
+            return r;
         }
         if (pyyaml_refuses(work, comp->scalar_ranges)) {
             r.outcome = yaml_outcome::invalid;

@@ -5,6 +5,7 @@
 // A port of PyYAML 6.0's Representer/Serializer/Emitter for what JSON can hold: Python's
 // defaults (allow_unicode=False, width 80, indent 2, block style), str / int / float / bool /
 // None / list / dict, no anchors (JSON values share nothing). Pure, no I/O, never throws.
+// Defined in yaml_emit.cpp (pyyaml_dump) and yaml_exact.cpp (exact_json).
 #pragma once
 
 #include "adapters/v1/yaml_json.hpp"

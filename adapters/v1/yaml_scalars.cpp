@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace sg::v1::yaml_detail {
 
@@ -38,6 +39,36 @@ std::size_t skip_properties(std::string_view text, std::size_t i, bool* non_spec
     return i;
 }
 
+namespace {
+
+struct block_header {
+    int chomping = 0;  // -1 strip, 0 clip, +1 keep
+    long increment = 0;
+};
+
+// PyYAML's scan_block_scalar_indicators from just after the "|" or ">", then the blanks and the
+// comment of scan_block_scalar_ignored_line (the caller reads its line break).
+block_header scan_block_header(std::string_view t, std::size_t& i) {
+    auto peek = [&](std::size_t k) { return k < t.size() ? t[k] : '\0'; };
+    block_header h;
+    for (int round = 0; round < 2; ++round) {
+        const char c = peek(i);
+        if ((c == '+' || c == '-') && h.chomping == 0) {
+            h.chomping = c == '+' ? 1 : -1;
+            ++i;
+        } else if (c >= '1' && c <= '9' && h.increment == 0) {
+            h.increment = c - '0';
+            ++i;
+        }
+    }
+    while (peek(i) == ' ') ++i;
+    if (peek(i) == '#')
+        while (peek(i) != '\0' && peek(i) != '\r' && peek(i) != '\n') ++i;
+    return h;
+}
+
+}  // namespace
+
 // PyYAML's scan_block_scalar on the text from the "|" or ">" indicator: yaml-cpp keeps one line
 // break fewer than PyYAML when "+" chomping meets trailing lines holding only spaces, and the
 // indentation rules differ in corners. `parent_indent` is the column of the innermost block
@@ -48,21 +79,7 @@ std::string pyyaml_block_scalar(std::string_view t, std::size_t i, long parent_i
     auto peek = [&](std::size_t k) { return k < t.size() ? t[k] : '\0'; };
     const bool folded = t[i] == '>';
     ++i;
-    int chomping = 0;  // -1 strip, 0 clip, +1 keep
-    long increment = 0;
-    for (int round = 0; round < 2; ++round) {
-        const char c = peek(i);
-        if ((c == '+' || c == '-') && chomping == 0) {
-            chomping = c == '+' ? 1 : -1;
-            ++i;
-        } else if (c >= '1' && c <= '9' && increment == 0) {
-            increment = c - '0';
-            ++i;
-        }
-    }
-    while (peek(i) == ' ') ++i;
-    if (peek(i) == '#')
-        while (peek(i) != '\0' && peek(i) != '\r' && peek(i) != '\n') ++i;
+    const auto [chomping, increment] = scan_block_header(t, i);
     long column = 0;
     auto line_break = [&]() -> bool {  // scan_line_break for \r\n, \r, \n
         if (peek(i) == '\r') {
@@ -133,15 +150,40 @@ std::string pyyaml_block_scalar(std::string_view t, std::size_t i, long parent_i
     return chunks;
 }
 
-// PyYAML's scan_flow_scalar from the opening quote at `i`. yaml-cpp differs in places that
-// matter for files PyYAML wrote: U+0085, U+2028 and U+2029 are line breaks for PyYAML (folded,
-// with the next line's indentation dropped), "\N" and "\_" are mis-encoded by yaml-cpp, and a
-// quoted scalar opening with a line break folds differently. Throws yaml_stop where PyYAML raises.
-std::string pyyaml_quoted_scalar(std::string_view t, std::size_t i, std::size_t& end) {
-    const char quote = t[i];
-    const bool dbl = quote == '"';
-    ++i;
-    auto cp_at = [&](std::size_t k, std::size_t* len = nullptr) -> char32_t {
+namespace {
+
+// Appends `c` as UTF-8; lone surrogates stay (as WTF-8): Python keeps them until it must encode.
+void append_wtf8(std::string& out, char32_t c) {
+    if (c < 0x80) {
+        out += static_cast<char>(c);
+    } else if (c < 0x800) {
+        out += static_cast<char>(0xC0 | (c >> 6));
+        out += static_cast<char>(0x80 | (c & 0x3F));
+    } else if (c < 0x10000) {
+        out += static_cast<char>(0xE0 | (c >> 12));
+        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (c & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (c >> 18));
+        out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (c & 0x3F));
+    }
+}
+
+// PyYAML's scan_flow_scalar_* methods over one quoted scalar: `i` moves through `t` as the
+// scanner's pointer does, `out` collects the value.
+struct flow_scalar_scanner {
+    std::string_view t;
+    std::size_t i;
+    bool dbl;
+    std::string out;
+
+    static bool is_break(char32_t c) {
+        return c == '\r' || c == '\n' || c == 0x85 || c == 0x2028 || c == 0x2029;
+    }
+
+    char32_t cp_at(std::size_t k, std::size_t* len = nullptr) const {
         if (k >= t.size()) {
             if (len) *len = 0;
             return 0;
@@ -150,22 +192,21 @@ std::string pyyaml_quoted_scalar(std::string_view t, std::size_t i, std::size_t&
         const char32_t c = next_code_point(t, j, true);
         if (len) *len = j - k;
         return c;
-    };
-    auto is_break = [](char32_t c) {
-        return c == '\r' || c == '\n' || c == 0x85 || c == 0x2028 || c == 0x2029;
-    };
-    auto line_break = [&](std::string& out) {  // scan_line_break
+    }
+
+    void line_break(std::string& to) {  // scan_line_break
         std::size_t len;
         const char32_t c = cp_at(i, &len);
         if (c == '\r' || c == '\n' || c == 0x85) {
             i += (c == '\r' && i + 1 < t.size() && t[i + 1] == '\n') ? 2 : len;
-            out += '\n';
+            to += '\n';
         } else {
-            out.append(t.substr(i, len));
+            to.append(t.substr(i, len));
             i += len;
         }
-    };
-    auto breaks = [&](std::string& out) {  // scan_flow_scalar_breaks
+    }
+
+    void breaks(std::string& to) {  // scan_flow_scalar_breaks
         while (true) {
             const std::string_view pre = t.substr(i, 3);
             if ((pre == "---" || pre == "...") &&
@@ -173,14 +214,14 @@ std::string pyyaml_quoted_scalar(std::string_view t, std::size_t i, std::size_t&
                 throw yaml_stop{yaml_outcome::invalid, "found unexpected document separator"};
             while (i < t.size() && (t[i] == ' ' || t[i] == '\t')) ++i;
             if (i < t.size() && is_break(cp_at(i))) {
-                line_break(out);
+                line_break(to);
             } else {
                 return;
             }
         }
-    };
-    std::string out;
-    auto non_spaces = [&] {
+    }
+
+    void non_spaces() {  // scan_flow_scalar_non_spaces
         while (true) {
             while (i < t.size()) {
                 std::size_t len;
@@ -200,70 +241,55 @@ std::string pyyaml_quoted_scalar(std::string_view t, std::size_t i, std::size_t&
                 ++i;
             } else if (dbl && ch == '\\') {
                 ++i;
-                const char e = i < t.size() ? t[i] : '\0';
-                static const std::string_view simple = "0abt\tnvfre \"/\\";
-                static const char* const repl[] = {"\0",   "\x07", "\x08", "\x09", "\x09",
-                                                   "\x0A", "\x0B", "\x0C", "\x0D", "\x1B",
-                                                   " ",    "\"",   "/",    "\\"};
-                const auto si = e ? simple.find(e) : std::string_view::npos;
-                if (si != std::string_view::npos) {
-                    if (e == '0') {
-                        out += '\0';
-                    } else {
-                        out += repl[si];
-                    }
-                    ++i;
-                } else if (e == 'N' || e == '_' || e == 'L' || e == 'P') {
-                    out += e == 'N'   ? "\xC2\x85"
-                           : e == '_' ? "\xC2\xA0"
-                           : e == 'L' ? "\xE2\x80\xA8"
-                                      : "\xE2\x80\xA9";
-                    ++i;
-                } else if (e == 'x' || e == 'u' || e == 'U') {
-                    const std::size_t n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
-                    ++i;
-                    std::uint32_t code = 0;
-                    for (std::size_t k = 0; k < n; ++k) {
-                        if (i + k >= t.size() ||
-                            !std::isxdigit(static_cast<unsigned char>(t[i + k])))
-                            throw yaml_stop{yaml_outcome::invalid, "expected escape sequence"};
-                        code = code * 16 + static_cast<std::uint32_t>(digit_value(t[i + k]));
-                    }
-                    if (code > 0x10FFFF)
-                        throw yaml_stop{yaml_outcome::crash, "chr() arg not in range"};
-                    // Lone surrogates stay (as WTF-8): Python keeps them until it must encode.
-                    const char32_t c = code;
-                    if (c < 0x80) {
-                        out += static_cast<char>(c);
-                    } else if (c < 0x800) {
-                        out += static_cast<char>(0xC0 | (c >> 6));
-                        out += static_cast<char>(0x80 | (c & 0x3F));
-                    } else if (c < 0x10000) {
-                        out += static_cast<char>(0xE0 | (c >> 12));
-                        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-                        out += static_cast<char>(0x80 | (c & 0x3F));
-                    } else {
-                        out += static_cast<char>(0xF0 | (c >> 18));
-                        out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-                        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-                        out += static_cast<char>(0x80 | (c & 0x3F));
-                    }
-                    i += n;
-                } else if (i < t.size() && is_break(cp_at(i))) {
-                    std::string ignored;
-                    line_break(ignored);
-                    breaks(out);
-                } else {
-                    throw yaml_stop{yaml_outcome::invalid, "found unknown escape character"};
-                }
+                escape();
             } else {
                 return;
             }
         }
-    };
-    non_spaces();
-    while (i < t.size() && t[i] != quote) {
-        // scan_flow_scalar_spaces
+    }
+
+    // The escape after a backslash in a double-quoted scalar (part of non_spaces in PyYAML).
+    void escape() {
+        const char e = i < t.size() ? t[i] : '\0';
+        static const std::string_view simple = "0abt\tnvfre \"/\\";
+        static const char* const repl[] = {"\0",   "\x07", "\x08", "\x09", "\x09", "\x0A", "\x0B",
+                                           "\x0C", "\x0D", "\x1B", " ",    "\"",   "/",    "\\"};
+        const auto si = e ? simple.find(e) : std::string_view::npos;
+        if (si != std::string_view::npos) {
+            if (e == '0') {
+                out += '\0';
+            } else {
+                out += repl[si];
+            }
+            ++i;
+        } else if (e == 'N' || e == '_' || e == 'L' || e == 'P') {
+            out += e == 'N'   ? "\xC2\x85"
+                   : e == '_' ? "\xC2\xA0"
+                   : e == 'L' ? "\xE2\x80\xA8"
+                              : "\xE2\x80\xA9";
+            ++i;
+        } else if (e == 'x' || e == 'u' || e == 'U') {
+            const std::size_t n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
+            ++i;
+            std::uint32_t code = 0;
+            for (std::size_t k = 0; k < n; ++k) {
+                if (i + k >= t.size() || !std::isxdigit(static_cast<unsigned char>(t[i + k])))
+                    throw yaml_stop{yaml_outcome::invalid, "expected escape sequence"};
+                code = code * 16 + static_cast<std::uint32_t>(digit_value(t[i + k]));
+            }
+            if (code > 0x10FFFF) throw yaml_stop{yaml_outcome::crash, "chr() arg not in range"};
+            append_wtf8(out, code);
+            i += n;
+        } else if (i < t.size() && is_break(cp_at(i))) {
+            std::string ignored;
+            line_break(ignored);
+            breaks(out);
+        } else {
+            throw yaml_stop{yaml_outcome::invalid, "found unknown escape character"};
+        }
+    }
+
+    void spaces() {  // scan_flow_scalar_spaces
         const std::size_t ws = i;
         while (i < t.size() && (t[i] == ' ' || t[i] == '\t')) ++i;
         const std::string_view whitespace = t.substr(ws, i - ws);
@@ -281,11 +307,26 @@ std::string pyyaml_quoted_scalar(std::string_view t, std::size_t i, std::size_t&
         } else {
             out.append(whitespace);
         }
-        non_spaces();
     }
-    if (i >= t.size()) throw yaml_stop{yaml_outcome::invalid, "found unexpected end of stream"};
-    end = i + 1;
-    return out;
+};
+
+}  // namespace
+
+// PyYAML's scan_flow_scalar from the opening quote at `i`. yaml-cpp differs in places that
+// matter for files PyYAML wrote: U+0085, U+2028 and U+2029 are line breaks for PyYAML (folded,
+// with the next line's indentation dropped), "\N" and "\_" are mis-encoded by yaml-cpp, and a
+// quoted scalar opening with a line break folds differently. Throws yaml_stop where PyYAML raises.
+std::string pyyaml_quoted_scalar(std::string_view t, std::size_t i, std::size_t& end) {
+    const char quote = t[i];
+    flow_scalar_scanner s{t, i + 1, quote == '"', {}};
+    s.non_spaces();
+    while (s.i < t.size() && t[s.i] != quote) {
+        s.spaces();
+        s.non_spaces();
+    }
+    if (s.i >= t.size()) throw yaml_stop{yaml_outcome::invalid, "found unexpected end of stream"};
+    end = s.i + 1;
+    return std::move(s.out);
 }
 
 }  // namespace sg::v1::yaml_detail
