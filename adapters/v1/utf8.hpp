@@ -17,6 +17,10 @@ inline constexpr char32_t no_char = 0xFFFFFFFF;
 // reader uses internally for lone surrogates coming from escapes.
 char32_t next_code_point(std::string_view s, std::size_t& i, bool allow_surrogates = false);
 
+// Appends `c` encoded as UTF-8 (1 to 4 bytes). A lone surrogate is written as its 3 bytes (WTF-8),
+// as Python keeps one in a str until it must encode it.
+void append_code_point(std::string& out, char32_t c);
+
 // True when bytes.decode("utf-8") would succeed (no overlongs, surrogates or values > U+10FFFF).
 bool is_valid_utf8(std::string_view bytes);
 

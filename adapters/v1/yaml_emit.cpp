@@ -6,6 +6,7 @@
 // pyyaml_dump in yaml_emit.hpp, is in yaml_exact.cpp.
 #include "adapters/v1/yaml_emit.hpp"
 
+#include "adapters/v1/utf8.hpp"
 #include "adapters/v1/yaml_json.hpp"
 
 #include <cctype>
@@ -44,24 +45,6 @@ std::u32string decode(std::string_view s) {
         i += static_cast<std::size_t>(n);
     }
     return out;
-}
-
-void encode(std::string& out, char32_t c) {
-    if (c < 0x80) {
-        out += static_cast<char>(c);
-    } else if (c < 0x800) {
-        out += static_cast<char>(0xC0 | (c >> 6));
-        out += static_cast<char>(0x80 | (c & 0x3F));
-    } else if (c < 0x10000) {
-        out += static_cast<char>(0xE0 | (c >> 12));
-        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (c & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (c >> 18));
-        out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (c & 0x3F));
-    }
 }
 
 bool in(char32_t c, std::u32string_view set) { return set.find(c) != std::u32string_view::npos; }
@@ -324,7 +307,7 @@ private:
     }
 
     void write(std::u32string_view data) {
-        for (char32_t c : data) encode(out, c);
+        for (char32_t c : data) append_code_point(out, c);
         column_ += static_cast<int>(data.size());
     }
 
@@ -357,7 +340,7 @@ private:
         whitespace_ = true;
         indention_ = true;
         column_ = 0;
-        encode(out, br);
+        append_code_point(out, br);
     }
 
     // The line breaks of text[start, end) as write_single_quoted / write_plain write them.

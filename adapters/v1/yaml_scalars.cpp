@@ -152,25 +152,6 @@ std::string pyyaml_block_scalar(std::string_view t, std::size_t i, long parent_i
 
 namespace {
 
-// Appends `c` as UTF-8; lone surrogates stay (as WTF-8): Python keeps them until it must encode.
-void append_wtf8(std::string& out, char32_t c) {
-    if (c < 0x80) {
-        out += static_cast<char>(c);
-    } else if (c < 0x800) {
-        out += static_cast<char>(0xC0 | (c >> 6));
-        out += static_cast<char>(0x80 | (c & 0x3F));
-    } else if (c < 0x10000) {
-        out += static_cast<char>(0xE0 | (c >> 12));
-        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (c & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (c >> 18));
-        out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (c & 0x3F));
-    }
-}
-
 // PyYAML's scan_flow_scalar_* methods over one quoted scalar: `i` moves through `t` as the
 // scanner's pointer does, `out` collects the value.
 struct flow_scalar_scanner {
@@ -278,7 +259,7 @@ struct flow_scalar_scanner {
                 code = code * 16 + static_cast<std::uint32_t>(digit_value(t[i + k]));
             }
             if (code > 0x10FFFF) throw yaml_stop{yaml_outcome::crash, "chr() arg not in range"};
-            append_wtf8(out, code);
+            append_code_point(out, code);  // a lone surrogate stays: Python keeps it
             i += n;
         } else if (i < t.size() && is_break(cp_at(i))) {
             std::string ignored;
