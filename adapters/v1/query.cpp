@@ -13,7 +13,8 @@ int hex_value(char c) {
 }
 
 // application/x-www-form-urlencoded decoding as Python's unquote_plus does it: a malformed
-// escape stays as it is.
+// escape stays as it is. That leniency is why this is not Boost.URL's decoder (which the route
+// table uses): Boost.URL refuses a malformed escape, and v1 reads "%zz" as the text "%zz".
 std::string form_decode(std::string_view s) {
     std::string out;
     out.reserve(s.size());

@@ -3,6 +3,8 @@
 
 #include "adapters/v1/utf8.hpp"
 
+#include <boost/url/pct_string_view.hpp>
+
 #include <algorithm>
 
 namespace sg::v1 {
@@ -44,13 +46,6 @@ segments split_path(std::string_view path) {
         if (slash == std::string_view::npos) return out;
         rest.remove_prefix(slash + 1);
     }
-}
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 // Decodes `raw` into `out`; the first problem found becomes the route's hostile_reason.
@@ -156,6 +151,10 @@ route classify(std::string_view method, std::string_view target) {
     route r;
     // Only origin-form targets name a v1 route; "*", absolute-form and authority-form do not.
     if (target.empty() || target.front() != '/') return r;
+    // The path ends at the first "?", as uvicorn reads it. The target is not parsed as a strict
+    // RFC 3986 URI first: v1's server accepts characters that grammar forbids (a raw "|", "{",
+    // a UTF-8 byte), so strictness would misroute requests v1 serves. Each identifier is
+    // checked and decoded by Boost.URL (percent_decode).
     const auto path = target.substr(0, target.find('?'));
     const auto s = split_path(path);
     if (s.usable) r.ep = match(method, s);
@@ -206,22 +205,11 @@ const char* revision_problem(std::string_view s) {
 
 bool is_safe_identifier(std::string_view s) { return identifier_problem(s) == nullptr; }
 
+// Boost.URL checks every escape and decodes; "+" stays "+" (it means a space only in a query).
 std::optional<std::string> percent_decode(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] != '%') {
-            out.push_back(s[i]);
-            continue;
-        }
-        if (s.size() - i < 3) return std::nullopt;
-        const int hi = hex_value(s[i + 1]);
-        const int lo = hex_value(s[i + 2]);
-        if (hi < 0 || lo < 0) return std::nullopt;
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-    }
-    return out;
+    const auto pct = boost::urls::make_pct_string_view(s);
+    if (pct.has_error()) return std::nullopt;
+    return pct->decode();
 }
 
 }  // namespace sg::v1

@@ -45,7 +45,7 @@ LIBS="" build fuzz_comparator "$src/tests/fuzz/fuzz_comparator.cpp" \
 LIBS="-lyaml-cpp" build fuzz_frontmatter "$src/tests/fuzz/fuzz_frontmatter.cpp" \
     "$src/adapters/v1/frontmatter.cpp" "${yaml_loader[@]}" "$src/adapters/v1/utf8.cpp"
 LIBS="" build fuzz_routes "$src/tests/fuzz/fuzz_routes.cpp" "$src/adapters/v1/routes.cpp" \
-    "$src/adapters/v1/request_ids.cpp" "$src/adapters/v1/utf8.cpp"
+    "$src/adapters/v1/request_ids.cpp" "$src/adapters/v1/utf8.cpp" "$src/adapters/v1/boost_url.cpp"
 LIBS="-lyaml-cpp" build fuzz_yaml_emit "$src/tests/fuzz/fuzz_yaml_emit.cpp" \
     "$src/adapters/v1/yaml_emit.cpp" "$src/adapters/v1/yaml_exact.cpp" "${yaml_loader[@]}" \
     "$src/adapters/v1/utf8.cpp"
