@@ -8,9 +8,12 @@
 # and each is loaded with wrk at N connections (-t2 -cN) and at 1 connection (-t1 -c1),
 # after an unreported warm-up run. CPU per request of the process under test comes from
 # /proc/PID/stat (utime+stime) deltas over each measured run.
+# The whole sequence (for each connection count: direct, nginx, shadowgate) is repeated
+# --rounds N times (default 3, 1 with --quick), interleaved so that drift on the machine hits
+# all targets alike; the report gives medians over the rounds and per-round ratios.
 #
-# Usage: tests/bench/proxy_bench.sh [--duration S] [--connections N] [--shadowgate PATH]
-#                                   [--out FILE] [--quick] [--path /url/path]
+# Usage: tests/bench/proxy_bench.sh [--duration S] [--connections N] [--rounds N]
+#                                   [--shadowgate PATH] [--out FILE] [--quick] [--path /url/path]
 # This is a program that prints numbers, not a test: it exits 0 whenever it could measure,
 # whether or not the goals are met.
 set -euo pipefail
@@ -22,21 +25,25 @@ PY=/usr/bin/python3          # Debian's python; the pyenv one on PATH is avoided
 DURATION=10
 WARMUP=2
 CONNS=32
+ROUNDS=3
+ROUNDS_SET=0             # --rounds given explicitly (then --quick leaves it alone)
+QUICK=0
 SHADOWGATE="${SHADOWGATE_BIN:-$REPO_DIR/build/proxy/shadowgate}"
 OUT=""
 URL_PATH="/"
 
 usage() {
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --duration)    DURATION="$2"; shift 2 ;;
         --connections) CONNS="$2"; shift 2 ;;
+        --rounds)      ROUNDS="$2"; ROUNDS_SET=1; shift 2 ;;
         --shadowgate)  SHADOWGATE="$2"; shift 2 ;;
         --out)         OUT="$2"; shift 2 ;;
-        --quick)       DURATION=2; shift ;;
+        --quick)       DURATION=2; QUICK=1; shift ;;
         --path)        URL_PATH="$2"; shift 2 ;;
         -h|--help)     usage; exit 0 ;;
         *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
@@ -45,6 +52,8 @@ done
 
 [[ "$DURATION" =~ ^[0-9]+$ && "$DURATION" -gt 0 ]] || { echo "--duration must be a positive integer" >&2; exit 2; }
 [[ "$CONNS" =~ ^[0-9]+$ && "$CONNS" -ge 2 ]] || { echo "--connections must be an integer >= 2" >&2; exit 2; }
+if [[ $QUICK -eq 1 && $ROUNDS_SET -eq 0 ]]; then ROUNDS=1; fi
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "--rounds must be a positive integer" >&2; exit 2; }
 [[ "$URL_PATH" == /* ]] || { echo "--path must start with /" >&2; exit 2; }
 for tool in nginx wrk curl getconf; do
     command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
@@ -287,14 +296,15 @@ upstream_sockets() {  # upstream_sockets time-wait | upstream_sockets establishe
     ss -Htanp state established "( dport = :$BACKEND_PORT )" 2>/dev/null | grep -cE "$pat" || true
 }
 
-# run_one TARGET PORT CONNS THREADS PID...   (PIDs = processes whose CPU is charged)
+# run_one TARGET ROUND PORT CONNS THREADS PID...   (PIDs = processes whose CPU is charged)
 run_one() {
-    local target="$1" port="$2" conns="$3" threads="$4"; shift 4
+    local target="$1" round="$2" port="$3" conns="$4" threads="$5"; shift 5
     local url="http://127.0.0.1:$port$URL_PATH"
-    local raw="$WORK/wrk-$target-c$conns.txt"
-    log "$target c=$conns: warm-up ${WARMUP}s"
+    local raw="$WORK/wrk-$target-c$conns-r$round.txt"
+    local what="round $round/$ROUNDS: $target c=$conns"
+    log "$what: warm-up ${WARMUP}s"
     run_wrk -t"$threads" -c"$conns" -d"${WARMUP}s" "$url" >/dev/null
-    log "$target c=$conns: measuring ${DURATION}s"
+    log "$what: measuring ${DURATION}s"
     local t0 t1 closed est
     upstream_sockets time-wait >"$WORK/tw0"
     t0="$(cpu_ticks "$@")"
@@ -303,8 +313,8 @@ run_one() {
     upstream_sockets time-wait >"$WORK/tw1"
     closed="$(comm -13 "$WORK/tw0" "$WORK/tw1" | wc -l)"   # TIME-WAIT sockets new in this run
     est="$(upstream_sockets established "$@")"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$conns" "$((t1 - t0))" "$CLK_TCK" "$raw" \
-        "$est" "$closed" >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$conns" "$((t1 - t0))" "$CLK_TCK" \
+        "$raw" "$est" "$closed" "$round" >>"$RESULTS"
 }
 
 nginx_pids() { echo "$NGINX_PID"; children_of "$NGINX_PID"; }
@@ -312,12 +322,18 @@ NGINX_ALL=($(nginx_pids))
 BACKEND_ALL=($(echo "$BACKEND_PID"; children_of "$BACKEND_PID"))
 log "nginx proxy processes: ${NGINX_ALL[*]}; backend processes: ${BACKEND_ALL[*]}"
 
+log "$ROUNDS round(s) of 6 runs of ${DURATION}s (+${WARMUP}s warm-up each):" \
+    "about $((ROUNDS * 6 * (DURATION + WARMUP)))s"
 LOADAVG_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
-for conns_threads in "$CONNS:2" "1:1"; do
-    c="${conns_threads%%:*}"; t="${conns_threads##*:}"
-    run_one direct     "$BACKEND_PORT" "$c" "$t" "${BACKEND_ALL[@]}"
-    run_one nginx      "$NGINX_PORT"   "$c" "$t" "${NGINX_ALL[@]}"
-    run_one shadowgate "$SG_PORT"      "$c" "$t" "$SG_PID"
+# Rounds are interleaved (round 1 all targets, round 2 all targets, ...) so that drift on
+# the machine hits every target alike; the report compares targets within a round.
+for round in $(seq 1 "$ROUNDS"); do
+    for conns_threads in "$CONNS:2" "1:1"; do
+        c="${conns_threads%%:*}"; t="${conns_threads##*:}"
+        run_one direct     "$round" "$BACKEND_PORT" "$c" "$t" "${BACKEND_ALL[@]}"
+        run_one nginx      "$round" "$NGINX_PORT"   "$c" "$t" "${NGINX_ALL[@]}"
+        run_one shadowgate "$round" "$SG_PORT"      "$c" "$t" "$SG_PID"
+    done
 done
 LOADAVG_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
