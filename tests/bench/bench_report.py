@@ -336,6 +336,12 @@ def main():
     n = env["BENCH_CONNS"]
     nr = len(rounds_of(runs))
     rounds_word = f"{nr} round{'s' if nr != 1 else ''}"
+    sequence = f"direct, nginx, shadowgate at {n} conns, then the same at 1 conn"
+    if nr > 1:
+        rounds_sentence = (f"{rounds_word}, interleaved (each round: {sequence}), so drift on "
+                           "the machine hits all targets alike")
+    else:
+        rounds_sentence = f"1 round ({sequence})"
     if nr > 1:
         table_note = (f"req/s, p50, p99 and CPU µs/req are medians of {nr} rounds; the min–max "
                       "columns give the spread over the rounds; errors are summed over them.")
@@ -397,9 +403,7 @@ def main():
             f"- wrk: {env.get('BENCH_WRK_VERSION', '?')}",
             f"- shadowgate: commit {env.get('BENCH_SG_COMMIT', '?')}, binary "
             f"`{env.get('BENCH_SG_BIN', '?')}` (built {env.get('BENCH_SG_MTIME', '?')}), threads 2",
-            f"- runs: {rounds_word}, interleaved (each round: direct, nginx, shadowgate at "
-            f"{n} conns, then the same at 1 conn), so drift on the machine hits all targets "
-            f"alike; {dur} s each after an unreported {warm} s warm-up; "
+            f"- runs: {rounds_sentence}; {dur} s each after an unreported {warm} s warm-up; "
             f"`wrk -t2 -c{n} --latency` and `wrk -t1 -c1 --latency`; GET `{env['BENCH_PATH']}`, "
             "all on 127.0.0.1; wrk, the proxy and the backend share the same CPUs",
             "",
