@@ -340,9 +340,6 @@ def main():
     if nr > 1:
         rounds_sentence = (f"{rounds_word}, interleaved (each round: {sequence}), so drift on "
                            "the machine hits all targets alike")
-    else:
-        rounds_sentence = f"1 round ({sequence})"
-    if nr > 1:
         table_note = (f"req/s, p50, p99 and CPU µs/req are medians of {nr} rounds; the min–max "
                       "columns give the spread over the rounds; errors are summed over them.")
         ratio_note = (f"Each ratio is the median of the {nr} per-round ratios (shadowgate vs "
@@ -350,6 +347,7 @@ def main():
                       "parentheses are the medians from the Results table.")
         verdict_note = "Verdicts are judged on the median ratios."
     else:
+        rounds_sentence = f"1 round ({sequence})"
         table_note = "A single round: the figures are that round's own (no spread)."
         ratio_note = verdict_note = ""
     cpu_note = ("CPU µs/req = (utime+stime delta of the process under test over the measured "
