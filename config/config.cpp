@@ -41,6 +41,22 @@ std::string_view to_string(stage s) {
     return i < std::size(stage_names) ? stage_names[i] : "unknown";
 }
 
+std::optional<stage> parse_stage(std::string_view name) {
+    for (std::size_t i = 0; i < std::size(stage_names); ++i) {
+        if (stage_names[i] == name) return static_cast<stage>(i);
+    }
+    return std::nullopt;
+}
+
+std::string stage_list() {
+    std::string out;
+    for (const auto n : stage_names) {
+        if (!out.empty()) out += ", ";
+        out += n;
+    }
+    return out;
+}
+
 std::string_view to_string(migrate_commit c) { return name_of(c, migrate_commit_policies); }
 std::string_view to_string(mirror_commit c) { return name_of(c, mirror_commit_policies); }
 std::string_view to_string(compare_target t) { return name_of(t, compare_target_names); }

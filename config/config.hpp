@@ -20,6 +20,10 @@ using std::chrono::milliseconds;
 enum class stage { off, dualwrite, shadow };
 
 std::string_view to_string(stage s);
+// The stage spelled `name` ("off", "dualwrite", "shadow"), or nullopt.
+std::optional<stage> parse_stage(std::string_view name);
+// The spellings of every stage, in order, joined by ", " (for error messages).
+std::string stage_list();
 
 // Choices of the config, read into enums once at load time; to_string gives each one's spelling.
 enum class migrate_commit { per_user_import, once_per_run, off };  // migrate.dolt_commit

@@ -178,7 +178,7 @@ int serve(const sg::config::config& cfg, const std::string& ready_file) {
     try {
         sg::proxy::metrics metrics(registry, cfg.v1.name);
         // Where each request goes: the configured stage is the plan.
-        sg::routing::router router(sg::routing::plan{0, cfg.mode});
+        sg::routing::router router(sg::routing::plan::of(cfg.mode));
         const bool mirrors = sg::routing::mirrors_writes(router.current());
         const bool compares = sg::routing::compares_reads(router.current());
         // The forward mirror and the shadow comparer always exist; each runs only while the

@@ -79,6 +79,7 @@ std::string_view name(reject_reason r) {
         case reject_reason::request_timeout: return "request_timeout";
         case reject_reason::hostile_path: return "hostile_path";
         case reject_reason::max_connections: return "max_connections";
+        case reject_reason::frozen: return "frozen";
         case reject_reason::count_: break;
     }
     return "unknown";

@@ -127,6 +127,7 @@ enum class reject_reason {
     request_timeout,   // request not complete in time -> 408
     hostile_path,      // unsafe user id or label -> 400
     max_connections,   // connection closed at accept
+    frozen,            // a write inside a freeze window -> 503 + Retry-After
     count_
 };
 

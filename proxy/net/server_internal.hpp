@@ -179,7 +179,8 @@ struct worker {
                           const std::string& client_ip, steady::time_point first_byte);
     task<bool> write_response(socket_t& client, deadline_watch& dw, response_t& res);
     task<bool> send_own(socket_t& client, deadline_watch& dw, unsigned version, unsigned status,
-                        std::string body, const std::string& request_id, bool keep_alive);
+                        std::string body, const std::string& request_id, bool keep_alive,
+                        std::uint32_t retry_after_s = 0);  // 0: no Retry-After
     task<void> linger(socket_t& client, deadline_watch& dw);
     void drain();
 };

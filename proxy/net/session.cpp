@@ -79,9 +79,11 @@ task<bool> worker::write_response(socket_t& client, deadline_watch& dw, response
 }
 
 task<bool> worker::send_own(socket_t& client, deadline_watch& dw, unsigned version, unsigned status,
-                            std::string body, const std::string& request_id, bool keep_alive) {
+                            std::string body, const std::string& request_id, bool keep_alive,
+                            std::uint32_t retry_after_s) {
     response_t res{static_cast<http::status>(status), version};
     res.set(http::field::content_type, "application/json");
+    if (retry_after_s != 0) res.set(http::field::retry_after, std::to_string(retry_after_s));
     if (!request_id.empty()) res.set("X-Request-Id", request_id);
     res.body() = std::move(body);
     res.keep_alive(keep_alive && !draining);
@@ -186,6 +188,18 @@ task<bool> worker::handle_one(socket_t& client, deadline_watch& dw, beast::flat_
         bool keep = co_await send_own(client, dw, client_version, 400, std::move(body), request_id,
                                       client_keep_alive);
         m.count_request(route.ep, 400, seconds_since(t0));
+        co_return keep;
+    }
+
+    if (decided.frozen) {
+        // The freeze window of a cutover: the write never reaches v1, and the client is told when
+        // to come back. Reads are served as usual.
+        m.count(reject_reason::frozen);
+        std::string body = error_body(
+            "frozen", "writes are frozen for a cutover; retry after the window ends", request_id);
+        bool keep = co_await send_own(client, dw, client_version, 503, std::move(body), request_id,
+                                      client_keep_alive, decided.retry_after_s);
+        m.count_request(route.ep, 503, seconds_since(t0));
         co_return keep;
     }
 

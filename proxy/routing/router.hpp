@@ -7,6 +7,7 @@
 
 #include "adapters/v1/routes.hpp"
 #include "config/config.hpp"
+#include "proxy/routing/plan.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -19,23 +20,18 @@ namespace sg::routing {
 enum class side : std::uint8_t { v1, v2 };
 
 struct decision {
-    side reads_from = side::v1;  // who answers a read
-    side writes_to = side::v1;   // who receives a write
-    bool mirrored = false;       // a write's answer is reported to the forward mirror
-    bool compared = false;       // a read's answer is offered to the shadow comparer
-    bool frozen = false;         // a write is refused instead of forwarded
+    side reads_from = side::v1;       // who answers a read
+    side writes_to = side::v1;        // who receives a write
+    bool mirrored = false;            // a write's answer is reported to the forward mirror
+    bool compared = false;            // a read's answer is offered to the shadow comparer
+    bool frozen = false;              // a write is refused instead of forwarded
+    std::uint32_t retry_after_s = 0;  // frozen: seconds until the freeze window ends (>= 1)
 };
 
-// The stage every request follows, and the version that names this plan (each install counts
-// one up). Cohorts (stages per group of users) are added to it by the cutover.
-struct plan {
-    std::uint64_t version = 0;
-    config::stage stage = config::stage::off;
-};
-
-// What `stage` means for one request (design.md §1): off forwards only; dualwrite also mirrors
-// writes; shadow also compares reads. Pure.
-decision decide(const plan& p, const v1::route& route);
+// What the stage of the route's user (plan.hpp) means for one request (design.md §1): off
+// forwards only; dualwrite also mirrors writes; shadow also compares reads. A write of a cohort
+// the plan's freeze window covers at `now` is frozen. Pure.
+decision decide(const plan& p, const v1::route& route, wall_clock::time_point now);
 
 // Whether any request under `p` is mirrored / compared: the mirror and the comparer run only
 // then.
@@ -48,14 +44,14 @@ public:
     router(const router&) = delete;
     router& operator=(const router&) = delete;
 
-    // The decision for `route` under the current plan. Lock-free; safe from any thread.
+    // The decision for `route` under the current plan, now. Lock-free; safe from any thread.
     decision decide(const v1::route& route) const;
 
     // The plan in force now.
     const plan& current() const;
 
-    // Replaces the plan (its version becomes the previous one + 1); requests already decided
-    // keep their decision. Returns the installed plan.
+    // Replaces the plan; requests already decided keep their decision. Returns the installed
+    // plan. A plan read from the control tables keeps its stored version.
     const plan& install(plan next);
 
 private:
