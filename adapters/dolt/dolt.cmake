@@ -1,7 +1,9 @@
 # adapters/dolt: MariaDB Connector/C writer and reader of the v2 tables (connection, schema
-# migrations, bulk write and lossless read of v1 user states, Dolt commits). Synchronous.
+# migrations, bulk write and lossless read of v1 user states, Dolt commits, the control tables).
+# Synchronous.
 add_library(sg_adapters_dolt
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/connection.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/dolt/control.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/dolt_commit.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/error.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/dolt/schema.cpp

@@ -123,6 +123,60 @@ result<void> no_pad_step(connection& conn) {
     return {};
 }
 
+// The control plane's tables (adapters/dolt/control.hpp): the plan every replica follows (one
+// versioned row, changed by compare-and-set with a fresh op_token each time), the history of its
+// changes, and one row per replica saying which plan version it applies. On Dolt the replicas'
+// heartbeats are listed in dolt_ignore first, so no data commit carries them; the plan and its
+// history are data worth versioning (a tag marks each flip).
+result<void> control_tables_step(connection& conn) {
+    auto dolt = conn.is_dolt();
+    if (!dolt) return dolt.error();
+    const std::string collation = *dolt ? "utf8mb4_0900_bin" : "utf8mb4_nopad_bin";
+    if (*dolt) {
+        if (auto r =
+                conn.execute("INSERT IGNORE INTO dolt_ignore VALUES ('shadowgate_replicas', 1)");
+            !r) {
+            return r.error();
+        }
+    }
+    const std::string tail = ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=" + collation;
+    for (const std::string_view table : {
+             "CREATE TABLE IF NOT EXISTS shadowgate_plan ("
+             " id TINYINT NOT NULL,"
+             " version BIGINT NOT NULL,"
+             " op_token CHAR(36) NOT NULL,"
+             " body LONGTEXT NOT NULL,"
+             " updated_by VARCHAR(255) NOT NULL,"
+             " updated_at DATETIME(6) NOT NULL,"
+             " PRIMARY KEY (id)",
+             "CREATE TABLE IF NOT EXISTS shadowgate_stage_history ("
+             " id BIGINT NOT NULL AUTO_INCREMENT,"
+             " plan_version BIGINT NOT NULL,"
+             " cohort VARCHAR(255) NOT NULL,"
+             " from_stage VARCHAR(32) NOT NULL,"
+             " to_stage VARCHAR(32) NOT NULL,"
+             " forced TINYINT NOT NULL,"
+             " who VARCHAR(255) NOT NULL,"
+             " why TEXT NOT NULL,"
+             " gate_verdict TEXT NOT NULL,"
+             " tag VARCHAR(255) NOT NULL,"
+             " changed_at DATETIME(6) NOT NULL,"
+             " PRIMARY KEY (id),"
+             " KEY history_by_version (plan_version)",
+             "CREATE TABLE IF NOT EXISTS shadowgate_replicas ("
+             " replica_id VARCHAR(255) NOT NULL,"
+             " boot_id CHAR(36) NOT NULL,"
+             " applied_version BIGINT NOT NULL,"
+             " op_token CHAR(36) NOT NULL,"
+             " started_at DATETIME(6) NOT NULL,"
+             " last_poll_ok DATETIME(6) NOT NULL,"
+             " PRIMARY KEY (replica_id)",
+         }) {
+        if (auto r = conn.execute(std::string(table) + tail); !r) return r.error();
+    }
+    return {};
+}
+
 // Long on purpose: this is the schema's history as one table, read top to bottom like a
 // changelog, each entry's DDL beside the comment that says why. Applied migrations never change
 // and new ones are appended; cutting the list (or migration 1's six tables) into functions would
@@ -295,6 +349,11 @@ const std::vector<migration>& all_migrations() {
          {},
          /*transactional=*/false,
          no_pad_step},
+        {6,
+         "control tables: shadowgate_plan, shadowgate_stage_history, shadowgate_replicas",
+         {},
+         /*transactional=*/false,
+         control_tables_step},
     };
     return list;
 }

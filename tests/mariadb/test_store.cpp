@@ -171,14 +171,14 @@ TEST_CASE("migrations create the tables once and are idempotent", "[schema]") {
 
     auto first = migrate(conn);
     REQUIRE(first);
-    CHECK(*first == std::vector<int>{1, 2, 3, 4, 5});
+    CHECK(*first == std::vector<int>{1, 2, 3, 4, 5, 6});
     auto second = migrate(conn);
     REQUIRE(second);
     CHECK(second->empty());
     auto applied = applied_migrations(conn);
     REQUIRE(applied);
-    CHECK(*applied == std::vector<int>{1, 2, 3, 4, 5});
-    CHECK(scalar(conn, "SELECT COUNT(*) FROM schema_migrations") == "5");
+    CHECK(*applied == std::vector<int>{1, 2, 3, 4, 5, 6});
+    CHECK(scalar(conn, "SELECT COUNT(*) FROM schema_migrations") == "6");
     CHECK(scalar(conn, "SELECT name FROM schema_migrations WHERE version = 1").find("users") !=
           std::string::npos);
 
@@ -194,9 +194,10 @@ TEST_CASE("migrations create the tables once and are idempotent", "[schema]") {
         CHECK(r[2] == "InnoDB");
     }
     std::sort(names.begin(), names.end());  // information_schema collates case-insensitively
-    CHECK(names == std::vector<std::string>{"block_versions", "blocks", "commits",
-                                            "mirror_commit_log", "mirror_watermarks",
-                                            "pending_diffs", "schema_migrations", "users"});
+    CHECK(names == std::vector<std::string>{
+                       "block_versions", "blocks", "commits", "mirror_commit_log",
+                       "mirror_watermarks", "pending_diffs", "schema_migrations", "shadowgate_plan",
+                       "shadowgate_replicas", "shadowgate_stage_history", "users"});
     CHECK(scalar(conn,
                  "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = "
                  "DATABASE() AND index_name = 'block_versions_history'") == "3");
