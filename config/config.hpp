@@ -225,6 +225,17 @@ struct gate_config : comparator::gate::criteria {
     milliseconds history_bucket{3'600'000};
 };
 
+// The control plane: the plan (stages per cohort) every replica reads from the control tables of
+// `dolt`, polled so that a change made through any replica is followed by all within a poll.
+struct control_config {
+    bool enabled = true;
+    milliseconds poll_interval{1'000};  // how often the plan row is read (at most 1 s)
+    // A replica that has not read the plan for this long fences itself: the freeze windows it
+    // knows of do not end, and /readyz fails while any is set.
+    milliseconds stale_after{5'000};
+    std::string replica_id;  // unique per replica; empty: "<hostname>:<proxy port>"
+};
+
 struct log_config {
     log_level level = log_level::info;
 };
@@ -240,6 +251,7 @@ struct config {
     mirror_config mirror;
     shadow_config shadow;
     gate_config gate;
+    control_config control;
     log_config log;
 };
 

@@ -135,6 +135,11 @@ std::string dump_json(const config& c) {
           {"reconcile_max_age_hours", c.gate.reconcile_max_age_hours},
           {"min_shadow_hours", c.gate.min_shadow_hours},
           {"history_bucket_ms", c.gate.history_bucket.count()}}},
+        {"control",
+         {{"enabled", c.control.enabled},
+          {"poll_interval_ms", c.control.poll_interval.count()},
+          {"stale_after_ms", c.control.stale_after.count()},
+          {"replica_id", c.control.replica_id}}},
         {"log", {{"level", to_string(c.log.level)}}},
     };
     return doc.dump(4, ' ', false, json::error_handler_t::replace);

@@ -433,6 +433,15 @@ reader_fn gate_fields(loader& l, gate_config& g) {
     });
 }
 
+reader_fn control_fields(loader& l, control_config& c) {
+    return l.section({
+        {"enabled", l.boolean(c.enabled)},
+        {"poll_interval_ms", l.duration(c.poll_interval)},
+        {"stale_after_ms", l.duration(c.stale_after)},
+        {"replica_id", l.text(c.replica_id, true)},
+    });
+}
+
 }  // namespace
 
 namespace detail {
@@ -450,6 +459,7 @@ void read_document(loader& l, const json& doc, config& c) {
         {"mirror", mirror_fields(l, c.mirror)},
         {"shadow", shadow_fields(l, c.shadow)},
         {"gate", gate_fields(l, c.gate)},
+        {"control", control_fields(l, c.control)},
         {"log", l.section({{"level", l.one_of(log_levels, c.log.level)}})},
     })(doc, "$");
 }
@@ -463,6 +473,20 @@ void cross_check(loader& l, const config& c) {
     }
     if (admin.allow_remote && admin.token.empty()) {
         l.add("$.admin.allow_remote", "a remote admin API needs a token: set " + admin.token_env);
+    }
+    if (c.control.poll_interval < milliseconds(10) ||
+        c.control.poll_interval > milliseconds(1'000)) {
+        l.add("$.control.poll_interval_ms",
+              "must be between 10 and 1000: replicas follow a change within a second");
+    }
+    if (c.control.stale_after < 2 * c.control.poll_interval) {
+        l.add("$.control.stale_after_ms", "must be at least twice control.poll_interval_ms");
+    }
+    const auto& rid = c.control.replica_id;
+    if (rid.size() > 128 || !std::all_of(rid.begin(), rid.end(), [](unsigned char ch) {
+            return std::isalnum(ch) || ch == '.' || ch == '_' || ch == ':' || ch == '-';
+        })) {
+        l.add("$.control.replica_id", "at most 128 letters, digits and . _ : -");
     }
     if (c.mode != stage::off && c.v1_data_dir.empty()) {
         l.add("$.v1_data_dir", "the " + std::string(to_string(c.mode)) +

@@ -4,9 +4,11 @@
 // service. Each command's config is loaded once, by load_config.
 #include "config/config.hpp"
 #include "proxy/admin/admin.hpp"
+#include "proxy/admin/admin_client.hpp"
 #include "proxy/common/metrics.hpp"
 #include "proxy/common/task_failure.hpp"
 #include "proxy/common/time_zone.hpp"
+#include "proxy/control/control_plane.hpp"
 #include "proxy/gate/gate.hpp"
 #include "proxy/jobs/inspect.hpp"
 #include "proxy/jobs/migrate.hpp"
@@ -141,11 +143,25 @@ int wait_for_stop(const sigset_t& stop_signals) {
     return sig;
 }
 
+// Why this process cannot serve plan `p`, or nullopt: a plan that mirrors needs v1's storage.
+std::optional<std::string> plan_unservable(const sg::config::config& cfg,
+                                           const sg::routing::plan& p) {
+    if (!sg::routing::mirrors_writes(p)) return std::nullopt;
+    std::error_code ec;
+    if (cfg.v1_data_dir.empty() || !std::filesystem::is_directory(cfg.v1_data_dir, ec)) {
+        return "the plan mirrors writes into Dolt, which needs v1's storage: set v1_data_dir to "
+               "an existing directory (it is \"" +
+               cfg.v1_data_dir + "\")";
+    }
+    return std::nullopt;
+}
+
 // The shutdown, in the order the parts depend on each other: the proxy drains (within
 // shutdown_grace) and stops first. False when the mirror did not stop within shutdown_grace.
 bool drain_and_stop(const sg::config::config& cfg, const sg::proxy::metrics& metrics, int sig,
                     sg::proxy::server& server, sg::proxy::shadow& shadow, sg::proxy::gate& gate,
-                    sg::proxy::mirror& mirror, sg::proxy::admin_server& admin) {
+                    sg::proxy::mirror& mirror, sg::control::control_plane& control,
+                    sg::proxy::admin_server& admin) {
     spdlog::info("event=draining signal={} grace_ms={}", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                  cfg.proxy.shutdown_grace.count());
     server.begin_drain();
@@ -157,10 +173,13 @@ bool drain_and_stop(const sg::config::config& cfg, const sg::proxy::metrics& met
     gate.stop();  // after the comparer: its last counts are in the evidence
     // Bounded: a thread inside a hung database call must not hold the exit hostage.
     const bool mirror_stopped = mirror.stop(cfg.proxy.shutdown_grace);
+    // Before the admin listener: the changes it queued are answered first.
+    const bool control_stopped = control.stop(cfg.proxy.shutdown_grace);
     admin.stop();
-    spdlog::info("event=stopped drained={} open_connections={} mirror_stopped={}", drained,
-                 metrics.open_client_connections.load(), mirror_stopped);
-    return mirror_stopped;
+    spdlog::info(
+        "event=stopped drained={} open_connections={} mirror_stopped={} control_stopped={}",
+        drained, metrics.open_client_connections.load(), mirror_stopped, control_stopped);
+    return mirror_stopped && control_stopped;
 }
 
 int serve(const sg::config::config& cfg, const std::string& ready_file) {
@@ -172,19 +191,15 @@ int serve(const sg::config::config& cfg, const std::string& ready_file) {
 
     // What /metrics publishes: every module registers its families here.
     prometheus::Registry registry;
-    // The families of a module the stage does not run, which nobody scrapes: /metrics shows
-    // only what runs (no shadowgate_mirror_* in stage off).
-    prometheus::Registry unpublished;
     try {
         sg::proxy::metrics metrics(registry, cfg.v1.name);
-        // Where each request goes: the configured stage is the plan.
+        // Where each request goes: the configured stage until the control plane has read the
+        // stored plan (the configured stage is only the plan of an empty database).
         sg::routing::router router(sg::routing::plan::of(cfg.mode));
-        const bool mirrors = sg::routing::mirrors_writes(router.current());
-        const bool compares = sg::routing::compares_reads(router.current());
-        // The forward mirror and the shadow comparer always exist; each runs only while the
-        // plan has a use for it (`off` touches nothing).
-        sg::proxy::mirror mirror(cfg, mirrors ? registry : unpublished);
-        sg::proxy::shadow shadow(cfg, &mirror, compares ? registry : unpublished);
+        // The forward mirror and the shadow comparer always exist; each starts when a plan
+        // first has a use for it (`off` touches nothing) and then runs until the service stops.
+        sg::proxy::mirror mirror(cfg, registry);
+        sg::proxy::shadow shadow(cfg, &mirror, registry);
         // The cutover gate: its evidence survives restarts (gate.state_file).
         sg::proxy::gate gate(cfg, shadow, mirror, registry);
         if (auto started = gate.start(); !started) {
@@ -194,11 +209,21 @@ int serve(const sg::config::config& cfg, const std::string& ready_file) {
         }
         sg::proxy::reconcile_job reconcile(cfg, &gate);
         sg::proxy::server server(cfg, metrics, router, sg::routing::sinks{mirror, shadow});
-        sg::proxy::admin_server admin(cfg, registry, metrics, mirror, shadow, gate, reconcile);
-        if (mirrors) mirror.start();
-        if (compares) shadow.start();
+        auto start_what_plan_needs = [&mirror, &shadow](const sg::routing::plan& p) {
+            if (sg::routing::mirrors_writes(p) && !mirror.active()) mirror.start();
+            if (sg::routing::compares_reads(p) && !shadow.active()) shadow.start();
+        };
+        sg::control::control_plane control(
+            cfg, router, registry,
+            {.gate_verdict = [&gate] { return gate.verdict_json(); },
+             .installed = start_what_plan_needs,
+             .refuse = [&cfg](const sg::routing::plan& p) { return plan_unservable(cfg, p); }});
+        sg::proxy::admin_server admin(cfg, registry, metrics, mirror, shadow, gate, reconcile,
+                                      control);
+        start_what_plan_needs(router.current());
         server.start();
         admin.start();
+        if (cfg.control.enabled) control.start();
         log_listening(cfg, server.port(), admin.port());
         if (!ready_file.empty()) write_ready_file(ready_file, server.port(), admin.port());
 
@@ -207,9 +232,9 @@ int serve(const sg::config::config& cfg, const std::string& ready_file) {
         }
 
         const int sig = wait_for_stop(stop_signals);
-        const bool mirror_stopped =
-            drain_and_stop(cfg, metrics, sig, server, shadow, gate, mirror, admin);
-        if (!mirror_stopped) {
+        const bool all_stopped =
+            drain_and_stop(cfg, metrics, sig, server, shadow, gate, mirror, control, admin);
+        if (!all_stopped) {
             // A thread is still blocked in the client library: leave without running the
             // destructors it could be using (what it has not committed is rolled back).
             spdlog::shutdown();
@@ -225,29 +250,19 @@ int serve(const sg::config::config& cfg, const std::string& ready_file) {
     return serve_exit_code();
 }
 
-// GET `path` from the running service's admin listener (admin.listen of `cfg`, the token from
-// admin.token_env); nullopt with `exit_code` set when that fails (the reason is printed).
+// GET `path` from the running service's admin listener; nullopt with `exit_code` set when that
+// fails or the answer is not 200 (the reason is printed).
 std::optional<sg::proxy::http_answer> ask_admin(const sg::config::config& cfg,
                                                 const std::string& path, int& exit_code) {
-    const auto& admin = cfg.admin;
-    sg::config::endpoint_address where = admin.listen;
-    if (where.host == "0.0.0.0" || where.host.empty()) where.host = "127.0.0.1";
-    if (where.host == "::") where.host = "::1";
-    sg::proxy::header_list headers;
-    if (!admin.token.empty()) headers.emplace_back("Authorization", "Bearer " + admin.token);
-    auto r = sg::proxy::http_get({.address = where,
-                                  .target = path,
-                                  .headers = std::move(headers),
-                                  .timeout = std::chrono::seconds(30),
-                                  .max_body = 256 * 1024 * 1024});
+    auto r = sg::proxy::ask_admin(cfg, path);
+    if (r && r->status != 200) {
+        std::cerr << "cannot ask " << path << ": HTTP " << r->status << " " << r->body << "\n";
+    }
     if (!r || r->status != 200) {
-        std::cerr << "cannot ask " << where.host << ":" << where.port << path << ": "
-                  << (r ? "HTTP " + std::to_string(r->status) + " " + r->body : r.error().what)
-                  << "\n";
         exit_code = exit_gate_unknown;
         return std::nullopt;
     }
-    return std::move(*r);
+    return r;
 }
 
 // The command line: every command's options, filled by CLI11.
@@ -271,6 +286,8 @@ struct command_line {
     bool gate_json = false;
     sg::proxy::reconcile_options reconcile;
     bool reconcile_json = false;
+    // stage
+    sg::proxy::stage_cli stage;
     // report
     std::string report_format = "html";
     std::string report_endpoint, report_from, report_to, report_out;
@@ -475,6 +492,7 @@ int main(int argc, char** argv) {
     add_verify_and_render(app, cl);
     add_gate_and_reconcile(app, cl);
     add_report(app, cl);
+    sg::proxy::add_stage_command(app, cl.stage, cl.config_path);
     CLI11_PARSE(app, argc, argv);
 
     const std::string command = app.get_subcommands().front()->get_name();
@@ -494,5 +512,6 @@ int main(int argc, char** argv) {
     if (command == "gate") return run_gate_command(*cfg, cl);
     if (command == "reconcile") return run_reconcile_command(*cfg, cl);
     if (command == "report") return run_report(*cfg, cl);
+    if (command == "stage") return sg::proxy::run_stage_command(*cfg, cl.stage);
     return exit_failure;
 }

@@ -1,6 +1,7 @@
 // adapters/dolt/control: the plan row's compare-and-set, its history and the replicas' rows.
 #include "adapters/dolt/control.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace sg::dolt {
@@ -37,8 +38,10 @@ result<void> commit_and_tag(connection& conn, const stored_plan& p,
         sql, "shadowgate: plan version " + std::to_string(p.version) + " by " + p.updated_by);
     sql += ")";
     if (auto r = conn.execute(sql); !r) return r.error();
+    std::vector<std::string_view> made;  // one tag per change, however many rows record it
     for (const auto& c : changes) {
-        if (c.tag.empty()) continue;
+        if (c.tag.empty() || std::find(made.begin(), made.end(), c.tag) != made.end()) continue;
+        made.push_back(c.tag);
         std::string tag = "CALL DOLT_TAG(";
         conn.append_quoted(tag, c.tag);
         tag += ", 'HEAD', '-m', ";
@@ -97,10 +100,10 @@ result<std::optional<stored_plan>> compare_and_set_plan(connection& conn,
     const std::uint64_t version = expected_version + 1;
     for (const auto& c : changes) {
         std::string ins =
-            "INSERT INTO shadowgate_stage_history (plan_version, cohort, from_stage, to_stage,"
-            " forced, who, why, gate_verdict, tag, changed_at) VALUES (" +
+            "INSERT INTO shadowgate_stage_history (plan_version, event, cohort, from_stage,"
+            " to_stage, forced, who, why, gate_verdict, tag, changed_at) VALUES (" +
             std::to_string(version);
-        for (const std::string* v : {&c.cohort, &c.from_stage, &c.to_stage}) {
+        for (const std::string* v : {&c.event, &c.cohort, &c.from_stage, &c.to_stage}) {
             ins += ", ";
             conn.append_quoted(ins, *v);
         }
@@ -129,23 +132,24 @@ result<std::optional<stored_plan>> compare_and_set_plan(connection& conn,
 
 result<std::vector<stage_change_row>> read_history(connection& conn, std::size_t limit) {
     auto r = conn.query(
-        "SELECT plan_version, cohort, from_stage, to_stage, forced, who, why, gate_verdict, tag,"
-        " changed_at FROM shadowgate_stage_history ORDER BY id DESC LIMIT " +
+        "SELECT plan_version, event, cohort, from_stage, to_stage, forced, who, why,"
+        " gate_verdict, tag, changed_at FROM shadowgate_stage_history ORDER BY id DESC LIMIT " +
         std::to_string(limit));
     if (!r) return r.error();
     std::vector<stage_change_row> out;
     for (const auto& x : r->data) {
         stage_change_row c;
         c.plan_version = to_u64(x[0]);
-        c.cohort = x[1].value_or("");
-        c.from_stage = x[2].value_or("");
-        c.to_stage = x[3].value_or("");
-        c.forced = x[4].value_or("0") == "1";
-        c.who = x[5].value_or("");
-        c.why = x[6].value_or("");
-        c.gate_verdict = x[7].value_or("");
-        c.tag = x[8].value_or("");
-        c.changed_at = x[9].value_or("");
+        c.event = x[1].value_or("");
+        c.cohort = x[2].value_or("");
+        c.from_stage = x[3].value_or("");
+        c.to_stage = x[4].value_or("");
+        c.forced = x[5].value_or("0") == "1";
+        c.who = x[6].value_or("");
+        c.why = x[7].value_or("");
+        c.gate_verdict = x[8].value_or("");
+        c.tag = x[9].value_or("");
+        c.changed_at = x[10].value_or("");
         out.push_back(std::move(c));
     }
     return out;

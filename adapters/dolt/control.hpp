@@ -27,9 +27,10 @@ struct stored_plan {
     std::string updated_at;  // UTC, "YYYY-MM-DD HH:MM:SS.ffffff"
 };
 
-// One stage change, as recorded (one row per cohort moved by a plan version).
+// One change of the plan, as recorded (one row per cohort moved by a plan version).
 struct stage_change_row {
     std::uint64_t plan_version = 0;  // filled by compare_and_set_plan
+    std::string event = "stage";     // "stage", "freeze" or "unfreeze"
     std::string cohort;
     std::string from_stage;
     std::string to_stage;

@@ -152,6 +152,7 @@ result<void> control_tables_step(connection& conn) {
              "CREATE TABLE IF NOT EXISTS shadowgate_stage_history ("
              " id BIGINT NOT NULL AUTO_INCREMENT,"
              " plan_version BIGINT NOT NULL,"
+             " event VARCHAR(16) NOT NULL,"
              " cohort VARCHAR(255) NOT NULL,"
              " from_stage VARCHAR(32) NOT NULL,"
              " to_stage VARCHAR(32) NOT NULL,"

@@ -5,6 +5,7 @@
 #include "comparator/report.hpp"
 #include "proxy/common/task_failure.hpp"
 #include "proxy/common/worker_thread.hpp"
+#include "proxy/control/requests.hpp"
 #include "proxy/gate/gate.hpp"
 #include "proxy/jobs/reconcile.hpp"
 #include "proxy/net/http_read.hpp"
@@ -14,6 +15,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -76,7 +79,7 @@ bool bearer_token_matches(std::string_view authorization, std::string_view token
 
 struct admin_server::impl {
     impl(const config::config& c, const prometheus::Registry& reg, const metrics& mm, mirror& mir,
-         shadow& sh, const gate& g, reconcile_job& rec)
+         shadow& sh, const gate& g, reconcile_job& rec, control::control_plane& ctl)
         : cfg(c),
           registry(reg),
           m(mm),
@@ -84,6 +87,7 @@ struct admin_server::impl {
           shadow_(sh),
           gate_(g),
           reconcile_(rec),
+          control_(ctl),
           acceptor(ioc) {}
 
     const config::config& cfg;
@@ -93,6 +97,7 @@ struct admin_server::impl {
     shadow& shadow_;
     const gate& gate_;
     reconcile_job& reconcile_;
+    control::control_plane& control_;
     asio::io_context ioc{1};
     tcp::acceptor acceptor;
     std::vector<tcp::endpoint> upstream;
@@ -100,7 +105,7 @@ struct admin_server::impl {
     std::atomic<bool> stopped{false};
 
     struct endpoint;
-    static const std::array<endpoint, 11> endpoints;
+    static const std::array<endpoint, 15> endpoints;
 
     awaitable<void> accept_loop();
     awaitable<void> session(tcp::socket socket);
@@ -122,6 +127,12 @@ struct admin_server::impl {
     awaitable<response_t> mirror_retry(const request_t& req, std::string_view target);
     awaitable<response_t> shadow_status(const request_t& req, std::string_view target);
     awaitable<response_t> discrepancies(const request_t& req, std::string_view target);
+    awaitable<response_t> stage(const request_t& req, std::string_view target);
+    awaitable<response_t> stage_history(const request_t& req, std::string_view target);
+    awaitable<response_t> freeze(const request_t& req, std::string_view target);
+    awaitable<response_t> unfreeze(const request_t& req, std::string_view target);
+    awaitable<proxy::result<nlohmann::json>> on_control_thread(
+        std::function<proxy::result<nlohmann::json>()> fn);
     response_t report_response(std::string_view target);
 };
 
@@ -157,7 +168,7 @@ struct admin_server::impl::endpoint {
     awaitable<response_t> (impl::*handle)(const request_t& req, std::string_view target);
 };
 
-const std::array<admin_server::impl::endpoint, 11> admin_server::impl::endpoints{{
+const std::array<admin_server::impl::endpoint, 15> admin_server::impl::endpoints{{
     {"/healthz", true, false, &impl::healthz},
     {"/readyz", true, false, &impl::readyz},
     {"/metrics", true, false, &impl::metrics_text},
@@ -169,6 +180,10 @@ const std::array<admin_server::impl::endpoint, 11> admin_server::impl::endpoints
     {"/admin/mirror/retry", false, true, &impl::mirror_retry},
     {"/admin/shadow", true, false, &impl::shadow_status},
     {"/admin/discrepancies", true, false, &impl::discrepancies},
+    {"/admin/stage", true, true, &impl::stage},
+    {"/admin/stage/history", true, false, &impl::stage_history},
+    {"/admin/freeze", false, true, &impl::freeze},
+    {"/admin/unfreeze", false, true, &impl::unfreeze},
 }};
 
 std::optional<response_t> admin_server::impl::refuse_unauthorized(const request_t& req) const {
@@ -217,11 +232,16 @@ awaitable<response_t> admin_server::impl::healthz(const request_t&, std::string_
 }
 
 awaitable<response_t> admin_server::impl::readyz(const request_t&, std::string_view) {
-    bool ok = co_await upstream_reachable();
+    const bool reachable = co_await upstream_reachable();
+    // A replica fenced off the plan while a freeze is set must not take traffic (it cannot know
+    // whether a flip happened meanwhile).
+    const bool plan_ok = control_.ready();
+    const bool ok = reachable && plan_ok;
     nlohmann::json j;
     j["ready"] = ok;
     j["upstream"] = cfg.v1.name;
-    j["upstream_reachable"] = ok;
+    j["upstream_reachable"] = reachable;
+    j["plan_ok"] = plan_ok;
     if (mirror_.active()) {
         // Not a reason to stop serving (v1 answers, the mirror parks what does not fit), but
         // said here so a deployment check sees it.
@@ -241,6 +261,7 @@ awaitable<response_t> admin_server::impl::metrics_text(const request_t&, std::st
     if (mirror_.active()) mirror_.refresh_metrics();
     if (shadow_.active()) shadow_.refresh_metrics();
     gate_.refresh_metrics();
+    control_.refresh_metrics();
     co_return make_response(http::status::ok, "text/plain; version=0.0.4", exposition(registry));
 }
 
@@ -315,6 +336,104 @@ awaitable<response_t> admin_server::impl::discrepancies(const request_t&, std::s
     }
     co_return make_response(http::status::ok, "application/json",
                             shadow_.discrepancies_json(endpoint, limit));
+}
+
+// Runs `fn` on the control plane's thread and resumes here with its result: no database call
+// runs on the admin thread, so a hung database never stalls /metrics or /healthz.
+awaitable<proxy::result<nlohmann::json>> admin_server::impl::on_control_thread(
+    std::function<proxy::result<nlohmann::json>()> fn) {
+    using answer = proxy::result<nlohmann::json>;
+    // The answer comes back through a timer of this thread: it is cancelled (by a handler posted
+    // here) once the answer is in, so the timer and the answer are only touched on this thread,
+    // and the control thread gives up its reference before it posts.
+    struct pending {
+        explicit pending(asio::any_io_executor ex)
+            : done(ex, std::chrono::steady_clock::time_point::max()) {}
+        asio::steady_timer done;
+        std::optional<answer> result;
+    };
+    auto p = std::make_shared<pending>(co_await asio::this_coro::executor);
+    const bool queued = control_.submit([p, fn = std::move(fn)]() mutable {
+        answer r = fn();
+        auto ex = p->done.get_executor();
+        asio::post(ex, [p = std::move(p), r = std::move(r)]() mutable {
+            p->result = std::move(r);
+            p->done.cancel();
+        });
+    });
+    if (!queued) {
+        co_return answer(
+            proxy::fail("the control plane is not running (control.enabled is "
+                        "false, or the service is stopping)"));
+    }
+    auto [ec] = co_await p->done.async_wait(nothrow);
+    (void)ec;  // cancelled: the answer is in (or the admin thread is stopping)
+    if (!p->result) co_return answer(proxy::fail("the service is stopping"));
+    co_return std::move(*p->result);
+}
+
+namespace {
+// A refused change is the client's (409, nothing changed); anything else is the database's (503).
+response_t change_response(const proxy::result<nlohmann::json>& r) {
+    if (r) return json_response(http::status::ok, *r);
+    if (r.error().refused) {
+        return error_response(http::status::conflict, "refused", r.error().what);
+    }
+    return error_response(http::status::service_unavailable, "control_unavailable", r.error().what);
+}
+response_t bad_body(const proxy::failure& f) {
+    return error_response(http::status::bad_request, "bad_request", f.what);
+}
+}  // namespace
+
+awaitable<response_t> admin_server::impl::stage(const request_t& req, std::string_view) {
+    if (is_get(req)) co_return json_response(http::status::ok, control_.status());
+    auto change = control::parse_stage_change(req.body());
+    if (!change) co_return bad_body(change.error());
+    // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries twice.
+    std::function<proxy::result<nlohmann::json>()> job = [this, c = *change] {
+        return control_.set_stage(c);
+    };
+    auto r = co_await on_control_thread(std::move(job));
+    co_return change_response(r);
+}
+
+awaitable<response_t> admin_server::impl::stage_history(const request_t&, std::string_view target) {
+    std::size_t limit = 100;
+    if (auto q = v1::query_param(target, "limit")) {
+        char* end = nullptr;
+        const unsigned long n = std::strtoul(q->c_str(), &end, 10);
+        if (q->empty() || *end != '\0' || n == 0 || n > 100000) {
+            co_return error_response(http::status::bad_request, "bad_limit",
+                                     "limit must be a whole number from 1 to 100000");
+        }
+        limit = n;
+    }
+    std::function<proxy::result<nlohmann::json>()> job = [this, limit] {
+        return control_.history(limit);
+    };
+    auto r = co_await on_control_thread(std::move(job));
+    co_return change_response(r);
+}
+
+awaitable<response_t> admin_server::impl::freeze(const request_t& req, std::string_view) {
+    auto f = control::parse_freeze(req.body());
+    if (!f) co_return bad_body(f.error());
+    std::function<proxy::result<nlohmann::json>()> job = [this, f = *f] {
+        return control_.freeze(f);
+    };
+    auto r = co_await on_control_thread(std::move(job));
+    co_return change_response(r);
+}
+
+awaitable<response_t> admin_server::impl::unfreeze(const request_t& req, std::string_view) {
+    auto u = control::parse_unfreeze(req.body());
+    if (!u) co_return bad_body(u.error());
+    std::function<proxy::result<nlohmann::json>()> job = [this, u = *u] {
+        return control_.unfreeze(u.who, u.reason);
+    };
+    auto r = co_await on_control_thread(std::move(job));
+    co_return change_response(r);
 }
 
 // GET /admin/report?format=json|md|html&endpoint=&from=&to=: the report from what the gate, the
@@ -415,8 +534,8 @@ awaitable<void> admin_server::impl::accept_loop() {
 
 admin_server::admin_server(const config::config& cfg, const prometheus::Registry& reg,
                            const metrics& m, mirror& mir, shadow& sh, const gate& g,
-                           reconcile_job& rec)
-    : impl_(std::make_unique<impl>(cfg, reg, m, mir, sh, g, rec)) {
+                           reconcile_job& rec, control::control_plane& ctl)
+    : impl_(std::make_unique<impl>(cfg, reg, m, mir, sh, g, rec, ctl)) {
     tcp::resolver resolver(impl_->ioc);
     beast::error_code ec;
     auto up = resolver.resolve(cfg.v1.address.host, std::to_string(cfg.v1.address.port), ec);

@@ -5,6 +5,7 @@
 
 #include "config/config.hpp"
 #include "proxy/common/metrics.hpp"
+#include "proxy/control/control_plane.hpp"
 #include "proxy/mirror/mirror.hpp"
 #include "proxy/shadow/shadow.hpp"
 
@@ -33,8 +34,11 @@ public:
     // `g` (the cutover gate) serves GET /admin/gate and /admin/report; `rec` serves
     // POST /admin/reconcile[?repair=1&user=ID...] and GET /admin/reconcile. A path that exists
     // answers another method with 405 and Allow.
+    // `ctl` (the control plane) serves GET /admin/stage, GET /admin/stage/history?limit=,
+    // POST /admin/stage, /admin/freeze and /admin/unfreeze; the changes run on its thread.
     admin_server(const config::config& cfg, const prometheus::Registry& reg, const metrics& m,
-                 mirror& mir, shadow& sh, const gate& g, reconcile_job& rec);
+                 mirror& mir, shadow& sh, const gate& g, reconcile_job& rec,
+                 control::control_plane& ctl);
     ~admin_server();
     admin_server(const admin_server&) = delete;
     admin_server& operator=(const admin_server&) = delete;

@@ -18,6 +18,7 @@ struct failure {
 
     std::string what;        // "cannot rename x.tmp to x: Permission denied"
     bool timed_out = false;  // the failure was a deadline passing (callers count it apart)
+    bool refused = false;    // the input was refused by a rule (a client's error, not a fault)
 };
 
 // The failure `what` (timed_out: a deadline passed).
@@ -25,6 +26,13 @@ inline failure fail(std::string what, bool timed_out = false) {
     failure f;
     f.what = std::move(what);
     f.timed_out = timed_out;
+    return f;
+}
+
+// The input is refused by a rule: `what` says which (an illegal stage change, an unknown cohort).
+inline failure refuse(std::string what) {
+    failure f = fail(std::move(what));
+    f.refused = true;
     return f;
 }
 

@@ -24,6 +24,7 @@ std::string_view name(task_kind k) {
         case task_kind::gate_flusher: return "gate_flusher";
         case task_kind::reconcile_job: return "reconcile_job";
         case task_kind::batch_reader: return "batch_reader";
+        case task_kind::control_plane: return "control_plane";
         case task_kind::count_: break;
     }
     return "unknown";

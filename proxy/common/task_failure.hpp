@@ -32,6 +32,7 @@ enum class task_kind {
     gate_flusher,       // the gate's evidence flusher
     reconcile_job,      // POST /admin/reconcile's run
     batch_reader,       // a v1 reader of a batch command (migrate, verify, reconcile)
+    control_plane,      // the control plane's poller (the plan every replica follows)
     count_
 };
 inline constexpr std::size_t task_kind_count = static_cast<std::size_t>(task_kind::count_);

@@ -42,10 +42,10 @@ std::optional<std::string> move_problem(stage from, stage to) {
 proxy::result<change_outcome> apply_change(const routing::plan& before,
                                            const stage_change& change) {
     if (change.users && change.basis_points) {
-        return proxy::fail("give either users or a percentage for a cohort, not both");
+        return proxy::refuse("give either users or a percentage for a cohort, not both");
     }
     if (change.force && change.reason.empty()) {
-        return proxy::fail("a forced change needs a reason");
+        return proxy::refuse("a forced change needs a reason");
     }
     change_outcome out;
     out.next = before;
@@ -54,7 +54,7 @@ proxy::result<change_outcome> apply_change(const routing::plan& before,
 
     if (is_default) {
         if (change.users || change.basis_points || change.remove) {
-            return proxy::fail("the default cohort has no selector and cannot be removed");
+            return proxy::refuse("the default cohort has no selector and cannot be removed");
         }
         add_move(out.moves, before.default_stage, change.to);
         out.next.default_stage = change.to;
@@ -63,14 +63,14 @@ proxy::result<change_outcome> apply_change(const routing::plan& before,
         auto it = std::find_if(cohorts.begin(), cohorts.end(),
                                [&](const routing::cohort& c) { return c.name == change.cohort; });
         if (change.remove) {
-            if (it == cohorts.end()) return proxy::fail("no cohort \"" + change.cohort + "\"");
+            if (it == cohorts.end()) return proxy::refuse("no cohort \"" + change.cohort + "\"");
             const auto index = static_cast<std::size_t>(it - cohorts.begin());
             for (const stage s : stages_from(before, index + 1)) add_move(out.moves, it->stage, s);
             cohorts.erase(it);
         } else if (it == cohorts.end()) {
             if (!change.users && !change.basis_points) {
-                return proxy::fail("no cohort \"" + change.cohort +
-                                   "\": a new cohort needs users or a percentage");
+                return proxy::refuse("no cohort \"" + change.cohort +
+                                     "\": a new cohort needs users or a percentage");
             }
             routing::cohort c;
             c.name = change.cohort;
@@ -121,12 +121,12 @@ proxy::result<change_outcome> apply_change(const routing::plan& before,
     }
 
     for (const move& m : out.moves) {
-        if (auto why = move_problem(m.from, m.to)) return proxy::fail(*why);
+        if (auto why = move_problem(m.from, m.to)) return proxy::refuse(*why);
     }
     if (const auto problems = routing::plan_problems(out.next); !problems.empty()) {
         std::string all;
         for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
-        return proxy::fail("the plan would be invalid: " + all);
+        return proxy::refuse("the plan would be invalid: " + all);
     }
     return out;
 }

@@ -59,7 +59,8 @@ fetch_result failed(const char* stage, beast::error_code ec, bool timed_out) {
 // The whole exchange. The stream's own timer bounds connect, write and read; the resolver has
 // none, so a timer of its own cancels it (a shared resolver: the timer may fire after the
 // coroutine has ended).
-asio::awaitable<fetch_result, executor_t> exchange(get_request r) {
+asio::awaitable<fetch_result, executor_t> exchange(get_request r,
+                                                   std::optional<std::string> post_body = {}) {
     const auto deadline = steady::now() + r.timeout;
     auto ex = co_await asio::this_coro::executor;
     auto resolver = std::make_shared<asio::ip::basic_resolver<tcp, executor_t>>(ex);
@@ -78,7 +79,13 @@ asio::awaitable<fetch_result, executor_t> exchange(get_request r) {
     auto [cec, ep] = co_await stream.async_connect(results, nothrow);
     if (cec) co_return failed("connect", cec, cec == beast::error::timeout);
 
-    http::request<http::empty_body> req{http::verb::get, r.target, 11};
+    http::request<http::string_body> req{post_body ? http::verb::post : http::verb::get, r.target,
+                                         11};
+    if (post_body) {
+        req.set(http::field::content_type, "application/json");
+        req.body() = std::move(*post_body);
+        req.prepare_payload();
+    }
     bool host_set = false;
     for (const auto& [name, value] : r.headers) {
         req.insert(name, value);
@@ -105,17 +112,26 @@ fetch_result stopped() { return fail("stopping"); }
 
 }  // namespace
 
-fetch_result http_get(const get_request& req) {
+namespace {
+fetch_result run_exchange(const get_request& req, std::optional<std::string> post_body) {
     asio::io_context ioc{1};
     fetch_result out;
     std::exception_ptr thrown;
-    asio::co_spawn(ioc, exchange(req), [&](std::exception_ptr e, fetch_result r) {
-        thrown = e;
-        out = std::move(r);
-    });
+    asio::co_spawn(ioc, exchange(req, std::move(post_body)),
+                   [&](std::exception_ptr e, fetch_result r) {
+                       thrown = e;
+                       out = std::move(r);
+                   });
     ioc.run();
     if (thrown) std::rethrow_exception(thrown);  // std::bad_alloc
     return out;
+}
+}  // namespace
+
+fetch_result http_get(const get_request& req) { return run_exchange(req, std::nullopt); }
+
+fetch_result http_post(const get_request& req, std::string json_body) {
+    return run_exchange(req, std::move(json_body));
 }
 
 struct http_client::impl {

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +38,8 @@ struct get_request {
 
 // GET on the caller's thread. Never throws except std::bad_alloc.
 [[nodiscard]] fetch_result http_get(const get_request& req);
+// The same exchange as a POST of `json_body` (application/json): the command line's changes.
+[[nodiscard]] fetch_result http_post(const get_request& req, std::string json_body);
 
 // GETs on one thread of its own (named `thread_name`, at nice `nice`). done(result) runs on that
 // thread exactly once per get(): when the exchange ends, or with the failure "stopping" when stop()

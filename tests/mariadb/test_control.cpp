@@ -92,6 +92,7 @@ TEST_CASE("compare-and-set: a stale version changes nothing, history goes with t
     REQUIRE(history->size() == 1);
     const auto& h = history->front();
     CHECK(h.plan_version == 2);
+    CHECK(h.event == "stage");
     CHECK(h.cohort == "default");
     CHECK(h.from_stage == "off");
     CHECK(h.to_stage == "dualwrite");
