@@ -220,10 +220,10 @@ int serve(const sg::config::config& cfg, const std::string& ready_file) {
              .refuse = [&cfg](const sg::routing::plan& p) { return plan_unservable(cfg, p); }});
         sg::proxy::admin_server admin(cfg, registry, metrics, mirror, shadow, gate, reconcile,
                                       control);
+        if (cfg.control.enabled) control.start();  // the stored plan, before any request
         start_what_plan_needs(router.current());
         server.start();
         admin.start();
-        if (cfg.control.enabled) control.start();
         log_listening(cfg, server.port(), admin.port());
         if (!ready_file.empty()) write_ready_file(ready_file, server.port(), admin.port());
 

@@ -320,6 +320,10 @@ void control_plane::start() {
     }
     spdlog::info("event=control_starting replica={} boot={} poll_ms={}", impl_->replica_id,
                  impl_->boot_id, impl_->cfg.control.poll_interval.count());
+    // The first read before any request is served: a restart must not serve the config's stage
+    // (or miss a freeze) for a poll. Bounded by dolt.connect_timeout when the database is away;
+    // the service then starts with the config's plan and keeps polling.
+    impl_->poll();
     impl_->thread.start("sg-control", proxy::task_kind::control_plane,
                         [self = impl_](const std::stop_token& st) { self->run(st); });
 }

@@ -56,8 +56,8 @@ public:
     control_plane(const control_plane&) = delete;
     control_plane& operator=(const control_plane&) = delete;
 
-    // Starts the poller; its first poll runs at once (and writes the initial plan into an empty
-    // database).
+    // Reads the plan once on the calling thread (writing the initial plan into an empty
+    // database), then starts the poller.
     void start();
     // Stops the poller, waiting at most `bound`: false when it is still inside a database call
     // (the process must then exit without destroying what it uses). Idempotent.
