@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -66,6 +67,17 @@ std::string tag_name(std::string_view stage, std::string_view cohort, wall_clock
 
 std::string stage_text(config::stage s) { return std::string(config::to_string(s)); }
 
+// The control connection's own deadlines: a plan row is tiny, and a replica must notice a hung
+// database within its fence (stale_after) and start within seconds, not after dolt.*'s bulk
+// timeouts (sized for multi-MiB mirror transactions).
+dolt::options control_options(const config::config& cfg) {
+    dolt::options o = proxy::dolt_options(cfg);
+    o.connect_timeout = std::min(o.connect_timeout, std::chrono::seconds(2));
+    o.read_timeout = std::min(o.read_timeout, std::chrono::seconds(3));
+    o.write_timeout = std::min(o.write_timeout, std::chrono::seconds(3));
+    return o;
+}
+
 }  // namespace
 
 struct control_plane::impl {
@@ -75,7 +87,7 @@ struct control_plane::impl {
           h(std::move(hk)),
           replica_id(c.control.replica_id.empty() ? default_replica_id(c) : c.control.replica_id),
           boot_id(random_uuid()),
-          conn(proxy::dolt_options(c)),
+          conn(control_options(c)),
           stage_family(proxy::add_gauge_family(
               reg, "shadowgate_stage",
               "The stage each cohort is in (0 off, 1 dualwrite, 2 shadow); \"default\" is the "

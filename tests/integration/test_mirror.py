@@ -45,7 +45,7 @@ class Stack:
     """v1ref on a fresh data dir, a fresh database, shadowgate in front."""
 
     def __init__(self, tmp_path: Path, *, stage="shadow", dolt=None, db=None, mirror=None,
-                 database=None, shadow=None, data=None, v1_args=()):
+                 database=None, shadow=None, data=None, v1_args=(), control=None):
         self.tmp = tmp_path
         self.data = data if data is not None else tmp_path / "v1data"
         self.data.mkdir(parents=True, exist_ok=True)
@@ -58,7 +58,8 @@ class Stack:
         self.schema = dolt.get("database")  # what the judge and sql() read
         self.cfg = base_config(self.v1.port, stage=stage, v1_data_dir=str(self.data), dolt=dolt,
                                mirror={**FAST_MIRROR, **(mirror or {})},
-                               **({"shadow": shadow} if shadow is not None else {}))
+                               **({"shadow": shadow} if shadow is not None else {}),
+                               **({"control": control} if control is not None else {}))
         self.env = {"SHADOWGATE_DOLT_PASSWORD": self.db.get("SG_MARIADB_PASSWORD", "x"),
                     "SHADOWGATE_ADMIN_TOKEN": TOKEN}
         self.cfg_path = tmp_path / "verify.json"
@@ -729,22 +730,33 @@ def test_a_hung_dolt_does_not_stall_the_proxy(tmp_path):
         hung.stop()
 
 
-@pytest.mark.parametrize("stage", ["off", "dualwrite"])
-def test_stages(tmp_path, stage):
+@pytest.mark.parametrize("stage,control", [("off", True), ("off", False), ("dualwrite", True)])
+def test_stages(tmp_path, stage, control):
     db = mariadb_env()
     name = fresh_database(db, unique_name("sgt_stage"))
-    s = Stack(tmp_path, stage=stage, dolt=dolt_config(db, name), db=db)
+    s = Stack(tmp_path, stage=stage, dolt=dolt_config(db, name), db=db,
+              **({} if control else {"control": {"enabled": False}}))
     s.database = name
     try:
         init_users(s, ["st-1"])
         put(s, "st-1", "student", "x")
         if stage == "off":
-            # No mirror exists in `off` (409, no metrics), so nothing could write later either.
-            assert admin_sql(db, f"SHOW TABLES FROM {name}").strip() == ""  # untouched
+            # No mirror runs in `off` (409, nothing triggered), so no v1 data reaches Dolt. The
+            # control plane keeps the plan in its tables (so `off` can be left at run time); with
+            # control disabled the database is not touched at all.
+            time.sleep(1.2)
+            tables = admin_sql(db, f"SHOW TABLES FROM {name}").split()
+            if control:
+                assert "shadowgate_plan" in tables
+                for t in ("users", "commits", "blocks", "block_versions", "pending_diffs",
+                          "mirror_watermarks"):
+                    assert s.sql(f"SELECT COUNT(*) FROM {t}").strip() == "0", t
+            else:
+                assert tables == []  # untouched
             status, _, _ = request("GET", s.sg.admin_url + "/admin/mirror",
                                    headers={"Authorization": f"Bearer {TOKEN}"})
             assert status == 409
-            assert not any(k.startswith("shadowgate_mirror_") for k in s.sg.metrics())
+            assert s.sg.metrics().get("shadowgate_mirror_triggers_total", 0) == 0
         else:
             assert "1 users compared, 0 differences" in s.converge()
     finally:
