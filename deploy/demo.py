@@ -106,8 +106,9 @@ def main() -> int:
         planted_ok = planted_discrepancy(gate, conn, users, env)
         print_gate(gate, env)
         html_ok = write_report(gate, env, Path(args.report))
+        stage_ok = stage_changes(gate, env, users)
         ok = (backfill_ok and not mismatches and mirror_ok and render_ok and shadow_ok and
-              planted_ok and html_ok)
+              planted_ok and html_ok and stage_ok)
         return 0 if ok else 1
     finally:
         if gate:
@@ -343,6 +344,41 @@ def write_report(gate, env, path: Path) -> bool:
     print(f"\n10. the HTML report (shadowgate report --format html): {path.resolve()} "
           f"({'written' if res.returncode == 0 else 'FAILED: ' + res.stderr.strip()})")
     return res.returncode == 0
+
+
+def stage_changes(gate, env, users) -> bool:
+    """The control plane at run time: a pilot cohort moved back to dualwrite, a freeze window
+    for it (its writes answer 503 + Retry-After and never reach v1, everyone else writes), then
+    the recorded history."""
+    cfg = json.loads(Path(gate.config_path).read_text())
+    cfg["admin"]["listen"]["port"] = gate.admin_port
+    cli = Path(gate.config_path).with_name("stage-cli.json")
+    cli.write_text(json.dumps(cfg))
+    pilot, other = users[0], users[1]
+    steps = [
+        ("set", "dualwrite", "--cohort", "pilot", "--users", pilot, "--reason", "demo: a cohort"),
+        ("freeze", "--minutes", "1", "--cohort", "pilot", "--reason", "demo: a freeze window"),
+    ]
+    print("\n11. stages at run time (shadowgate stage): a pilot cohort, a freeze, the history")
+    ok = True
+    for step in steps:
+        res = run("stage", *step, "-c", str(cli), env=env)
+        print(f"  $ shadowgate stage {' '.join(step)}\n    " +
+              (res.stdout or res.stderr).rstrip().replace("\n", "\n    "))
+        ok = ok and res.returncode == 0
+    frozen, headers, _ = request("PUT", gate.url + f"/users/{pilot}/blocks/persona",
+                                 {"content": "during the freeze"})
+    served, _, _ = request("PUT", gate.url + f"/users/{other}/blocks/persona",
+                           {"content": "not frozen"})
+    print(f"  a write of {pilot} during the freeze: {frozen} (Retry-After "
+          f"{headers.get('retry-after', headers.get('Retry-After'))} s); of {other}: {served}")
+    ok = ok and frozen == 503 and served == 200
+    for step in (("unfreeze", "--reason", "demo: done"), ("history", "--limit", "5")):
+        res = run("stage", *step, "-c", str(cli), env=env)
+        print(f"  $ shadowgate stage {' '.join(step)}\n    " +
+              (res.stdout or res.stderr).rstrip().replace("\n", "\n    "))
+        ok = ok and res.returncode == 0
+    return ok
 
 
 def print_gate(gate, env):
