@@ -246,3 +246,44 @@ def test_two_replicas_on_one_database_follow_each_other_within_a_second(off_stac
         assert b.metrics()["shadowgate_control_plan_version"] == 3
     finally:
         b.stop()
+
+
+def test_a_replica_that_cannot_read_the_plan_keeps_its_freeze_and_is_not_ready(tmp_path):
+    """The fence: with the database gone past control.stale_after, a freeze window does not end
+    (a flip may have happened meanwhile) and /readyz fails; once the plan is read again the
+    replica follows it."""
+    import db_harness
+    from db_harness import dolt_config, fresh_database
+
+    server = db_harness.private_server(tmp_path / "db")
+    db = server.start()
+    name = fresh_database(db, "fence")
+    dolt = {**dolt_config(db, name), "connect_timeout_ms": 1000, "read_timeout_ms": 1000,
+            "write_timeout_ms": 1000}
+    s = Stack(tmp_path, stage="off", dolt=dolt, db=db,
+              control={"poll_interval_ms": 200, "stale_after_ms": 1000})
+    try:
+        init_users(s, ["alice"])
+        status, _, body = request("POST", s.sg.admin_url + "/admin/freeze",
+                                  {"minutes": 0.05, "reason": "flip"}, headers=AUTH)  # 3 s
+        assert status == 200, body
+        server.halt()
+        wait_for("the fence", lambda: s.sg.metrics()["shadowgate_control_fenced"] == 1,
+                 timeout=10)
+        time.sleep(3.5)  # past the window's end
+        status, _, _ = request("PUT", s.sg.url + "/users/alice/blocks/persona", {"content": "x"})
+        assert status == 503  # still frozen: this replica cannot know what changed
+        status, _, body = request("GET", s.sg.admin_url + "/readyz")
+        assert status == 503 and json.loads(body)["plan_ok"] is False, body
+        assert s.sg.metrics()["shadowgate_control_poll_failures_total"] >= 1
+        assert "event=control_fenced" in s.sg.log()
+
+        server.start()
+        wait_for("the fence lifts", lambda: s.sg.metrics()["shadowgate_control_fenced"] == 0,
+                 timeout=20)
+        put(s, "alice", "persona", "the window is over\n")
+        status, _, _ = request("GET", s.sg.admin_url + "/readyz")
+        assert status == 200
+    finally:
+        s.close()
+        server.stop()
