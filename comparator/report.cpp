@@ -336,6 +336,58 @@ void md_mirror(const json& r, std::string& out) {
     }
 }
 
+// The plan in force and its recent changes, as the report shows them; nulls without a control
+// plane.
+void add_stages(const json& control, json& out) {
+    if (!control.is_object() || !control.contains("plan")) {
+        out["plan"] = nullptr;
+        out["stage_changes"] = json::array();
+        return;
+    }
+    json plan = control["plan"];
+    plan["version"] = control.value("version", 0);
+    if (control.contains("freeze")) plan["freeze_state"] = control["freeze"];
+    out["plan"] = std::move(plan);
+    out["stage_changes"] = control.value("recent_changes", json::array());
+}
+
+std::string cohort_selector(const json& c) {
+    if (c.contains("percent")) return fmt::format("{}% of users", c["percent"].get<double>());
+    return fmt::format("{} users", c.value("users", json::array()).size());
+}
+
+void md_stages(const json& r, std::string& out) {
+    out += "## Stages\n\n";
+    if (r["plan"].is_null()) {
+        out += "No control plane.\n\n";
+        return;
+    }
+    const json& p = r["plan"];
+    out += fmt::format("Plan version {}: everyone else `{}`", p.value("version", 0),
+                       p.value("default", ""));
+    for (const auto& c : p["cohorts"]) {
+        out += fmt::format("; cohort {} ({}) `{}`", md_code(c.value("name", ""), false),
+                           cohort_selector(c), c.value("stage", ""));
+    }
+    out += ".\n\n";
+    if (r["stage_changes"].empty()) return;
+    out +=
+        "| when | version | change | cohort | who | why | gate |\n|---|---|---|---|---|---|---|\n";
+    for (const auto& h : r["stage_changes"]) {
+        const std::string what = h.value("event", "") == "stage"
+                                     ? h.value("from", "") + " -> " + h.value("to", "") +
+                                           (h.value("forced", false) ? " (forced)" : "")
+                                     : h.value("event", "");
+        const json& g = h.contains("gate") ? h["gate"] : json();
+        out += fmt::format(
+            "| {} | {} | {} | {} | {} | {} | {} |\n", h.value("at", ""), h.value("version", 0),
+            what, md_code(h.value("cohort", ""), true), md_code(h.value("who", ""), true),
+            md_code(h.value("why", ""), true),
+            g.is_object() && g.contains("go") ? (g["go"].get<bool>() ? "GO" : "NO-GO") : "");
+    }
+    out += "\n";
+}
+
 }  // namespace
 
 std::optional<std::int64_t> parse_time(const std::string& s) {
@@ -367,6 +419,7 @@ json build(const sources& in, const filter& f) {
     out["rate_over_time"] = rate_over_time(evidence, f);
     add_samples(in, f, out);
     out["mirror"] = mirror_summary(in.mirror);
+    add_stages(in.control, out);
     return out;
 }
 
@@ -378,6 +431,7 @@ std::string to_markdown(const json& r) {
     md_rate_over_time(r, out);
     md_samples(r, out);
     md_mirror(r, out);
+    md_stages(r, out);
     return out;
 }
 

@@ -24,13 +24,15 @@ struct sources {
     nlohmann::json discrepancies;    // GET /admin/discrepancies' records, newest first
     nlohmann::json differing_paths;  // [{endpoint, target, path, count}]
     nlohmann::json mirror;           // GET /admin/mirror's document, or null (no mirror)
+    nlohmann::json control;          // GET /admin/stage's document (plan, recent_changes), or null
     double confidence = 0.95;        // for each endpoint's rate bound
     std::int64_t now_ms = 0;
     std::size_t max_samples = 10;  // discrepancies shown side by side
 };
 
 // The report as one JSON document: generated_at, filter, verdict and criteria, endpoints (counts
-// by result, discrepancy rate and its bound), top_paths, rate_over_time, samples, mirror.
+// by result, discrepancy rate and its bound), top_paths, rate_over_time, samples, mirror, plan
+// (the stage of each cohort) and stage_changes (the newest changes, newest first).
 nlohmann::json build(const sources& in, const filter& f);
 
 std::string to_markdown(const nlohmann::json& report);

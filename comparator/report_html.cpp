@@ -272,7 +272,49 @@ void html_mirror(const json& r, std::string& out) {
             m.value("lag_seconds", 0.0), m.value("dirty_users", 0), m.value("parked_users", 0),
             html_escape(m.value("circuit", "")));
     }
-    out += "</body></html>\n";
+}
+
+void html_stages(const json& r, std::string& out) {
+    out += "<h2>Stages</h2>\n";
+    if (r["plan"].is_null()) {
+        out += "<p class=\"muted\">No control plane.</p>\n";
+        return;
+    }
+    const json& p = r["plan"];
+    out += fmt::format("<table id=\"plan\"><tr><th>cohort</th><th>users</th><th>stage</th></tr>");
+    for (const auto& c : p["cohorts"]) {
+        const std::string who =
+            c.contains("percent")
+                ? fmt::format("{}% by a sticky hash", c["percent"].get<double>())
+                : fmt::format("{} listed", c.value("users", json::array()).size());
+        out +=
+            fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        html_escape(c.value("name", "")), who, html_escape(c.value("stage", "")));
+    }
+    out += fmt::format(
+        "<tr><td>default</td><td>everyone else</td><td>{}</td></tr></table>\n<p class=\"muted\">"
+        "plan version {}</p>\n",
+        html_escape(p.value("default", "")), p.value("version", 0));
+    if (r["stage_changes"].empty()) return;
+    out +=
+        "<table id=\"stage-changes\"><tr><th>when</th><th>version</th><th>change</th>"
+        "<th>cohort</th><th>who</th><th>why</th><th>gate</th></tr>";
+    for (const auto& h : r["stage_changes"]) {
+        const std::string what = h.value("event", "") == "stage"
+                                     ? html_escape(h.value("from", "")) + " &rarr; " +
+                                           html_escape(h.value("to", "")) +
+                                           (h.value("forced", false) ? " (forced)" : "")
+                                     : html_escape(h.value("event", ""));
+        const json& g = h.contains("gate") ? h["gate"] : json();
+        out += fmt::format(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></"
+            "tr>",
+            html_escape(h.value("at", "")), h.value("version", 0), what,
+            html_escape(h.value("cohort", "")), html_escape(h.value("who", "")),
+            html_escape(h.value("why", "")),
+            g.is_object() && g.contains("go") ? (g["go"].get<bool>() ? "GO" : "NO-GO") : "");
+    }
+    out += "</table>\n";
 }
 
 }  // namespace
@@ -290,6 +332,8 @@ std::string to_html(const json& r) {
         r["samples"].size(), r.value("recorded_discrepancies_in_range", 0));
     for (const auto& s : r["samples"]) html_sample(s, out);
     html_mirror(r, out);
+    html_stages(r, out);
+    out += "</body></html>\n";
     return out;
 }
 

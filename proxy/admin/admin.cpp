@@ -470,6 +470,7 @@ response_t admin_server::impl::report_response(std::string_view target) {
                              : nlohmann::json::array();
     in.mirror = mirror_.active() ? nlohmann::json::parse(mirror_.status_json(), nullptr, false)
                                  : nlohmann::json();
+    in.control = control_.status();
     in.confidence = cfg.gate.confidence;
     in.now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::system_clock::now().time_since_epoch())

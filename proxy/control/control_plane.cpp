@@ -27,7 +27,9 @@ using steady = std::chrono::steady_clock;
 using nlohmann::json;
 using routing::wall_clock;
 
-constexpr int cas_attempts = 5;  // re-reads when another writer changed the plan meanwhile
+constexpr int cas_attempts = 5;
+constexpr std::size_t recent_history = 50;  // changes kept for status() and the report  // re-reads
+                                            // when another writer changed the plan meanwhile
 const dolt::retry_policy db_retry{4, std::chrono::milliseconds(50)};  // 1213/1205, lost sessions
 
 std::string utc_text(wall_clock::time_point t) {
@@ -120,6 +122,10 @@ struct control_plane::impl {
     steady::time_point last_ok = steady::now();
     std::string last_error;
     std::vector<dolt::replica_row> replicas;
+    // The newest changes, read again whenever the plan's version moves (the report shows them
+    // without a database call on the admin thread).
+    std::vector<dolt::stage_change_row> recent;
+    std::uint64_t recent_version = 0;
     std::map<std::string, prometheus::Gauge*> stage_series;
 
     proxy::gauge_family& stage_family;
@@ -262,8 +268,21 @@ void control_plane::impl::poll() {
         poll_failed(rows.error().to_string());
         return;
     }
+    std::optional<std::vector<dolt::stage_change_row>> fresh;
+    if (p->version != recent_version) {
+        auto h = dolt::read_history(conn, recent_history);
+        if (!h) {
+            poll_failed(h.error().to_string());
+            return;
+        }
+        fresh = std::move(*h);
+    }
     std::lock_guard lock(mu);
     replicas = std::move(*rows);
+    if (fresh) {
+        recent = std::move(*fresh);
+        recent_version = p->version;
+    }
 }
 
 proxy::result<json> control_plane::impl::write_change(
@@ -467,12 +486,10 @@ proxy::result<json> control_plane::unfreeze(const std::string& who, const std::s
     return r;
 }
 
-proxy::result<json> control_plane::history(std::size_t limit) {
-    if (auto up = impl_->conn.ensure_connected(); !up) return proxy::fail(up.error().to_string());
-    auto rows = dolt::read_history(impl_->conn, limit);
-    if (!rows) return proxy::fail(rows.error().to_string());
+namespace {
+json history_json(const std::vector<dolt::stage_change_row>& rows) {
     json out = json::array();
-    for (const auto& r : *rows) {
+    for (const auto& r : rows) {
         json verdict = json::parse(r.gate_verdict, nullptr, false);
         out.push_back({{"version", r.plan_version},
                        {"event", r.event},
@@ -487,6 +504,14 @@ proxy::result<json> control_plane::history(std::size_t limit) {
                        {"at", r.changed_at}});
     }
     return out;
+}
+}  // namespace
+
+proxy::result<json> control_plane::history(std::size_t limit) {
+    if (auto up = impl_->conn.ensure_connected(); !up) return proxy::fail(up.error().to_string());
+    auto rows = dolt::read_history(impl_->conn, limit);
+    if (!rows) return proxy::fail(rows.error().to_string());
+    return history_json(*rows);
 }
 
 json control_plane::status() const {
@@ -512,6 +537,7 @@ json control_plane::status() const {
         f["reason"] = serving.freeze->reason;
         j["freeze"] = f;
     }
+    j["recent_changes"] = history_json(impl_->recent);
     j["replicas"] = json::array();
     for (const auto& r : impl_->replicas) {
         j["replicas"].push_back({{"replica_id", r.replica_id},

@@ -103,6 +103,16 @@ def test_stages_change_at_run_time_per_cohort_and_survive_a_restart(off_stack):
     assert hist[0]["tag"].startswith("shadowgate/shadow/pilot/")
     out = stage_cli(s, "history")
     assert out.returncode == 0 and "pilot: dualwrite -> shadow" in out.stdout, out.stdout
+    # The report shows the plan and the changes (as of the last poll).
+    def reported():
+        status, _, body = request("GET", s.sg.admin_url + "/admin/report?format=json",
+                                  headers=AUTH)
+        assert status == 200, body
+        return json.loads(body)
+    wait_for("the report's changes", lambda: len(reported()["stage_changes"]) == 2, timeout=5)
+    rep = reported()
+    assert rep["plan"]["version"] == 3 and rep["plan"]["cohorts"][0]["name"] == "pilot"
+    assert rep["stage_changes"][0]["to"] == "shadow"
 
     # A restart keeps the stored plan: the config's "off" is only the plan of an empty database.
     s.sg.stop()

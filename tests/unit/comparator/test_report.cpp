@@ -189,3 +189,46 @@ TEST_CASE("report: times as ISO 8601 or Unix milliseconds", "[report]") {
     CHECK_FALSE(rp::parse_time(""));
     CHECK_FALSE(rp::parse_time("99999999999999999999"));
 }
+
+TEST_CASE("report: the plan in force and its recent changes, escaped", "[report]") {
+    auto in = sample_sources();
+    in.control = json::parse(R"({
+      "version": 4,
+      "plan": {"default": "dualwrite",
+               "cohorts": [{"name": "pilot<b>", "stage": "shadow", "users": ["a", "b"]},
+                           {"name": "canary", "stage": "shadow", "percent": 2.5}]},
+      "recent_changes": [
+        {"version": 4, "event": "freeze", "cohort": "all", "from": "", "to": "", "forced": false,
+         "who": "ops", "why": "window | 15 min", "gate": {"go": false}, "tag": "",
+         "at": "2026-12-08 01:00:02"},
+        {"version": 3, "event": "stage", "cohort": "pilot<b>", "from": "dualwrite",
+         "to": "shadow", "forced": true, "who": "<i>eve</i>", "why": "hurry", "gate": {"go": false},
+         "tag": "shadowgate/shadow/pilot_b_/20261208T010001Z", "at": "2026-12-08 01:00:01"}]
+    })");
+    const auto doc = rp::build(in, {});
+    REQUIRE(doc["plan"]["version"] == 4);
+    CHECK(doc["plan"]["default"] == "dualwrite");
+    CHECK(doc["plan"]["cohorts"].size() == 2);
+    REQUIRE(doc["stage_changes"].size() == 2);
+    CHECK(doc["stage_changes"][1]["forced"] == true);
+
+    const auto md = rp::to_markdown(doc);
+    CHECK(md.find("## Stages") != std::string::npos);
+    CHECK(md.find("Plan version 4: everyone else `dualwrite`") != std::string::npos);
+    CHECK(md.find("(2.5% of users) `shadow`") != std::string::npos);
+    CHECK(md.find("dualwrite -> shadow (forced)") != std::string::npos);
+    CHECK(md.find("`window \\| 15 min`") != std::string::npos);  // a pipe cannot break the table
+
+    const auto html = rp::to_html(doc);
+    CHECK(html.find("<table id=\"stage-changes\">") != std::string::npos);
+    CHECK(html.find("pilot&lt;b&gt;") != std::string::npos);
+    CHECK(html.find("<i>eve</i>") == std::string::npos);
+    CHECK(html.find("&lt;i&gt;eve&lt;/i&gt;") != std::string::npos);
+    CHECK(html.find("dualwrite &rarr; shadow (forced)") != std::string::npos);
+    CHECK(html.rfind("</body></html>") == html.size() - std::string("</body></html>\n").size());
+
+    in.control = nullptr;
+    const auto none = rp::build(in, {});
+    CHECK(none["plan"].is_null());
+    CHECK(rp::to_markdown(none).find("No control plane.") != std::string::npos);
+}
