@@ -101,6 +101,11 @@ struct control_plane::impl {
                                            "Polls of the plan row that failed")),
           plan_version(proxy::add_gauge(reg, "shadowgate_control_plan_version",
                                         "The version of the plan this replica applies")),
+          refused(proxy::add_counter(reg, "shadowgate_control_changes_refused_total",
+                                     "Plan changes refused by a rule (nothing written)")),
+          change_failures(proxy::add_counter(
+              reg, "shadowgate_control_change_failures_total",
+              "Plan changes that could not be read or written (the database failed)")),
           fenced_gauge(proxy::add_gauge(
               reg, "shadowgate_control_fenced",
               "1 while this replica has not read the plan for control.stale_after")) {}
@@ -132,6 +137,8 @@ struct control_plane::impl {
     proxy::counter_family& changes_family;
     proxy::counter poll_failures;
     proxy::gauge plan_version;
+    proxy::counter refused;
+    proxy::counter change_failures;
     proxy::gauge fenced_gauge;
     proxy::worker_thread thread;
 
@@ -140,6 +147,8 @@ struct control_plane::impl {
     void poll_failed(const std::string& what);
     proxy::result<routing::plan> read_or_init();
     void adopt(const routing::plan& p, bool fence);
+    // Counts a failed change (refused by a rule, or the database's failure) and passes it on.
+    proxy::result<json> counted(proxy::result<json> r);
     proxy::result<json> write_change(
         const std::function<proxy::result<routing::plan>(const routing::plan&)>& next_of,
         const std::function<std::vector<dolt::stage_change_row>(const routing::plan&,
@@ -285,6 +294,14 @@ void control_plane::impl::poll() {
     }
 }
 
+proxy::result<json> control_plane::impl::counted(proxy::result<json> r) {
+    if (!r) (r.error().refused ? refused : change_failures).fetch_add(1);
+    if (!r && !r.error().refused) {
+        spdlog::error("event=plan_change_failed error=\"{}\"", r.error().what);
+    }
+    return r;
+}
+
 proxy::result<json> control_plane::impl::write_change(
     const std::function<proxy::result<routing::plan>(const routing::plan&)>& next_of,
     const std::function<std::vector<dolt::stage_change_row>(const routing::plan&,
@@ -408,6 +425,7 @@ proxy::result<json> control_plane::set_stage(const stage_change& change) {
             return rows;
         },
         change.who);
+    r = impl_->counted(std::move(r));
     if (r && r->value("changed", false)) {
         for (const auto& c : (*r)["changes"]) {
             proxy::series(impl_->changes_family,
@@ -427,7 +445,7 @@ proxy::result<json> control_plane::set_stage(const stage_change& change) {
 
 proxy::result<json> control_plane::freeze(const freeze_request& req) {
     if (req.length <= std::chrono::milliseconds(0)) {
-        return proxy::refuse("a freeze needs a positive length");
+        return impl_->counted(proxy::refuse("a freeze needs a positive length"));
     }
     const auto until = wall_clock::now() + req.length;
     const std::string verdict = impl_->h.gate_verdict ? impl_->h.gate_verdict() : "{}";
@@ -456,6 +474,7 @@ proxy::result<json> control_plane::freeze(const freeze_request& req) {
             return std::vector<dolt::stage_change_row>{row};
         },
         req.who);
+    r = impl_->counted(std::move(r));
     if (r)
         spdlog::info("event=frozen cohorts={} until={} who=\"{}\"", req.cohorts.size(),
                      utc_text(until), req.who);
@@ -482,6 +501,7 @@ proxy::result<json> control_plane::unfreeze(const std::string& who, const std::s
             return std::vector<dolt::stage_change_row>{row};
         },
         who);
+    r = impl_->counted(std::move(r));
     if (r) spdlog::info("event=unfrozen who=\"{}\"", who);
     return r;
 }

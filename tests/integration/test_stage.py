@@ -159,6 +159,10 @@ def test_illegal_changes_are_refused_with_a_reason_and_change_nothing(off_stack)
     assert status == 401  # the token is required
     assert plan_of(s.sg)["version"] == before
     assert history_of(s.sg) == []
+    # The four the plan's rules refused are counted (the others never got past the body).
+    m = s.sg.metrics()
+    assert m["shadowgate_control_changes_refused_total"] == 4
+    assert m["shadowgate_control_change_failures_total"] == 0
 
     # A .txt list works and goes in sorted.
     users = s.tmp / "users.txt"
