@@ -131,8 +131,12 @@ struct admin_server::impl {
     awaitable<response_t> stage_history(const request_t& req, std::string_view target);
     awaitable<response_t> freeze(const request_t& req, std::string_view target);
     awaitable<response_t> unfreeze(const request_t& req, std::string_view target);
-    awaitable<proxy::result<nlohmann::json>> on_control_thread(
-        std::function<proxy::result<nlohmann::json>()> fn);
+    using control_job = std::function<proxy::result<nlohmann::json>()>;
+    // Runs `job` on the control plane's thread; its answer as the admin API's response.
+    // Runs `job` on the control plane's thread; its answer as the admin API's response. Callers
+    // pass a named job: GCC 12 destroys a temporary of a co_await expression twice.
+    awaitable<response_t> on_control_thread(control_job job);
+    awaitable<proxy::result<nlohmann::json>> run_on_control_thread(control_job fn);
     response_t report_response(std::string_view target);
 };
 
@@ -158,6 +162,32 @@ response_t error_response(http::status status, std::string_view error, std::stri
     return json_response(status, j);
 }
 }  // namespace
+
+namespace {
+// A refused change is the client's (409, nothing changed); anything else is the database's (503).
+response_t change_response(const proxy::result<nlohmann::json>& r) {
+    if (r) return json_response(http::status::ok, *r);
+    if (r.error().refused) {
+        return error_response(http::status::conflict, "refused", r.error().what);
+    }
+    return error_response(http::status::service_unavailable, "control_unavailable", r.error().what);
+}
+
+// ?limit= of a listing: 1 to 100000, 100 when absent; nullopt when it is anything else.
+std::optional<std::size_t> limit_param(std::string_view target) {
+    auto q = v1::query_param(target, "limit");
+    if (!q) return 100;
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(q->c_str(), &end, 10);
+    if (q->empty() || *end != '\0' || n == 0 || n > 100000) return std::nullopt;
+    return n;
+}
+}  // namespace
+
+awaitable<response_t> admin_server::impl::on_control_thread(control_job job) {
+    auto r = co_await run_on_control_thread(std::move(job));
+    co_return change_response(r);
+}
 
 // The admin API, one row per path. Under /admin/ the bearer token is checked before the path is
 // looked up, so an unauthenticated client learns nothing of what exists.
@@ -324,24 +354,18 @@ awaitable<response_t> admin_server::impl::shadow_status(const request_t&, std::s
 awaitable<response_t> admin_server::impl::discrepancies(const request_t&, std::string_view target) {
     if (auto off = refuse_shadow_off()) co_return std::move(*off);
     const std::string endpoint = v1::query_param(target, "endpoint").value_or("");
-    std::size_t limit = 100;
-    if (auto q = v1::query_param(target, "limit")) {
-        char* end = nullptr;
-        const unsigned long n = std::strtoul(q->c_str(), &end, 10);
-        if (q->empty() || *end != '\0' || n == 0 || n > 100000) {
-            co_return error_response(http::status::bad_request, "bad_limit",
-                                     "limit must be a whole number from 1 to 100000");
-        }
-        limit = n;
+    const auto limit = limit_param(target);
+    if (!limit) {
+        co_return error_response(http::status::bad_request, "bad_limit",
+                                 "limit must be a whole number from 1 to 100000");
     }
     co_return make_response(http::status::ok, "application/json",
-                            shadow_.discrepancies_json(endpoint, limit));
+                            shadow_.discrepancies_json(endpoint, *limit));
 }
 
 // Runs `fn` on the control plane's thread and resumes here with its result: no database call
 // runs on the admin thread, so a hung database never stalls /metrics or /healthz.
-awaitable<proxy::result<nlohmann::json>> admin_server::impl::on_control_thread(
-    std::function<proxy::result<nlohmann::json>()> fn) {
+awaitable<proxy::result<nlohmann::json>> admin_server::impl::run_on_control_thread(control_job fn) {
     using answer = proxy::result<nlohmann::json>;
     // The answer comes back through a timer of this thread: it is cancelled (by a handler posted
     // here) once the answer is in, so the timer and the answer are only touched on this thread,
@@ -373,14 +397,6 @@ awaitable<proxy::result<nlohmann::json>> admin_server::impl::on_control_thread(
 }
 
 namespace {
-// A refused change is the client's (409, nothing changed); anything else is the database's (503).
-response_t change_response(const proxy::result<nlohmann::json>& r) {
-    if (r) return json_response(http::status::ok, *r);
-    if (r.error().refused) {
-        return error_response(http::status::conflict, "refused", r.error().what);
-    }
-    return error_response(http::status::service_unavailable, "control_unavailable", r.error().what);
-}
 response_t bad_body(const proxy::failure& f) {
     return error_response(http::status::bad_request, "bad_request", f.what);
 }
@@ -390,50 +406,32 @@ awaitable<response_t> admin_server::impl::stage(const request_t& req, std::strin
     if (is_get(req)) co_return json_response(http::status::ok, control_.status());
     auto change = control::parse_stage_change(req.body());
     if (!change) co_return bad_body(change.error());
-    // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries twice.
-    std::function<proxy::result<nlohmann::json>()> job = [this, c = *change] {
-        return control_.set_stage(c);
-    };
-    auto r = co_await on_control_thread(std::move(job));
-    co_return change_response(r);
+    control_job job = [this, c = *change] { return control_.set_stage(c); };
+    co_return co_await on_control_thread(std::move(job));
 }
 
 awaitable<response_t> admin_server::impl::stage_history(const request_t&, std::string_view target) {
-    std::size_t limit = 100;
-    if (auto q = v1::query_param(target, "limit")) {
-        char* end = nullptr;
-        const unsigned long n = std::strtoul(q->c_str(), &end, 10);
-        if (q->empty() || *end != '\0' || n == 0 || n > 100000) {
-            co_return error_response(http::status::bad_request, "bad_limit",
-                                     "limit must be a whole number from 1 to 100000");
-        }
-        limit = n;
+    const auto limit = limit_param(target);
+    if (!limit) {
+        co_return error_response(http::status::bad_request, "bad_limit",
+                                 "limit must be a whole number from 1 to 100000");
     }
-    std::function<proxy::result<nlohmann::json>()> job = [this, limit] {
-        return control_.history(limit);
-    };
-    auto r = co_await on_control_thread(std::move(job));
-    co_return change_response(r);
+    control_job job = [this, n = *limit] { return control_.history(n); };
+    co_return co_await on_control_thread(std::move(job));
 }
 
 awaitable<response_t> admin_server::impl::freeze(const request_t& req, std::string_view) {
     auto f = control::parse_freeze(req.body());
     if (!f) co_return bad_body(f.error());
-    std::function<proxy::result<nlohmann::json>()> job = [this, f = *f] {
-        return control_.freeze(f);
-    };
-    auto r = co_await on_control_thread(std::move(job));
-    co_return change_response(r);
+    control_job job = [this, f = *f] { return control_.freeze(f); };
+    co_return co_await on_control_thread(std::move(job));
 }
 
 awaitable<response_t> admin_server::impl::unfreeze(const request_t& req, std::string_view) {
     auto u = control::parse_unfreeze(req.body());
     if (!u) co_return bad_body(u.error());
-    std::function<proxy::result<nlohmann::json>()> job = [this, u = *u] {
-        return control_.unfreeze(u.who, u.reason);
-    };
-    auto r = co_await on_control_thread(std::move(job));
-    co_return change_response(r);
+    control_job job = [this, u = *u] { return control_.unfreeze(u.who, u.reason); };
+    co_return co_await on_control_thread(std::move(job));
 }
 
 // GET /admin/report?format=json|md|html&endpoint=&from=&to=: the report from what the gate, the
