@@ -11,13 +11,14 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
 
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
-#include <random>
 
 namespace sg::control {
 
@@ -27,28 +28,15 @@ using steady = std::chrono::steady_clock;
 using nlohmann::json;
 using routing::wall_clock;
 
-constexpr int cas_attempts = 5;
-constexpr std::size_t recent_history = 50;  // changes kept for status() and the report  // re-reads
-                                            // when another writer changed the plan meanwhile
+constexpr int cas_attempts = 5;  // re-reads when another writer changed the plan meanwhile
+constexpr std::size_t recent_history = 50;  // changes kept for status() and the report
 const dolt::retry_policy db_retry{4, std::chrono::milliseconds(50)};  // 1213/1205, lost sessions
 
 std::string utc_text(wall_clock::time_point t) {
     return fmt::format("{:%Y-%m-%dT%H:%M:%S}Z", std::chrono::floor<std::chrono::seconds>(t));
 }
 
-std::string random_uuid() {
-    std::random_device rd;
-    std::uniform_int_distribution<unsigned> byte(0, 255);
-    unsigned char b[16];
-    for (auto& x : b) x = static_cast<unsigned char>(byte(rd));
-    b[6] = static_cast<unsigned char>((b[6] & 0x0F) | 0x40);  // version 4
-    b[8] = static_cast<unsigned char>((b[8] & 0x3F) | 0x80);  // RFC 4122 variant
-    return fmt::format(
-        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-"
-        "{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-        b[14], b[15]);
-}
+std::string random_uuid() { return boost::uuids::to_string(boost::uuids::random_generator()()); }
 
 std::string default_replica_id(const config::config& cfg) {
     char host[256] = {};
@@ -142,6 +130,9 @@ struct control_plane::impl {
     proxy::gauge fenced_gauge;
     proxy::worker_thread thread;
 
+    // Ready unless fenced while `serving` holds a freeze (under mu).
+    bool ready_with(const routing::plan& serving) const { return !(fenced && serving.freeze); }
+
     void run(const std::stop_token& st);
     void poll();
     void poll_failed(const std::string& what);
@@ -149,11 +140,18 @@ struct control_plane::impl {
     void adopt(const routing::plan& p, bool fence);
     // Counts a failed change (refused by a rule, or the database's failure) and passes it on.
     proxy::result<json> counted(proxy::result<json> r);
-    proxy::result<json> write_change(
-        const std::function<proxy::result<routing::plan>(const routing::plan&)>& next_of,
-        const std::function<std::vector<dolt::stage_change_row>(const routing::plan&,
-                                                                const routing::plan&)>& rows_of,
-        const std::string& who);
+    // A change worked out on the plan read just before: the next plan and the history rows
+    // that record it.
+    struct proposal {
+        routing::plan next;
+        std::vector<dolt::stage_change_row> rows;
+    };
+    using propose_fn = std::function<proxy::result<proposal>(const routing::plan& before)>;
+    // Reads the plan, asks `propose` for the change on it, writes it by compare-and-set (again on
+    // a fresh read when another writer was first), installs it, and answers it as JSON. `written`
+    // gets the rows that were recorded.
+    proxy::result<json> write_change(const propose_fn& propose, const std::string& who,
+                                     std::vector<dolt::stage_change_row>* written = nullptr);
 };
 
 void control_plane::impl::run(const std::stop_token& st) {
@@ -303,17 +301,16 @@ proxy::result<json> control_plane::impl::counted(proxy::result<json> r) {
 }
 
 proxy::result<json> control_plane::impl::write_change(
-    const std::function<proxy::result<routing::plan>(const routing::plan&)>& next_of,
-    const std::function<std::vector<dolt::stage_change_row>(const routing::plan&,
-                                                            const routing::plan&)>& rows_of,
-    const std::string& who) {
+    const propose_fn& propose, const std::string& who,
+    std::vector<dolt::stage_change_row>* written) {
     for (int attempt = 0; attempt < cas_attempts; ++attempt) {
         auto before = read_or_init();
         if (!before) return proxy::fail("cannot read the plan: " + before.error().what);
-        auto next = next_of(*before);
-        if (!next) return next.error();
-        next->version = before->version;
-        if (*next == *before) {
+        auto proposed = propose(*before);
+        if (!proposed) return proposed.error();
+        routing::plan& next = proposed->next;
+        next.version = before->version;
+        if (next == *before) {
             json j;
             j["changed"] = false;
             j["version"] = before->version;
@@ -321,25 +318,25 @@ proxy::result<json> control_plane::impl::write_change(
             return j;
         }
         if (h.refuse) {
-            if (auto why = h.refuse(*next)) return proxy::refuse(*why);
+            if (auto why = h.refuse(next)) return proxy::refuse(*why);
         }
-        const auto rows = rows_of(*before, *next);
-        const std::string body = to_json(*next).dump();
+        const auto& rows = proposed->rows;
+        const std::string body = to_json(next).dump();
         auto cas = dolt::with_retry(conn, db_retry, [&](dolt::connection& c) {
             return dolt::compare_and_set_plan(c, before->version, body, who, rows);
         });
         if (!cas) return proxy::fail("cannot write the plan: " + cas.error().to_string());
         if (!*cas) continue;  // another writer was first: apply the change to its plan
-        next->version = (*cas)->version;
+        next.version = (*cas)->version;
         {
             std::lock_guard lock(mu);
-            stored = *next;
+            stored = next;
         }
-        adopt(*next, false);
+        adopt(next, false);
         json j;
         j["changed"] = true;
-        j["version"] = next->version;
-        j["plan"] = to_json(*next);
+        j["version"] = next.version;
+        j["plan"] = to_json(next);
         j["changes"] = json::array();
         for (const auto& r : rows) {
             j["changes"].push_back({{"event", r.event},
@@ -349,6 +346,7 @@ proxy::result<json> control_plane::impl::write_change(
                                     {"forced", r.forced},
                                     {"tag", r.tag}});
         }
+        if (written != nullptr) *written = rows;
         return j;
     }
     return proxy::fail("the plan kept changing under this change (" + std::to_string(cas_attempts) +
@@ -369,8 +367,9 @@ void control_plane::start() {
     spdlog::info("event=control_starting replica={} boot={} poll_ms={}", impl_->replica_id,
                  impl_->boot_id, impl_->cfg.control.poll_interval.count());
     // The first read before any request is served: a restart must not serve the config's stage
-    // (or miss a freeze) for a poll. Bounded by dolt.connect_timeout when the database is away;
-    // the service then starts with the config's plan and keeps polling.
+    // (or miss a freeze) for a poll. Bounded by the control connection's deadlines (2 s to
+    // connect) when the database is away; the service then starts with the config's plan and
+    // keeps polling.
     impl_->poll();
     impl_->thread.start("sg-control", proxy::task_kind::control_plane,
                         [self = impl_](const std::stop_token& st) { self->run(st); });
@@ -398,17 +397,12 @@ bool control_plane::submit(std::function<void()> job) {
 proxy::result<json> control_plane::set_stage(const stage_change& change) {
     const auto now = wall_clock::now();
     const std::string verdict = impl_->h.gate_verdict ? impl_->h.gate_verdict() : "{}";
-    std::string cohort_name;
+    std::vector<dolt::stage_change_row> written;
     auto r = impl_->write_change(
-        [&](const routing::plan& before) -> proxy::result<routing::plan> {
+        [&](const routing::plan& before) -> proxy::result<impl::proposal> {
             auto out = apply_change(before, change);
             if (!out) return out.error();
-            cohort_name = out->cohort;
-            return out->next;
-        },
-        [&](const routing::plan& before, const routing::plan&) {
-            std::vector<dolt::stage_change_row> rows;
-            auto out = apply_change(before, change);
+            impl::proposal p{std::move(out->next), {}};
             for (const auto& m : out->moves) {
                 dolt::stage_change_row row;
                 row.event = "stage";
@@ -420,25 +414,23 @@ proxy::result<json> control_plane::set_stage(const stage_change& change) {
                 row.why = change.reason;
                 row.gate_verdict = verdict;
                 row.tag = tag_name(row.to_stage, row.cohort, now);
-                rows.push_back(std::move(row));
+                p.rows.push_back(std::move(row));
             }
-            return rows;
+            return p;
         },
-        change.who);
+        change.who, &written);
     r = impl_->counted(std::move(r));
-    if (r && r->value("changed", false)) {
-        for (const auto& c : (*r)["changes"]) {
-            proxy::series(impl_->changes_family,
-                          {{"from", c["from"].get<std::string>()},
-                           {"to", c["to"].get<std::string>()},
-                           {"forced", c["forced"].get<bool>() ? "true" : "false"}})
-                .fetch_add(1);
-            spdlog::info(
-                "event=stage_changed cohort={} from={} to={} forced={} who=\"{}\" "
-                "why=\"{}\" version={}",
-                cohort_name, c["from"].get<std::string>(), c["to"].get<std::string>(), change.force,
-                change.who, change.reason, (*r)["version"].get<int>());
-        }
+    if (!r) return r;
+    for (const auto& row : written) {
+        proxy::series(impl_->changes_family, {{"from", row.from_stage},
+                                              {"to", row.to_stage},
+                                              {"forced", row.forced ? "true" : "false"}})
+            .fetch_add(1);
+        spdlog::info(
+            "event=stage_changed cohort={} from={} to={} forced={} who=\"{}\" why=\"{}\" "
+            "version={}",
+            row.cohort, row.from_stage, row.to_stage, row.forced, row.who, row.why,
+            (*r)["version"].get<std::uint64_t>());
     }
     return r;
 }
@@ -450,7 +442,7 @@ proxy::result<json> control_plane::freeze(const freeze_request& req) {
     const auto until = wall_clock::now() + req.length;
     const std::string verdict = impl_->h.gate_verdict ? impl_->h.gate_verdict() : "{}";
     auto r = impl_->write_change(
-        [&](const routing::plan& before) -> proxy::result<routing::plan> {
+        [&](const routing::plan& before) -> proxy::result<impl::proposal> {
             routing::plan next = before;
             routing::freeze_window w;
             w.until = until;
@@ -460,9 +452,6 @@ proxy::result<json> control_plane::freeze(const freeze_request& req) {
             if (const auto problems = routing::plan_problems(next); !problems.empty()) {
                 return proxy::refuse(problems.front());
             }
-            return next;
-        },
-        [&](const routing::plan&, const routing::plan&) {
             dolt::stage_change_row row;
             row.event = "freeze";
             std::string names;
@@ -471,7 +460,7 @@ proxy::result<json> control_plane::freeze(const freeze_request& req) {
             row.who = req.who;
             row.why = req.reason + " (until " + utc_text(until) + ")";
             row.gate_verdict = verdict;
-            return std::vector<dolt::stage_change_row>{row};
+            return impl::proposal{std::move(next), {row}};
         },
         req.who);
     r = impl_->counted(std::move(r));
@@ -483,22 +472,19 @@ proxy::result<json> control_plane::freeze(const freeze_request& req) {
 
 proxy::result<json> control_plane::unfreeze(const std::string& who, const std::string& reason) {
     auto r = impl_->write_change(
-        [&](const routing::plan& before) -> proxy::result<routing::plan> {
+        [&](const routing::plan& before) -> proxy::result<impl::proposal> {
             // Built field by field: GCC 12 reports a copy followed by reset() of the optional
             // as a use of uninitialised memory (a false positive at -O2).
             routing::plan next;
             next.version = before.version;
             next.default_stage = before.default_stage;
             next.cohorts = before.cohorts;
-            return next;
-        },
-        [&](const routing::plan&, const routing::plan&) {
             dolt::stage_change_row row;
             row.event = "unfreeze";
             row.cohort = "all";
             row.who = who;
             row.why = reason;
-            return std::vector<dolt::stage_change_row>{row};
+            return impl::proposal{std::move(next), {row}};
         },
         who);
     r = impl_->counted(std::move(r));
@@ -543,7 +529,7 @@ json control_plane::status() const {
     j["plan"] = to_json(serving);
     std::lock_guard lock(impl_->mu);
     j["fenced"] = impl_->fenced;
-    j["ready"] = !(impl_->fenced && serving.freeze);
+    j["ready"] = impl_->ready_with(serving);
     j["seconds_since_plan_read"] =
         std::chrono::duration<double>(steady::now() - impl_->last_ok).count();
     j["last_error"] = impl_->last_error;
@@ -571,9 +557,9 @@ json control_plane::status() const {
 }
 
 bool control_plane::ready() const {
-    const bool frozen = impl_->router.current().freeze.has_value();
+    const routing::plan& serving = impl_->router.current();
     std::lock_guard lock(impl_->mu);
-    return !(impl_->fenced && frozen);
+    return impl_->ready_with(serving);
 }
 
 void control_plane::refresh_metrics() const {

@@ -61,14 +61,19 @@ proxy::result<std::uint32_t> parse_percent(std::string_view text) {
     if (text.empty() || ec != std::errc() || ptr != end || !std::isfinite(v)) {
         return proxy::fail("\"" + std::string(text) + "\" is not a percentage (0 to 100)");
     }
-    if (v < 0 || v > 100) {
-        return proxy::fail("a percentage must be between 0 and 100, not " + std::string(text));
+    if (auto why = percent_problem(v)) {
+        const bool range = !(v >= 0 && v <= 100);
+        return proxy::fail("a percentage " + *why +
+                           (range ? ", not " + std::string(text) : " (" + std::string(text) + ")"));
     }
+    return static_cast<std::uint32_t>(std::lround(v * 100));
+}
+
+std::optional<std::string> percent_problem(double v) {
+    if (!(v >= 0 && v <= 100)) return "must be between 0 and 100";
     const double bp = v * 100;
-    if (std::fabs(bp - std::round(bp)) > 1e-6) {
-        return proxy::fail("a percentage has at most two decimals (" + std::string(text) + ")");
-    }
-    return static_cast<std::uint32_t>(std::lround(bp));
+    if (std::fabs(bp - std::round(bp)) > 1e-6) return "has at most two decimals";
+    return std::nullopt;
 }
 
 std::string percent_text(std::uint32_t basis_points) {
@@ -154,13 +159,10 @@ proxy::result<routing::plan> plan_from_json(std::string_view text) {
             } else {
                 c.selects = routing::cohort::kind::percent;
                 const double v = jc["percent"].get<double>();
-                const double bp = v * 100;
-                if (!(v >= 0 && v <= 100)) {
-                    r.add(at + ".percent", "must be between 0 and 100");
-                } else if (std::fabs(bp - std::round(bp)) > 1e-6) {
-                    r.add(at + ".percent", "has at most two decimals");
+                if (auto why = percent_problem(v)) {
+                    r.add(at + ".percent", *why);
                 } else {
-                    c.basis_points = static_cast<std::uint32_t>(std::lround(bp));
+                    c.basis_points = static_cast<std::uint32_t>(std::lround(v * 100));
                 }
             }
             p.cohorts.push_back(std::move(c));

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,9 @@ proxy::result<routing::plan> plan_from_json(std::string_view text);
 // A percentage as given by an operator ("10", "2.5"; at most two decimals) in basis points, or a
 // failure that says why (outside 0..100, not a number, too precise).
 proxy::result<std::uint32_t> parse_percent(std::string_view text);
+// Why `v` is not a percentage of a cohort ("must be between 0 and 100", "has at most two
+// decimals"), or nullopt.
+std::optional<std::string> percent_problem(double v);
 // Basis points as a percentage for people: 1000 -> "10", 250 -> "2.5".
 std::string percent_text(std::uint32_t basis_points);
 

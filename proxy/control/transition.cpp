@@ -23,9 +23,19 @@ std::vector<stage> stages_from(const routing::plan& p, std::size_t first) {
     return out;
 }
 
-void sort_unique(std::vector<std::string>& users) {
-    std::sort(users.begin(), users.end());
-    users.erase(std::unique(users.begin(), users.end()), users.end());
+// Gives `c` the selector the change names (users, sorted and unique, or a percentage), if any.
+void reselect(routing::cohort& c, const stage_change& change) {
+    if (change.users) {
+        c.selects = routing::cohort::kind::users;
+        c.users = *change.users;
+        std::sort(c.users.begin(), c.users.end());
+        c.users.erase(std::unique(c.users.begin(), c.users.end()), c.users.end());
+        c.basis_points = 0;
+    } else if (change.basis_points) {
+        c.selects = routing::cohort::kind::percent;
+        c.basis_points = *change.basis_points;
+        c.users.clear();
+    }
 }
 
 }  // namespace
@@ -75,14 +85,7 @@ proxy::result<change_outcome> apply_change(const routing::plan& before,
             routing::cohort c;
             c.name = change.cohort;
             c.stage = change.to;
-            if (change.users) {
-                c.selects = routing::cohort::kind::users;
-                c.users = *change.users;
-                sort_unique(c.users);
-            } else {
-                c.selects = routing::cohort::kind::percent;
-                c.basis_points = *change.basis_points;
-            }
+            reselect(c, change);
             const auto first_percent =
                 std::find_if(cohorts.begin(), cohorts.end(), [](const routing::cohort& x) {
                     return x.selects == routing::cohort::kind::percent;
@@ -97,18 +100,8 @@ proxy::result<change_outcome> apply_change(const routing::plan& before,
             const auto index = static_cast<std::size_t>(it - cohorts.begin());
             add_move(out.moves, it->stage, change.to);
             routing::cohort reselected = *it;
-            if (change.users) {
-                reselected.selects = routing::cohort::kind::users;
-                reselected.users = *change.users;
-                sort_unique(reselected.users);
-                reselected.basis_points = 0;
-            } else if (change.basis_points) {
-                reselected.selects = routing::cohort::kind::percent;
-                reselected.basis_points = *change.basis_points;
-                reselected.users.clear();
-            }
-            if (reselected.selects != it->selects || reselected.users != it->users ||
-                reselected.basis_points != it->basis_points) {
+            reselect(reselected, change);
+            if (reselected != *it) {  // the stage is still the old one: only the selector moved
                 // Users join from, and leave to, the cohorts after it and the default.
                 for (const stage s : stages_from(before, index + 1)) {
                     add_move(out.moves, s, change.to);
